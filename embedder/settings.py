@@ -1,0 +1,170 @@
+"""One settings object for every command.
+
+Precedence, lowest to highest: built-in defaults < a TOML config file < ``EMBEDDER_*``
+environment variables < CLI flags (passed to :func:`load_settings` as overrides).
+
+The config file is ``--config PATH``, else ``$EMBEDDER_CONFIG``, else ``./embedder.toml`` when it
+exists. Keys in the file are the field names below (``store = "..."``, ``max_frames = 16``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+from embedder.errors import SettingsError
+
+ENV_PREFIX = "EMBEDDER_"
+DEFAULT_CONFIG_NAME = "embedder.toml"
+
+
+def _default_store() -> str:
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return str(Path(data_home) / "embedder" / "store")
+
+
+class Settings(BaseSettings):
+    """Every tunable of embedder. Field ``x`` is ``EMBEDDER_X`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", validate_default=True)
+
+    # Where vectors live: a directory (embedded Qdrant Edge) or an http(s) URL (Qdrant server).
+    store: str = Field(default_factory=_default_store)
+    collection: str = "media"
+    api_key: SecretStr | None = None  # Qdrant server API key; never logged
+    timeout_s: float = Field(30.0, gt=0)  # Qdrant server request timeout
+
+    # Models: a preset name from embedder.encoders.registry, optionally overriding one model.
+    models: str = "default"
+    clip_model: str | None = None
+    clap_model: str | None = None
+    weights_dir: Path | None = None
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    batch_size: int = Field(32, ge=1, le=4096)
+
+    # Sampling limits.
+    sampling: Literal["uniform", "scene"] = "uniform"
+    video_fps: float = Field(1.0, gt=0, le=60)
+    max_frames: int = Field(32, ge=1, le=1024)
+    scene_threshold: float = Field(0.12, gt=0, lt=1)
+    audio_window_s: float = Field(10.0, gt=0, le=10)  # CLAP-htsat takes 10 s; longer would be cropped
+    max_audio_windows: int = Field(30, ge=1, le=1000)
+    min_last_window_s: float = Field(1.0, ge=0)
+
+    # Refuse files over these before decoding anything.
+    max_width: int = Field(7680, ge=16)
+    max_height: int = Field(4320, ge=16)
+    max_duration_s: float = Field(4 * 3600.0, gt=0)
+    max_file_mb: float = Field(20_000.0, gt=0)
+
+    # Robustness.
+    decode_timeout_s: float = Field(300.0, gt=0)
+    workers: int = Field(default_factory=lambda: max(1, min(4, (os.cpu_count() or 2))), ge=1, le=64)
+    include_hidden: bool = False
+
+    # Fusion weights for visual, audio and text; renormalised over the modalities an item has.
+    weight_visual: float = Field(0.5, ge=0)
+    weight_audio: float = Field(0.3, ge=0)
+    weight_text: float = Field(0.2, ge=0)
+
+    @field_validator("device")
+    @classmethod
+    def _check_device(cls, value: str) -> str:
+        if value in ("auto", "cpu", "cuda") or (value.startswith("cuda:") and value[5:].isdigit()):
+            return value
+        raise ValueError("must be auto, cpu, cuda or cuda:N")
+
+    @field_validator("store")
+    @classmethod
+    def _check_store(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("must be a directory or an http(s) URL")
+        if "://" in value and not value.startswith(("http://", "https://")):
+            raise ValueError("a URL must start with http:// or https://")
+        return value
+
+    @field_validator("collection")
+    @classmethod
+    def _check_collection(cls, value: str) -> str:
+        if not value or not all(c.isalnum() or c in "-_" for c in value):
+            raise ValueError("use letters, digits, '-' and '_' only")
+        return value
+
+    @model_validator(mode="after")
+    def _check_weights(self) -> "Settings":
+        if self.weight_visual + self.weight_audio + self.weight_text <= 0:
+            raise ValueError("weight_visual + weight_audio + weight_text must be positive")
+        return self
+
+    @property
+    def is_server(self) -> bool:
+        """True when the store is a Qdrant server URL rather than a local directory."""
+        return self.store.startswith(("http://", "https://"))
+
+    @property
+    def fusion_weights(self) -> dict[str, float]:
+        """Base fusion weights by modality name."""
+        return {"visual": self.weight_visual, "audio": self.weight_audio, "text": self.weight_text}
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if settings_cls.model_config.get("toml_file"):
+            sources.append(TomlConfigSettingsSource(settings_cls))
+        return tuple(sources)
+
+
+def _resolve_config_file(config_file: str | Path | None) -> Path | None:
+    if config_file is None:
+        config_file = os.environ.get(ENV_PREFIX + "CONFIG") or None
+        if config_file is None:
+            default = Path(DEFAULT_CONFIG_NAME)
+            return default if default.is_file() else None
+    path = Path(config_file).expanduser()
+    if not path.is_file():
+        raise SettingsError(f"config file {path} does not exist")
+    return path
+
+
+def _describe(error: dict[str, Any]) -> str:
+    name = ".".join(str(p) for p in error.get("loc", ())) or "settings"
+    msg = error.get("msg", "invalid value")
+    if error.get("type") == "extra_forbidden":
+        return f"unknown setting '{name}'"
+    return f"invalid setting '{name}' ({ENV_PREFIX}{name.upper()}): {msg}"
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings from defaults, config file, environment and ``overrides``.
+
+    Args:
+        config_file: a TOML file; ``None`` means ``$EMBEDDER_CONFIG`` or ``./embedder.toml``.
+        **overrides: values from CLI flags; ``None`` values are ignored so that an unset flag
+            does not hide the environment.
+
+    Raises:
+        SettingsError: one line naming the first invalid setting.
+    """
+    path = _resolve_config_file(config_file)
+    cls = Settings
+    if path is not None:
+        config = SettingsConfigDict(**{**Settings.model_config, "toml_file": path})
+        cls = type("Settings", (Settings,), {"model_config": config})
+    try:
+        return cls(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc.errors()[0])) from None
+    except ValueError as exc:  # a malformed TOML file
+        raise SettingsError(f"config file {path}: {exc}") from None
