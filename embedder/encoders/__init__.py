@@ -1,0 +1,1 @@
+"""Encoders: a registry of named model specs, and CLIP/CLAP wrappers that load them."""

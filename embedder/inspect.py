@@ -1,0 +1,35 @@
+"""``embedder inspect``: what ingest would do with each file, without encoding or storing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from embedder.encoders.registry import resolve_models
+from embedder.media.decode import DecodeOptions, decode_item
+from embedder.media.discover import discover
+from embedder.media.isolation import map_isolated
+
+
+def inspect_paths(paths: list[str | Path], settings) -> list[dict]:
+    """Report, per file, the probe facts, decoder, sampled frames, audio windows and text.
+
+    Files that would be skipped or fail carry ``status`` "skipped" or "failed" with the stage
+    and reason. The order is the discovery order (sorted by path).
+    """
+    clip, _ = resolve_models(settings)
+    options = DecodeOptions.from_settings(settings, image_size=clip.image_size or 224)
+    found = discover(paths, include_hidden=settings.include_hidden)
+    reports: dict[str, dict] = {}
+    tasks = []
+    for f in found.files:
+        reports[str(f.path)] = {"path": str(f.path), "size": f.size, "sha256": f.sha256, "container": f.container}
+        tasks.append((str(f.path), (str(f.path), options)))
+    for result in map_isolated(decode_item, tasks, workers=settings.workers, timeout_s=settings.decode_timeout_s):
+        report = reports[result.key]
+        if result.error is not None:
+            report.update(status="failed", stage=result.error.stage, reason=result.error.reason)
+        else:
+            report.update(status="ok", **result.value.summary())
+    for s in found.skipped:
+        reports.setdefault(s.path, {"path": s.path, "status": "skipped", "stage": "discover", "reason": s.reason})
+    return [reports[k] for k in sorted(reports)]

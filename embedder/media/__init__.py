@@ -1,0 +1,1 @@
+"""The media layer: discover files, probe them, decode frames, audio windows and text."""

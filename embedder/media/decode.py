@@ -1,0 +1,129 @@
+"""Everything ingest and inspect need from one file: probe, frames, audio windows, text.
+
+:func:`decode_item` is the unit of work that runs inside an isolated worker process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from embedder.errors import MediaError, one_line
+from embedder.media.audio import AudioWindows, WindowOptions, load_windows
+from embedder.media.probe import Limits, ProbeInfo, check_limits, probe
+from embedder.media.text import ItemText, find_text
+from embedder.media.video import SampledFrames, SamplingOptions, sample_frames
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """Everything a worker needs to decode one file (picklable, no settings object)."""
+
+    sampling: SamplingOptions = SamplingOptions()
+    windows: WindowOptions = WindowOptions()
+    limits: Limits = Limits()
+    probe_timeout_s: float = 30.0
+
+    @classmethod
+    def from_settings(cls, settings, image_size: int) -> "DecodeOptions":
+        """Build options from :class:`embedder.settings.Settings` and the encoder's input size."""
+        return cls(
+            sampling=SamplingOptions(
+                mode=settings.sampling,
+                fps=settings.video_fps,
+                max_frames=settings.max_frames,
+                scene_threshold=settings.scene_threshold,
+                image_size=image_size,
+            ),
+            windows=WindowOptions(
+                window_s=settings.audio_window_s,
+                max_windows=settings.max_audio_windows,
+                min_last_window_s=settings.min_last_window_s,
+            ),
+            limits=Limits(
+                max_width=settings.max_width,
+                max_height=settings.max_height,
+                max_duration_s=settings.max_duration_s,
+                max_file_mb=settings.max_file_mb,
+            ),
+        )
+
+
+@dataclass
+class DecodedItem:
+    """One file, decoded: what the encoders take."""
+
+    path: str
+    info: ProbeInfo
+    frames: SampledFrames | None
+    audio: AudioWindows | None
+    text: ItemText
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def modalities(self) -> list[str]:
+        present = []
+        if self.frames is not None:
+            present.append("visual")
+        if self.audio is not None:
+            present.append("audio")
+        present.append("text")
+        return present
+
+    def summary(self) -> dict:
+        """A JSON-friendly description without the pixel and sample data."""
+        frames = self.frames
+        audio = self.audio
+        return {
+            "path": self.path,
+            "kind": self.info.kind,
+            "probe": self.info.to_dict(),
+            "video": None
+            if frames is None
+            else {
+                "decoder": frames.decoder,
+                "fallback_reason": frames.fallback_reason,
+                "stream_index": frames.stream_index,
+                "frames": int(frames.frames.shape[0]),
+                "frame_size": [int(frames.frames.shape[2]), int(frames.frames.shape[1])],
+                "timestamps": frames.timestamps,
+            },
+            "audio": None
+            if audio is None
+            else {
+                "stream_index": audio.stream_index,
+                "source_rate": audio.source_rate,
+                "sample_rate": audio.sample_rate,
+                "windows": len(audio.windows),
+                "window_starts": audio.starts,
+                "window_durations": audio.durations,
+            },
+            "text": {"text": self.text.text, "source": self.text.source, "source_path": self.text.source_path},
+            "modalities": self.modalities,
+            "warnings": self.warnings,
+        }
+
+
+def decode_item(path: str, options: DecodeOptions) -> DecodedItem:
+    """Probe, check limits, sample frames, cut audio windows and find text for one file.
+
+    Raises:
+        MediaError: naming the stage ("probe" or "decode") and the reason.
+    """
+    info = probe(path, options.probe_timeout_s)
+    check_limits(info, options.limits)
+    frames = sample_frames(path, info, options.sampling)
+    warnings = []
+    try:
+        audio = load_windows(path, info, options.windows)
+    except MediaError as exc:
+        if frames is None:
+            raise
+        audio = None  # a broken soundtrack should not cost the picture; it is reported instead
+        warnings.append(f"audio dropped: {exc.reason}")
+    if frames is None and audio is None:
+        raise MediaError(path, "decode", "neither video frames nor audio could be decoded")
+    try:
+        text = find_text(path, info)
+    except OSError as exc:
+        raise MediaError(path, "decode", f"reading text: {one_line(exc)}") from None
+    return DecodedItem(path=path, info=info, frames=frames, audio=audio, text=text, warnings=warnings)

@@ -1,0 +1,238 @@
+"""Walk folders or take single files, classify them by content, and hash them.
+
+Classification reads the first bytes of each file (container signatures), so a text file renamed
+``.mp4`` is "other" and an ``.dat`` that is really an MP4 is media. The probe stage then decides
+between video and audio from the actual streams.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PARTIAL_SUFFIXES = (".part", ".crdownload", ".partial", ".download", ".tmp")
+SIDECAR_SUFFIXES = (".json", ".txt", ".srt", ".vtt")
+HASH_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class DiscoveredFile:
+    """A candidate media file found by discovery."""
+
+    path: Path  # absolute, as reached through the root (not resolved through links)
+    kind: str  # "video", "audio" or "other" (from the content's signature)
+    size: int
+    sha256: str
+    container: str  # what the signature says, e.g. "mp4", "matroska", "wav", "text", "empty"
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A path discovery did not take, and why."""
+
+    path: str
+    reason: str
+
+
+@dataclass
+class Discovery:
+    """Everything discovery found under the given paths, in deterministic order."""
+
+    files: list[DiscoveredFile] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    roots: list[Path] = field(default_factory=list)
+
+
+def sniff_container(head: bytes) -> tuple[str, str]:
+    """Classify a file from its first bytes.
+
+    Returns:
+        ``(kind, container)`` where kind is "video", "audio" or "other". Containers that can
+        hold either (MP4, Matroska, Ogg) get the more common kind; the probe corrects it.
+    """
+    if not head:
+        return "other", "empty"
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand in (b"M4A ", b"M4B ", b"M4P ", b"F4A "):
+            return "audio", "mp4-audio"
+        return "video", "mp4"
+    if head[4:8] in (b"moov", b"mdat", b"wide", b"free"):
+        return "video", "quicktime"
+    if head[:4] == b"\x1a\x45\xdf\xa3":
+        return "video", "matroska"
+    if head[:4] == b"RIFF":
+        if head[8:12] == b"WAVE":
+            return "audio", "wav"
+        if head[8:12] == b"AVI ":
+            return "video", "avi"
+    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+        return "audio", "aiff"
+    if head[:3] == b"ID3":
+        return "audio", "mp3"
+    if head[:4] == b"fLaC":
+        return "audio", "flac"
+    if head[:4] == b"OggS":
+        return "audio", "ogg"
+    if head[:4] == b"caff":
+        return "audio", "caf"
+    if head[:3] == b"FLV":
+        return "video", "flv"
+    if head[:4] == b"\x30\x26\xb2\x75":
+        return "video", "asf"
+    if head[:4] in (b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3"):
+        return "video", "mpeg-ps"
+    if len(head) > 188 and head[0] == 0x47 and head[188] == 0x47:
+        return "video", "mpeg-ts"
+    if len(head) >= 2 and head[0] == 0xFF and (head[1] & 0xE0) == 0xE0:
+        return "audio", "mpeg-audio"  # MP3 or ADTS AAC frame sync
+    return "other", "text" if _looks_like_text(head) else "unknown"
+
+
+def _looks_like_text(head: bytes) -> bool:
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return b"\x00" not in head
+
+
+def hash_file(path: Path) -> str:
+    """Streamed SHA-256 of a file's content (bounded memory for any size)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def describe_file(path: Path) -> DiscoveredFile:
+    """Classify and hash one regular file."""
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(512)
+    kind, container = sniff_container(head)
+    return DiscoveredFile(path=path, kind=kind, size=size, sha256=hash_file(path), container=container)
+
+
+def _is_hidden_or_partial(name: str) -> str | None:
+    if name.startswith("."):
+        return "hidden"
+    if name.lower().endswith(PARTIAL_SUFFIXES):
+        return "partial download"
+    return None
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.relative_to(root)
+        return True
+    except ValueError:
+        return False
+
+
+def discover(paths: list[str | Path], *, include_hidden: bool = False, media_only: bool = True) -> Discovery:
+    """Find media files under ``paths`` (folders are walked, files taken as they are).
+
+    Symlinks are followed only when their target stays inside the root being walked, and each
+    real directory is entered once, so link loops end. Hidden files and partial downloads are
+    skipped unless ``include_hidden``. The result is sorted by path.
+
+    Args:
+        paths: folders and files.
+        include_hidden: also take dot-files and dot-folders, and partial downloads.
+        media_only: drop files whose content is not audio or video (listed in ``skipped``).
+    """
+    result = Discovery()
+    seen_files: set[tuple[int, int]] = set()
+    for raw in paths:
+        given = Path(raw).expanduser()
+        root = Path(os.path.abspath(given))
+        if not os.path.lexists(root):
+            result.skipped.append(Skipped(str(root), "does not exist"))
+            continue
+        result.roots.append(root)
+        if root.is_dir():
+            candidates = _walk(root, include_hidden, result.skipped)
+        else:
+            candidates = [root]
+        for path in candidates:
+            _take(path, result, seen_files, media_only)
+    result.files.sort(key=lambda f: str(f.path))
+    result.skipped.sort(key=lambda s: s.path)
+    return result
+
+
+def _take(path: Path, result: Discovery, seen: set[tuple[int, int]], media_only: bool) -> None:
+    try:
+        st = path.stat()
+    except OSError as exc:
+        result.skipped.append(Skipped(str(path), f"cannot stat: {exc.strerror or exc}"))
+        return
+    if not stat.S_ISREG(st.st_mode):
+        result.skipped.append(Skipped(str(path), "not a regular file"))
+        return
+    key = (st.st_dev, st.st_ino)
+    if key in seen:
+        result.skipped.append(Skipped(str(path), "same file already found through another path"))
+        return
+    seen.add(key)
+    try:
+        found = describe_file(path)
+    except OSError as exc:
+        result.skipped.append(Skipped(str(path), f"cannot read: {exc.strerror or exc}"))
+        return
+    if media_only and found.kind == "other":
+        if path.suffix.lower() in SIDECAR_SUFFIXES and found.container == "text":
+            result.skipped.append(Skipped(str(path), "sidecar text (read with its media file)"))
+        else:
+            why = "empty file" if found.container == "empty" else f"not audio or video (content: {found.container})"
+            result.skipped.append(Skipped(str(path), why))
+        return
+    result.files.append(found)
+
+
+def _walk(root: Path, include_hidden: bool, skipped: list[Skipped]) -> list[Path]:
+    real_root = Path(os.path.realpath(root))
+    visited_dirs: set[str] = set()
+    out: list[Path] = []
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        real = os.path.realpath(folder)
+        if real in visited_dirs:
+            skipped.append(Skipped(str(folder), "symlink loop or folder already walked"))
+            continue
+        visited_dirs.add(real)
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            skipped.append(Skipped(str(folder), f"cannot list folder: {exc.strerror or exc}"))
+            continue
+        subdirs = []
+        for entry in entries:
+            path = Path(entry.path)
+            if not include_hidden and (why := _is_hidden_or_partial(entry.name)):
+                skipped.append(Skipped(str(path), why))
+                continue
+            if entry.is_symlink():
+                try:
+                    os.stat(path)
+                except OSError as exc:
+                    why = "symlink loop" if exc.errno == errno.ELOOP else "broken symlink"
+                    skipped.append(Skipped(str(path), why))
+                    continue
+                target = Path(os.path.realpath(path))
+                if not _inside(target, real_root):
+                    skipped.append(Skipped(str(path), "symlink leaves the root"))
+                    continue
+            if entry.is_dir():
+                subdirs.append(path)
+            else:
+                out.append(path)
+        stack.extend(reversed(subdirs))
+    return out

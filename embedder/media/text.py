@@ -1,0 +1,113 @@
+"""The text modality of an item: sidecar metadata, then subtitles, then the file name."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from embedder.media.probe import ProbeInfo
+
+MAX_TEXT_CHARS = 2000  # CLIP reads 77 tokens; keep a little more for display and for CLAP
+SUBTITLE_TIMEOUT_S = 30.0
+TEXT_SUBTITLE_CODECS = {"subrip", "srt", "mov_text", "webvtt", "ass", "ssa", "text"}
+_TIMING = re.compile(r"^\s*\d{1,2}:\d{2}(:\d{2})?[.,]\d{3}\s*-->")
+_TAGS = re.compile(r"<[^>]+>|\{[^}]*\}")
+
+
+@dataclass(frozen=True)
+class ItemText:
+    text: str
+    source: str  # sidecar-json | sidecar-txt | subtitles | embedded-subtitles | filename
+    source_path: str | None = None
+
+
+def _sidecars(path: Path, suffixes: tuple[str, ...]) -> list[Path]:
+    out = []
+    for suffix in suffixes:
+        for candidate in (path.with_suffix(suffix), path.with_name(path.name + suffix)):
+            if candidate.is_file() and candidate not in out:
+                out.append(candidate)
+    return out
+
+
+def _from_json(file: Path) -> str | None:
+    try:
+        data = json.loads(file.read_text(encoding="utf-8", errors="replace"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    parts = []
+    for key in ("title", "description", "summary", "caption"):
+        value = data.get(key)
+        if isinstance(value, str) and value.strip():
+            parts.append(value.strip())
+    tags = data.get("tags") or data.get("keywords")
+    if isinstance(tags, list):
+        words = [str(t).strip() for t in tags if str(t).strip()]
+        if words:
+            parts.append(", ".join(words))
+    return ". ".join(parts) or None
+
+
+def subtitle_text(raw: str) -> str:
+    """Plain dialogue from SRT or WebVTT: no counters, timings, tags or repeated lines."""
+    lines, last = [], None
+    for line in raw.splitlines():
+        line = line.strip().lstrip("\ufeff")
+        if not line or line.isdigit() or line.upper().startswith("WEBVTT") or _TIMING.match(line):
+            continue
+        if line.startswith(("NOTE", "STYLE", "REGION")):
+            continue
+        line = _TAGS.sub("", line).strip()
+        if line and line != last:
+            lines.append(line)
+            last = line
+    return " ".join(lines)
+
+
+def _embedded_subtitles(path: Path, info: ProbeInfo) -> str | None:
+    streams = [s for s in info.subtitles if s.codec in TEXT_SUBTITLE_CODECS]
+    exe = shutil.which("ffmpeg")
+    if not streams or exe is None:
+        return None
+    stream = streams[0]
+    cmd = [exe, "-v", "error", "-nostdin", "-i", str(path), "-map", f"0:{stream.index}", "-f", "srt", "-"]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, timeout=SUBTITLE_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired:
+        return None
+    if proc.returncode != 0:
+        return None
+    return subtitle_text(proc.stdout.decode("utf-8", "replace")) or None
+
+
+def name_text(path: Path) -> str:
+    """A readable phrase from a file name: ``red_sunset-clip.mp4`` -> ``red sunset clip``."""
+    return " ".join(re.split(r"[\s_.\-]+", path.stem)).strip() or path.name
+
+
+def find_text(path: str | Path, info: ProbeInfo | None = None) -> ItemText:
+    """The item's text, from the first source that has some.
+
+    Order: a same-named ``.json`` sidecar (title, description, tags), a ``.txt`` sidecar, an
+    ``.srt``/``.vtt`` subtitle file, an embedded text subtitle stream, then the file name.
+    """
+    path = Path(path)
+    for file in _sidecars(path, (".json",)):
+        if text := _from_json(file):
+            return ItemText(text[:MAX_TEXT_CHARS], "sidecar-json", str(file))
+    for file in _sidecars(path, (".txt",)):
+        text = " ".join(file.read_text(encoding="utf-8", errors="replace").split())
+        if text:
+            return ItemText(text[:MAX_TEXT_CHARS], "sidecar-txt", str(file))
+    for file in _sidecars(path, (".srt", ".vtt")):
+        if text := subtitle_text(file.read_text(encoding="utf-8", errors="replace")):
+            return ItemText(text[:MAX_TEXT_CHARS], "subtitles", str(file))
+    if info is not None and (text := _embedded_subtitles(path, info)):
+        return ItemText(text[:MAX_TEXT_CHARS], "embedded-subtitles", None)
+    return ItemText(name_text(path), "filename", None)

@@ -1,0 +1,66 @@
+import hashlib
+import os
+
+from embedder.media.discover import discover, sniff_container
+
+
+def test_sniff_reads_content_not_extension(media):
+    assert sniff_container(media["h264.mp4"].read_bytes()[:512]) == ("video", "mp4")
+    assert sniff_container(media["tone.wav"].read_bytes()[:512]) == ("audio", "wav")
+    assert sniff_container(media["tone.flac"].read_bytes()[:512]) == ("audio", "flac")
+    assert sniff_container(media["vp9.webm"].read_bytes()[:512]) == ("video", "matroska")
+    assert sniff_container(media["fake.mp4"].read_bytes()[:512]) == ("other", "text")
+    assert sniff_container(b"") == ("other", "empty")
+
+
+def test_walk_is_sorted_hashes_and_skips_hidden_partial_and_text(tmp_path, media):
+    root = tmp_path / "lib"
+    (root / "b").mkdir(parents=True)
+    (root / ".cache").mkdir()
+    data = media["h264.mp4"].read_bytes()
+    for rel in ("b/z.mp4", "a.mp4", ".hidden.mp4", ".cache/c.mp4", "d.mp4.part", "e.crdownload"):
+        (root / rel).write_bytes(data)
+    (root / "renamed.bin").write_bytes(media["tone.mp3"].read_bytes())  # media without a media extension
+    (root / "notes.mp4").write_text("not a video")
+    found = discover([root])
+    names = [f.path.relative_to(root).as_posix() for f in found.files]
+    assert names == ["a.mp4", "b/z.mp4", "renamed.bin"]
+    assert found.files[0].sha256 == hashlib.sha256(data).hexdigest()
+    assert found.files[0].size == len(data)
+    assert found.files[2].kind == "audio"
+    reasons = {os.path.relpath(s.path, root): s.reason for s in found.skipped}
+    assert reasons[".hidden.mp4"] == "hidden"
+    assert reasons[".cache"] == "hidden"
+    assert reasons["d.mp4.part"] == "partial download"
+    assert reasons["e.crdownload"] == "partial download"
+    assert reasons["notes.mp4"] == "not audio or video (content: text)"
+    with_hidden = discover([root], include_hidden=True)
+    assert len(with_hidden.files) == 7
+
+
+def test_symlink_loops_and_links_leaving_root_are_not_followed(tmp_path, media):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.mp4").write_bytes(media["h264.mp4"].read_bytes())
+    root = tmp_path / "lib"
+    (root / "sub").mkdir(parents=True)
+    (root / "sub" / "v.mp4").write_bytes(media["h264.mp4"].read_bytes())
+    (root / "sub" / "loop").symlink_to(root)  # directory loop back to the root
+    (root / "self").symlink_to(root / "self")  # a link to itself
+    (root / "escape").symlink_to(outside)
+    (root / "escape.mp4").symlink_to(outside / "secret.mp4")
+    (root / "inside.mp4").symlink_to(root / "sub" / "v.mp4")  # same file twice: taken once
+    found = discover([root])
+    assert [f.path.name for f in found.files] == ["inside.mp4"]
+    reasons = {os.path.relpath(s.path, root): s.reason for s in found.skipped}
+    assert reasons["escape"] == "symlink leaves the root"
+    assert reasons["escape.mp4"] == "symlink leaves the root"
+    assert reasons["self"] == "symlink loop"
+    assert reasons["sub/loop"] == "symlink loop or folder already walked"
+    assert reasons["sub/v.mp4"] == "same file already found through another path"
+
+
+def test_single_files_and_missing_paths(tmp_path, media):
+    found = discover([media["tone.ogg"], tmp_path / "missing.mp4"])
+    assert [f.path for f in found.files] == [media["tone.ogg"]]
+    assert found.skipped[0].reason == "does not exist"

@@ -1,0 +1,48 @@
+import pytest
+
+from embedder.errors import MediaError
+from embedder.media.probe import Limits, check_limits, probe
+
+
+def test_probe_reads_every_stream_of_a_real_multi_stream_file(shared_media):
+    info = probe(shared_media / "nasa_13013.mp4")
+    assert info.kind == "video"
+    assert [(v.index, v.width, v.height) for v in info.video] == [(0, 320, 180), (3, 480, 270)]
+    assert info.best_video.index == 3
+    assert info.best_video.fps == pytest.approx(29.97, abs=0.01)
+    assert [(a.index, a.sample_rate, a.channels) for a in info.audio] == [(1, 8000, 2), (4, 16000, 2)]
+    assert [s.codec for s in info.subtitles] == ["mov_text", "mov_text"]
+    assert info.duration == pytest.approx(16.57, abs=0.01)
+
+
+def test_probe_facts_for_generated_cases(media):
+    ten_bit = probe(media["h264_10bit.mp4"]).best_video
+    assert (ten_bit.codec, ten_bit.bit_depth) == ("h264", 10)
+    assert probe(media["vfr.mp4"]).best_video.variable_frame_rate
+    assert not probe(media["h264.mp4"]).best_video.variable_frame_rate
+    audio_only = probe(media["tone.m4a"])
+    assert audio_only.kind == "audio" and audio_only.best_video is None
+    assert audio_only.duration == pytest.approx(12.5, abs=0.05)
+    assert probe(media["video_only.mp4"]).audio == []
+    assert probe(media["av1.mkv"]).best_video.codec == "av1"
+    assert probe(media["multistream.mkv"]).best_video.width == 128
+
+
+@pytest.mark.parametrize("name", ["zero.mp4", "truncated.mp4", "fake.mp4"])
+def test_unreadable_files_fail_at_probe(media, name):
+    with pytest.raises(MediaError) as err:
+        probe(media[name])
+    assert err.value.stage == "probe"
+    assert err.value.path == str(media[name])
+    assert str(media[name]) not in err.value.reason  # the record names the file once
+
+
+def test_limits_refuse_before_decoding(media):
+    info = probe(media["h264.mp4"])
+    check_limits(info, Limits())
+    with pytest.raises(MediaError, match=r"resolution 96x64 is over the 80x4320 limit"):
+        check_limits(info, Limits(max_width=80))
+    with pytest.raises(MediaError, match=r"duration 3s is over the 2s limit"):
+        check_limits(info, Limits(max_duration_s=2))
+    with pytest.raises(MediaError, match=r"over the 0.01 MB limit"):
+        check_limits(info, Limits(max_file_mb=0.01))
