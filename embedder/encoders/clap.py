@@ -1,0 +1,124 @@
+"""CLAP (transformers ``ClapModel``) for audio windows and text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from embedder.encoders.registry import ModelSpec
+from embedder.encoders.runtime import hub_online, inference_context, l2_normalise, resolve_device, seeded
+from embedder.errors import WeightsUnavailableError, one_line
+
+TEXT_MAX_TOKENS = 77
+
+
+def _tiny_config():
+    from transformers import ClapAudioConfig, ClapConfig, ClapTextConfig
+
+    # spec_size 256 with 64 mel bins is what HTSAT needs for 10 s inputs; everything else is small.
+    audio = ClapAudioConfig(
+        depths=[1, 1], num_attention_heads=[2, 4], hidden_size=64, patch_embeds_hidden_size=32, window_size=4,
+        spec_size=256, num_mel_bins=64, patch_size=16, patch_stride=(16, 16), projection_dim=64,
+    )
+    text = ClapTextConfig(
+        vocab_size=300, hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128,
+        max_position_embeddings=130, projection_dim=64,
+    )
+    return ClapConfig(text_config=text.to_dict(), audio_config=audio.to_dict(), projection_dim=64)
+
+
+def byte_tokenizer():
+    """A byte-level tokenizer built locally (no vocabulary download), for the tiny preset.
+
+    It is a real ``PreTrainedTokenizerFast`` with RoBERTa's special tokens and post-processing,
+    so the text path runs exactly as with the checkpoint's own tokenizer.
+    """
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<s>", "<pad>", "</s>", "<unk>"]
+    vocab = {tok: i for i, tok in enumerate(specials)}
+    for ch in sorted(pre_tokenizers.ByteLevel.alphabet()):
+        vocab[ch] = len(vocab)
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>"
+    )
+
+
+def load_clap(spec: ModelSpec, device: str = "cpu", weights_dir: Path | None = None):
+    """Return ``(model, feature_extractor, tokenizer)`` for ``spec``.
+
+    Real weights load from ``weights_dir/<spec.name>/`` (a saved checkpoint folder) or from the
+    Hugging Face cache/hub, preferring safetensors.
+
+    Raises:
+        WeightsUnavailableError: the weights are neither local nor downloadable.
+    """
+    from transformers import AutoTokenizer, ClapFeatureExtractor, ClapModel
+
+    if spec.is_random:
+        with seeded(spec.seed):
+            model = ClapModel(_tiny_config())
+        extractor = ClapFeatureExtractor(feature_size=64, sampling_rate=spec.sample_rate, truncation="rand_trunc")
+        return model.to(device).eval(), extractor, byte_tokenizer()
+    local = Path(weights_dir) / spec.name if weights_dir else None
+    source = str(local) if local is not None and (local / "config.json").is_file() else spec.weights
+    offline = source == spec.weights and not hub_online()
+    try:
+        model = ClapModel.from_pretrained(source, local_files_only=offline)
+        # Unfused checkpoints take one mel channel; the extractor's default "fusion" makes four.
+        truncation = "fusion" if model.config.audio_config.enable_fusion else "rand_trunc"
+        extractor = ClapFeatureExtractor.from_pretrained(source, truncation=truncation, local_files_only=offline)
+        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=offline)
+    except Exception as exc:
+        where = Path(weights_dir or "$EMBEDDER_WEIGHTS_DIR") / spec.name
+        raise WeightsUnavailableError(
+            f"CLAP weights {spec.weights} ({spec.download_mb} MB) are not cached and could not be downloaded "
+            f"({one_line(exc, 120)}); connect once to fill the cache, or save the checkpoint to {where}"
+        ) from None
+    return model.to(device).eval(), extractor, tokenizer
+
+
+class ClapEncoder:
+    """Encodes 48 kHz mono audio windows and text into one L2-normalised CLAP space."""
+
+    def __init__(self, spec: ModelSpec, device: str = "auto", weights_dir: Path | None = None):
+        self.spec = spec
+        self.device = resolve_device(device)
+        self.model, self.extractor, self.tokenizer = load_clap(spec, self.device, weights_dir)
+        self.sample_rate = spec.sample_rate or 48_000
+
+    def encode_audio(self, windows: list[np.ndarray], batch_size: int = 16) -> np.ndarray:
+        """Embed audio windows (float32 mono at 48 kHz, up to 10 s each); N x dim unit vectors.
+
+        Windows shorter than 10 s are padded by the feature extractor ("repeatpad"), exactly as
+        CLAP was trained; windows are never longer, so no random crop happens.
+        """
+        out = []
+        for start in range(0, len(windows), batch_size):
+            feats = self.extractor(
+                [np.asarray(w, dtype=np.float32) for w in windows[start : start + batch_size]],
+                sampling_rate=self.sample_rate,
+                return_tensors="pt",
+            )
+            feats = {k: v.to(self.device) for k, v in feats.items()}
+            with inference_context(self.device):
+                out.append(l2_normalise(self.model.get_audio_features(**feats).pooler_output))
+        return np.concatenate(out) if out else np.zeros((0, self.spec.dim), np.float32)
+
+    def encode_texts(self, texts: list[str], batch_size: int = 256) -> np.ndarray:
+        """Embed texts with CLAP's text tower; N x dim unit vectors."""
+        out = []
+        for start in range(0, len(texts), batch_size):
+            tokens = self.tokenizer(
+                texts[start : start + batch_size], padding=True, truncation=True, max_length=TEXT_MAX_TOKENS,
+                return_tensors="pt",
+            )
+            tokens = {k: v.to(self.device) for k, v in tokens.items()}
+            with inference_context(self.device):
+                out.append(l2_normalise(self.model.get_text_features(**tokens).pooler_output))
+        return np.concatenate(out) if out else np.zeros((0, self.spec.dim), np.float32)
