@@ -1,0 +1,126 @@
+"""The store interface every other module uses, and the choice of back-end."""
+
+from __future__ import annotations
+
+import uuid
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import numpy as np
+
+# Point ids are UUIDv5 of the content hash: the same bytes always map to the same point.
+ID_NAMESPACE = uuid.UUID("6f1c1e52-3f0e-4f4a-9d55-5a0c2d1e7b10")
+INDEXED_FIELDS = ("paths", "sha256", "kind", "modalities")
+
+
+def point_id(sha256: str) -> str:
+    """The point id of a file's content."""
+    return str(uuid.uuid5(ID_NAMESPACE, sha256))
+
+
+@dataclass
+class PointRecord:
+    """A point as stored: id, named vectors (possibly a subset) and payload."""
+
+    id: str
+    vectors: dict[str, np.ndarray] = field(default_factory=dict)
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Hit:
+    """A scored query result."""
+
+    id: str
+    score: float
+    payload: dict[str, Any]
+    vectors: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+Filter = dict[str, Any]  # payload key -> value (equality) or list of values (any of)
+
+
+class VectorStore(ABC):
+    """A named-vector collection with payloads. Implementations must behave identically."""
+
+    backend: str = "?"
+
+    @abstractmethod
+    def ensure_collection(self, dims: dict[str, int]) -> None:
+        """Create the collection with these named vectors, or check that it matches them."""
+
+    @abstractmethod
+    def collection_dims(self) -> dict[str, int] | None:
+        """Named vector sizes of the existing collection, or ``None`` if there is none."""
+
+    @abstractmethod
+    def upsert(self, points: list[PointRecord]) -> None:
+        """Insert or replace points (all named vectors given replace the stored ones)."""
+
+    @abstractmethod
+    def set_payload(self, ids: list[str], payload: dict[str, Any]) -> None:
+        """Merge ``payload`` keys into the points' payloads."""
+
+    @abstractmethod
+    def delete(self, ids: list[str]) -> None:
+        """Remove points; unknown ids are ignored."""
+
+    @abstractmethod
+    def retrieve(self, ids: list[str], with_vectors: bool = False) -> list[PointRecord]:
+        """Points by id (missing ids are left out)."""
+
+    @abstractmethod
+    def scroll(self, filter: Filter | None = None, with_vectors: bool = False, batch: int = 256) -> Iterator[PointRecord]:
+        """Every point matching ``filter``."""
+
+    @abstractmethod
+    def count(self, filter: Filter | None = None) -> int:
+        """How many points match ``filter``."""
+
+    @abstractmethod
+    def query(
+        self, vector: np.ndarray, using: str, limit: int = 10, filter: Filter | None = None, with_vectors: bool = False
+    ) -> list[Hit]:
+        """Nearest neighbours of ``vector`` in the named vector ``using`` (cosine)."""
+
+    @abstractmethod
+    def info(self) -> dict[str, Any]:
+        """Back-end, location (never secrets), collection and size facts."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Flush and release the store."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def open_store(settings, *, client=None) -> VectorStore:
+    """The store named by ``settings.store``: a directory (Qdrant Edge) or a server URL.
+
+    Args:
+        settings: :class:`embedder.settings.Settings`.
+        client: an existing ``QdrantClient`` (tests pass ``QdrantClient(":memory:")``).
+    """
+    if client is not None or settings.is_server:
+        from embedder.store.server import ServerStore
+
+        return ServerStore.connect(settings, client=client)
+    from embedder.store.edge import EdgeStore
+
+    return EdgeStore(settings.store, settings.collection)
+
+
+def check_dims(existing: dict[str, int], wanted: dict[str, int], where: str) -> None:
+    """Refuse to mix vectors of different sizes (other models) in one collection."""
+    from embedder.errors import StoreError
+
+    if existing != wanted:
+        raise StoreError(
+            f"{where} holds vectors of sizes {existing}, but the current models produce {wanted}; "
+            "use another --collection, or the models the collection was built with"
+        )

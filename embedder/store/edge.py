@@ -1,0 +1,213 @@
+"""Embedded back-end: Qdrant Edge (the Qdrant engine in-process) in a directory.
+
+Layout: ``<store>/<collection>/`` is one Edge shard; ``<store>/.lock`` is held (flock) while a
+process has the store open, so a second process gets a clear error instead of corrupting it.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from embedder.errors import StoreError
+from embedder.store.base import INDEXED_FIELDS, Filter, Hit, PointRecord, VectorStore, check_dims
+
+EDGE_VECTOR_DIMS_FILE = "embedder-dims.json"
+
+
+def _to_list(vec) -> list[float]:
+    return np.asarray(vec, dtype=np.float32).tolist()
+
+
+def edge_filter(filter: Filter | None):
+    """Our simple filter dict as a Qdrant Edge ``Filter``."""
+    if not filter:
+        return None
+    from qdrant_edge import FieldCondition, Filter as EdgeFilter, MatchAny, MatchValue
+
+    must = []
+    for key, value in filter.items():
+        if isinstance(value, (list, tuple, set)):
+            must.append(FieldCondition(key=key, match=MatchAny(any=list(value))))
+        else:
+            must.append(FieldCondition(key=key, match=MatchValue(value=value)))
+    return EdgeFilter(must=must)
+
+
+class EdgeStore(VectorStore):
+    """A collection in an embedded Qdrant Edge shard."""
+
+    backend = "edge"
+
+    def __init__(self, root: str | Path, collection: str):
+        self.root = Path(root).expanduser()
+        self.collection = collection
+        self.path = self.root / collection
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create store directory {self.root}: {exc.strerror or exc}") from None
+        self._lock_fd = self._acquire_lock()
+        self._shard = None
+        if (self.path / EDGE_VECTOR_DIMS_FILE).is_file():
+            self._shard = self._load()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def _acquire_lock(self) -> int:
+        lock_path = self.root / ".lock"
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            if exc.errno in (errno.EAGAIN, errno.EACCES):
+                raise StoreError(
+                    f"store {self.root} is in use by another embedder process (pid {holder}); "
+                    "wait for it to finish, or use a Qdrant server for concurrent access"
+                ) from None
+            raise
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        return fd
+
+    def _load(self):
+        from qdrant_edge import EdgeShard
+
+        try:
+            return EdgeShard.load(str(self.path))
+        except Exception as exc:
+            raise StoreError(f"cannot open collection at {self.path}: {exc}") from None
+
+    def close(self) -> None:
+        if self._shard is not None:
+            self._shard.flush()
+            self._shard.close()
+            self._shard = None
+        if self._lock_fd is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    # -- schema ------------------------------------------------------------------------------
+    def collection_dims(self) -> dict[str, int] | None:
+        dims_file = self.path / EDGE_VECTOR_DIMS_FILE
+        if not dims_file.is_file():
+            return None
+        return json.loads(dims_file.read_text())
+
+    def ensure_collection(self, dims: dict[str, int]) -> None:
+        existing = self.collection_dims()
+        if existing is not None:
+            check_dims(existing, dims, f"collection '{self.collection}' in {self.root}")
+            return
+        from qdrant_edge import Distance, EdgeConfig, EdgeShard, EdgeVectorParams, PayloadSchemaType, UpdateOperation
+
+        config = EdgeConfig(vectors={name: EdgeVectorParams(size=size, distance=Distance.Cosine) for name, size in dims.items()})
+        self._shard = EdgeShard.create(str(self.path), config)
+        for name in INDEXED_FIELDS:
+            self._shard.update(UpdateOperation.create_field_index(name, PayloadSchemaType.Keyword))
+        # Written last: its presence means the shard was fully created.
+        (self.path / EDGE_VECTOR_DIMS_FILE).write_text(json.dumps(dims))
+
+    def _require(self):
+        if self._shard is None:
+            raise StoreError(f"collection '{self.collection}' does not exist in {self.root}; run 'embedder ingest' first")
+        return self._shard
+
+    # -- writes ------------------------------------------------------------------------------
+    def upsert(self, points: list[PointRecord]) -> None:
+        if not points:
+            return
+        from qdrant_edge import Point, UpdateOperation
+
+        shard = self._require()
+        edge_points = [Point(p.id, {k: _to_list(v) for k, v in p.vectors.items()}, p.payload) for p in points]
+        shard.update(UpdateOperation.upsert_points(edge_points))
+        shard.flush()
+
+    def set_payload(self, ids: list[str], payload: dict[str, Any]) -> None:
+        if ids:
+            from qdrant_edge import UpdateOperation
+
+            self._require().update(UpdateOperation.set_payload(list(ids), payload))
+            self._shard.flush()
+
+    def delete(self, ids: list[str]) -> None:
+        if ids and self._shard is not None:
+            from qdrant_edge import UpdateOperation
+
+            self._shard.update(UpdateOperation.delete_points(list(ids)))
+            self._shard.flush()
+
+    # -- reads -------------------------------------------------------------------------------
+    @staticmethod
+    def _record(r, with_vectors: bool) -> PointRecord:
+        vectors = {}
+        if with_vectors and isinstance(r.vector, dict):
+            vectors = {k: np.asarray(v, dtype=np.float32) for k, v in r.vector.items()}
+        return PointRecord(id=str(r.id), vectors=vectors, payload=dict(r.payload or {}))
+
+    def retrieve(self, ids: list[str], with_vectors: bool = False) -> list[PointRecord]:
+        if not ids or self._shard is None:
+            return []
+        records = self._shard.retrieve(list(ids), with_payload=True, with_vector=with_vectors)
+        return [self._record(r, with_vectors) for r in records]
+
+    def scroll(self, filter: Filter | None = None, with_vectors: bool = False, batch: int = 256) -> Iterator[PointRecord]:
+        if self._shard is None:
+            return
+        from qdrant_edge import ScrollRequest
+
+        offset = None
+        while True:
+            records, offset = self._shard.scroll(
+                ScrollRequest(offset=offset, limit=batch, filter=edge_filter(filter), with_payload=True, with_vector=with_vectors)
+            )
+            for r in records:
+                yield self._record(r, with_vectors)
+            if offset is None:
+                return
+
+    def count(self, filter: Filter | None = None) -> int:
+        if self._shard is None:
+            return 0
+        from qdrant_edge import CountRequest
+
+        return int(self._shard.count(CountRequest(exact=True, filter=edge_filter(filter))))
+
+    def query(self, vector, using, limit=10, filter=None, with_vectors=False) -> list[Hit]:
+        from qdrant_edge import Query, QueryRequest
+
+        shard = self._require()
+        request = QueryRequest(
+            limit=limit,
+            query=Query.Nearest(_to_list(vector), using=using),
+            filter=edge_filter(filter),
+            with_payload=True,
+            with_vector=with_vectors,
+        )
+        hits = []
+        for p in shard.query(request):
+            vectors = {k: np.asarray(v, np.float32) for k, v in (p.vector or {}).items()} if with_vectors else {}
+            hits.append(Hit(id=str(p.id), score=float(p.score), payload=dict(p.payload or {}), vectors=vectors))
+        return hits
+
+    def info(self) -> dict[str, Any]:
+        # Blocks on disk, not apparent size: Edge preallocates sparse segment files.
+        size = sum(f.stat().st_blocks * 512 for f in self.path.rglob("*") if f.is_file())
+        return {
+            "backend": self.backend,
+            "location": str(self.root),
+            "collection": self.collection,
+            "exists": self._shard is not None,
+            "points": self.count(),
+            "vectors": self.collection_dims() or {},
+            "size_bytes": size,
+        }

@@ -1,0 +1,175 @@
+"""Server back-end: a Qdrant server or cluster through qdrant-client.
+
+Writes use ``wait=True`` with bounded retries on timeouts. The API key is never logged or shown
+(``info`` reports the URL only), and sending it over plain http gets a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Iterator
+from urllib.parse import urlparse
+
+import numpy as np
+
+from embedder.errors import StoreError, one_line
+from embedder.store.base import INDEXED_FIELDS, Filter, Hit, PointRecord, VectorStore, check_dims
+
+log = logging.getLogger(__name__)
+WRITE_RETRIES = 3
+
+
+def server_filter(filter: Filter | None):
+    """Our simple filter dict as a qdrant-client ``Filter``."""
+    if not filter:
+        return None
+    from qdrant_client import models
+
+    must = []
+    for key, value in filter.items():
+        if isinstance(value, (list, tuple, set)):
+            must.append(models.FieldCondition(key=key, match=models.MatchAny(any=list(value))))
+        else:
+            must.append(models.FieldCondition(key=key, match=models.MatchValue(value=value)))
+    return models.Filter(must=must)
+
+
+class ServerStore(VectorStore):
+    """A collection on a Qdrant server (or qdrant-client's in-process mode, for tests)."""
+
+    backend = "server"
+
+    def __init__(self, client, collection: str, location: str):
+        self.client = client
+        self.collection = collection
+        self.location = location
+
+    @classmethod
+    def connect(cls, settings, client=None) -> "ServerStore":
+        """Connect to ``settings.store`` with ``settings.api_key``; or wrap a given client."""
+        if client is not None:
+            return cls(client, settings.collection, location=":memory:")
+        from qdrant_client import QdrantClient
+
+        url = settings.store
+        key = settings.api_key.get_secret_value() if settings.api_key else None
+        parsed = urlparse(url)
+        if key and parsed.scheme == "http":
+            log.warning("the Qdrant API key is sent over plain http to %s; use https", parsed.hostname)
+        try:
+            client = QdrantClient(url=url, api_key=key, timeout=int(settings.timeout_s))
+            client.get_collections()
+        except Exception as exc:
+            raise StoreError(f"cannot reach Qdrant at {parsed.scheme}://{parsed.netloc}: {one_line(exc, 160)}") from None
+        return cls(client, settings.collection, location=f"{parsed.scheme}://{parsed.netloc}{parsed.path}")
+
+    def close(self) -> None:
+        self.client.close()
+
+    def _write(self, fn, *args, **kwargs):
+        """Bounded retries on timeouts; any other failure is reported at once."""
+        for attempt in range(1, WRITE_RETRIES + 1):
+            try:
+                return fn(*args, wait=True, **kwargs)
+            except Exception as exc:
+                timeout = "timed out" in str(exc).lower() or "timeout" in type(exc).__name__.lower()
+                if not timeout or attempt == WRITE_RETRIES:
+                    raise StoreError(f"write to collection '{self.collection}' failed: {one_line(exc, 200)}") from None
+                time.sleep(0.5 * 2**attempt)
+
+    def collection_dims(self) -> dict[str, int] | None:
+        if not self.client.collection_exists(self.collection):
+            return None
+        vectors = self.client.get_collection(self.collection).config.params.vectors
+        return {name: params.size for name, params in vectors.items()}
+
+    def ensure_collection(self, dims: dict[str, int]) -> None:
+        from qdrant_client import models
+
+        existing = self.collection_dims()
+        if existing is not None:
+            check_dims(existing, dims, f"collection '{self.collection}' at {self.location}")
+            return
+        self.client.create_collection(
+            self.collection,
+            vectors_config={n: models.VectorParams(size=s, distance=models.Distance.COSINE) for n, s in dims.items()},
+        )
+        for name in INDEXED_FIELDS:
+            self.client.create_payload_index(self.collection, name, models.PayloadSchemaType.KEYWORD, wait=True)
+
+    def upsert(self, points: list[PointRecord]) -> None:
+        if not points:
+            return
+        from qdrant_client import models
+
+        structs = [
+            models.PointStruct(id=p.id, vector={k: np.asarray(v, np.float32).tolist() for k, v in p.vectors.items()}, payload=p.payload)
+            for p in points
+        ]
+        self._write(self.client.upsert, self.collection, points=structs)
+
+    def set_payload(self, ids: list[str], payload: dict[str, Any]) -> None:
+        if ids:
+            self._write(self.client.set_payload, self.collection, payload=payload, points=list(ids))
+
+    def delete(self, ids: list[str]) -> None:
+        from qdrant_client import models
+
+        if ids and self.collection_dims() is not None:
+            self._write(self.client.delete, self.collection, points_selector=models.PointIdsList(points=list(ids)))
+
+    @staticmethod
+    def _record(r, with_vectors: bool) -> PointRecord:
+        vectors = {k: np.asarray(v, np.float32) for k, v in (r.vector or {}).items()} if with_vectors else {}
+        return PointRecord(id=str(r.id), vectors=vectors, payload=dict(r.payload or {}))
+
+    def retrieve(self, ids: list[str], with_vectors: bool = False) -> list[PointRecord]:
+        if not ids or self.collection_dims() is None:
+            return []
+        records = self.client.retrieve(self.collection, ids=list(ids), with_payload=True, with_vectors=with_vectors)
+        return [self._record(r, with_vectors) for r in records]
+
+    def scroll(self, filter: Filter | None = None, with_vectors: bool = False, batch: int = 256) -> Iterator[PointRecord]:
+        if self.collection_dims() is None:
+            return
+        offset = None
+        while True:
+            records, offset = self.client.scroll(
+                self.collection, scroll_filter=server_filter(filter), limit=batch, offset=offset,
+                with_payload=True, with_vectors=with_vectors,
+            )
+            for r in records:
+                yield self._record(r, with_vectors)
+            if offset is None:
+                return
+
+    def count(self, filter: Filter | None = None) -> int:
+        if self.collection_dims() is None:
+            return 0
+        return int(self.client.count(self.collection, count_filter=server_filter(filter), exact=True).count)
+
+    def query(self, vector, using, limit=10, filter=None, with_vectors=False) -> list[Hit]:
+        if self.collection_dims() is None:
+            raise StoreError(f"collection '{self.collection}' does not exist at {self.location}; run 'embedder ingest' first")
+        result = self.client.query_points(
+            self.collection, query=np.asarray(vector, np.float32).tolist(), using=using, limit=limit,
+            query_filter=server_filter(filter), with_payload=True, with_vectors=with_vectors,
+        )
+        return [
+            Hit(id=str(p.id), score=float(p.score), payload=dict(p.payload or {}),
+                vectors={k: np.asarray(v, np.float32) for k, v in (p.vector or {}).items()} if with_vectors else {})
+            for p in result.points
+        ]
+
+    def info(self) -> dict[str, Any]:
+        dims = self.collection_dims()
+        return {
+            "backend": self.backend,
+            "location": self.location,
+            "collection": self.collection,
+            "exists": dims is not None,
+            "points": self.count(),
+            "vectors": dims or {},
+            "size_bytes": None,  # not exposed by the server API
+        }

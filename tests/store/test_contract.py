@@ -1,0 +1,135 @@
+"""One suite, every back-end: embedded Qdrant Edge, qdrant-client in-process, and a real server
+when QDRANT_URL is set."""
+
+import logging
+import os
+
+import numpy as np
+import pytest
+
+from embedder.errors import StoreError
+from embedder.settings import load_settings
+from embedder.store import PointRecord, open_store, point_id
+
+DIMS = {"visual": 4, "audio": 3, "text": 4, "content": 11}
+BACKENDS = ["edge", "memory"] + (["server"] if os.environ.get("QDRANT_URL") else [])
+
+
+@pytest.fixture(params=BACKENDS)
+def store(request, tmp_path):
+    if request.param == "edge":
+        s = open_store(load_settings(store=str(tmp_path / "store"), collection="contract"))
+    elif request.param == "memory":
+        from qdrant_client import QdrantClient
+
+        s = open_store(load_settings(collection="contract"), client=QdrantClient(":memory:"))
+    else:
+        name = f"contract_{os.getpid()}"
+        s = open_store(load_settings(store=os.environ["QDRANT_URL"], api_key=os.environ.get("QDRANT_API_KEY"), collection=name))
+        request.addfinalizer(lambda: s.client.delete_collection(name))
+    yield s
+    s.close()
+
+
+def vec(*values):
+    return np.asarray(values, dtype=np.float32)
+
+
+def points():
+    return [
+        PointRecord(point_id("a"), {"visual": vec(1, 0, 0, 0), "text": vec(0, 1, 0, 0), "content": vec(*([1] + [0] * 10))},
+                    {"path": "/m/a.mp4", "paths": ["/m/a.mp4"], "kind": "video", "modalities": ["visual", "text"]}),
+        PointRecord(point_id("b"), {"audio": vec(1, 0, 0), "text": vec(0, 0, 1, 0), "content": vec(*([0] * 10 + [1]))},
+                    {"path": "/m/b.mp3", "paths": ["/m/b.mp3"], "kind": "audio", "modalities": ["audio", "text"]}),
+        PointRecord(point_id("c"), {"visual": vec(1, 1, 0, 0), "audio": vec(0, 1, 0), "text": vec(1, 0, 0, 0),
+                                    "content": vec(*([1, 1] + [0] * 9))},
+                    {"path": "/m/c.mp4", "paths": ["/m/c.mp4", "/n/c.mp4"], "kind": "video", "modalities": ["visual", "audio", "text"]}),
+    ]
+
+
+def test_empty_store_before_collection_exists(store):
+    assert store.collection_dims() is None
+    assert store.count() == 0 and list(store.scroll()) == [] and store.retrieve([point_id("a")]) == []
+    assert store.info()["exists"] is False
+
+
+def test_roundtrip_filters_and_queries(store):
+    store.ensure_collection(DIMS)
+    store.ensure_collection(DIMS)  # idempotent
+    assert store.collection_dims() == DIMS
+    store.upsert(points())
+    assert store.count() == 3
+    assert store.count({"kind": "video"}) == 2
+    assert store.count({"modalities": "audio"}) == 2
+    assert store.count({"paths": "/n/c.mp4"}) == 1
+    assert store.count({"paths": ["/m/a.mp4", "/m/b.mp3"]}) == 2
+    assert {r.id for r in store.scroll({"kind": "audio"})} == {point_id("b")}
+    got = store.retrieve([point_id("c")], with_vectors=True)[0]
+    assert got.payload["paths"] == ["/m/c.mp4", "/n/c.mp4"]
+    np.testing.assert_allclose(got.vectors["visual"], [0.70710677, 0.70710677, 0, 0], atol=1e-6)  # cosine: stored unit
+    hits = store.query(vec(1, 0, 0, 0), "visual", limit=5, with_vectors=True)
+    assert [h.id for h in hits] == [point_id("a"), point_id("c")]  # b has no visual vector
+    assert [round(h.score, 4) for h in hits] == [1.0, 0.7071]
+    assert set(hits[0].vectors) == {"visual", "text", "content"}
+    hits = store.query(vec(1, 0, 0, 0), "text", limit=5, filter={"kind": "video"})
+    assert [h.id for h in hits] == [point_id("c"), point_id("a")]
+
+
+def test_payload_update_replace_and_delete(store):
+    store.ensure_collection(DIMS)
+    store.upsert(points())
+    store.set_payload([point_id("a")], {"paths": ["/m/a.mp4", "/x/a.mp4"], "path": "/m/a.mp4"})
+    assert store.retrieve([point_id("a")])[0].payload["paths"] == ["/m/a.mp4", "/x/a.mp4"]
+    assert store.retrieve([point_id("a")])[0].payload["kind"] == "video"  # merged, not replaced
+    replacement = PointRecord(point_id("a"), {"text": vec(0, 0, 0, 1), "content": vec(*([0] * 5 + [1] + [0] * 5))},
+                              {"path": "/m/a.mp4", "paths": ["/m/a.mp4"], "kind": "audio"})
+    store.upsert([replacement])
+    assert store.count() == 3 and store.retrieve([point_id("a")])[0].payload["kind"] == "audio"
+    store.delete([point_id("a"), point_id("missing")])
+    assert store.count() == 2 and store.retrieve([point_id("a")]) == []
+
+
+def test_other_models_cannot_share_a_collection(store):
+    store.ensure_collection(DIMS)
+    with pytest.raises(StoreError, match="holds vectors of sizes"):
+        store.ensure_collection({**DIMS, "visual": 8})
+
+
+def test_embedded_store_lock_and_reopen(tmp_path):
+    settings = load_settings(store=str(tmp_path / "s"))
+    first = open_store(settings)
+    first.ensure_collection(DIMS)
+    first.upsert(points())
+    with pytest.raises(StoreError, match=r"is in use by another embedder process \(pid \d+\)"):
+        open_store(settings)
+    first.close()
+    with open_store(settings) as again:
+        assert again.count() == 3
+        assert again.info()["size_bytes"] > 0
+
+
+def test_second_process_gets_a_clear_error(tmp_path):
+    import subprocess
+    import sys
+
+    settings = load_settings(store=str(tmp_path / "s"))
+    with open_store(settings):
+        proc = subprocess.run([sys.executable, "-m", "embedder.cli", "--store", str(tmp_path / "s"), "status"],
+                              capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "is in use by another embedder process" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_api_key_is_never_shown_and_http_warns(caplog):
+    from qdrant_client import QdrantClient
+
+    settings = load_settings(store="http://127.0.0.1:9", api_key="s3cret-key")
+    assert "s3cret" not in repr(settings) and "s3cret" not in str(settings.model_dump())
+    with caplog.at_level(logging.WARNING, logger="embedder.store.server"):
+        with pytest.raises(StoreError) as err:
+            open_store(settings)  # nothing listens on port 9: the error names the URL, not the key
+    assert "cannot reach Qdrant at http://127.0.0.1:9" in str(err.value)
+    assert "s3cret" not in str(err.value) and "s3cret" not in caplog.text
+    assert "API key is sent over plain http" in caplog.text
+    wrapped = open_store(settings, client=QdrantClient(":memory:"))
+    assert "s3cret" not in str(wrapped.info())
