@@ -72,6 +72,14 @@ def _guarded(fn: Callable) -> Callable:
     return wrapper
 
 
+def _short(path: str | None) -> str | None:
+    """A path relative to the working directory when it is inside it (tables stay readable)."""
+    if not path:
+        return path
+    rel = os.path.relpath(path)
+    return rel if not rel.startswith("..") else path
+
+
 def _print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
@@ -144,6 +152,163 @@ def _print_inspect(r: dict) -> None:
     out.print(f"  text ({r['text']['source']}): {r['text']['text'][:100]}", highlight=False)
     for w in r.get("warnings") or []:
         out.print(f"  [yellow]warning:[/yellow] {w}", highlight=False)
+
+
+class _TerminalProgress:
+    """A rich progress bar (files/s, ETA) on a terminal; plain log lines otherwise."""
+
+    def __init__(self, quiet: bool = False):
+        self.quiet = quiet
+        self.tty = err.is_terminal
+        self.bar = None
+        self.task = None
+        self.done = 0
+        self.total = 0
+
+    def start(self, total: int, label: str) -> None:
+        self.total, self.done = total, 0
+        if self.quiet or not self.tty:
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        class Rate(TextColumn):
+            def render(self, task):
+                speed = task.finished_speed or task.speed
+                return super().render(task) if speed is None else f"{speed:.2f} files/s"
+
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), Rate(""),
+                            TimeRemainingColumn(), console=err, transient=False)
+        self.bar.start()
+        self.task = self.bar.add_task(label, total=total)
+
+    def advance(self, path: str, status: str) -> None:
+        self.done += 1
+        if self.bar is not None:
+            self.bar.advance(self.task)
+        elif not self.quiet:
+            err.print(f"[{self.done}/{self.total}] {status}: {path}", highlight=False, markup=False, soft_wrap=True)
+
+    def note(self, message: str) -> None:
+        if not self.quiet:
+            err.print(message, highlight=False, markup=False)
+
+    def finish(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+
+
+@app.command()
+@_guarded
+def ingest(
+    ctx: typer.Context,
+    paths: list[Path] = typer.Argument(..., help="Files or folders to ingest."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Report what would change; decode and write nothing."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+) -> None:
+    """Decode, embed and store files; skip unchanged ones by hash; drop files gone from the folders.
+
+    Exits 0 when the run completed, even if some files failed (they are listed with the stage and
+    reason); exits 2 when it could not run (store, weights or settings).
+    """
+    from pipelines.ingest import run_ingest
+
+    settings = ctx.obj.settings()
+    summary = run_ingest(paths, settings, dry_run=dry_run, progress=_TerminalProgress(quiet or as_json))
+    data = summary.to_dict()
+    if as_json:
+        _print_json(data)
+        return
+    c = data["counts"]
+    head = "dry run: would ingest" if dry_run else "ingested"
+    out.print(f"{head}: {c['new']} new, {c['updated']} updated, {c['unchanged']} unchanged, "
+              f"{c['removed']} removed, {c['failed']} failed, {c['skipped']} skipped "
+              f"in {data['elapsed_s']:.1f}s" + (f" ({data['files_per_s']:.2f} files/s)" if data["files_per_s"] else ""),
+              highlight=False)
+    for key in ("new", "updated", "removed"):
+        for p in data[key]:
+            out.print(f"  {key}: {p}", highlight=False)
+    for f in data["failed"]:
+        out.print(f"  [red]failed[/red] {f['path']}: {f['stage']}: {f['reason']}", highlight=False)
+    for w in data["warnings"]:
+        out.print(f"  [yellow]warning[/yellow] {w['path']}: {'; '.join(w['warnings'])}", highlight=False)
+    out.print(f"store: {data['store']['backend']} {data['store']['location']} "
+              f"collection {data['store']['collection']}, {data['store']['points']} items", highlight=False)
+
+
+@app.command()
+@_guarded
+def search(
+    ctx: typer.Context,
+    query: Optional[str] = typer.Argument(None, help="What to look for, in words."),
+    like: Optional[str] = typer.Option(None, "--like", help="Find items similar to an ingested item (id or path) or a new file."),
+    limit: int = typer.Option(10, "--limit", "-n", min=1, max=1000, help="How many hits."),
+    modality: str = typer.Option("all", "--modality", "-m", help="all (fused content vector), visual, audio or text."),
+    filters: Optional[list[str]] = typer.Option(None, "--filter", "-f", help="Payload filter key=value, e.g. kind=video; repeatable."),
+    as_json: bool = typer.Option(False, "--json", help="Print hits as JSON."),
+) -> None:
+    """Similarity search by text, or by example with --like. Hits show path, score and per-modality scores."""
+    from embedder.search import parse_filters, search_like, search_text
+    from embedder.store import open_store
+
+    if (query is None) == (like is None):
+        raise EmbedderError("give either a search text or --like FILE_OR_ID")
+    settings = ctx.obj.settings()
+    parsed = parse_filters(filters)
+    with open_store(settings) as store:
+        if like is not None:
+            hits = search_like(store, like, settings, limit=limit, modality=modality, filters=parsed)
+        else:
+            from embedder.encoders.bundle import load_encoders
+
+            if store.collection_dims() is None:
+                raise EmbedderError(f"collection '{settings.collection}' is empty or missing; run 'embedder ingest' first")
+            hits = search_text(store, load_encoders(settings), query, weights=settings.fusion_weights,
+                               limit=limit, modality=modality, filters=parsed)
+    if as_json:
+        _print_json({"query": query, "like": like, "modality": modality, "hits": [h.to_dict() for h in hits]})
+        return
+    if not hits:
+        out.print("no hits")
+        return
+    table = Table(show_header=True, header_style="bold")
+    for col in ("#", "score", "visual", "audio", "text"):
+        table.add_column(col, justify="right")
+    table.add_column("path", overflow="fold")
+    for rank, h in enumerate(hits, 1):
+        cell = lambda m: "-" if m not in h.scores else f"{h.scores[m]:.3f}"  # noqa: E731
+        table.add_row(str(rank), f"{h.score:.3f}", cell("visual"), cell("audio"), cell("text"), _short(h.path) or h.id)
+    out.print(table)
+
+
+@app.command()
+@_guarded
+def status(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Back-end, collection, item count, modalities, models and store size."""
+    from embedder.search import collection_status
+    from embedder.store import open_store
+
+    settings = ctx.obj.settings()
+    with open_store(settings) as store:
+        info = collection_status(store)
+    if as_json:
+        _print_json(info)
+        return
+    out.print(f"back-end: {info['backend']} ({info['location']})", highlight=False)
+    out.print(f"collection: {info['collection']}" + ("" if info["exists"] else " (not created yet)"), highlight=False)
+    out.print(f"items: {info['points']}", highlight=False)
+    if info["exists"]:
+        out.print("modalities: " + ", ".join(f"{m} {n}" for m, n in info["modalities"].items()), highlight=False)
+        out.print("kinds: " + ", ".join(f"{k} {n}" for k, n in info["kinds"].items()), highlight=False)
+        for modality, models in info["models"].items():
+            out.print(f"model for {modality}: {', '.join(models)}", highlight=False)
+        out.print("vectors: " + ", ".join(f"{k} {v}-d" for k, v in info["vectors"].items()), highlight=False)
+    if info.get("size_bytes") is not None:
+        out.print(f"size on disk: {info['size_bytes'] / 1e6:.1f} MB", highlight=False)
 
 
 def main() -> None:

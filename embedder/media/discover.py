@@ -28,6 +28,7 @@ class DiscoveredFile:
     size: int
     sha256: str
     container: str  # what the signature says, e.g. "mp4", "matroska", "wav", "text", "empty"
+    mtime_ns: int = 0
 
 
 @dataclass(frozen=True)
@@ -110,13 +111,26 @@ def hash_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def describe_file(path: Path) -> DiscoveredFile:
-    """Classify and hash one regular file."""
-    size = path.stat().st_size
+HashCache = dict[str, tuple[int, int, str]]  # path -> (size, mtime_ns, sha256) from an earlier run
+
+
+def describe_file(path: Path, hash_cache: HashCache | None = None) -> DiscoveredFile:
+    """Classify and hash one regular file.
+
+    When ``hash_cache`` has the path with the same size and modification time, its hash is
+    reused instead of reading the whole file again; that is what makes re-runs over a large
+    library fast.
+    """
+    st = path.stat()
     with open(path, "rb") as fh:
         head = fh.read(512)
     kind, container = sniff_container(head)
-    return DiscoveredFile(path=path, kind=kind, size=size, sha256=hash_file(path), container=container)
+    cached = (hash_cache or {}).get(str(path))
+    if cached is not None and cached[0] == st.st_size and cached[1] == st.st_mtime_ns:
+        sha = cached[2]
+    else:
+        sha = hash_file(path)
+    return DiscoveredFile(path=path, kind=kind, size=st.st_size, sha256=sha, container=container, mtime_ns=st.st_mtime_ns)
 
 
 def _is_hidden_or_partial(name: str) -> str | None:
@@ -135,7 +149,13 @@ def _inside(path: Path, root: Path) -> bool:
         return False
 
 
-def discover(paths: list[str | Path], *, include_hidden: bool = False, media_only: bool = True) -> Discovery:
+def discover(
+    paths: list[str | Path],
+    *,
+    include_hidden: bool = False,
+    media_only: bool = True,
+    hash_cache: HashCache | None = None,
+) -> Discovery:
     """Find media files under ``paths`` (folders are walked, files taken as they are).
 
     Symlinks are followed only when their target stays inside the root being walked, and each
@@ -146,6 +166,7 @@ def discover(paths: list[str | Path], *, include_hidden: bool = False, media_onl
         paths: folders and files.
         include_hidden: also take dot-files and dot-folders, and partial downloads.
         media_only: drop files whose content is not audio or video (listed in ``skipped``).
+        hash_cache: hashes known from an earlier run, reused when size and mtime match.
     """
     result = Discovery()
     seen_files: set[tuple[int, int]] = set()
@@ -161,13 +182,13 @@ def discover(paths: list[str | Path], *, include_hidden: bool = False, media_onl
         else:
             candidates = [root]
         for path in candidates:
-            _take(path, result, seen_files, media_only)
+            _take(path, result, seen_files, media_only, hash_cache)
     result.files.sort(key=lambda f: str(f.path))
     result.skipped.sort(key=lambda s: s.path)
     return result
 
 
-def _take(path: Path, result: Discovery, seen: set[tuple[int, int]], media_only: bool) -> None:
+def _take(path: Path, result: Discovery, seen: set[tuple[int, int]], media_only: bool, hash_cache) -> None:
     try:
         st = path.stat()
     except OSError as exc:
@@ -182,7 +203,7 @@ def _take(path: Path, result: Discovery, seen: set[tuple[int, int]], media_only:
         return
     seen.add(key)
     try:
-        found = describe_file(path)
+        found = describe_file(path, hash_cache)
     except OSError as exc:
         result.skipped.append(Skipped(str(path), f"cannot read: {exc.strerror or exc}"))
         return

@@ -1,0 +1,180 @@
+"""``embedder search``: text or an example item -> vectors -> Qdrant query -> explained hits.
+
+With ``modality="all"`` the query runs against the fused ``content`` vector: one nearest-neighbour
+search whose score is exactly the documented weighted sum of per-modality cosines, so scores are
+comparable across items and queries (rank fusion would throw the magnitudes away). Per-modality
+scores for each hit are computed from its stored named vectors, to explain the ranking.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from embedder.errors import EmbedderError
+from embedder.fusion import MODALITIES, fuse_query
+from embedder.store import VectorStore, point_id
+
+SEARCH_MODALITIES = ("all", *MODALITIES)
+
+
+@dataclass
+class SearchHit:
+    """One result: where it is, how well it matched overall and per modality."""
+
+    id: str
+    path: str | None
+    score: float
+    scores: dict[str, float]  # cosine per modality the item has
+    kind: str | None
+    text: str | None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def parse_filters(pairs: list[str] | None) -> dict:
+    """``["kind=video", "modalities=audio"]`` -> ``{"kind": "video", "modalities": "audio"}``.
+
+    Raises:
+        EmbedderError: a pair without ``=``.
+    """
+    out: dict = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise EmbedderError(f"--filter expects key=value, got '{pair}'")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _explain(hits, query_parts: dict[str, np.ndarray]) -> list[SearchHit]:
+    out = []
+    for h in hits:
+        scores = {
+            m: round(float(np.dot(h.vectors[m], query_parts[m])), 6)
+            for m in MODALITIES
+            if m in h.vectors and m in query_parts
+        }
+        out.append(
+            SearchHit(
+                id=h.id,
+                path=h.payload.get("path"),
+                score=round(h.score, 6),
+                scores=scores,
+                kind=h.payload.get("kind"),
+                text=(h.payload.get("text") or "")[:120] or None,
+            )
+        )
+    return out
+
+
+def _check_modality(modality: str) -> None:
+    if modality not in SEARCH_MODALITIES:
+        raise EmbedderError(f"--modality must be one of {', '.join(SEARCH_MODALITIES)}, not '{modality}'")
+
+
+def search_text(
+    store: VectorStore, encoders, query: str, *, weights: dict[str, float], limit: int = 10,
+    modality: str = "all", filters: dict | None = None,
+) -> list[SearchHit]:
+    """Find items matching a text query.
+
+    The text becomes a CLIP-text vector (compared with frames and item text) and a CLAP-text
+    vector (compared with audio).
+    """
+    _check_modality(modality)
+    if not query.strip():
+        raise EmbedderError("the search text is empty")
+    clip_text = encoders.clip.encode_texts([query])[0]
+    clap_text = encoders.clap.encode_texts([query])[0]
+    parts = {"visual": clip_text, "audio": clap_text, "text": clip_text}
+    if modality == "all":
+        vector, using = fuse_query(clip_text, clap_text, weights), "content"
+    else:
+        vector, using = parts[modality], modality
+    hits = store.query(vector, using, limit=limit, filter=filters or None, with_vectors=True)
+    return _explain(hits, parts)
+
+
+def _stored_item(store: VectorStore, ref: str):
+    """An ingested item by point id or by path (its current content hash, or a stored path)."""
+    records = store.retrieve([ref], with_vectors=True) if _looks_like_uuid(ref) else []
+    if records:
+        return records[0]
+    path = Path(ref).expanduser()
+    if path.is_file():
+        from embedder.media.discover import hash_file
+
+        records = store.retrieve([point_id(hash_file(path))], with_vectors=True)
+        if records:
+            return records[0]
+    absolute = os.path.abspath(path)
+    for record in store.scroll(filter={"paths": absolute}, with_vectors=True):
+        return record
+    return None
+
+
+def _looks_like_uuid(text: str) -> bool:
+    import uuid
+
+    try:
+        uuid.UUID(text)
+        return True
+    except ValueError:
+        return False
+
+
+def search_like(
+    store: VectorStore, ref: str, settings, *, encoders=None, limit: int = 10, modality: str = "all",
+    filters: dict | None = None,
+) -> list[SearchHit]:
+    """Items similar to an ingested item (id or path) or to a new file, which is encoded on the fly.
+
+    An ingested item finds itself first (cosine 1).
+    """
+    _check_modality(modality)
+    record = _stored_item(store, ref)
+    if record is not None:
+        vectors = record.vectors
+    else:
+        if not Path(ref).expanduser().is_file():
+            raise EmbedderError(f"--like {ref}: not an ingested item id and not a file")
+        vectors = _embed_new_file(str(Path(ref).expanduser()), settings, encoders)
+    using = "content" if modality == "all" else modality
+    if using not in vectors:
+        raise EmbedderError(f"--like {ref}: the item has no {using} vector to compare")
+    hits = store.query(vectors[using], using, limit=limit, filter=filters or None, with_vectors=True)
+    return _explain(hits, {m: vectors[m] for m in MODALITIES if m in vectors})
+
+
+def _embed_new_file(path: str, settings, encoders) -> dict[str, np.ndarray]:
+    from embedder.embedding import embed_items
+    from embedder.encoders.bundle import load_encoders
+    from embedder.media.decode import DecodeOptions, decode_item
+    from embedder.media.isolation import run_isolated
+
+    encoders = encoders or load_encoders(settings)
+    options = DecodeOptions.from_settings(settings, image_size=encoders.clip.image_size)
+    item = run_isolated(decode_item, (path, options), path=path, stage="decode", timeout_s=settings.decode_timeout_s)
+    return embed_items([item], encoders, settings.fusion_weights, settings.batch_size)[0].named()
+
+
+def collection_status(store: VectorStore) -> dict:
+    """Back-end, collection, item counts per kind and modality, models and size."""
+    info = store.info()
+    if info["exists"]:
+        info["modalities"] = {m: store.count({"modalities": m}) for m in MODALITIES}
+        info["kinds"] = {k: store.count({"kind": k}) for k in ("video", "audio")}
+        models: dict[str, set[str]] = {}
+        for record in store.scroll():
+            for modality, model in (record.payload.get("models") or {}).items():
+                models.setdefault(modality, set()).add(model)
+        info["models"] = {m: sorted(v) for m, v in models.items()}
+    return info
+
+
+__all__ = ["SearchHit", "search_text", "search_like", "parse_filters", "collection_status"]

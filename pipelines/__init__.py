@@ -1,0 +1,1 @@
+"""Batch jobs composed from the library: ingest (and, later, reembed and train)."""
