@@ -7,9 +7,11 @@ in milliseconds. A task that exceeds its timeout is killed; one that dies (a seg
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 import signal
+import sys
 import threading
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from embedder.errors import MediaError, one_line
 
+_start_lock = threading.Lock()
 _PRELOAD = ["embedder.media.decode", "torch", "torchaudio", "decord", "torchcodec.decoders"]
 _context_lock = threading.Lock()
 _context: Any = None
@@ -30,6 +33,29 @@ def _get_context():
             ctx.set_forkserver_preload(_PRELOAD)
             _context = ctx
         return _context
+
+
+@contextlib.contextmanager
+def _main_not_reimported():
+    """Start children without re-running the caller's ``__main__``.
+
+    multiprocessing re-imports the parent's main module in every child, which breaks callers
+    that run from stdin, a REPL or an unguarded script. Workers only need the embedder modules
+    that hold the task function, so the main module is hidden while a child starts.
+    """
+    main = sys.modules.get("__main__")
+    if main is None:
+        yield
+        return
+    saved_file = main.__dict__.pop("__file__", None)
+    saved_spec = getattr(main, "__spec__", None)
+    main.__spec__ = None
+    try:
+        yield
+    finally:
+        if saved_file is not None:
+            main.__file__ = saved_file
+        main.__spec__ = saved_spec
 
 
 def _child(conn, fn, args) -> None:
@@ -77,7 +103,8 @@ def run_isolated(fn: Callable, args: tuple, *, path: str, stage: str, timeout_s:
     ctx = _get_context()
     parent, child = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_child, args=(child, fn, args), daemon=True)
-    proc.start()
+    with _start_lock, _main_not_reimported():
+        proc.start()
     child.close()
     try:
         if not parent.poll(timeout_s):
