@@ -16,6 +16,7 @@ class Encoders:
 
     @property
     def dims(self) -> dict[str, int]:
+        """Sizes of the content-side named vectors (``cf`` is added by the collection schema)."""
         return modality_dims(self.clip.spec, self.clap.spec)
 
     @property
@@ -26,6 +27,12 @@ class Encoders:
 def modality_dims(clip: ModelSpec, clap: ModelSpec) -> dict[str, int]:
     """Vector sizes per named vector; ``content`` is the concatenation of the three."""
     return {"visual": clip.dim, "audio": clap.dim, "text": clip.dim, "content": 2 * clip.dim + clap.dim}
+
+
+def collection_dims(clip: ModelSpec, clap: ModelSpec, cf_factors: int) -> dict[str, int]:
+    """Every named vector of the media collection: the content side plus CF item factors, as ``cf``
+    (dot product: what the model predicts for a user) and ``cf_sim`` (cosine: item-to-item)."""
+    return {**modality_dims(clip, clap), "cf": cf_factors, "cf_sim": cf_factors}
 
 
 def load_encoders(settings) -> Encoders:

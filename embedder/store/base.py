@@ -11,7 +11,10 @@ import numpy as np
 
 # Point ids are UUIDv5 of the content hash: the same bytes always map to the same point.
 ID_NAMESPACE = uuid.UUID("6f1c1e52-3f0e-4f4a-9d55-5a0c2d1e7b10")
-INDEXED_FIELDS = ("paths", "sha256", "kind", "modalities")
+INDEXED_FIELDS = ("paths", "sha256", "kind", "modalities", "item", "user")
+NUMERIC_INDEXED_FIELDS = ("popularity",)
+# Collaborative-filtering factors score by dot product (what ALS optimises); all else by cosine.
+VECTOR_DISTANCES = {"cf": "dot"}  # "cf_sim" holds the same factors under cosine, for item-to-item
 
 
 def point_id(sha256: str) -> str:
@@ -39,6 +42,26 @@ class Hit:
 
 
 Filter = dict[str, Any]  # payload key -> value (equality) or list of values (any of)
+
+
+@dataclass
+class Nearest:
+    """Nearest neighbours of one vector in the named vector ``using``."""
+
+    vector: np.ndarray
+    using: str
+
+
+@dataclass
+class Recommend:
+    """Qdrant's recommend query (best-score strategy): near the positives, away from the negatives."""
+
+    positives: list[np.ndarray]
+    negatives: list[np.ndarray]
+    using: str
+
+
+QuerySpec = Nearest | Recommend
 
 
 class VectorStore(ABC):
@@ -79,10 +102,32 @@ class VectorStore(ABC):
         """How many points match ``filter``."""
 
     @abstractmethod
+    def update_vectors(self, vectors: dict[str, dict[str, np.ndarray]]) -> None:
+        """Set some named vectors of existing points, keeping their other vectors and payload."""
+
+    @abstractmethod
+    def search(
+        self, spec: QuerySpec, limit: int = 10, filter: Filter | None = None, exclude_ids: list[str] | None = None,
+        with_vectors: bool = False,
+    ) -> list[Hit]:
+        """Run one nearest or recommend query."""
+
+    @abstractmethod
+    def fused(
+        self, branches: list[tuple[QuerySpec, int]], limit: int = 10, filter: Filter | None = None,
+        exclude_ids: list[str] | None = None, weights: list[float] | None = None,
+    ) -> list[Hit]:
+        """Prefetch each ``(spec, branch_limit)`` and fuse the lists with reciprocal rank fusion."""
+
+    @abstractmethod
+    def top_by(self, key: str, limit: int = 10, filter: Filter | None = None, exclude_ids: list[str] | None = None) -> list[Hit]:
+        """Points with the largest numeric payload ``key`` (score = that value), in Qdrant's order_by."""
+
     def query(
         self, vector: np.ndarray, using: str, limit: int = 10, filter: Filter | None = None, with_vectors: bool = False
     ) -> list[Hit]:
-        """Nearest neighbours of ``vector`` in the named vector ``using`` (cosine)."""
+        """Nearest neighbours of ``vector`` in the named vector ``using``."""
+        return self.search(Nearest(vector, using), limit=limit, filter=filter, with_vectors=with_vectors)
 
     @abstractmethod
     def info(self) -> dict[str, Any]:
@@ -99,20 +144,27 @@ class VectorStore(ABC):
         self.close()
 
 
-def open_store(settings, *, client=None) -> VectorStore:
+def open_store(settings, *, client=None, collection: str | None = None) -> VectorStore:
     """The store named by ``settings.store``: a directory (Qdrant Edge) or a server URL.
 
     Args:
         settings: :class:`embedder.settings.Settings`.
         client: an existing ``QdrantClient`` (tests pass ``QdrantClient(":memory:")``).
+        collection: another collection than ``settings.collection`` (e.g. the users one).
     """
+    name = collection or settings.collection
     if client is not None or settings.is_server:
         from embedder.store.server import ServerStore
 
-        return ServerStore.connect(settings, client=client)
+        return ServerStore.connect(settings, client=client, collection=name)
     from embedder.store.edge import EdgeStore
 
-    return EdgeStore(settings.store, settings.collection)
+    return EdgeStore(settings.store, name)
+
+
+def users_collection(settings) -> str:
+    """The collection of user vectors that goes with ``settings.collection``."""
+    return f"{settings.collection}_users"
 
 
 def check_dims(existing: dict[str, int], wanted: dict[str, int], where: str) -> None:

@@ -1,7 +1,8 @@
 """Embedded back-end: Qdrant Edge (the Qdrant engine in-process) in a directory.
 
-Layout: ``<store>/<collection>/`` is one Edge shard; ``<store>/.lock`` is held (flock) while a
-process has the store open, so a second process gets a clear error instead of corrupting it.
+Layout: ``<store>/<collection>/`` is one Edge shard; ``<store>/.<collection>.lock`` is held
+(flock) while a process has the collection open, so a second process gets a clear error instead
+of corrupting it.
 """
 
 from __future__ import annotations
@@ -16,20 +17,35 @@ from typing import Any, Iterator
 import numpy as np
 
 from embedder.errors import StoreError
-from embedder.store.base import INDEXED_FIELDS, Filter, Hit, PointRecord, VectorStore, check_dims
+from embedder.store.base import (
+    INDEXED_FIELDS,
+    NUMERIC_INDEXED_FIELDS,
+    VECTOR_DISTANCES,
+    Filter,
+    Hit,
+    Nearest,
+    PointRecord,
+    QuerySpec,
+    VectorStore,
+    check_dims,
+)
 
 EDGE_VECTOR_DIMS_FILE = "embedder-dims.json"
+RRF_K = 60  # the usual reciprocal-rank-fusion constant; the server back-end uses the same
 
 
 def _to_list(vec) -> list[float]:
     return np.asarray(vec, dtype=np.float32).tolist()
 
 
-def edge_filter(filter: Filter | None):
-    """Our simple filter dict as a Qdrant Edge ``Filter``."""
-    if not filter:
+def edge_filter(filter: Filter | None, exclude_ids: list[str] | None = None):
+    """Our simple filter dict (and ids to leave out) as a Qdrant Edge ``Filter``."""
+    if not filter and not exclude_ids:
         return None
-    from qdrant_edge import FieldCondition, Filter as EdgeFilter, MatchAny, MatchValue
+    from qdrant_edge import FieldCondition, Filter as EdgeFilter, HasIdCondition, MatchAny, MatchValue
+
+    must_not = [HasIdCondition(set(exclude_ids))] if exclude_ids else None
+    filter = filter or {}
 
     must = []
     for key, value in filter.items():
@@ -37,7 +53,7 @@ def edge_filter(filter: Filter | None):
             must.append(FieldCondition(key=key, match=MatchAny(any=list(value))))
         else:
             must.append(FieldCondition(key=key, match=MatchValue(value=value)))
-    return EdgeFilter(must=must)
+    return EdgeFilter(must=must or None, must_not=must_not)
 
 
 class EdgeStore(VectorStore):
@@ -60,7 +76,7 @@ class EdgeStore(VectorStore):
 
     # -- lifecycle ---------------------------------------------------------------------------
     def _acquire_lock(self) -> int:
-        lock_path = self.root / ".lock"
+        lock_path = self.root / f".{self.collection}.lock"
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -69,7 +85,7 @@ class EdgeStore(VectorStore):
             os.close(fd)
             if exc.errno in (errno.EAGAIN, errno.EACCES):
                 raise StoreError(
-                    f"store {self.root} is in use by another embedder process (pid {holder}); "
+                    f"collection '{self.collection}' in store {self.root} is in use by another embedder process (pid {holder}); "
                     "wait for it to finish, or use a Qdrant server for concurrent access"
                 ) from None
             raise
@@ -109,10 +125,18 @@ class EdgeStore(VectorStore):
             return
         from qdrant_edge import Distance, EdgeConfig, EdgeShard, EdgeVectorParams, PayloadSchemaType, UpdateOperation
 
-        config = EdgeConfig(vectors={name: EdgeVectorParams(size=size, distance=Distance.Cosine) for name, size in dims.items()})
+        distance = {"cosine": Distance.Cosine, "dot": Distance.Dot}
+        config = EdgeConfig(
+            vectors={
+                name: EdgeVectorParams(size=size, distance=distance[VECTOR_DISTANCES.get(name, "cosine")])
+                for name, size in dims.items()
+            }
+        )
         self._shard = EdgeShard.create(str(self.path), config)
         for name in INDEXED_FIELDS:
             self._shard.update(UpdateOperation.create_field_index(name, PayloadSchemaType.Keyword))
+        for name in NUMERIC_INDEXED_FIELDS:
+            self._shard.update(UpdateOperation.create_field_index(name, PayloadSchemaType.Float))
         # Written last: its presence means the shard was fully created.
         (self.path / EDGE_VECTOR_DIMS_FILE).write_text(json.dumps(dims))
 
@@ -130,6 +154,16 @@ class EdgeStore(VectorStore):
         shard = self._require()
         edge_points = [Point(p.id, {k: _to_list(v) for k, v in p.vectors.items()}, p.payload) for p in points]
         shard.update(UpdateOperation.upsert_points(edge_points))
+        shard.flush()
+
+    def update_vectors(self, vectors: dict[str, dict[str, np.ndarray]]) -> None:
+        if not vectors:
+            return
+        from qdrant_edge import PointVectors, UpdateOperation
+
+        shard = self._require()
+        ops = [PointVectors(pid, {k: _to_list(v) for k, v in named.items()}) for pid, named in vectors.items()]
+        shard.update(UpdateOperation.update_vectors(ops))
         shard.flush()
 
     def set_payload(self, ids: list[str], payload: dict[str, Any]) -> None:
@@ -182,22 +216,47 @@ class EdgeStore(VectorStore):
 
         return int(self._shard.count(CountRequest(exact=True, filter=edge_filter(filter))))
 
-    def query(self, vector, using, limit=10, filter=None, with_vectors=False) -> list[Hit]:
-        from qdrant_edge import Query, QueryRequest
+    @staticmethod
+    def _edge_query(spec: QuerySpec):
+        from qdrant_edge import Query, RecommendQuery
 
-        shard = self._require()
-        request = QueryRequest(
-            limit=limit,
-            query=Query.Nearest(_to_list(vector), using=using),
-            filter=edge_filter(filter),
-            with_payload=True,
-            with_vector=with_vectors,
-        )
+        if isinstance(spec, Nearest):
+            return Query.Nearest(_to_list(spec.vector), using=spec.using)
+        rq = RecommendQuery(positives=[_to_list(v) for v in spec.positives], negatives=[_to_list(v) for v in spec.negatives])
+        return Query.RecommendBestScore(rq, using=spec.using)
+
+    def _hits(self, points, with_vectors: bool) -> list[Hit]:
         hits = []
-        for p in shard.query(request):
+        for p in points:
             vectors = {k: np.asarray(v, np.float32) for k, v in (p.vector or {}).items()} if with_vectors else {}
             hits.append(Hit(id=str(p.id), score=float(p.score), payload=dict(p.payload or {}), vectors=vectors))
         return hits
+
+    def search(self, spec, limit=10, filter=None, exclude_ids=None, with_vectors=False) -> list[Hit]:
+        from qdrant_edge import QueryRequest
+
+        request = QueryRequest(
+            limit=limit, query=self._edge_query(spec), filter=edge_filter(filter, exclude_ids),
+            with_payload=True, with_vector=with_vectors,
+        )
+        return self._hits(self._require().query(request), with_vectors)
+
+    def fused(self, branches, limit=10, filter=None, exclude_ids=None, weights=None) -> list[Hit]:
+        from qdrant_edge import Fusion, Prefetch, QueryRequest
+
+        flt = edge_filter(filter, exclude_ids)
+        prefetches = [Prefetch(limit=n, query=self._edge_query(spec), filter=flt) for spec, n in branches]
+        request = QueryRequest(limit=limit, prefetches=prefetches, query=Fusion.Rrf(k=RRF_K, weights=weights), with_payload=True)
+        return self._hits(self._require().query(request), False)
+
+    def top_by(self, key, limit=10, filter=None, exclude_ids=None) -> list[Hit]:
+        from qdrant_edge import Direction, OrderBy, ScrollRequest
+
+        records, _ = self._require().scroll(
+            ScrollRequest(limit=limit, filter=edge_filter(filter, exclude_ids), with_payload=True,
+                          order_by=OrderBy(key, direction=Direction.Desc))
+        )
+        return [Hit(id=str(r.id), score=float(r.order_value or 0.0), payload=dict(r.payload or {})) for r in records]
 
     def info(self) -> dict[str, Any]:
         # Blocks on disk, not apparent size: Edge preallocates sparse segment files.

@@ -14,25 +14,38 @@ from urllib.parse import urlparse
 import numpy as np
 
 from embedder.errors import StoreError, one_line
-from embedder.store.base import INDEXED_FIELDS, Filter, Hit, PointRecord, VectorStore, check_dims
+from embedder.store.base import (
+    INDEXED_FIELDS,
+    NUMERIC_INDEXED_FIELDS,
+    VECTOR_DISTANCES,
+    Filter,
+    Hit,
+    Nearest,
+    PointRecord,
+    VectorStore,
+    check_dims,
+)
 
 log = logging.getLogger(__name__)
 WRITE_RETRIES = 3
+RRF_K = 60  # same constant as the embedded back-end
 
 
-def server_filter(filter: Filter | None):
-    """Our simple filter dict as a qdrant-client ``Filter``."""
-    if not filter:
+def server_filter(filter: Filter | None, exclude_ids: list[str] | None = None):
+    """Our simple filter dict (and ids to leave out) as a qdrant-client ``Filter``."""
+    if not filter and not exclude_ids:
         return None
     from qdrant_client import models
 
+    must_not = [models.HasIdCondition(has_id=list(exclude_ids))] if exclude_ids else None
+    filter = filter or {}
     must = []
     for key, value in filter.items():
         if isinstance(value, (list, tuple, set)):
             must.append(models.FieldCondition(key=key, match=models.MatchAny(any=list(value))))
         else:
             must.append(models.FieldCondition(key=key, match=models.MatchValue(value=value)))
-    return models.Filter(must=must)
+    return models.Filter(must=must or None, must_not=must_not)
 
 
 class ServerStore(VectorStore):
@@ -40,16 +53,18 @@ class ServerStore(VectorStore):
 
     backend = "server"
 
-    def __init__(self, client, collection: str, location: str):
+    def __init__(self, client, collection: str, location: str, owns_client: bool = True):
         self.client = client
         self.collection = collection
         self.location = location
+        self.owns_client = owns_client
 
     @classmethod
-    def connect(cls, settings, client=None) -> "ServerStore":
+    def connect(cls, settings, client=None, collection: str | None = None) -> "ServerStore":
         """Connect to ``settings.store`` with ``settings.api_key``; or wrap a given client."""
+        collection = collection or settings.collection
         if client is not None:
-            return cls(client, settings.collection, location=":memory:")
+            return cls(client, collection, location=":memory:", owns_client=False)
         from qdrant_client import QdrantClient
 
         url = settings.store
@@ -62,10 +77,11 @@ class ServerStore(VectorStore):
             client.get_collections()
         except Exception as exc:
             raise StoreError(f"cannot reach Qdrant at {parsed.scheme}://{parsed.netloc}: {one_line(exc, 160)}") from None
-        return cls(client, settings.collection, location=f"{parsed.scheme}://{parsed.netloc}{parsed.path}")
+        return cls(client, collection, location=f"{parsed.scheme}://{parsed.netloc}{parsed.path}")
 
     def close(self) -> None:
-        self.client.close()
+        if self.owns_client:  # a client passed in (shared between collections) stays open
+            self.client.close()
 
     def _write(self, fn, *args, **kwargs):
         """Bounded retries on timeouts; any other failure is reported at once."""
@@ -91,12 +107,17 @@ class ServerStore(VectorStore):
         if existing is not None:
             check_dims(existing, dims, f"collection '{self.collection}' at {self.location}")
             return
+        distance = {"cosine": models.Distance.COSINE, "dot": models.Distance.DOT}
         self.client.create_collection(
             self.collection,
-            vectors_config={n: models.VectorParams(size=s, distance=models.Distance.COSINE) for n, s in dims.items()},
+            vectors_config={
+                n: models.VectorParams(size=s, distance=distance[VECTOR_DISTANCES.get(n, "cosine")]) for n, s in dims.items()
+            },
         )
         for name in INDEXED_FIELDS:
             self.client.create_payload_index(self.collection, name, models.PayloadSchemaType.KEYWORD, wait=True)
+        for name in NUMERIC_INDEXED_FIELDS:
+            self.client.create_payload_index(self.collection, name, models.PayloadSchemaType.FLOAT, wait=True)
 
     def upsert(self, points: list[PointRecord]) -> None:
         if not points:
@@ -108,6 +129,17 @@ class ServerStore(VectorStore):
             for p in points
         ]
         self._write(self.client.upsert, self.collection, points=structs)
+
+    def update_vectors(self, vectors: dict[str, dict[str, np.ndarray]]) -> None:
+        if not vectors:
+            return
+        from qdrant_client import models
+
+        ops = [
+            models.PointVectors(id=pid, vector={k: np.asarray(v, np.float32).tolist() for k, v in named.items()})
+            for pid, named in vectors.items()
+        ]
+        self._write(self.client.update_vectors, self.collection, points=ops)
 
     def set_payload(self, ids: list[str], payload: dict[str, Any]) -> None:
         if ids:
@@ -149,18 +181,61 @@ class ServerStore(VectorStore):
             return 0
         return int(self.client.count(self.collection, count_filter=server_filter(filter), exact=True).count)
 
-    def query(self, vector, using, limit=10, filter=None, with_vectors=False) -> list[Hit]:
+    def _require(self) -> None:
         if self.collection_dims() is None:
             raise StoreError(f"collection '{self.collection}' does not exist at {self.location}; run 'embedder ingest' first")
-        result = self.client.query_points(
-            self.collection, query=np.asarray(vector, np.float32).tolist(), using=using, limit=limit,
-            query_filter=server_filter(filter), with_payload=True, with_vectors=with_vectors,
+
+    @staticmethod
+    def _query(spec):
+        from qdrant_client import models
+
+        if isinstance(spec, Nearest):
+            return np.asarray(spec.vector, np.float32).tolist()
+        return models.RecommendQuery(
+            recommend=models.RecommendInput(
+                positive=[np.asarray(v, np.float32).tolist() for v in spec.positives],
+                negative=[np.asarray(v, np.float32).tolist() for v in spec.negatives] or None,
+                strategy=models.RecommendStrategy.BEST_SCORE,
+            )
         )
+
+    @staticmethod
+    def _hits(points, with_vectors: bool) -> list[Hit]:
         return [
             Hit(id=str(p.id), score=float(p.score), payload=dict(p.payload or {}),
                 vectors={k: np.asarray(v, np.float32) for k, v in (p.vector or {}).items()} if with_vectors else {})
-            for p in result.points
+            for p in points
         ]
+
+    def search(self, spec, limit=10, filter=None, exclude_ids=None, with_vectors=False) -> list[Hit]:
+        self._require()
+        result = self.client.query_points(
+            self.collection, query=self._query(spec), using=spec.using, limit=limit,
+            query_filter=server_filter(filter, exclude_ids), with_payload=True, with_vectors=with_vectors,
+        )
+        return self._hits(result.points, with_vectors)
+
+    def fused(self, branches, limit=10, filter=None, exclude_ids=None, weights=None) -> list[Hit]:
+        from qdrant_client import models
+
+        self._require()
+        flt = server_filter(filter, exclude_ids)
+        prefetch = [models.Prefetch(query=self._query(spec), using=spec.using, limit=n, filter=flt) for spec, n in branches]
+        result = self.client.query_points(
+            self.collection, prefetch=prefetch, query=models.RrfQuery(rrf=models.Rrf(k=RRF_K, weights=weights)),
+            limit=limit, with_payload=True,
+        )
+        return self._hits(result.points, False)
+
+    def top_by(self, key, limit=10, filter=None, exclude_ids=None) -> list[Hit]:
+        from qdrant_client import models
+
+        self._require()
+        records, _ = self.client.scroll(
+            self.collection, scroll_filter=server_filter(filter, exclude_ids), limit=limit, with_payload=True,
+            order_by=models.OrderBy(key=key, direction=models.Direction.DESC),
+        )
+        return [Hit(id=str(r.id), score=float(r.order_value or 0.0), payload=dict(r.payload or {})) for r in records]
 
     def info(self) -> dict[str, Any]:
         dims = self.collection_dims()

@@ -133,3 +133,32 @@ def test_api_key_is_never_shown_and_http_warns(caplog):
     assert "API key is sent over plain http" in caplog.text
     wrapped = open_store(settings, client=QdrantClient(":memory:"))
     assert "s3cret" not in str(wrapped.info())
+
+
+def test_recommend_fusion_ordering_vector_updates(store):
+    from embedder.store import Nearest, Recommend
+
+    dims = {**DIMS, "cf": 2}
+    store.ensure_collection(dims)
+    store.upsert(points())
+    store.update_vectors({point_id("a"): {"cf": vec(3, 0)}, point_id("b"): {"cf": vec(1, 1)}, point_id("c"): {"cf": vec(0, 2)}})
+    store.set_payload([point_id("a")], {"popularity": 5.0})
+    store.set_payload([point_id("b")], {"popularity": 9.0})
+    store.set_payload([point_id("c")], {"popularity": 1.0})
+    kept = store.retrieve([point_id("a")], with_vectors=True)[0]
+    assert set(kept.vectors) == {"visual", "text", "content", "cf"}  # other vectors survive
+    np.testing.assert_allclose(kept.vectors["cf"], [3, 0])  # dot-product vectors are stored as given
+    # cf scores are dot products: the user (1, 1) prefers a (3) to b (2) to c (2, later id order aside)
+    hits = store.search(Nearest(vec(1, 1), "cf"), limit=3)
+    assert [round(h.score, 4) for h in hits] == [3.0, 2.0, 2.0] and hits[0].id == point_id("a")
+    hits = store.search(Nearest(vec(1, 1), "cf"), limit=3, exclude_ids=[point_id("a")])
+    assert point_id("a") not in {h.id for h in hits} and len(hits) == 2
+    rec = store.search(Recommend([vec(1, 0, 0, 0)], [vec(1, 1, 0, 0)], "visual"), limit=3, exclude_ids=[point_id("a")])
+    assert [h.id for h in rec] == [point_id("c")]
+    fused = store.fused([(Nearest(vec(1, 0), "cf"), 3), (Nearest(vec(0, 0, 1, 0), "text"), 3)], limit=3)
+    assert fused[0].id in {point_id("a"), point_id("b")} and len(fused) == 3
+    assert fused[0].score > fused[-1].score
+    top = store.top_by("popularity", limit=2)
+    assert [h.id for h in top] == [point_id("b"), point_id("a")] and [h.score for h in top] == [9.0, 5.0]
+    top = store.top_by("popularity", limit=5, filter={"kind": "video"}, exclude_ids=[point_id("a")])
+    assert [h.id for h in top] == [point_id("c")]
