@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     workers: int = Field(default_factory=lambda: max(1, min(4, (os.cpu_count() or 2))), ge=1, le=64)
     include_hidden: bool = False
 
+    # Recommendation.
+    interactions_db: str | None = None  # default: <store>/interactions.sqlite
+    cf_factors: int = Field(64, ge=2, le=1024)
+
     # Fusion weights for visual, audio and text; renormalised over the modalities an item has.
     weight_visual: float = Field(0.5, ge=0)
     weight_audio: float = Field(0.3, ge=0)

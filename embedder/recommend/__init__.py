@@ -1,0 +1,1 @@
+"""Recommendation: interaction logs, collaborative filtering, hybrid Qdrant queries, evaluation."""

@@ -1,0 +1,171 @@
+"""Collaborative filtering with ``implicit`` (ALS or BPR), written to Qdrant as vectors.
+
+Item factors become the named vectors ``cf`` (dot product, what the model scores for a user) and
+``cf_sim`` (cosine, item-to-item) on the media collection; items without media get points of their
+own. User factors, L2-normalised, go to the ``<collection>_users`` collection: normalising keeps
+each user's item ranking unchanged and makes user-to-user scores cosines.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import numpy as np
+
+from embedder.errors import EmbedderError
+from embedder.recommend.interactions import Interaction
+from embedder.store import PointRecord, VectorStore
+
+ITEM_NAMESPACE = uuid.UUID("2b0e8a44-9c57-4f5e-8f0b-3f9d9a6c1e21")
+USER_NAMESPACE = uuid.UUID("7d4c1f0a-6e2b-4a8f-b1c3-5e9f0d2a7b64")
+
+
+def user_point_id(user: str) -> str:
+    return str(uuid.uuid5(USER_NAMESPACE, user))
+
+
+def item_point_id(item: str) -> str:
+    """The point id of an item known only from interactions (no media)."""
+    return str(uuid.uuid5(ITEM_NAMESPACE, item))
+
+
+@dataclass
+class CFModel:
+    """Fitted factors and the id maps that go with them."""
+
+    kind: str
+    users: list[str]
+    items: list[str]
+    user_factors: np.ndarray
+    item_factors: np.ndarray
+    popularity: dict[str, int] = field(default_factory=dict)
+    version: str = ""
+
+    @property
+    def dim(self) -> int:
+        return int(self.item_factors.shape[1])
+
+
+def interaction_matrix(events: list[Interaction]):
+    """Users x items CSR of summed positive weights (negative feedback is not a confidence)."""
+    from scipy.sparse import csr_matrix
+
+    users = sorted({e.user for e in events if e.weight > 0})
+    items = sorted({e.item for e in events if e.weight > 0})
+    u_index = {u: i for i, u in enumerate(users)}
+    i_index = {it: i for i, it in enumerate(items)}
+    rows, cols, vals = [], [], []
+    for e in events:
+        if e.weight > 0:
+            rows.append(u_index[e.user])
+            cols.append(i_index[e.item])
+            vals.append(e.weight)
+    matrix = csr_matrix((np.asarray(vals, np.float32), (rows, cols)), shape=(len(users), len(items)))
+    matrix.sum_duplicates()
+    return matrix, users, items
+
+
+def fit_cf(events: list[Interaction], factors: int = 64, model: str = "als", iterations: int = 15,
+           regularization: float = 0.05, seed: int = 0) -> CFModel:
+    """Fit ALS (default) or BPR on implicit feedback.
+
+    Weights are BM25-scaled before fitting (``implicit``'s own weighting), which tames play
+    counts in the tens of thousands. Single-threaded with a fixed seed, so results repeat exactly.
+    """
+    from implicit.cpu.als import AlternatingLeastSquares
+    from implicit.cpu.bpr import BayesianPersonalizedRanking
+    from implicit.nearest_neighbours import bm25_weight
+
+    matrix, users, items = interaction_matrix(events)
+    if matrix.nnz == 0:
+        raise EmbedderError("no positive interactions to learn from; import some with 'embedder interactions import'")
+    weighted = bm25_weight(matrix, K1=100, B=0.8).tocsr().astype(np.float32)
+    if model == "als":
+        algo = AlternatingLeastSquares(factors=factors, regularization=regularization, iterations=iterations,
+                                       random_state=seed, num_threads=1)
+    elif model == "bpr":
+        # implicit's BPR appends a bias column, so ask for one factor less to keep the stored size.
+        algo = BayesianPersonalizedRanking(factors=factors - 1, iterations=max(iterations, 50), random_state=seed,
+                                           num_threads=1)
+    else:
+        raise EmbedderError(f"--model must be als or bpr, not '{model}'")
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, "blas"):  # implicit's own advice: BLAS threads fight its solver threads
+        algo.fit(weighted, show_progress=False)
+    popularity = np.asarray((matrix > 0).sum(axis=0)).ravel()
+    return CFModel(
+        kind=model,
+        users=users,
+        items=items,
+        user_factors=np.asarray(algo.user_factors, np.float32),
+        item_factors=np.asarray(algo.item_factors, np.float32),
+        popularity={it: int(c) for it, c in zip(items, popularity)},
+        version=f"{model}-{factors}-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}",
+    )
+
+
+def resolve_items(keys: list[str], media: VectorStore) -> dict[str, str]:
+    """Map interaction item keys to point ids: an ingested point id, an ingested path, or a new id.
+
+    Items are matched to media by point id or by (absolute) path; anything else is an item without
+    media and gets a stable id of its own.
+    """
+    out: dict[str, str] = {}
+    candidates = [k for k in keys if _is_uuid(k)]
+    for record in media.retrieve(candidates):
+        out[record.id] = record.id
+    rest = [k for k in keys if k not in out]
+    for start in range(0, len(rest), 512):
+        chunk = set(rest[start : start + 512])
+        for record in media.scroll(filter={"paths": sorted(chunk)}):
+            for p in record.payload.get("paths") or []:
+                if p in chunk:
+                    out[p] = record.id
+        for record in media.scroll(filter={"item": sorted(chunk)}):  # trained before: keep its point
+            out.setdefault(record.payload["item"], record.id)
+    for k in keys:
+        out.setdefault(k, item_point_id(k))
+    return out
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+        return True
+    except ValueError:
+        return False
+
+
+def write_cf(model: CFModel, media: VectorStore, users: VectorStore, batch: int = 1000) -> dict:
+    """Store item factors on the media collection and user vectors in the users collection."""
+    ids = resolve_items(model.items, media)
+    existing = {r.id for r in media.retrieve(sorted(set(ids.values())))}
+    media_updates, new_points = {}, []
+    for key, factors in zip(model.items, model.item_factors):
+        pid = ids[key]
+        meta = {"item": key, "popularity": float(model.popularity.get(key, 0)), "cf_model": model.version}
+        if pid in existing:
+            media_updates[pid] = ({"cf": factors, "cf_sim": factors}, meta)
+        else:
+            new_points.append(PointRecord(pid, {"cf": factors, "cf_sim": factors},
+                                          {**meta, "kind": "item", "modalities": [], "paths": []}))
+    for start in range(0, len(new_points), batch):
+        media.upsert(new_points[start : start + batch])
+    media.update_vectors({pid: vecs for pid, (vecs, _) in media_updates.items()})
+    for pid, (_, meta) in media_updates.items():
+        media.set_payload([pid], meta)
+    users.ensure_collection({"cf": model.dim})
+    norms = np.maximum(np.linalg.norm(model.user_factors, axis=1, keepdims=True), 1e-12)
+    unit = model.user_factors / norms
+    points = [PointRecord(user_point_id(u), {"cf": vec}, {"user": u, "cf_model": model.version})
+              for u, vec in zip(model.users, unit)]
+    for start in range(0, len(points), batch):
+        users.upsert(points[start : start + batch])
+    current = {p.id for p in points}
+    stale = [r.id for r in users.scroll() if r.id not in current]
+    users.delete(stale)
+    return {"model": model.version, "users": len(model.users), "items": len(model.items),
+            "items_with_media": len(media_updates), "items_without_media": len(new_points), "dim": model.dim}

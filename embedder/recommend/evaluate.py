@@ -1,0 +1,249 @@
+"""Offline evaluation: splits, Recall@K / NDCG@K / coverage, and a comparison of methods.
+
+Every method is served the way ``embedder recommend`` serves it: a scratch embedded Qdrant store
+gets the CF factors fitted on the training split (and the content vectors of items with media),
+and each test user's list comes from :func:`recommend_for_user`. So the numbers measure the
+queries users run, not a re-implementation of them.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import tempfile
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from embedder.errors import EmbedderError
+from embedder.recommend.interactions import Interaction
+
+KS = (10, 20, 50)
+SPLITS = ("leave-last-out", "random-holdout", "time", "cold-items")
+METHODS = ("popularity", "als", "content", "hybrid")
+
+
+def recall_at_k(ranked: list[str], relevant: set[str], k: int) -> float:
+    """Share of the relevant items found in the top ``k``."""
+    if not relevant:
+        return 0.0
+    return len(set(ranked[:k]) & relevant) / len(relevant)
+
+
+def ndcg_at_k(ranked: list[str], relevant: set[str], k: int) -> float:
+    """Binary-relevance NDCG: DCG of the top ``k`` over the DCG of a perfect list."""
+    dcg = sum(1.0 / math.log2(i + 2) for i, item in enumerate(ranked[:k]) if item in relevant)
+    ideal = sum(1.0 / math.log2(i + 2) for i in range(min(len(relevant), k)))
+    return dcg / ideal if ideal else 0.0
+
+
+def coverage(lists: list[list[str]], catalogue_size: int, k: int) -> float:
+    """Share of the catalogue that appears in at least one top-``k`` list."""
+    if catalogue_size == 0:
+        return 0.0
+    return len({item for ranked in lists for item in ranked[:k]}) / catalogue_size
+
+
+@dataclass
+class Split:
+    train: list[Interaction]
+    test: list[Interaction]
+    candidates: set[str] | None = None  # items a method may rank (cold-items: the held-out ones)
+    name: str = ""
+
+
+def split_events(events: list[Interaction], how: str, *, seed: int = 0, test_fraction: float = 0.2,
+                 items_with_content: set[str] | None = None) -> Split:
+    """Split a log (events in time order) into train and test, deterministically for a seed.
+
+    * ``leave-last-out``: each user's last positive event (by time, else by import order) is test.
+    * ``random-holdout``: a seeded random ``test_fraction`` of each user's positive items is test
+      (for logs whose order means nothing, such as Last.fm's, sorted by artist id).
+    * ``time``: the latest ``test_fraction`` of events (by time) is test.
+    * ``cold-items``: ``test_fraction`` of the items (of those with content, when there are any)
+      are held out with all their events; methods rank among them only.
+    """
+    if how not in SPLITS:
+        raise EmbedderError(f"--split must be one of {', '.join(SPLITS)}, not '{how}'")
+    if how == "leave-last-out":
+        last: dict[str, int] = {}
+        for i, e in enumerate(events):
+            if e.weight > 0:
+                last[e.user] = i
+        counts = defaultdict(int)
+        for e in events:
+            if e.weight > 0:
+                counts[e.user] += 1
+        held = {i for u, i in last.items() if counts[u] >= 2}  # keep at least one event to learn from
+        return Split([e for i, e in enumerate(events) if i not in held], [events[i] for i in sorted(held)], name=how)
+    if how == "random-holdout":
+        rng = random.Random(seed)
+        by_user: dict[str, list[int]] = defaultdict(list)
+        for i, e in enumerate(events):
+            if e.weight > 0:
+                by_user[e.user].append(i)
+        held = set()
+        for user in sorted(by_user):
+            idx = by_user[user]
+            if len(idx) >= 2:
+                held.update(rng.sample(idx, max(1, min(len(idx) - 1, round(len(idx) * test_fraction)))))
+        return Split([e for i, e in enumerate(events) if i not in held], [events[i] for i in sorted(held)], name=how)
+    if how == "time":
+        if any(e.ts is None for e in events):
+            raise EmbedderError("the time split needs timestamps on every event; use --split leave-last-out")
+        cut = int(len(events) * (1 - test_fraction))
+        return Split(events[:cut], events[cut:], name=how)
+    pool = sorted(items_with_content) if items_with_content else sorted({e.item for e in events})
+    rng = random.Random(seed)
+    held = set(rng.sample(pool, max(1, int(len(pool) * test_fraction))))
+    return Split([e for e in events if e.item not in held], [e for e in events if e.item in held], held, name=how)
+
+
+def evaluate(events: list[Interaction], *, split: str = "leave-last-out", methods: tuple[str, ...] = METHODS,
+             ks: tuple[int, ...] = KS, seed: int = 0, factors: int = 64, media=None, max_users: int | None = None,
+             test_fraction: float = 0.2, progress=None) -> dict:
+    """Compare recommendation methods on one split of an interaction log.
+
+    Args:
+        events: the log, in time order.
+        media: a store with ingested media (for ``content`` and ``hybrid``); ``None`` skips them.
+        max_users: evaluate a seeded sample of the test users (for big logs).
+    """
+    from embedder.recommend.cf import fit_cf, write_cf
+    from embedder.recommend.queries import recommend_for_user
+    from embedder.store.edge import EdgeStore
+
+    content = _content_vectors(media, sorted({e.item for e in events})) if media is not None else {}
+    data = split_events(events, split, seed=seed, test_fraction=test_fraction, items_with_content=set(content) or None)
+    history: dict[str, list[Interaction]] = defaultdict(list)
+    for e in data.train:
+        history[e.user].append(e)
+    relevant: dict[str, set[str]] = defaultdict(set)
+    for e in data.test:
+        if e.weight > 0:
+            relevant[e.user].add(e.item)
+    test_users = sorted(u for u in relevant if history.get(u))
+    if max_users and len(test_users) > max_users:
+        test_users = sorted(random.Random(seed).sample(test_users, max_users))
+    if not test_users:
+        raise EmbedderError("the split left no user with both training and test events")
+    catalogue = data.candidates or {e.item for e in events}
+    skipped = {}
+    runnable = []
+    for m in methods:
+        if m not in METHODS:
+            raise EmbedderError(f"unknown method '{m}'; choose from {', '.join(METHODS)}")
+        if m in ("content", "hybrid") and not content:
+            skipped[m] = "no item in the log has a content vector (ingest media whose paths or ids match the items)"
+        else:
+            runnable.append(m)
+    with tempfile.TemporaryDirectory(prefix="embedder-eval-") as tmp:
+        dims = {"cf": factors, "cf_sim": factors}
+        if content:
+            dims["content"] = len(next(iter(content.values())))
+        scratch = EdgeStore(Path(tmp) / "store", "eval")
+        users_store = EdgeStore(Path(tmp) / "store", "eval_users")
+        try:
+            scratch.ensure_collection(dims)
+            _load_content(scratch, content, data.candidates)
+            model = fit_cf(data.train, factors=factors, seed=seed)
+            write_cf(model, scratch, users_store)
+            _mark_candidates(scratch, data.candidates)
+            results = {}
+            for method in runnable:
+                lists = []
+                for user in test_users:
+                    lists.append(_rank(method, user, history[user], scratch, users_store, max(ks), data.candidates))
+                    if progress is not None:
+                        progress.advance(user, method)
+                results[method] = _scores(lists, [relevant[u] for u in test_users], ks, len(catalogue))
+        finally:
+            scratch.close()
+            users_store.close()
+    return {
+        "split": split, "seed": seed, "factors": factors, "ks": list(ks),
+        "train_events": len(data.train), "test_events": len(data.test), "users_evaluated": len(test_users),
+        "catalogue": len(catalogue), "methods": results, "skipped": skipped,
+    }
+
+
+def _rank(method, user, history, media, users, k, candidates) -> list[str]:
+    from embedder.recommend.queries import recommend_for_user
+
+    flt = {"eval_role": "candidate"} if candidates is not None else None
+    strategy = {"popularity": None, "als": "cf", "content": "content", "hybrid": "hybrid"}[method]
+    if strategy is None:
+        hits = media.top_by("popularity", limit=k, filter=flt, exclude_ids=_seen(history, media))
+        return [h.payload.get("item") for h in hits]
+    result = recommend_for_user(user, history, media, users, limit=k, strategy=strategy, filter=flt,
+                                popular_fallback=False)
+    return [r.item for r in result.items]
+
+
+def _seen(history, media) -> list[str]:
+    from embedder.recommend.cf import resolve_items
+
+    return sorted(set(resolve_items(sorted({e.item for e in history}), media).values()))
+
+
+def _scores(lists, relevant, ks, catalogue_size) -> dict:
+    out = {}
+    for k in ks:
+        out[f"recall@{k}"] = round(float(np.mean([recall_at_k(r, rel, k) for r, rel in zip(lists, relevant)])), 5)
+        out[f"ndcg@{k}"] = round(float(np.mean([ndcg_at_k(r, rel, k) for r, rel in zip(lists, relevant)])), 5)
+        out[f"coverage@{k}"] = round(coverage(lists, catalogue_size, k), 5)
+    return out
+
+
+def _content_vectors(media, items: list[str]) -> dict[str, np.ndarray]:
+    """Content vectors of log items that are ingested media (matched by id or path)."""
+    from embedder.recommend.cf import resolve_items
+
+    ids = resolve_items(items, media)
+    records = {r.id: r for r in media.retrieve(sorted(set(ids.values())), with_vectors=True)}
+    return {item: records[pid].vectors["content"] for item, pid in ids.items()
+            if pid in records and "content" in records[pid].vectors}
+
+
+def _load_content(store, content: dict[str, np.ndarray], candidates) -> None:
+    from embedder.recommend.cf import item_point_id
+    from embedder.store import PointRecord
+
+    store.upsert([PointRecord(item_point_id(item), {"content": vec}, {"item": item, "popularity": 0.0, "paths": []})
+                  for item, vec in content.items()])
+
+
+def _mark_candidates(store, candidates) -> None:
+    if candidates is None:
+        return
+    from embedder.recommend.cf import item_point_id
+
+    # Cold items have no interactions in training, so they may have no point yet: give them one.
+    store.set_payload([item_point_id(i) for i in sorted(candidates) if store.retrieve([item_point_id(i)])], {"eval_role": "candidate"})
+
+
+def plot(result: dict, path: str | Path, title: str = "") -> None:
+    """A grouped bar chart of NDCG@K and Recall@K per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    methods = list(result["methods"])
+    ks = result["ks"]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), dpi=110)
+    width = 0.8 / max(1, len(methods))
+    for ax, metric in zip(axes, ("ndcg", "recall")):
+        for i, m in enumerate(methods):
+            values = [result["methods"][m][f"{metric}@{k}"] for k in ks]
+            ax.bar(np.arange(len(ks)) + i * width, values, width, label=m)
+        ax.set_xticks(np.arange(len(ks)) + width * (len(methods) - 1) / 2, [f"@{k}" for k in ks])
+        ax.set_title(metric.upper() if metric == "ndcg" else "Recall")
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title or f"split: {result['split']}, users: {result['users_evaluated']}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

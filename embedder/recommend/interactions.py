@@ -1,0 +1,288 @@
+"""Interaction logs: import from CSV/TSV/JSONL/Parquet, validate, deduplicate, persist.
+
+Storage is SQLite in WAL mode: in the standard library (no server, no extra dependency), one
+file, transactional appends that a concurrent reader never sees half-done, and a UNIQUE index
+that makes re-importing the same file a no-op. Event logs are append-heavy and read whole for
+training, which is what SQLite does well at this scale (millions of rows).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Iterator
+
+from embedder.errors import EmbedderError
+
+DEFAULT_EVENT_WEIGHTS = {"view": 1.0, "play": 1.0, "click": 1.0, "like": 3.0, "share": 4.0, "save": 3.0,
+                         "skip": -1.0, "dislike": -3.0}
+FORMATS = ("csv", "tsv", "jsonl", "parquet")
+MAX_REPORTED_BAD_ROWS = 50
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS interactions (
+    user TEXT NOT NULL,
+    item TEXT NOT NULL,
+    weight REAL NOT NULL,
+    ts REAL,
+    event TEXT NOT NULL DEFAULT '',
+    seq INTEGER PRIMARY KEY AUTOINCREMENT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS interactions_dedup ON interactions (user, item, IFNULL(ts, -1), event, weight);
+CREATE INDEX IF NOT EXISTS interactions_user ON interactions (user);
+"""
+
+
+@dataclass(frozen=True)
+class Interaction:
+    """One event: a user's weighted interaction with an item. Negative weight = negative feedback."""
+
+    user: str
+    item: str
+    weight: float
+    ts: float | None = None
+    event: str = ""
+    seq: int = 0  # import order: the tie-breaker for logs without timestamps
+
+
+@dataclass(frozen=True)
+class ColumnMap:
+    """Which input columns hold what. Exactly one of weight, rating or event may be given;
+    with none, every row weighs 1."""
+
+    user: str = "user"
+    item: str = "item"
+    weight: str | None = None
+    rating: str | None = None
+    event: str | None = None
+    timestamp: str | None = None
+    rating_threshold: float = 3.0  # ratings above count as positive, below as negative
+    event_weights: dict = field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))
+
+
+@dataclass
+class ImportReport:
+    """What an import did: rows read, added, duplicates, and bad rows with their line numbers."""
+
+    path: str
+    rows: int = 0
+    added: int = 0
+    duplicates: int = 0
+    bad: int = 0
+    bad_rows: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "rows": self.rows, "added": self.added, "duplicates": self.duplicates,
+                "bad": self.bad, "bad_rows": self.bad_rows}
+
+
+def detect_format(path: Path, given: str | None) -> str:
+    if given:
+        if given not in FORMATS:
+            raise EmbedderError(f"--format must be one of {', '.join(FORMATS)}, not '{given}'")
+        return given
+    suffix = path.suffix.lower()
+    by_suffix = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl",
+                 ".json": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
+    if suffix in by_suffix:
+        return by_suffix[suffix]
+    raise EmbedderError(f"{path}: cannot tell the format from '{suffix}'; pass --format {'|'.join(FORMATS)}")
+
+
+def read_rows(path: Path, fmt: str, columns: list[str] | None = None) -> Iterator[tuple[int, dict]]:
+    """Yield ``(line_number, row)``; line numbers are 1-based lines of the file (rows for Parquet).
+
+    ``columns`` names the fields of a file without a header line.
+    """
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            table = pq.read_table(path)
+        except Exception as exc:
+            raise EmbedderError(f"{path}: not a readable Parquet file ({exc})") from None
+        for i, row in enumerate(table.to_pylist(), start=1):
+            yield i, row
+        return
+    with open(path, encoding="utf-8", errors="replace", newline="") as fh:
+        if fmt == "jsonl":
+            for i, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    yield i, {"__error__": f"invalid JSON: {exc.msg}"}
+                    continue
+                yield i, row if isinstance(row, dict) else {"__error__": "not a JSON object"}
+            return
+        delimiter = "\t" if fmt == "tsv" else ","
+        reader = csv.reader(fh, delimiter=delimiter)
+        header = columns
+        first_line = 1
+        if header is None:
+            try:
+                header = [h.strip() for h in next(reader)]
+            except StopIteration:
+                return
+            first_line = 2
+        for i, values in enumerate(reader, start=first_line):
+            if not values or all(not v.strip() for v in values):
+                continue
+            if len(values) != len(header):
+                yield i, {"__error__": f"expected {len(header)} fields, found {len(values)}"}
+                continue
+            yield i, {k: v.strip() for k, v in zip(header, values)}
+
+
+def parse_timestamp(value) -> float | None:
+    """Epoch seconds (or milliseconds) as a number, or an ISO 8601 date-time."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value.timestamp()
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        text = str(value).strip().replace("Z", "+00:00")
+        return datetime.fromisoformat(text).timestamp()
+    return number / 1000.0 if number > 1e11 else number  # milliseconds since the epoch
+
+
+def to_interaction(row: dict, cols: ColumnMap) -> Interaction:
+    """Validate one row; raises ValueError with a reason naming the column."""
+    if "__error__" in row:
+        raise ValueError(row["__error__"])
+    user = row.get(cols.user)
+    item = row.get(cols.item)
+    if user is None or str(user).strip() == "":
+        raise ValueError(f"missing user (column '{cols.user}')")
+    if item is None or str(item).strip() == "":
+        raise ValueError(f"missing item (column '{cols.item}')")
+    event = ""
+    if cols.weight:
+        weight = _number(row.get(cols.weight), cols.weight)
+    elif cols.rating:
+        weight = _number(row.get(cols.rating), cols.rating) - cols.rating_threshold
+    elif cols.event:
+        event = str(row.get(cols.event) or "").strip().lower()
+        if event not in cols.event_weights:
+            raise ValueError(f"unknown event '{event}' (column '{cols.event}'; known: {', '.join(sorted(cols.event_weights))})")
+        weight = float(cols.event_weights[event])
+    else:
+        weight = 1.0
+    if weight == 0:
+        raise ValueError("weight 0 carries no signal")
+    ts = None
+    if cols.timestamp:
+        try:
+            ts = parse_timestamp(row.get(cols.timestamp))
+        except ValueError:
+            raise ValueError(f"unreadable timestamp '{row.get(cols.timestamp)}' (column '{cols.timestamp}')") from None
+    return Interaction(str(user).strip(), str(item).strip(), weight, ts, event)
+
+
+def _number(value, column: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"not a number: '{value}' (column '{column}')") from None
+    if math.isnan(number) or math.isinf(number):
+        raise ValueError(f"not a finite number: '{value}' (column '{column}')")
+    return number
+
+
+class InteractionLog:
+    """The persistent interaction log (SQLite, WAL)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path).expanduser()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = sqlite3.connect(self.path, timeout=30)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise EmbedderError(f"interaction log {self.path} cannot be opened: {exc}") from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def add(self, events: list[Interaction]) -> int:
+        """Append events; exact duplicates of stored ones are ignored. Returns how many were added."""
+        before = self.db.total_changes
+        with self.db:
+            self.db.executemany(
+                "INSERT OR IGNORE INTO interactions (user, item, weight, ts, event) VALUES (?, ?, ?, ?, ?)",
+                [(e.user, e.item, e.weight, e.ts, e.event) for e in events],
+            )
+        return self.db.total_changes - before
+
+    def import_file(self, path: str | Path, cols: ColumnMap, fmt: str | None = None,
+                    columns: list[str] | None = None, batch: int = 10_000) -> ImportReport:
+        """Read, validate and append a file. Bad rows are reported with line numbers and skipped."""
+        path = Path(path).expanduser()
+        if not path.is_file():
+            raise EmbedderError(f"{path}: no such file")
+        report = ImportReport(str(path))
+        pending: list[Interaction] = []
+        for line, row in read_rows(path, detect_format(path, fmt), columns):
+            report.rows += 1
+            try:
+                pending.append(to_interaction(row, cols))
+            except ValueError as exc:
+                report.bad += 1
+                if len(report.bad_rows) < MAX_REPORTED_BAD_ROWS:
+                    report.bad_rows.append({"line": line, "reason": str(exc)})
+            if len(pending) >= batch:
+                report.added += self.add(pending)
+                pending = []
+        report.added += self.add(pending)
+        report.duplicates = report.rows - report.bad - report.added
+        if report.rows and report.bad == report.rows:
+            first = report.bad_rows[0]
+            raise EmbedderError(f"{path}: no valid rows (line {first['line']}: {first['reason']}); check the column flags")
+        return report
+
+    def all(self) -> list[Interaction]:
+        """Every event, in time order (import order where there is no time)."""
+        cur = self.db.execute("SELECT user, item, weight, ts, event, seq FROM interactions ORDER BY IFNULL(ts, 0), seq")
+        return [Interaction(*row) for row in cur]
+
+    def for_user(self, user: str) -> list[Interaction]:
+        cur = self.db.execute(
+            "SELECT user, item, weight, ts, event, seq FROM interactions WHERE user = ? ORDER BY IFNULL(ts, 0), seq", (user,)
+        )
+        return [Interaction(*row) for row in cur]
+
+    def stats(self) -> dict:
+        rows, users, items = self.db.execute(
+            "SELECT COUNT(*), COUNT(DISTINCT user), COUNT(DISTINCT item) FROM interactions"
+        ).fetchone()
+        negatives = self.db.execute("SELECT COUNT(*) FROM interactions WHERE weight < 0").fetchone()[0]
+        return {"path": str(self.path), "events": rows, "users": users, "items": items, "negative_events": negatives}
+
+
+def default_log_path(settings) -> Path:
+    """Beside an embedded store; in the data directory when the store is a server."""
+    if settings.interactions_db:
+        return Path(settings.interactions_db).expanduser()
+    if settings.is_server:
+        from embedder.settings import _default_store
+
+        return Path(_default_store()).parent / "interactions.sqlite"
+    return Path(settings.store).expanduser() / "interactions.sqlite"
+
+
+__all__ = ["ColumnMap", "ImportReport", "Interaction", "InteractionLog", "default_log_path"]

@@ -1,0 +1,195 @@
+"""Recommendation queries, all executed by Qdrant: user -> items, item -> items, user -> users.
+
+``recommend_for_user`` combines two branches with reciprocal rank fusion in one Qdrant query:
+
+* ``cf``: nearest items to the user's factor vector in ``cf`` (dot product, the ALS score);
+* ``content``: Qdrant's recommend query over ``content`` with the user's recent positive items
+  as positives and their negative feedback as negatives.
+
+Cold start falls out of the same machinery: an item with media but no interactions has a
+``content`` vector, so the content branch can return it; a user missing from the CF model but
+with a few interactions gets the content branch alone; a user with nothing gets popular items,
+optionally narrowed by a text query. Every hit lists the branches that found it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+from embedder.errors import EmbedderError
+from embedder.recommend.cf import resolve_items, user_point_id
+from embedder.recommend.interactions import Interaction
+from embedder.store import Nearest, Recommend, VectorStore
+
+STRATEGIES = ("hybrid", "cf", "content")
+HISTORY_POSITIVES = 20  # most recent positives used as examples by the content branch
+HISTORY_NEGATIVES = 20
+BRANCH_DEPTH = 5  # each branch prefetches limit * this many candidates before fusion
+
+
+@dataclass
+class Recommendation:
+    """One recommended item, and how it was found."""
+
+    id: str
+    item: str | None
+    path: str | None
+    score: float
+    branches: list[str]
+    kind: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class RecommendResult:
+    user: str
+    strategy: str
+    used: list[str]  # the branches that actually ran
+    items: list[Recommendation] = field(default_factory=list)
+    note: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"user": self.user, "strategy": self.strategy, "used": self.used, "note": self.note,
+                "items": [r.to_dict() for r in self.items]}
+
+
+def _rec(hit, branches: list[str]) -> Recommendation:
+    p = hit.payload
+    return Recommendation(id=hit.id, item=p.get("item"), path=p.get("path"), score=round(hit.score, 6),
+                          branches=branches, kind=p.get("kind"))
+
+
+def history_ids(history: list[Interaction], media: VectorStore) -> tuple[list[str], list[str], list[str]]:
+    """(recent positive ids, recent negative ids, all seen ids) for a user's events in time order."""
+    ids = resolve_items(sorted({e.item for e in history}), media)
+    positives = list(dict.fromkeys(ids[e.item] for e in reversed(history) if e.weight > 0))[:HISTORY_POSITIVES]
+    negatives = list(dict.fromkeys(ids[e.item] for e in reversed(history) if e.weight < 0))[:HISTORY_NEGATIVES]
+    return positives, negatives, sorted(set(ids.values()))
+
+
+def _content_examples(media: VectorStore, positives: list[str], negatives: list[str]):
+    vectors = {r.id: r.vectors.get("content") for r in media.retrieve(positives + negatives, with_vectors=True)}
+    pos = [vectors[i] for i in positives if vectors.get(i) is not None]
+    neg = [vectors[i] for i in negatives if vectors.get(i) is not None]
+    return pos, neg
+
+
+def recommend_for_user(
+    user: str,
+    history: list[Interaction],
+    media: VectorStore,
+    users: VectorStore | None,
+    *,
+    limit: int = 10,
+    strategy: str = "hybrid",
+    exclude_seen: bool = True,
+    filter: dict | None = None,
+    popular_fallback: bool = True,
+) -> RecommendResult:
+    """Recommend items for ``user`` given their interaction history (oldest first)."""
+    if strategy not in STRATEGIES:
+        raise EmbedderError(f"--strategy must be one of {', '.join(STRATEGIES)}, not '{strategy}'")
+    positives, negatives, seen = history_ids(history, media) if history else ([], [], [])
+    exclude = seen if exclude_seen else None
+    branches: dict[str, Nearest | Recommend] = {}
+    if strategy in ("hybrid", "cf") and users is not None and media.collection_dims() and "cf" in media.collection_dims():
+        found = users.retrieve([user_point_id(user)], with_vectors=True) if users.collection_dims() else []
+        if found and "cf" in found[0].vectors:
+            branches["cf"] = Nearest(found[0].vectors["cf"], "cf")
+    if strategy in ("hybrid", "content") and positives:
+        pos, neg = _content_examples(media, positives, negatives)
+        if pos:
+            branches["content"] = Recommend(pos, neg, "content")
+    result = RecommendResult(user=user, strategy=strategy, used=list(branches))
+    if not branches:
+        if not popular_fallback:
+            return result
+        result.used = ["popular"]
+        result.note = ("no interactions for this user: popular items" if not history
+                       else f"no {strategy} signal for this user yet: popular items")
+        hits = media.top_by("popularity", limit=limit, filter=filter, exclude_ids=exclude)
+        result.items = [_rec(h, ["popular"]) for h in hits]
+        return result
+    depth = limit * BRANCH_DEPTH
+    per_branch = {name: media.search(spec, limit=depth, filter=filter, exclude_ids=exclude) for name, spec in branches.items()}
+    if len(branches) == 1:
+        (name, hits), = per_branch.items()
+        result.items = [_rec(h, [name]) for h in hits[:limit]]
+        return result
+    fused = media.fused([(spec, depth) for spec in branches.values()], limit=limit, filter=filter, exclude_ids=exclude)
+    found_by = {name: {h.id for h in hits} for name, hits in per_branch.items()}
+    result.items = [_rec(h, [n for n in branches if h.id in found_by[n]]) for h in fused]
+    return result
+
+
+def popular_items(media: VectorStore, *, limit: int = 10, text_hits: list | None = None) -> list[Recommendation]:
+    """Most-interacted items; with ``text_hits`` (from a text search), those re-ranked by popularity."""
+    if text_hits is None:
+        return [_rec(h, ["popular"]) for h in media.top_by("popularity", limit=limit)]
+    records = {r.id: r for r in media.retrieve([h.id for h in text_hits])}
+    ranked = sorted(text_hits, key=lambda h: (-(records[h.id].payload.get("popularity") or 0.0), -h.score))
+    out = []
+    for h in ranked[:limit]:
+        p = records[h.id].payload
+        out.append(Recommendation(id=h.id, item=p.get("item"), path=p.get("path"),
+                                  score=float(p.get("popularity") or 0.0), branches=["popular", "text"], kind=p.get("kind")))
+    return out
+
+
+def similar_items(media: VectorStore, item_id: str, *, by: str = "content", limit: int = 10) -> list[Recommendation]:
+    """Items like ``item_id`` by ``content`` (cosine of fused vectors), ``cf`` (cosine of factors) or ``both`` (RRF)."""
+    if by not in ("content", "cf", "both"):
+        raise EmbedderError(f"--by must be content, cf or both, not '{by}'")
+    found = media.retrieve([item_id], with_vectors=True)
+    if not found:
+        raise EmbedderError(f"item {item_id} is not in the collection")
+    vectors = found[0].vectors
+    specs = {}
+    if by in ("content", "both") and "content" in vectors:
+        specs["content"] = Nearest(vectors["content"], "content")
+    if by in ("cf", "both") and "cf_sim" in vectors:
+        specs["cf"] = Nearest(vectors["cf_sim"], "cf_sim")
+    if not specs:
+        have = "media (content)" if "content" in vectors else "interactions (cf)"
+        raise EmbedderError(f"item {item_id} has no {by} vector; it only has {have}")
+    exclude = [item_id]
+    per = {n: media.search(s, limit=limit * BRANCH_DEPTH, exclude_ids=exclude) for n, s in specs.items()}
+    if len(specs) == 1:
+        (name, hits), = per.items()
+        return [_rec(h, [name]) for h in hits[:limit]]
+    fused = media.fused([(s, limit * BRANCH_DEPTH) for s in specs.values()], limit=limit, exclude_ids=exclude)
+    ids = {n: {h.id for h in hits} for n, hits in per.items()}
+    return [_rec(h, [n for n in specs if h.id in ids[n]]) for h in fused]
+
+
+def similar_users(users: VectorStore, user: str, *, limit: int = 10) -> list[dict]:
+    """Users whose taste vectors are closest (cosine) to ``user``'s."""
+    if users.collection_dims() is None:
+        raise EmbedderError("no user vectors yet; run 'embedder interactions train' first")
+    found = users.retrieve([user_point_id(user)], with_vectors=True)
+    if not found:
+        raise EmbedderError(f"user '{user}' is not in the trained model (no positive interactions at training time)")
+    hits = users.search(Nearest(found[0].vectors["cf"], "cf"), limit=limit, exclude_ids=[found[0].id])
+    return [{"user": h.payload.get("user"), "score": round(h.score, 6)} for h in hits]
+
+
+def resolve_item_ref(media: VectorStore, ref: str) -> str:
+    """A point id from an id, an ingested path, or an interaction item key."""
+    import os
+
+    from embedder.recommend.cf import item_point_id
+
+    ids = resolve_items([ref, os.path.abspath(ref)], media)
+    for key in (ref, os.path.abspath(ref)):
+        if media.retrieve([ids[key]]):
+            return ids[key]
+    if media.retrieve([item_point_id(ref)]):
+        return item_point_id(ref)
+    raise EmbedderError(f"'{ref}' is neither an ingested item (id or path) nor an item from the interaction log")
+
+
+__all__ = ["Recommendation", "RecommendResult", "recommend_for_user", "popular_items", "similar_items",
+           "similar_users", "resolve_item_ref"]

@@ -1,0 +1,201 @@
+"""Recommendation end to end on generated media whose "topic" can be seen and heard.
+
+Three topics (a dominant colour and a tone pitch), six clips each, named without the topic.
+Twelve users each like four clips of one topic. Even random-weight encoders keep colour and pitch
+apart, so content must find a user's topic among items nobody has touched.
+"""
+
+import json
+import os
+import random
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from embedder.recommend.cf import fit_cf, item_point_id, write_cf
+from embedder.recommend.evaluate import evaluate
+from embedder.recommend.interactions import Interaction
+from embedder.recommend.queries import recommend_for_user, similar_items, similar_users
+from embedder.settings import load_settings
+from embedder.store import open_store, users_collection
+from pipelines.ingest import run_ingest
+from tests.conftest import ffmpeg
+
+TOPICS = [("red", 220), ("green", 660), ("blue", 1760)]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("rec")
+    media = root / "media"
+    media.mkdir()
+    topic_of = {}
+    for t, (colour, freq) in enumerate(TOPICS):
+        for j in range(6):
+            path = media / f"clip_{t * 6 + j:02d}.mp4"
+            ffmpeg("-f", "lavfi", "-i", f"color=c={colour}:size=64x48:rate=5:duration=1.5",
+                   "-f", "lavfi", "-i", f"sine=frequency={freq + 7 * j}:duration=1.5:sample_rate=48000",
+                   "-vf", f"noise=alls={10 + 5 * j}:allf=t", "-c:v", "libx264", "-preset", "ultrafast",
+                   "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(path))
+            topic_of[str(path)] = t
+    settings = load_settings(models="tiny", device="cpu", store=str(root / "store"), workers=2, max_frames=2, cf_factors=4)
+    summary = run_ingest([media], settings)
+    assert summary.to_dict()["counts"]["new"] == 18
+    rng = random.Random(0)
+    events, ts = [], 0.0
+    for t in range(3):
+        items = sorted(p for p, tt in topic_of.items() if tt == t)
+        for u in range(4):
+            for item in rng.sample(items[:4], 3) + [items[4]]:  # items[5] of every topic: nobody
+                ts += 1
+                events.append(Interaction(f"t{t}u{u}", item, 1.0, ts))
+    # one skip per user on another topic
+    for t in range(3):
+        other = sorted(p for p, tt in topic_of.items() if tt == (t + 1) % 3)[0]
+        for u in range(4):
+            ts += 1
+            events.append(Interaction(f"t{t}u{u}", other, -1.0, ts))
+    return {"settings": settings, "events": events, "topic_of": topic_of, "root": root}
+
+
+@pytest.fixture(scope="module")
+def trained(world):
+    settings = world["settings"]
+    model = fit_cf(world["events"], factors=4, seed=0)
+    with open_store(settings) as media, open_store(settings, collection=users_collection(settings)) as users:
+        summary = write_cf(model, media, users)
+    assert summary["items_with_media"] == 15 and summary["items_without_media"] == 0 and summary["users"] == 12
+    return model
+
+
+def history(world, user):
+    return [e for e in world["events"] if e.user == user]
+
+
+def test_hybrid_fuses_both_branches_and_says_which_found_each_item(world, trained):
+    settings, topic_of = world["settings"], world["topic_of"]
+    with open_store(settings) as media, open_store(settings, collection=users_collection(settings)) as users:
+        for user, topic in (("t0u0", 0), ("t2u1", 2)):
+            result = recommend_for_user(user, history(world, user), media, users, limit=5)
+            assert result.used == ["cf", "content"]
+            seen = {e.item for e in history(world, user)}
+            assert not seen & {r.path for r in result.items}  # --exclude-seen is the default
+            assert topic_of[result.items[0].path] == topic
+            cf = recommend_for_user(user, history(world, user), media, users, limit=25, strategy="cf")
+            content = recommend_for_user(user, history(world, user), media, users, limit=25, strategy="content")
+            cf_ids, content_ids = {r.id for r in cf.items}, {r.id for r in content.items}
+            for r in result.items:
+                assert r.branches == [b for b, ids in (("cf", cf_ids), ("content", content_ids)) if r.id in ids]
+
+
+def test_new_item_without_interactions_is_reachable_through_content(world, trained):
+    settings, topic_of = world["settings"], world["topic_of"]
+    with open_store(settings) as media, open_store(settings, collection=users_collection(settings)) as users:
+        for user, topic in (("t0u0", 0), ("t1u3", 1)):
+            cold = sorted(p for p, t in topic_of.items() if t == topic)[5]  # nobody touched it: no cf vector
+            assert "cf" not in media.retrieve([list(media.scroll(filter={"paths": cold}))[0].id], with_vectors=True)[0].vectors
+            content = recommend_for_user(user, history(world, user), media, users, limit=3, strategy="content")
+            assert cold in [r.path for r in content.items]
+            cf = recommend_for_user(user, history(world, user), media, users, limit=18, strategy="cf")
+            assert cold not in [r.path for r in cf.items]
+
+
+def test_cf_and_content_strategies_alone(world, trained):
+    settings, topic_of = world["settings"], world["topic_of"]
+    with open_store(settings) as media, open_store(settings, collection=users_collection(settings)) as users:
+        cf = recommend_for_user("t1u2", history(world, "t1u2"), media, users, limit=3, strategy="cf")
+        assert cf.used == ["cf"] and all(r.branches == ["cf"] for r in cf.items)
+        assert [r.score for r in cf.items] == sorted((r.score for r in cf.items), reverse=True)
+        assert all(topic_of[r.path] == 1 for r in cf.items[:1])
+        content = recommend_for_user("t1u2", history(world, "t1u2"), media, users, limit=3, strategy="content")
+        assert content.used == ["content"] and topic_of[content.items[0].path] == 1
+        everything = recommend_for_user("t1u2", history(world, "t1u2"), media, users, limit=30, strategy="content",
+                                        exclude_seen=False)
+        assert len(everything.items) == 18
+
+
+def test_new_user_with_a_few_events_gets_content_at_once(world, trained):
+    settings, topic_of = world["settings"], world["topic_of"]
+    blue = sorted(p for p, t in topic_of.items() if t == 2)
+    fresh = [Interaction("newcomer", blue[0], 1.0, 1e9)]
+    with open_store(settings) as media, open_store(settings, collection=users_collection(settings)) as users:
+        result = recommend_for_user("newcomer", fresh, media, users, limit=4)
+    assert result.used == ["content"]
+    assert [topic_of[r.path] for r in result.items[:3]] == [2, 2, 2]
+
+
+def test_user_without_history_gets_popular_items(world, trained):
+    settings = world["settings"]
+    with open_store(settings) as media, open_store(settings, collection=users_collection(settings)) as users:
+        result = recommend_for_user("stranger", [], media, users, limit=5)
+    assert result.used == ["popular"] and result.note == "no interactions for this user: popular items"
+    scores = [r.score for r in result.items]
+    assert scores == sorted(scores, reverse=True) and scores[0] == 4.0  # items[4] of each topic: all 4 users
+    assert all(r.branches == ["popular"] for r in result.items)
+
+
+def test_similar_items_and_users(world, trained):
+    settings, topic_of = world["settings"], world["topic_of"]
+    red = sorted(p for p, t in topic_of.items() if t == 0)
+    with open_store(settings) as media:
+        rid = list(media.scroll(filter={"paths": red[0]}))[0].id
+        by_content = similar_items(media, rid, by="content", limit=4)
+        assert rid not in {r.id for r in by_content}
+        assert [topic_of[r.path] for r in by_content[:3]] == [0, 0, 0]
+        by_cf = similar_items(media, rid, by="cf", limit=3)
+        assert all(r.branches == ["cf"] for r in by_cf) and topic_of[by_cf[0].path] == 0
+        both = similar_items(media, rid, by="both", limit=3)
+        assert any(len(r.branches) == 2 for r in both)
+    with open_store(settings, collection=users_collection(settings)) as users:
+        close = similar_users(users, "t0u0", limit=3)
+    assert [u["user"][:2] for u in close] == ["t0", "t0", "t0"]
+
+
+def test_eval_cold_items_content_beats_popularity(world):
+    settings = world["settings"]
+    with open_store(settings) as media:
+        result = evaluate(world["events"], split="cold-items", seed=1, factors=4, media=media, test_fraction=0.3)
+    m = result["methods"]
+    assert set(m) == {"popularity", "als", "content", "hybrid"}
+    assert m["content"]["ndcg@10"] > m["popularity"]["ndcg@10"] + 0.2, m
+    assert m["hybrid"]["ndcg@10"] > m["popularity"]["ndcg@10"], m
+    assert m["als"]["recall@10"] == 0.0  # cold items have no factors: CF cannot reach them
+    again = None
+    with open_store(settings) as media:
+        again = evaluate(world["events"], split="cold-items", seed=1, factors=4, media=media, test_fraction=0.3)
+    assert again["methods"] == m  # deterministic for a seed
+
+
+def test_cli_import_train_recommend_eval(world, tmp_path):
+    settings = world["settings"]
+    log = tmp_path / "events.csv"
+    with open(log, "w") as fh:
+        fh.write("user,item,weight,ts\n")
+        for e in world["events"]:
+            fh.write(f"{e.user},{e.item},{e.weight},{int(e.ts)}\n")
+        fh.write("broken-row-without-fields\n")
+    env = {**os.environ, "EMBEDDER_MODELS": "tiny", "EMBEDDER_STORE": settings.store, "EMBEDDER_CF_FACTORS": "4",
+           "EMBEDDER_INTERACTIONS_DB": str(tmp_path / "log.sqlite")}
+
+    def cli(*args):
+        proc = subprocess.run([sys.executable, "-m", "embedder.cli", *map(str, args)], capture_output=True, text=True,
+                              env=env, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    report = json.loads(cli("interactions", "import", log, "--weight-col", "weight", "--time-col", "ts", "--json"))
+    assert report["added"] == len(world["events"]) and report["bad_rows"] == [{"line": len(world["events"]) + 2, "reason": "expected 4 fields, found 1"}]
+    trained = json.loads(cli("interactions", "train", "--json"))
+    assert trained["users"] == 12 and trained["dim"] == 4
+    rec = json.loads(cli("recommend", "--user", "t0u1", "--limit", "3", "--json"))
+    assert rec["used"] == ["cf", "content"] and len(rec["items"]) == 3
+    assert all(set(r) == {"id", "item", "path", "score", "branches", "kind"} for r in rec["items"])
+    popular = json.loads(cli("recommend", "--user", "nobody", "--query", "red", "--json"))
+    assert popular["used"] == ["popular", "text"] and popular["items"]
+    out = tmp_path / "eval"
+    result = json.loads(cli("eval", "--split", "cold-items", "--seed", "1", "--out", out, "--json"))
+    assert (out / "results.png").stat().st_size > 1000
+    assert json.loads((out / "results.json").read_text()) == result
+    assert cli("similar-users", "t1u1", "--json").count('"user": "t1') == 4  # itself + three of its topic
