@@ -77,23 +77,25 @@ def fit_cf(events: list[Interaction], factors: int = 64, model: str = "als", ite
     from implicit.cpu.als import AlternatingLeastSquares
     from implicit.cpu.bpr import BayesianPersonalizedRanking
     from implicit.nearest_neighbours import bm25_weight
+    from threadpoolctl import threadpool_limits
 
     matrix, users, items = interaction_matrix(events)
     if matrix.nnz == 0:
         raise EmbedderError("no positive interactions to learn from; import some with 'embedder interactions import'")
     weighted = bm25_weight(matrix, K1=100, B=0.8).tocsr().astype(np.float32)
-    if model == "als":
-        algo = AlternatingLeastSquares(factors=factors, regularization=regularization, iterations=iterations,
-                                       random_state=seed, num_threads=1)
-    elif model == "bpr":
-        # implicit's BPR appends a bias column, so ask for one factor less to keep the stored size.
-        algo = BayesianPersonalizedRanking(factors=factors - 1, iterations=max(iterations, 50), random_state=seed,
-                                           num_threads=1)
-    else:
-        raise EmbedderError(f"--model must be als or bpr, not '{model}'")
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1, "blas"):  # implicit's own advice: BLAS threads fight its solver threads
+    # implicit's own advice: BLAS threads fight its solver threads; it checks this on construction.
+    with threadpool_limits(1, "blas"):
+        if model == "als":
+            algo = AlternatingLeastSquares(factors=factors, regularization=regularization, iterations=iterations,
+                                           random_state=seed, num_threads=1)
+        elif model == "bpr":
+            # implicit's BPR appends a bias column, so ask for one factor less to keep the stored size.
+            # It samples (positive, negative) pairs and ignores confidences, and needs more epochs than ALS.
+            algo = BayesianPersonalizedRanking(factors=factors - 1, iterations=max(iterations, 100), random_state=seed,
+                                               num_threads=1)
+            weighted = (matrix > 0).astype(np.float32).tocsr()
+        else:
+            raise EmbedderError(f"--model must be als or bpr, not '{model}'")
         algo.fit(weighted, show_progress=False)
     popularity = np.asarray((matrix > 0).sum(axis=0)).ravel()
     return CFModel(
