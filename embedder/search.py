@@ -16,7 +16,7 @@ import numpy as np
 
 from embedder.errors import EmbedderError
 from embedder.fusion import MODALITIES, fuse_query
-from embedder.store import VectorStore, point_id
+from embedder.store import VectorStore, is_point_id, point_id
 
 SEARCH_MODALITIES = ("all", *MODALITIES)
 
@@ -102,7 +102,7 @@ def search_text(
 
 def _stored_item(store: VectorStore, ref: str):
     """An ingested item by point id or by path (its current content hash, or a stored path)."""
-    records = store.retrieve([ref], with_vectors=True) if _looks_like_uuid(ref) else []
+    records = store.retrieve([ref], with_vectors=True) if is_point_id(ref) else []
     if records:
         return records[0]
     path = Path(ref).expanduser()
@@ -116,16 +116,6 @@ def _stored_item(store: VectorStore, ref: str):
     for record in store.scroll(filter={"paths": absolute}, with_vectors=True):
         return record
     return None
-
-
-def _looks_like_uuid(text: str) -> bool:
-    import uuid
-
-    try:
-        uuid.UUID(text)
-        return True
-    except ValueError:
-        return False
 
 
 def search_like(

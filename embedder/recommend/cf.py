@@ -16,7 +16,7 @@ import numpy as np
 
 from embedder.errors import EmbedderError
 from embedder.recommend.interactions import Interaction
-from embedder.store import PointRecord, VectorStore
+from embedder.store import PointRecord, VectorStore, is_point_id
 
 ITEM_NAMESPACE = uuid.UUID("2b0e8a44-9c57-4f5e-8f0b-3f9d9a6c1e21")
 USER_NAMESPACE = uuid.UUID("7d4c1f0a-6e2b-4a8f-b1c3-5e9f0d2a7b64")
@@ -116,7 +116,7 @@ def resolve_items(keys: list[str], media: VectorStore) -> dict[str, str]:
     media and gets a stable id of its own.
     """
     out: dict[str, str] = {}
-    candidates = [k for k in keys if _is_uuid(k)]
+    candidates = [k for k in keys if is_point_id(k)]
     for record in media.retrieve(candidates):
         out[record.id] = record.id
     rest = [k for k in keys if k not in out]
@@ -131,14 +131,6 @@ def resolve_items(keys: list[str], media: VectorStore) -> dict[str, str]:
     for k in keys:
         out.setdefault(k, item_point_id(k))
     return out
-
-
-def _is_uuid(text: str) -> bool:
-    try:
-        uuid.UUID(text)
-        return True
-    except ValueError:
-        return False
 
 
 def write_cf(model: CFModel, media: VectorStore, users: VectorStore, batch: int = 1000) -> dict:

@@ -1,5 +1,15 @@
 """One vector-store interface with two back-ends: embedded Qdrant Edge and a Qdrant server."""
 
-from embedder.store.base import Hit, Nearest, PointRecord, Recommend, VectorStore, open_store, point_id, users_collection
+from embedder.store.base import (
+    Hit,
+    Nearest,
+    PointRecord,
+    Recommend,
+    VectorStore,
+    is_point_id,
+    open_store,
+    point_id,
+    users_collection,
+)
 
-__all__ = ["Hit", "Nearest", "PointRecord", "Recommend", "VectorStore", "open_store", "point_id", "users_collection"]
+__all__ = ["Hit", "Nearest", "PointRecord", "Recommend", "VectorStore", "is_point_id", "open_store", "point_id", "users_collection"]

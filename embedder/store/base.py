@@ -22,6 +22,15 @@ def point_id(sha256: str) -> str:
     return str(uuid.uuid5(ID_NAMESPACE, sha256))
 
 
+def is_point_id(text: str) -> bool:
+    """Whether ``text`` has the form of a point id (a UUID)."""
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
 @dataclass
 class PointRecord:
     """A point as stored: id, named vectors (possibly a subset) and payload."""
