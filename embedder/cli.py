@@ -157,8 +157,9 @@ def _print_inspect(r: dict) -> None:
 class _TerminalProgress:
     """A rich progress bar (files/s, ETA) on a terminal; plain log lines otherwise."""
 
-    def __init__(self, quiet: bool = False):
+    def __init__(self, quiet: bool = False, per_item: bool = True):
         self.quiet = quiet
+        self.per_item = per_item  # plain mode: a line per file; off for per-batch progress
         self.tty = err.is_terminal
         self.bar = None
         self.task = None
@@ -166,7 +167,7 @@ class _TerminalProgress:
         self.total = 0
 
     def start(self, total: int, label: str) -> None:
-        self.total, self.done = total, 0
+        self.total, self.done, self.label = total, 0, label
         if self.quiet or not self.tty:
             return
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -185,7 +186,9 @@ class _TerminalProgress:
         self.done += 1
         if self.bar is not None:
             self.bar.advance(self.task)
-        elif not self.quiet:
+            if not self.per_item:  # e.g. the running loss
+                self.bar.update(self.task, description=f"{self.label} {path}")
+        elif not self.quiet and self.per_item:
             err.print(f"[{self.done}/{self.total}] {status}: {path}", highlight=False, markup=False, soft_wrap=True)
 
     def note(self, message: str) -> None:
@@ -392,17 +395,15 @@ def interactions_train(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Fit collaborative filtering on the log; store item 'cf' vectors and the users collection."""
-    from embedder.encoders.bundle import collection_dims
-    from embedder.encoders.registry import resolve_models
     from embedder.recommend.cf import fit_cf, write_cf
-    from embedder.store import open_store, users_collection
+    from embedder.recommend.stores import open_collections
 
     settings = ctx.obj.settings()
     with _open_log(settings) as log:
         events = log.all()
     fitted = fit_cf(events, factors=settings.cf_factors, model=model, iterations=iterations, seed=seed)
-    with open_store(settings) as media, open_store(settings, collection=users_collection(settings)) as users:
-        media.ensure_collection(collection_dims(*resolve_models(settings), settings.cf_factors))
+    media, users = open_collections(settings)
+    with media, users:
         summary = write_cf(fitted, media, users)
     if as_json:
         _print_json(summary)
@@ -411,19 +412,13 @@ def interactions_train(
                   f"({summary['items_with_media']} with media, {summary['items_without_media']} without)", highlight=False)
 
 
-def _media_and_users(settings):
-    from embedder.store import open_store, users_collection
-
-    return open_store(settings), open_store(settings, collection=users_collection(settings))
-
-
 @app.command()
 @_guarded
 def recommend(
     ctx: typer.Context,
     user: str = typer.Option(..., "--user", "-u", help="User id as in the interaction log."),
     limit: int = typer.Option(10, "--limit", "-n", min=1, max=1000, help="How many items."),
-    strategy: str = typer.Option("hybrid", "--strategy", help="hybrid (cf + content, RRF), cf or content."),
+    strategy: str = typer.Option("hybrid", "--strategy", help="hybrid (cf + content, RRF), cf, content, or trained (the fine-tuned head)."),
     exclude_seen: bool = typer.Option(True, "--exclude-seen/--include-seen", help="Leave out items the user already had."),
     query: Optional[str] = typer.Option(None, "--query", "-q", help="For a user with no history: narrow popular items by this text."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
@@ -434,7 +429,9 @@ def recommend(
     settings = ctx.obj.settings()
     with _open_log(settings) as log:
         history = log.for_user(user)
-    media, users = _media_and_users(settings)
+    from embedder.recommend.stores import open_collections
+
+    media, users = open_collections(settings, create=False)
     with media, users:
         if not history and query:
             from embedder.encoders.bundle import load_encoders
@@ -511,12 +508,47 @@ def similar_users_cmd(
         out.print(f"{rank:>3}  {u['score']:.4f}  {u['user']}", highlight=False)
 
 
+@app.command("train")
+@_guarded
+def train_cmd(
+    ctx: typer.Context,
+    config: Optional[Path] = typer.Option(None, "--config", help="Training config (TOML), e.g. pipelines/configs/train.toml."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue a run directory from its last checkpoint."),
+    adversarial: Optional[bool] = typer.Option(None, "--adversarial/--no-adversarial", help="APR adversarial training."),
+    max_epochs: Optional[int] = typer.Option(None, "--max-epochs", help="Override optim.max_epochs."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Override run.seed."),
+    write: bool = typer.Option(True, "--write/--no-write", help="Store rec vectors for 'recommend --strategy trained'."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Fine-tune the two-tower head (BCE, frozen encoders, early stopping) on the interaction log."""
+    from embedder.train.config import load_train_config
+    from pipelines.train import run_training
+
+    settings = ctx.obj.settings()
+    cfg = load_train_config(config, **{"adversarial.enabled": adversarial, "optim.max_epochs": max_epochs, "run.seed": seed})
+    summary = run_training(settings, cfg, resume=resume, write=write, progress=_TerminalProgress(as_json, per_item=False))
+    if as_json:
+        _print_json(summary)
+        return
+    m = summary["metrics"]
+    k = cfg.optim.eval_k
+    out.print(f"run {summary['run_dir']} ({summary['device']}): best epoch {m['best_epoch']} of {m['epochs']}, "
+              f"val NDCG@{k} {m[f'best_val_ndcg@{k}']:.4f}" + (", stopped early" if m["stopped_early"] else ""), highlight=False)
+    r = m["robustness"]
+    out.print(f"robustness: NDCG@{k} {r['ndcg_clean']:.4f} clean, {r['ndcg_perturbed']:.4f} with item vectors "
+              f"perturbed by epsilon {r['epsilon']}", highlight=False)
+    if summary["written"]:
+        w = summary["written"]
+        out.print(f"stored rec vectors for {w['users']} users and {w['items']} items ({summary['version']})", highlight=False)
+
+
 @app.command("eval")
 @_guarded
 def eval_cmd(
     ctx: typer.Context,
     split: str = typer.Option("leave-last-out", "--split", help="leave-last-out, random-holdout, time or cold-items."),
-    methods: str = typer.Option("popularity,als,content,hybrid", "--methods", help="Comma-separated methods to compare."),
+    methods: str = typer.Option("popularity,als,content,hybrid", "--methods", help="Comma-separated: popularity, als, content, hybrid, trained."),
+    train_config: Optional[Path] = typer.Option(None, "--train-config", help="Config of the 'trained' method (two-tower head)."),
     seed: int = typer.Option(0, "--seed", help="Seed for splits, sampling and training."),
     max_users: Optional[int] = typer.Option(None, "--max-users", help="Evaluate a seeded sample of test users."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Write results.json and results.png here."),
@@ -534,8 +566,11 @@ def eval_cmd(
     media = open_store(settings)
     with media:
         has_media = media.collection_dims() is not None and "content" in (media.collection_dims() or {})
+        from embedder.train.config import load_train_config
+
         result = evaluate(events, split=split, methods=tuple(m.strip() for m in methods.split(",") if m.strip()),
-                          seed=seed, factors=settings.cf_factors, media=media if has_media else None, max_users=max_users)
+                          seed=seed, factors=settings.cf_factors, media=media if has_media else None, max_users=max_users,
+                          train_config=load_train_config(train_config))
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "results.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     # Recommendation.
     interactions_db: str | None = None  # default: <store>/interactions.sqlite
     cf_factors: int = Field(64, ge=2, le=1024)
+    rec_dim: int = Field(64, ge=2, le=1024)  # size of the trained head's "rec" vectors
 
     # Fusion weights for visual, audio and text; renormalised over the modalities an item has.
     weight_visual: float = Field(0.5, ge=0)

@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from embedder.encoders.bundle import collection_dims
-from embedder.encoders.registry import resolve_models
+from embedder.encoders.bundle import schema_for
 from embedder.errors import EmbedderError, Failure, one_line
 from embedder.fusion import FUSION_VERSION, item_weights
 from embedder.media.decode import DecodeOptions, DecodedItem, decode_item
@@ -218,8 +217,7 @@ def run_ingest(
     """
     started = time.monotonic()
     progress = progress or Progress()
-    clip_spec, clap_spec = resolve_models(settings)
-    dims = collection_dims(clip_spec, clap_spec, settings.cf_factors)
+    dims = schema_for(settings)
     if not any(os.path.lexists(os.path.expanduser(str(p))) for p in paths):
         raise EmbedderError("nothing to ingest: " + ", ".join(str(p) for p in paths) + " not found")
     own_store = store is None

@@ -29,10 +29,22 @@ def modality_dims(clip: ModelSpec, clap: ModelSpec) -> dict[str, int]:
     return {"visual": clip.dim, "audio": clap.dim, "text": clip.dim, "content": 2 * clip.dim + clap.dim}
 
 
-def collection_dims(clip: ModelSpec, clap: ModelSpec, cf_factors: int) -> dict[str, int]:
-    """Every named vector of the media collection: the content side plus CF item factors, as ``cf``
-    (dot product: what the model predicts for a user) and ``cf_sim`` (cosine: item-to-item)."""
-    return {**modality_dims(clip, clap), "cf": cf_factors, "cf_sim": cf_factors}
+def collection_dims(clip: ModelSpec, clap: ModelSpec, cf_factors: int, rec_dim: int) -> dict[str, int]:
+    """Every named vector of the media collection: the content side; CF item factors as ``cf``
+    (dot product: what the model predicts for a user) and ``cf_sim`` (cosine: item-to-item); and
+    ``rec``, the trained two-tower head's item vectors (dot product)."""
+    return {**modality_dims(clip, clap), "cf": cf_factors, "cf_sim": cf_factors, "rec": rec_dim}
+
+
+def schema_for(settings) -> dict[str, int]:
+    """The media collection's named vectors for these settings."""
+    clip, clap = resolve_models(settings)
+    return collection_dims(clip, clap, settings.cf_factors, settings.rec_dim)
+
+
+def users_schema(settings) -> dict[str, int]:
+    """The users collection's named vectors: CF user factors and the trained head's user vectors."""
+    return {"cf": settings.cf_factors, "rec": settings.rec_dim}
 
 
 def load_encoders(settings) -> Encoders:

@@ -20,6 +20,7 @@ from embedder.store import PointRecord, VectorStore, is_point_id
 
 ITEM_NAMESPACE = uuid.UUID("2b0e8a44-9c57-4f5e-8f0b-3f9d9a6c1e21")
 USER_NAMESPACE = uuid.UUID("7d4c1f0a-6e2b-4a8f-b1c3-5e9f0d2a7b64")
+ITEM_ONLY_PAYLOAD = {"kind": "item", "modalities": [], "paths": []}
 
 
 def user_point_id(user: str) -> str:
@@ -136,30 +137,22 @@ def resolve_items(keys: list[str], media: VectorStore) -> dict[str, str]:
 def write_cf(model: CFModel, media: VectorStore, users: VectorStore, batch: int = 1000) -> dict:
     """Store item factors on the media collection and user vectors in the users collection."""
     ids = resolve_items(model.items, media)
-    existing = {r.id for r in media.retrieve(sorted(set(ids.values())))}
-    media_updates, new_points = {}, []
+    items = []
     for key, factors in zip(model.items, model.item_factors):
-        pid = ids[key]
         meta = {"item": key, "popularity": float(model.popularity.get(key, 0)), "cf_model": model.version}
-        if pid in existing:
-            media_updates[pid] = ({"cf": factors, "cf_sim": factors}, meta)
-        else:
-            new_points.append(PointRecord(pid, {"cf": factors, "cf_sim": factors},
-                                          {**meta, "kind": "item", "modalities": [], "paths": []}))
-    for start in range(0, len(new_points), batch):
-        media.upsert(new_points[start : start + batch])
-    media.update_vectors({pid: vecs for pid, (vecs, _) in media_updates.items()})
-    for pid, (_, meta) in media_updates.items():
-        media.set_payload([pid], meta)
-    users.ensure_collection({"cf": model.dim})
+        items.append(PointRecord(ids[key], {"cf": factors, "cf_sim": factors}, meta))
+    # Items known only from interactions get points of their own.
+    with_media, without_media = media.merge(items, batch, new_payload=ITEM_ONLY_PAYLOAD)
+    if users.collection_dims() is None:
+        users.ensure_collection({"cf": model.dim})
     norms = np.maximum(np.linalg.norm(model.user_factors, axis=1, keepdims=True), 1e-12)
     unit = model.user_factors / norms
     points = [PointRecord(user_point_id(u), {"cf": vec}, {"user": u, "cf_model": model.version})
               for u, vec in zip(model.users, unit)]
-    for start in range(0, len(points), batch):
-        users.upsert(points[start : start + batch])
+    users.merge(points, batch)
     current = {p.id for p in points}
-    stale = [r.id for r in users.scroll() if r.id not in current]
+    # Users gone from the log are dropped, unless a trained head still serves them.
+    stale = [r.id for r in users.scroll() if r.id not in current and "rec_model" not in r.payload]
     users.delete(stale)
     return {"model": model.version, "users": len(model.users), "items": len(model.items),
-            "items_with_media": len(media_updates), "items_without_media": len(new_points), "dim": model.dim}
+            "items_with_media": with_media, "items_without_media": without_media, "dim": model.dim}

@@ -22,7 +22,7 @@ from embedder.recommend.interactions import Interaction
 
 KS = (10, 20, 50)
 SPLITS = ("leave-last-out", "random-holdout", "time", "cold-items")
-METHODS = ("popularity", "als", "content", "hybrid")
+METHODS = ("popularity", "als", "content", "hybrid", "trained")
 
 
 def recall_at_k(ranked: list[str], relevant: set[str], k: int) -> float:
@@ -101,14 +101,17 @@ def split_events(events: list[Interaction], how: str, *, seed: int = 0, test_fra
     return Split([e for e in events if e.item not in held], [e for e in events if e.item in held], held, name=how)
 
 
-def evaluate(events: list[Interaction], *, split: str = "leave-last-out", methods: tuple[str, ...] = METHODS,
+def evaluate(events: list[Interaction], *, split: str = "leave-last-out", methods: tuple[str, ...] = METHODS[:4],
              ks: tuple[int, ...] = KS, seed: int = 0, factors: int = 64, media=None, max_users: int | None = None,
-             test_fraction: float = 0.2, progress=None) -> dict:
+             test_fraction: float = 0.2, progress=None, train_config=None) -> dict:
     """Compare recommendation methods on one split of an interaction log.
 
     Args:
         events: the log, in time order.
-        media: a store with ingested media (for ``content`` and ``hybrid``); ``None`` skips them.
+        media: a store with ingested media (for ``content``, ``hybrid`` and the head's content
+            input); ``None`` skips content.
+        train_config: :class:`~embedder.train.config.TrainConfig` for the ``trained`` method (the
+            two-tower head, trained on the training split with its own validation holdout).
         max_users: evaluate a seeded sample of the test users (for big logs).
     """
     from embedder.recommend.cf import fit_cf, write_cf
@@ -139,17 +142,26 @@ def evaluate(events: list[Interaction], *, split: str = "leave-last-out", method
             skipped[m] = "no item in the log has a content vector (ingest media whose paths or ids match the items)"
         else:
             runnable.append(m)
+    if "trained" in runnable and train_config is None:
+        from embedder.train.config import TrainConfig
+
+        train_config = TrainConfig()
+    extra = {}
     with tempfile.TemporaryDirectory(prefix="embedder-eval-") as tmp:
-        dims = {"cf": factors, "cf_sim": factors}
+        rec_dim = train_config.model.dim if train_config is not None else 8
+        dims = {"cf": factors, "cf_sim": factors, "rec": rec_dim}
         if content:
             dims["content"] = len(next(iter(content.values())))
         scratch = EdgeStore(Path(tmp) / "store", "eval")
         users_store = EdgeStore(Path(tmp) / "store", "eval_users")
         try:
             scratch.ensure_collection(dims)
+            users_store.ensure_collection({"cf": factors, "rec": rec_dim})
             _load_content(scratch, content, data.candidates)
             model = fit_cf(data.train, factors=factors, seed=seed)
             write_cf(model, scratch, users_store)
+            if "trained" in runnable:
+                extra["trained"] = _train_head(data, media if content else None, train_config, scratch, users_store, Path(tmp))
             _mark_candidates(scratch, data.candidates)
             results = {}
             for method in runnable:
@@ -163,7 +175,7 @@ def evaluate(events: list[Interaction], *, split: str = "leave-last-out", method
             scratch.close()
             users_store.close()
     return {
-        "split": split, "seed": seed, "factors": factors, "ks": list(ks),
+        "split": split, "seed": seed, "factors": factors, "ks": list(ks), "details": extra,
         "train_events": len(data.train), "test_events": len(data.test), "users_evaluated": len(test_users),
         "catalogue": len(catalogue), "methods": results, "skipped": skipped,
     }
@@ -173,13 +185,25 @@ def _rank(method, user, history, media, users, k, candidates) -> list[str]:
     from embedder.recommend.queries import recommend_for_user
 
     flt = {"eval_role": "candidate"} if candidates is not None else None
-    strategy = {"popularity": None, "als": "cf", "content": "content", "hybrid": "hybrid"}[method]
+    strategy = {"popularity": None, "als": "cf", "content": "content", "hybrid": "hybrid", "trained": "trained"}[method]
     if strategy is None:
         hits = media.top_by("popularity", limit=k, filter=flt, exclude_ids=_seen(history, media))
         return [h.payload.get("item") for h in hits]
     result = recommend_for_user(user, history, media, users, limit=k, strategy=strategy, filter=flt,
                                 popular_fallback=False)
     return [r.item for r in result.items]
+
+
+def _train_head(data: Split, media, cfg, scratch, users_store, tmp: Path) -> dict:
+    """Train the two-tower head on the training split and serve its vectors from the scratch store."""
+    from pipelines.train import train_head
+    from embedder.train.export import write_rec
+
+    cold = sorted(data.candidates) if data.candidates else None
+    result, tdata, users_vecs, items_vecs, version, metrics = train_head(
+        data.train, cfg, media=media, run_dir=tmp / "run", extra_items=cold)
+    write_rec(users_vecs, items_vecs, tdata, scratch, users_store, version)
+    return {k: metrics[k] for k in ("best_epoch", "epochs", "stopped_early", "robustness", "head_parameters")}
 
 
 def _seen(history, media) -> list[str]:

@@ -22,7 +22,7 @@ from embedder.recommend.cf import resolve_items, user_point_id
 from embedder.recommend.interactions import Interaction
 from embedder.store import Nearest, Recommend, VectorStore
 
-STRATEGIES = ("hybrid", "cf", "content")
+STRATEGIES = ("hybrid", "cf", "content", "trained")
 HISTORY_POSITIVES = 20  # most recent positives used as examples by the content branch
 HISTORY_NEGATIVES = 20
 BRANCH_DEPTH = 5  # each branch prefetches limit * this many candidates before fusion
@@ -95,10 +95,15 @@ def recommend_for_user(
     positives, negatives, seen = history_ids(history, media) if history else ([], [], [])
     exclude = seen if exclude_seen else None
     branches: dict[str, Nearest | Recommend] = {}
-    if strategy in ("hybrid", "cf") and users is not None and media.collection_dims() and "cf" in media.collection_dims():
-        found = users.retrieve([user_point_id(user)], with_vectors=True) if users.collection_dims() else []
-        if found and "cf" in found[0].vectors:
-            branches["cf"] = Nearest(found[0].vectors["cf"], "cf")
+    user_vectors = {}
+    if strategy in ("hybrid", "cf", "trained") and users is not None and users.collection_dims():
+        found = users.retrieve([user_point_id(user)], with_vectors=True)
+        user_vectors = found[0].vectors if found else {}
+    media_dims = media.collection_dims() or {}
+    if strategy in ("hybrid", "cf") and "cf" in user_vectors and "cf" in media_dims:
+        branches["cf"] = Nearest(user_vectors["cf"], "cf")
+    if strategy == "trained" and "rec" in user_vectors and "rec" in media_dims:
+        branches["trained"] = Nearest(user_vectors["rec"], "rec")
     if strategy in ("hybrid", "content") and positives:
         pos, neg = _content_examples(media, positives, negatives)
         if pos:

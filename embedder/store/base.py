@@ -14,7 +14,7 @@ ID_NAMESPACE = uuid.UUID("6f1c1e52-3f0e-4f4a-9d55-5a0c2d1e7b10")
 INDEXED_FIELDS = ("paths", "sha256", "kind", "modalities", "item", "user")
 NUMERIC_INDEXED_FIELDS = ("popularity",)
 # Collaborative-filtering factors score by dot product (what ALS optimises); all else by cosine.
-VECTOR_DISTANCES = {"cf": "dot"}  # "cf_sim" holds the same factors under cosine, for item-to-item
+VECTOR_DISTANCES = {"cf": "dot", "rec": "dot"}  # "cf_sim" holds the same factors under cosine, for item-to-item
 
 
 def point_id(sha256: str) -> str:
@@ -131,6 +131,25 @@ class VectorStore(ABC):
     @abstractmethod
     def top_by(self, key: str, limit: int = 10, filter: Filter | None = None, exclude_ids: list[str] | None = None) -> list[Hit]:
         """Points with the largest numeric payload ``key`` (score = that value), in Qdrant's order_by."""
+
+    def merge(self, points: list[PointRecord], batch: int = 1000, new_payload: dict | None = None) -> tuple[int, int]:
+        """Add vectors and payload keys to points, creating the points that do not exist yet.
+
+        Existing points keep their other vectors and payload (an upsert would replace them);
+        ``new_payload`` goes only to the points created. Returns (updated, created).
+        """
+        existing = set()
+        for start in range(0, len(points), batch):
+            existing |= {r.id for r in self.retrieve([p.id for p in points[start : start + batch]])}
+        old = [p for p in points if p.id in existing]
+        new = [PointRecord(p.id, p.vectors, {**(new_payload or {}), **p.payload}) for p in points if p.id not in existing]
+        for start in range(0, len(new), batch):
+            self.upsert(new[start : start + batch])
+        for start in range(0, len(old), batch):
+            self.update_vectors({p.id: p.vectors for p in old[start : start + batch]})
+        for p in old:
+            self.set_payload([p.id], p.payload)
+        return len(old), len(new)
 
     def query(
         self, vector: np.ndarray, using: str, limit: int = 10, filter: Filter | None = None, with_vectors: bool = False

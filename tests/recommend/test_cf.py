@@ -34,7 +34,7 @@ def test_cf_served_by_qdrant_finds_the_missing_items(tmp_path, model):
     assert fitted.item_factors.shape == (20, 4) and fitted.user_factors.shape == (20, 4)
     settings = load_settings(store=str(tmp_path / "s"))
     with open_store(settings) as media, open_store(settings, collection="media_users") as users:
-        media.ensure_collection({"cf": 4, "cf_sim": 4})
+        media.ensure_collection({"cf": 4, "cf_sim": 4})  # a collection of interaction-only items
         summary = write_cf(fitted, media, users)
         assert (summary["items_without_media"], summary["users"]) == (20, 20)
         rec = media.retrieve([item_point_id("g0-item0")])[0]

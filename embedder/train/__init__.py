@@ -1,0 +1,1 @@
+"""Fine-tuning on feedback: a two-tower head over frozen modality vectors, trained with BCE."""

@@ -1,0 +1,88 @@
+"""The training job's configuration: a TOML file validated into typed sections."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from embedder.errors import SettingsError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelConfig(_Section):
+    dim: int = Field(64, ge=2, le=1024)  # output size of both towers (the stored "rec" vectors)
+    hidden: int = Field(256, ge=4, le=8192)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    item_id_embedding: bool = True  # warm items also learn a free vector; cold items rely on content
+    user_id_embedding: bool = True
+    modalities: list[Literal["visual", "audio", "text"]] = ["visual", "audio", "text"]
+
+
+class LossConfig(_Section):
+    kind: Literal["bce", "bpr", "softmax"] = "bce"
+    negatives: int = Field(4, ge=1, le=1000)
+
+
+class OptimConfig(_Section):
+    lr: float = Field(0.003, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    batch_size: int = Field(1024, ge=1)
+    max_epochs: int = Field(30, ge=1)
+    patience: int = Field(3, ge=1)
+    eval_k: int = Field(10, ge=1)
+    val_fraction: float = Field(0.1, gt=0, lt=1)
+
+
+class AdversarialConfig(_Section):
+    enabled: bool = False
+    epsilon: float = Field(0.5, gt=0)  # perturbation size, relative to the mean embedding norm
+    weight: float = Field(1.0, ge=0)  # lambda of the adversarial loss
+
+
+class RunConfig(_Section):
+    seed: int = 0
+    out_dir: str = "runs"
+    name: str = "two-tower"
+    device: str = "auto"
+
+
+class TrainConfig(_Section):
+    model: ModelConfig = ModelConfig()
+    loss: LossConfig = LossConfig()
+    optim: OptimConfig = OptimConfig()
+    adversarial: AdversarialConfig = AdversarialConfig()
+    run: RunConfig = RunConfig()
+
+
+def load_train_config(path: str | Path | None, **overrides) -> TrainConfig:
+    """Read a TOML config (defaults when ``path`` is None); ``overrides`` are dotted keys.
+
+    Raises:
+        SettingsError: one line naming the bad key.
+    """
+    data: dict = {}
+    if path is not None:
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise SettingsError(f"training config {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"training config {path}: {exc}") from None
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        section, _, key = dotted.partition(".")
+        data.setdefault(section, {})[key] = value
+    try:
+        return TrainConfig.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise SettingsError(f"training config: '{where}': {err['msg']}") from None

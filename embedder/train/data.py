@@ -1,0 +1,115 @@
+"""Training arrays from an interaction log and the stored (frozen) modality vectors."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from embedder.errors import EmbedderError
+from embedder.recommend.interactions import Interaction
+
+
+@dataclass
+class TrainingData:
+    """Index maps, item features and positive pairs, split into train and validation."""
+
+    users: list[str]
+    items: list[str]
+    features: np.ndarray  # items x F: concatenated modality vectors (zeros where missing) + presence mask
+    feature_names: list[str]
+    train_pairs: np.ndarray  # N x 2 (user index, item index), positive events
+    val: dict[int, set[int]] = field(default_factory=dict)  # user index -> held-out item indices
+    history: list[np.ndarray] = field(default_factory=list)  # user index -> training item indices
+    trainable_items: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # items seen in training
+
+    @property
+    def feature_dim(self) -> int:
+        return int(self.features.shape[1])
+
+
+def item_features(items: list[str], media, modalities: list[str]) -> tuple[np.ndarray, list[str]]:
+    """The frozen modality vectors of each item that is ingested media; zeros elsewhere.
+
+    A presence flag per modality is appended, so the head can tell "missing" from "zero".
+    """
+    if media is None or not modalities:
+        return np.zeros((len(items), 0), np.float32), []
+    from embedder.recommend.cf import resolve_items
+
+    dims = media.collection_dims() or {}
+    modalities = [m for m in modalities if m in dims]
+    if not modalities:
+        return np.zeros((len(items), 0), np.float32), []
+    ids = resolve_items(items, media)
+    records = {r.id: r for r in media.retrieve(sorted(set(ids.values())), with_vectors=True)}
+    if not any("content" in r.vectors for r in records.values()):
+        return np.zeros((len(items), 0), np.float32), []
+    width = sum(dims[m] for m in modalities) + len(modalities)
+    out = np.zeros((len(items), width), np.float32)
+    for row, item in enumerate(items):
+        record = records.get(ids[item])
+        if record is None:
+            continue
+        start = 0
+        for k, m in enumerate(modalities):
+            vec = record.vectors.get(m)
+            if vec is not None:
+                out[row, start : start + dims[m]] = vec
+                out[row, width - len(modalities) + k] = 1.0
+            start += dims[m]
+    return out, modalities
+
+
+def standardise(features: np.ndarray, n_flags: int) -> np.ndarray:
+    """Z-score each vector dimension over the items that have it; presence flags stay 0/1.
+
+    Frozen embeddings share a large common component (all cosines high), which would drown the
+    differences the head must learn from; centring and scaling exposes them.
+    """
+    if features.shape[1] == 0:
+        return features
+    out = features.copy()
+    body = out[:, : out.shape[1] - n_flags]
+    present = np.abs(body).sum(axis=1) > 0
+    if present.sum() >= 2:
+        mean = body[present].mean(axis=0)
+        std = body[present].std(axis=0) + 1e-6
+        body[present] = (body[present] - mean) / std
+    return out
+
+
+def build_training_data(events: list[Interaction], media=None, modalities=("visual", "audio", "text"), *,
+                        val_fraction: float = 0.1, seed: int = 0, extra_items: list[str] | None = None) -> TrainingData:
+    """Positive pairs, a seeded per-user validation holdout, and item features.
+
+    ``extra_items`` are items with no training events (cold items) that still need vectors.
+    """
+    positives = [e for e in events if e.weight > 0]
+    if not positives:
+        raise EmbedderError("no positive interactions to train on")
+    users = sorted({e.user for e in positives})
+    items = sorted({e.item for e in positives} | set(extra_items or []))
+    u_idx = {u: i for i, u in enumerate(users)}
+    i_idx = {it: i for i, it in enumerate(items)}
+    pairs = sorted({(u_idx[e.user], i_idx[e.item]) for e in positives})
+    rng = random.Random(seed)
+    by_user: dict[int, list[int]] = {}
+    for u, i in pairs:
+        by_user.setdefault(u, []).append(i)
+    train, val = [], {}
+    for u in sorted(by_user):
+        its = by_user[u]
+        held = set(rng.sample(its, int(len(its) * val_fraction))) if len(its) >= 3 else set()
+        if held:
+            val[u] = held
+        train += [(u, i) for i in its if i not in held]
+    history = [np.zeros(0, np.int64) for _ in users]
+    for u in sorted(by_user):
+        history[u] = np.asarray([i for i in by_user[u] if i not in val.get(u, ())], np.int64)
+    features, names = item_features(items, media, list(modalities))
+    features = standardise(features, len(names))
+    train_arr = np.asarray(train, np.int64).reshape(-1, 2)
+    return TrainingData(users=users, items=items, features=features, feature_names=names, train_pairs=train_arr,
+                        val=val, history=history, trainable_items=np.unique(train_arr[:, 1]))

@@ -1,0 +1,81 @@
+"""The two towers: a small head over frozen modality vectors (items) and a user tower."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class ItemTower(nn.Module):
+    """MLP over an item's frozen modality vectors, plus an optional free vector per warm item.
+
+    Cold items (no training events) use the unknown id row, which stays zero, so their vector
+    comes from content alone; that is what makes them recommendable.
+    """
+
+    def __init__(self, n_items: int, feature_dim: int, dim: int, hidden: int, dropout: float, use_id: bool):
+        super().__init__()
+        self.n_items = n_items
+        self.content = (
+            nn.Sequential(nn.Linear(feature_dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, dim))
+            if feature_dim
+            else None
+        )
+        self.ids = nn.Embedding(n_items + 1, dim, padding_idx=n_items) if use_id else None
+        if self.ids is not None:
+            nn.init.normal_(self.ids.weight, std=0.05)
+            with torch.no_grad():
+                self.ids.weight[n_items].zero_()
+
+    def forward(self, items: torch.Tensor, features: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+        out = 0
+        if self.content is not None:
+            out = self.content(features[items])
+        if self.ids is not None:
+            out = out + self.ids(torch.where(known[items], items, torch.full_like(items, self.n_items)))
+        return out
+
+
+class UserTower(nn.Module):
+    """A user-id vector plus a projection of the user's pooled history.
+
+    The history is pooled twice, both cheaply: the mean of the history items' free vectors
+    (an embedding bag over the item tower's id table) and the mean of their frozen features.
+    """
+
+    def __init__(self, n_users: int, feature_dim: int, dim: int, use_id: bool):
+        super().__init__()
+        self.ids = nn.Embedding(n_users, dim) if use_id else None
+        if self.ids is not None:
+            nn.init.normal_(self.ids.weight, std=0.05)
+        self.history_features = nn.Linear(feature_dim, dim, bias=False) if feature_dim else None
+
+    def forward(self, users, pooled_features, item_ids_table, history_flat, history_offsets) -> torch.Tensor:
+        out = 0
+        if self.ids is not None:
+            out = self.ids(users)
+        if item_ids_table is not None:
+            bag = F.embedding_bag(history_flat, item_ids_table, history_offsets, mode="mean")
+            out = out + bag[users]
+        if self.history_features is not None:
+            out = out + self.history_features(pooled_features[users])
+        return out
+
+
+class TwoTower(nn.Module):
+    """Scores are dot products of the two towers' outputs."""
+
+    def __init__(self, n_users: int, n_items: int, feature_dim: int, cfg):
+        super().__init__()
+        self.items = ItemTower(n_items, feature_dim, cfg.dim, cfg.hidden, cfg.dropout, cfg.item_id_embedding)
+        self.users = UserTower(n_users, feature_dim, cfg.dim, cfg.user_id_embedding)
+        if self.items.ids is None and self.items.content is None:
+            raise ValueError("the item tower needs item ids or content features")
+
+    def user_vectors(self, users, ctx) -> torch.Tensor:
+        table = self.items.ids.weight if self.items.ids is not None else None
+        return self.users(users, ctx["pooled"], table, ctx["history_flat"], ctx["history_offsets"])
+
+    def item_vectors(self, items, ctx) -> torch.Tensor:
+        return self.items(items, ctx["features"], ctx["known"])

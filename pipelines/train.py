@@ -1,0 +1,87 @@
+"""``embedder train``: fine-tune the two-tower head on the interaction log, then serve it.
+
+One readable job: load the config and the log, build training data from the frozen modality
+vectors in the store, train with early stopping, write a versioned run directory (safetensors
+checkpoint + JSON config, metrics, learning curve), and store ``rec`` vectors so that
+``embedder recommend --strategy trained`` serves from them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+
+from embedder.errors import EmbedderError
+from embedder.progress import Progress
+from embedder.train.config import TrainConfig
+from embedder.train.export import write_rec
+
+
+def next_run_dir(out_dir: Path, name: str) -> Path:
+    """``<out_dir>/<name>-v<N>`` with N one more than the highest existing version."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    versions = [int(m.group(1)) for p in out_dir.iterdir() if (m := re.fullmatch(rf"{re.escape(name)}-v(\d+)", p.name))]
+    return out_dir / f"{name}-v{max(versions, default=0) + 1}"
+
+
+def train_head(events, cfg: TrainConfig, *, media=None, run_dir: Path, resume: bool = False, device: str = "cpu",
+               progress: Progress | None = None, extra_items: list[str] | None = None):
+    """Build data, train and write the run directory. Returns (result, data, user vectors, item vectors)."""
+    from embedder.train.data import build_training_data
+    from embedder.train.loop import _context, all_vectors, learning_curve, train
+
+    data = build_training_data(events, media, cfg.model.modalities, val_fraction=cfg.optim.val_fraction,
+                               seed=cfg.run.seed, extra_items=extra_items)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    result = train(data, cfg, run_dir, resume=resume, progress=progress, device=device)
+    from embedder.train.model import TwoTower
+    from safetensors.torch import load_file
+
+    model = TwoTower(len(data.users), len(data.items), data.feature_dim, cfg.model).to(device)
+    model.load_state_dict(load_file(run_dir / "model.safetensors"))
+    users_vecs, items_vecs = all_vectors(model, _context(data, device), len(data.users), len(data.items))
+    version = f"{run_dir.name}@{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}"
+    (run_dir / "config.json").write_text(json.dumps({
+        "version": version, "train_config": cfg.model_dump(), "feature_names": data.feature_names,
+        "feature_dim": data.feature_dim, "users": len(data.users), "items": len(data.items),
+    }, indent=2))
+    (run_dir / "index.json").write_text(json.dumps({"users": data.users, "items": data.items}))
+    metrics = {
+        "best_epoch": result.best_epoch, f"best_val_ndcg@{cfg.optim.eval_k}": round(result.best_ndcg, 6),
+        "stopped_early": result.stopped_early, "epochs": len(result.history), "history": result.history,
+        "robustness": result.robustness, "head_parameters": result.head_parameters,
+        "adversarial": cfg.adversarial.model_dump(),
+    }
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    learning_curve(result.history, run_dir / "learning_curve.png", cfg.optim.eval_k)
+    return result, data, users_vecs, items_vecs, version, metrics
+
+
+def run_training(settings, cfg: TrainConfig, *, resume: Path | None = None, write: bool = True,
+                 progress: Progress | None = None) -> dict:
+    """The whole job over the settings' interaction log and store."""
+    from embedder.encoders.runtime import resolve_device
+    from embedder.recommend.interactions import InteractionLog, default_log_path
+    from embedder.recommend.stores import open_collections
+
+    with InteractionLog(default_log_path(settings)) as log:
+        events = log.all()
+    if not events:
+        raise EmbedderError("the interaction log is empty; run 'embedder interactions import FILE' first")
+    if write and cfg.model.dim != settings.rec_dim:
+        raise EmbedderError(f"the config's model.dim ({cfg.model.dim}) must equal the store's rec_dim "
+                            f"({settings.rec_dim}, EMBEDDER_REC_DIM) to write rec vectors")
+    device = resolve_device(cfg.run.device if cfg.run.device != "auto" else settings.device)
+    run_dir = resume if resume is not None else next_run_dir(Path(cfg.run.out_dir), cfg.run.name)
+    media, users = open_collections(settings)
+    with media, users:
+        has_content = "content" in (media.collection_dims() or {}) and media.count({"modalities": "visual"}) + media.count(
+            {"modalities": "audio"}) > 0
+        ingested = [r.payload["path"] for r in media.scroll({"modalities": "text"})] if has_content else []
+        result, data, users_vecs, items_vecs, version, metrics = train_head(
+            events, cfg, media=media if has_content else None, run_dir=run_dir, resume=resume is not None,
+            device=device, progress=progress, extra_items=ingested)
+        written = write_rec(users_vecs, items_vecs, data, media, users, version) if write else None
+    return {"run_dir": str(run_dir), "version": version, "device": device, "metrics": metrics, "written": written}

@@ -1,0 +1,140 @@
+"""The two-tower head: learns, stops early, keeps encoders frozen, checkpoints, resumes, APR."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from embedder.recommend.interactions import Interaction
+from embedder.train.config import load_train_config
+from embedder.train.data import build_training_data
+from embedder.train.loop import batch_loss, train
+
+
+def communities(n_groups=8, users=10, items=10):
+    """Users like most items of their own community and nothing else: a learnable task where a
+    uniformly sampled negative is rarely a hidden positive."""
+    events = []
+    for g in range(n_groups):
+        names = [f"g{g}-i{i}" for i in range(items)]
+        for u in range(users):
+            events += [Interaction(f"g{g}-u{u}", it, 1.0) for i, it in enumerate(names) if (i + u) % 5]
+    return events
+
+
+def config(**overrides):
+    base = {"model.dim": 8, "model.hidden": 16, "optim.batch_size": 32, "optim.max_epochs": 12, "optim.lr": 0.02,
+            "optim.patience": 2, "run.seed": 0}
+    return load_train_config(None, **{**base, **overrides})
+
+
+@pytest.fixture
+def data():
+    return build_training_data(communities(), val_fraction=0.25, seed=0)
+
+
+def test_config_file_and_errors(tmp_path):
+    from embedder.errors import SettingsError
+
+    from pathlib import Path
+
+    shipped = load_train_config(Path(__file__).resolve().parents[2] / "pipelines" / "configs" / "train.toml")
+    assert shipped == load_train_config(None)  # the shipped file spells out the defaults
+    path = tmp_path / "t.toml"
+    path.write_text('[loss]\nkind = "bpr"\nnegatives = 8\n[adversarial]\nenabled = true\n')
+    cfg = load_train_config(path)
+    assert (cfg.loss.kind, cfg.loss.negatives, cfg.adversarial.enabled, cfg.model.dim) == ("bpr", 8, True, 64)
+    path.write_text('[loss]\nkind = "mse"\n')
+    with pytest.raises(SettingsError, match="training config: 'loss.kind': Input should be 'bce', 'bpr' or 'softmax'"):
+        load_train_config(path)
+
+
+def test_loss_decreases_and_the_task_is_learnt(data, tmp_path):
+    result = train(data, config(), tmp_path / "run")
+    losses = [r["loss"] for r in result.history]
+    assert losses[-1] < 0.75 * losses[0] and min(losses) == min(losses[2:])
+    # block structure: validation items are the user's community's other items
+    assert result.best_ndcg > 0.6
+    assert (tmp_path / "run" / "model.safetensors").is_file()
+
+
+def test_early_stopping_triggers(data, tmp_path):
+    # a learning rate so high that validation NDCG stops improving quickly
+    result = train(data, config(**{"optim.lr": 5.0, "optim.max_epochs": 30, "optim.patience": 2}), tmp_path / "run")
+    assert result.stopped_early
+    assert len(result.history) == result.best_epoch + 2 < 30
+
+
+def test_resume_gives_the_same_result_as_an_uninterrupted_run(data, tmp_path):
+    full = train(data, config(**{"optim.max_epochs": 6}), tmp_path / "full")
+    part = train(data, config(**{"optim.max_epochs": 3}), tmp_path / "part")
+    assert len(part.history) == 3
+    resumed = train(data, config(**{"optim.max_epochs": 6}), tmp_path / "part", resume=True)
+    assert resumed.history == full.history
+    from safetensors.torch import load_file
+
+    a, b = load_file(tmp_path / "full" / "model.safetensors"), load_file(tmp_path / "part" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_checkpoint_round_trip(data, tmp_path):
+    from safetensors.torch import load_file
+
+    from embedder.train.loop import _context, all_vectors
+    from embedder.train.model import TwoTower
+
+    cfg = config(**{"optim.max_epochs": 2})
+    train(data, cfg, tmp_path / "run")
+    state = json.loads((tmp_path / "run" / "last" / "state.json").read_text())
+    assert state["epoch"] == 2
+    m1 = TwoTower(len(data.users), len(data.items), data.feature_dim, cfg.model)
+    m1.load_state_dict(load_file(tmp_path / "run" / "model.safetensors"))
+    m2 = TwoTower(len(data.users), len(data.items), data.feature_dim, cfg.model)
+    m2.load_state_dict(load_file(tmp_path / "run" / "best" / "model.safetensors"))
+    ctx = _context(data, "cpu")
+    np.testing.assert_array_equal(all_vectors(m1, ctx, len(data.users), len(data.items))[1],
+                                  all_vectors(m2, ctx, len(data.users), len(data.items))[1])
+    opt = torch.load(tmp_path / "run" / "last" / "optimizer.pt", weights_only=True)  # safe loading works
+    assert "optimizer" in opt
+
+
+def test_adversarial_option_changes_the_loss(data):
+    from embedder.train.loop import _context
+    from embedder.train.model import TwoTower
+
+    cfg_plain, cfg_apr = config(), config(**{"adversarial.enabled": True, "adversarial.epsilon": 0.5})
+    torch.manual_seed(0)
+    model = TwoTower(len(data.users), len(data.items), data.feature_dim, cfg_plain.model)
+    model.eval()  # no dropout: the two losses see the same network
+    ctx = _context(data, "cpu")
+    users, items = torch.as_tensor(data.train_pairs[:16, 0]), torch.as_tensor(data.train_pairs[:16, 1])
+    negs = torch.as_tensor(data.trainable_items[:4]).repeat(16, 1)
+    plain, clean_a, adv_a = batch_loss(model, ctx, users, items, negs, cfg_plain)
+    total, clean_b, adv_b = batch_loss(model, ctx, users, items, negs, cfg_apr)
+    assert adv_a is None and torch.isclose(clean_a, clean_b)
+    assert adv_b > clean_b  # the perturbation is adversarial: it raises the loss
+    assert torch.isclose(total, clean_b + adv_b)
+
+
+def test_frozen_encoders_are_unchanged_and_the_head_is_small(tmp_path, media):
+    """Training reads stored modality vectors; the encoders that made them never change."""
+    from embedder.encoders.bundle import load_encoders
+    from embedder.settings import load_settings
+    from embedder.store import open_store
+    from pipelines.ingest import run_ingest
+
+    settings = load_settings(models="tiny", device="cpu", store=str(tmp_path / "s"), workers=2, max_frames=2, rec_dim=8)
+    encoders = load_encoders(settings)
+    before = {k: v.clone() for k, v in [*encoders.clip.model.state_dict().items(), *encoders.clap.model.state_dict().items()]}
+    names = ["h264.mp4", "vp9.webm", "tone.mp3", "tone.wav", "hevc.mp4", "scene.mp4"]
+    run_ingest([media[n] for n in names], settings, encoders=encoders)
+    events = [Interaction(f"u{u}", str(media[names[(u + k) % 6]]), 1.0) for u in range(6) for k in range(3)]
+    with open_store(settings) as store:
+        data = build_training_data(events, store, val_fraction=0.34, seed=0)
+    assert data.feature_dim == 64 * 3 + 3 and data.feature_names == ["visual", "audio", "text"]
+    result = train(data, config(**{"model.item_id_embedding": False, "optim.max_epochs": 3}), tmp_path / "run")
+    after = {k: v for k, v in [*encoders.clip.model.state_dict().items(), *encoders.clap.model.state_dict().items()]}
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    backbone = sum(v.numel() for v in before.values())
+    assert result.head_parameters < 0.05 * backbone  # "a few percent" at most, even next to the tiny encoders
