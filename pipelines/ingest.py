@@ -7,6 +7,7 @@ so a killed run loses nothing and the next run finishes the job.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from pathlib import Path
 from embedder.encoders.bundle import schema_for
 from embedder.errors import EmbedderError, Failure, one_line
 from embedder.fusion import FUSION_VERSION, item_weights
+from embedder.jobs_lock import job_lock
 from embedder.media.decode import DecodeOptions, DecodedItem, decode_item
 from embedder.media.discover import DiscoveredFile, discover
 from embedder.media.isolation import map_isolated
@@ -201,6 +203,8 @@ def run_ingest(
     progress: Progress | None = None,
     store: VectorStore | None = None,
     encoders=None,
+    client=None,
+    locked: bool = False,
 ) -> IngestSummary:
     """Ingest files and folders into the store named by ``settings``.
 
@@ -211,17 +215,24 @@ def run_ingest(
         dry_run: plan only: report what would be new, updated, unchanged and removed.
         progress: receives per-file progress.
         store, encoders: already-open ones to reuse (tests, long-running workers).
+        client: a ``QdrantClient`` to use instead of ``settings.store`` (tests).
+        locked: the caller already holds the store's job lock (re-embedding calls ingest).
 
     Raises:
         EmbedderError: the run cannot proceed (no input, store or weights unavailable).
     """
     started = time.monotonic()
     progress = progress or Progress()
-    dims = schema_for(settings)
     if not any(os.path.lexists(os.path.expanduser(str(p))) for p in paths):
         raise EmbedderError("nothing to ingest: " + ", ".join(str(p) for p in paths) + " not found")
+    with contextlib.nullcontext() if locked else job_lock(settings, "ingest"):
+        return _run_ingest(paths, settings, dry_run, progress, store, encoders, client, started)
+
+
+def _run_ingest(paths, settings, dry_run, progress, store, encoders, client, started) -> IngestSummary:
+    dims = schema_for(settings)
     own_store = store is None
-    store = store or open_store(settings)
+    store = store or open_store(settings, client=client)
     failed: list[Failure] = []
     warnings: list[dict] = []
     try:

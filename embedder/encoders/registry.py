@@ -76,6 +76,11 @@ MODELS: dict[str, ModelSpec] = {
         # They carry no meaning, but every line of the real loading and encoding code runs.
         ModelSpec(name="tiny-clip", family="open_clip", dim=64, arch="embedder-tiny-clip", weights="random", image_size=64),
         ModelSpec(name="tiny-clap", family="clap", dim=64, arch="ClapModel", weights="random", sample_rate=48_000),
+        # The same configs with another seed: "a new model" for exercising re-embedding offline.
+        ModelSpec(name="tiny-clip-b", family="open_clip", dim=64, arch="embedder-tiny-clip", weights="random",
+                  image_size=64, seed=1, version="1b"),
+        ModelSpec(name="tiny-clap-b", family="clap", dim=64, arch="ClapModel", weights="random", sample_rate=48_000,
+                  seed=1, version="1b"),
     )
 }
 

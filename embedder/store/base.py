@@ -77,6 +77,8 @@ class VectorStore(ABC):
     """A named-vector collection with payloads. Implementations must behave identically."""
 
     backend: str = "?"
+    logical: str | None = None  # the alias this store was opened by, if any
+    on_create = None  # called once after ensure_collection created the collection
 
     @abstractmethod
     def ensure_collection(self, dims: dict[str, int]) -> None:
@@ -105,6 +107,10 @@ class VectorStore(ABC):
     @abstractmethod
     def scroll(self, filter: Filter | None = None, with_vectors: bool = False, batch: int = 256) -> Iterator[PointRecord]:
         """Every point matching ``filter``."""
+
+    @abstractmethod
+    def page(self, offset=None, limit: int = 256, with_vectors: bool = False) -> tuple[list[PointRecord], object]:
+        """One page of points in id order and the offset of the next page (``None`` at the end)."""
 
     @abstractmethod
     def count(self, filter: Filter | None = None) -> int:
@@ -180,14 +186,27 @@ def open_store(settings, *, client=None, collection: str | None = None) -> Vecto
         client: an existing ``QdrantClient`` (tests pass ``QdrantClient(":memory:")``).
         collection: another collection than ``settings.collection`` (e.g. the users one).
     """
-    name = collection or settings.collection
+    from embedder.store.catalog import open_catalog
+
+    logical = collection or settings.collection
     if client is not None or settings.is_server:
         from embedder.store.server import ServerStore
 
-        return ServerStore.connect(settings, client=client, collection=name)
-    from embedder.store.edge import EdgeStore
+        store = ServerStore.connect(settings, client=client, collection=logical)
+        catalog = open_catalog(settings, client=store.client)
+        physical, exists = catalog.resolve(logical)
+        store.collection = physical
+    else:
+        from embedder.store.catalog import EdgeCatalog
+        from embedder.store.edge import EdgeStore
 
-    return EdgeStore(settings.store, name)
+        catalog = EdgeCatalog(settings.store)
+        physical, exists = catalog.resolve(logical)
+        store = EdgeStore(settings.store, physical)
+    store.logical = logical
+    if not exists:  # the first write creates <logical>_v1 and points the alias at it
+        store.on_create = lambda: catalog.switch_alias(logical, physical)
+    return store
 
 
 def users_collection(settings) -> str:

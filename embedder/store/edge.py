@@ -11,6 +11,7 @@ import errno
 import fcntl
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -32,6 +33,7 @@ from embedder.store.base import (
 
 EDGE_VECTOR_DIMS_FILE = "embedder-dims.json"
 RRF_K = 60  # the usual reciprocal-rank-fusion constant; the server back-end uses the same
+LOCK_WAIT_S = 5.0  # how long opening waits for another process's short hold before giving up
 
 
 def _to_list(vec) -> list[float]:
@@ -61,7 +63,7 @@ class EdgeStore(VectorStore):
 
     backend = "edge"
 
-    def __init__(self, root: str | Path, collection: str):
+    def __init__(self, root: str | Path, collection: str, wait_s: float = LOCK_WAIT_S):
         self.root = Path(root).expanduser()
         self.collection = collection
         self.path = self.root / collection
@@ -69,26 +71,33 @@ class EdgeStore(VectorStore):
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create store directory {self.root}: {exc.strerror or exc}") from None
-        self._lock_fd = self._acquire_lock()
+        self._lock_fd = self._acquire_lock(wait_s)
         self._shard = None
         if (self.path / EDGE_VECTOR_DIMS_FILE).is_file():
             self._shard = self._load()
 
     # -- lifecycle ---------------------------------------------------------------------------
-    def _acquire_lock(self) -> int:
+    def _acquire_lock(self, wait_s: float) -> int:
         lock_path = self.root / f".{self.collection}.lock"
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            if exc.errno in (errno.EAGAIN, errno.EACCES):
+        deadline = time.monotonic() + wait_s
+        while True:  # a job that holds the collection for a moment (a batch read) is waited for
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                busy = exc.errno in (errno.EAGAIN, errno.EACCES)
+                if busy and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+                os.close(fd)
+                if not busy:
+                    raise
                 raise StoreError(
-                    f"collection '{self.collection}' in store {self.root} is in use by another embedder process (pid {holder}); "
-                    "wait for it to finish, or use a Qdrant server for concurrent access"
+                    f"collection '{self.collection}' in store {self.root} is in use by another embedder process "
+                    f"(pid {holder}); wait for it to finish, or use a Qdrant server for concurrent access"
                 ) from None
-            raise
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         return fd
@@ -139,6 +148,8 @@ class EdgeStore(VectorStore):
             self._shard.update(UpdateOperation.create_field_index(name, PayloadSchemaType.Float))
         # Written last: its presence means the shard was fully created.
         (self.path / EDGE_VECTOR_DIMS_FILE).write_text(json.dumps(dims))
+        if self.on_create is not None:
+            self.on_create()
 
     def _require(self):
         if self._shard is None:
@@ -209,6 +220,14 @@ class EdgeStore(VectorStore):
             if offset is None:
                 return
 
+    def page(self, offset=None, limit=256, with_vectors=False):
+        if self._shard is None:
+            return [], None
+        from qdrant_edge import ScrollRequest
+
+        records, nxt = self._shard.scroll(ScrollRequest(offset=offset, limit=limit, with_payload=True, with_vector=with_vectors))
+        return [self._record(r, with_vectors) for r in records], nxt
+
     def count(self, filter: Filter | None = None) -> int:
         if self._shard is None:
             return 0
@@ -265,6 +284,7 @@ class EdgeStore(VectorStore):
             "backend": self.backend,
             "location": str(self.root),
             "collection": self.collection,
+            "alias": self.logical,
             "exists": self._shard is not None,
             "points": self.count(),
             "vectors": self.collection_dims() or {},

@@ -118,6 +118,8 @@ class ServerStore(VectorStore):
             self.client.create_payload_index(self.collection, name, models.PayloadSchemaType.KEYWORD, wait=True)
         for name in NUMERIC_INDEXED_FIELDS:
             self.client.create_payload_index(self.collection, name, models.PayloadSchemaType.FLOAT, wait=True)
+        if self.on_create is not None:
+            self.on_create()
 
     def upsert(self, points: list[PointRecord]) -> None:
         if not points:
@@ -175,6 +177,13 @@ class ServerStore(VectorStore):
                 yield self._record(r, with_vectors)
             if offset is None:
                 return
+
+    def page(self, offset=None, limit=256, with_vectors=False):
+        if self.collection_dims() is None:
+            return [], None
+        records, nxt = self.client.scroll(self.collection, limit=limit, offset=offset, with_payload=True,
+                                          with_vectors=with_vectors)
+        return [self._record(r, with_vectors) for r in records], nxt
 
     def count(self, filter: Filter | None = None) -> int:
         if self.collection_dims() is None:
@@ -243,6 +252,7 @@ class ServerStore(VectorStore):
             "backend": self.backend,
             "location": self.location,
             "collection": self.collection,
+            "alias": self.logical,
             "exists": dims is not None,
             "points": self.count(),
             "vectors": dims or {},

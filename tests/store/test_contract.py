@@ -100,8 +100,10 @@ def test_embedded_store_lock_and_reopen(tmp_path):
     first = open_store(settings)
     first.ensure_collection(DIMS)
     first.upsert(points())
+    from embedder.store.edge import EdgeStore
+
     with pytest.raises(StoreError, match=r"is in use by another embedder process \(pid \d+\)"):
-        open_store(settings)
+        EdgeStore(settings.store, "media_v1", wait_s=0.2)
     first.close()
     with open_store(settings) as again:
         assert again.count() == 3

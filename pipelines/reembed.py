@@ -1,0 +1,305 @@
+"""``embedder reembed``: find stale vectors and rebuild them without search downtime.
+
+Causes of staleness, per stored item:
+
+* ``model:<modality>``: the encoder that produced a modality vector is not the configured one;
+* ``fusion``: the content vector was fused by another rule or other weights;
+* ``content``: the file at the item's path has other bytes now;
+* ``gone``: none of the item's files exists any more;
+* ``head``: its ``rec`` vector comes from another trained head than the users' current one
+  (reported; rebuild those by running ``embedder train`` again).
+
+Content and gone are ingest's business: ``reembed`` runs ingest over the folders the items came
+from. Model and fusion changes are rebuilt blue-green: the next versioned collection is filled
+(unchanged modality vectors, CF and head vectors are reused; only changed modalities are
+re-encoded), counts are verified, and then the alias moves in one atomic step. The previous
+version stays for ``embedder collections rollback``. A killed run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from embedder.encoders.bundle import schema_for
+from embedder.encoders.registry import resolve_models
+from embedder.errors import EmbedderError, Failure, one_line
+from embedder.fusion import FUSION_VERSION, MODALITIES, fuse, item_weights
+from embedder.jobs_lock import job_lock
+from embedder.progress import Progress
+from embedder.store import PointRecord, VectorStore, open_store
+from embedder.store.catalog import open_catalog
+
+CARRIED_VECTORS = ("cf", "cf_sim", "rec")
+
+
+@dataclass
+class StaleItem:
+    id: str
+    path: str | None
+    causes: list[str]
+
+
+@dataclass
+class ReembedPlan:
+    """Stale items by cause, and what the rebuild will do."""
+
+    items: int = 0
+    stale: list[StaleItem] = field(default_factory=list)
+    rebuild_collection: bool = False  # a model or fusion change: blue-green
+    folders: list[str] = field(default_factory=list)  # re-ingested for content and gone causes
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for s in self.stale:
+            for c in s.causes:
+                key = c.split(":")[0] if not c.startswith("model:") else c
+                out[key] = out.get(key, 0) + 1
+        return dict(sorted(out.items()))
+
+
+def current_model_ids(settings) -> dict[str, str]:
+    clip, clap = resolve_models(settings)
+    return {"visual": clip.model_id, "audio": clap.model_id, "text": clip.model_id}
+
+
+def _content_changed(payload: dict, path: str) -> bool:
+    from embedder.media.discover import hash_file
+
+    stamp = (payload.get("mtimes") or {}).get(path)
+    st = os.stat(path)
+    if stamp is not None and int(stamp) == st.st_mtime_ns and st.st_size == payload.get("size"):
+        return False
+    return hash_file(Path(path)) != payload.get("sha256")
+
+
+def find_stale(store: VectorStore, settings, head_version: str | None = None) -> ReembedPlan:
+    """Check every stored item's provenance against the current settings and files."""
+    models = current_model_ids(settings)
+    weights = settings.fusion_weights
+    plan = ReembedPlan()
+    folders: set[str] = set()
+    for record in store.scroll():
+        p = record.payload
+        paths = p.get("paths") or []
+        if not paths:
+            continue  # an item known only from interactions: nothing to embed
+        plan.items += 1
+        causes = []
+        present = p.get("modalities") or []
+        for m in present:
+            if (p.get("models") or {}).get(m) != models[m]:
+                causes.append(f"model:{m}")
+        fusion = p.get("fusion") or {}
+        expected = item_weights(present, weights)
+        if fusion.get("version") != FUSION_VERSION or any(
+            abs(float((fusion.get("weights") or {}).get(m, -1)) - expected[m]) > 1e-6 for m in present
+        ):
+            causes.append("fusion")
+        existing = [x for x in paths if os.path.exists(x)]
+        if not existing:
+            causes.append("gone")
+        elif any(_content_changed(p, x) for x in existing):
+            causes.append("content")
+        if head_version and p.get("rec_model") and p["rec_model"] != head_version:
+            causes.append("head")
+        if causes:
+            plan.stale.append(StaleItem(record.id, p.get("path"), causes))
+            if "gone" in causes or "content" in causes:
+                folders.update(os.path.dirname(x) for x in paths)
+    plan.rebuild_collection = any(c.startswith("model:") or c == "fusion" for s in plan.stale for c in s.causes)
+    plan.folders = sorted(f for f in folders if os.path.isdir(f))
+    return plan
+
+
+def _state_path(settings) -> Path:
+    from embedder.jobs_lock import lock_path
+
+    return lock_path(settings).with_name(f"reembed-{settings.collection}.json")
+
+
+def run_reembed(settings, *, dry_run: bool = False, progress: Progress | None = None, encoders=None,
+                client=None, stop_after: int | None = None, allow_failures: bool = False) -> dict:
+    """Detect stale items and rebuild them (see the module docstring).
+
+    Args:
+        stop_after: stop (as if killed) after this many rebuilt items; for resume tests.
+        allow_failures: switch the alias even if some items could not be rebuilt (they are left
+            out of the new version, and listed).
+    """
+    progress = progress or Progress()
+    started = time.monotonic()
+    with job_lock(settings, "reembed"):
+        catalog = open_catalog(settings, client=client)
+        source, exists = catalog.resolve(settings.collection)
+        if not exists:
+            raise EmbedderError(f"collection '{settings.collection}' does not exist yet; run 'embedder ingest' first")
+        users_head = _head_version(settings, client)
+        with open_store(settings, client=client) as store:
+            plan = find_stale(store, settings, users_head)
+        report = {"collection": settings.collection, "source": source, "items": plan.items,
+                  "stale": len(plan.stale), "causes": plan.counts(), "dry_run": dry_run,
+                  "rebuild_collection": plan.rebuild_collection, "folders": plan.folders,
+                  "stale_items": [{"id": s.id, "path": s.path, "causes": s.causes} for s in plan.stale]}
+        if dry_run or not plan.stale:
+            report["elapsed_s"] = round(time.monotonic() - started, 3)
+            return report
+        if plan.folders:  # content changed or files gone: ingest does exactly that, idempotently
+            from pipelines.ingest import run_ingest
+
+            ingested = run_ingest(plan.folders, settings, progress=progress, encoders=encoders, client=client,
+                                  locked=True).to_dict()
+            report["ingest"] = {"counts": ingested["counts"], "failed": ingested["failed"]}
+        if plan.rebuild_collection:
+            report["rebuild"] = _blue_green(settings, catalog, source, progress, encoders, client, stop_after,
+                                            allow_failures)
+        report["elapsed_s"] = round(time.monotonic() - started, 3)
+        return report
+
+
+def _head_version(settings, client) -> str | None:
+    from embedder.store import users_collection
+
+    with open_store(settings, client=client, collection=users_collection(settings)) as users:
+        if users.collection_dims() is None:
+            return None
+        versions = {r.payload.get("rec_model") for r in users.scroll() if r.payload.get("rec_model")}
+    return max(versions) if versions else None
+
+
+def _blue_green(settings, catalog, source: str, progress: Progress, encoders, client, stop_after, allow_failures):
+    """Fill the next version from ``source``, verify, then move the alias."""
+    state_file = _state_path(settings)
+    state = json.loads(state_file.read_text()) if state_file.is_file() else {}
+    if state.get("source") == source and state.get("target") in catalog.collections():
+        target = state["target"]  # a killed run: continue filling the same version
+    else:
+        target = catalog.next_version(settings.collection)
+        state = {"source": source, "target": target, "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        state_file.parent.mkdir(parents=True, exist_ok=True)
+        state_file.write_text(json.dumps(state))
+    models = current_model_ids(settings)
+
+    def open_physical(name):
+        if client is not None or settings.is_server:
+            from embedder.store.server import ServerStore
+
+            return ServerStore.connect(settings, client=client, collection=name)
+        from embedder.store.edge import EdgeStore
+
+        return EdgeStore(settings.store, name)
+
+    failed: list[Failure] = []
+    rebuilt = copied = 0
+    with open_physical(target) as new:
+        new.ensure_collection(schema_for(settings))
+        done = {r.id for r in new.scroll()}
+        with open_physical(source) as old:
+            total = old.count()
+        progress.start(total - len(done), f"reembed into {target}")
+        offset, n = None, 0
+        while True:
+            # The source is opened one page at a time, so searches served from it (an embedded
+            # store admits one process at a time) only ever wait for a page read.
+            with open_physical(source) as old:
+                page, offset = old.page(offset, limit=64, with_vectors=True)
+            for record in page:
+                if record.id in done:
+                    continue
+                if stop_after is not None and n >= stop_after:
+                    raise KeyboardInterrupt(f"stopped after {stop_after} items (test hook)")
+                n += 1
+                name = record.payload.get("path") or record.id
+                try:
+                    if encoders is None and _needs_encoders(record, models):
+                        from embedder.encoders.bundle import load_encoders
+
+                        encoders = load_encoders(settings)
+                    point, how = _rebuild_point(record, settings, models, encoders)
+                except EmbedderError as exc:
+                    failed.append(Failure(name, getattr(exc, "stage", "encode"), getattr(exc, "reason", str(exc))))
+                    progress.advance(name, "failed")
+                    continue
+                new.upsert([point])
+                rebuilt += how == "rebuilt"
+                copied += how == "copied"
+                progress.advance(name, how)
+            if offset is None:
+                break
+        progress.finish()
+        expected = total - len(failed)
+        got = new.count()
+    if got != expected:
+        raise EmbedderError(f"{target} has {got} points where {expected} were expected; the alias was not moved")
+    if failed and not allow_failures:
+        return {"target": target, "switched": False, "failed": [f.to_dict() for f in failed],
+                "note": "some items could not be rebuilt; the alias still points at " + source
+                        + " (fix or remove the files and run again, or pass --allow-failures)"}
+    catalog.switch_alias(settings.collection, target)
+    state_file.unlink(missing_ok=True)
+    return {"target": target, "switched": True, "previous": source, "rebuilt": rebuilt, "copied": copied,
+            "failed": [f.to_dict() for f in failed]}
+
+
+def _needs_encoders(record, models) -> bool:
+    p = record.payload
+    return bool(p.get("paths")) and any((p.get("models") or {}).get(m) != models[m] for m in p.get("modalities") or [])
+
+
+def _rebuild_point(record, settings, models, encoders) -> tuple[PointRecord, str]:
+    """The new version of one point: changed modalities re-encoded, the rest reused, re-fused."""
+    p = dict(record.payload)
+    vectors = dict(record.vectors)
+    present = p.get("modalities") or []
+    if not p.get("paths"):
+        return PointRecord(record.id, vectors, p), "copied"
+    changed = [m for m in present if (p.get("models") or {}).get(m) != models[m]]
+    if changed:
+        fresh = _encode_modalities(p, changed, settings, encoders)
+        vectors.update(fresh)
+        for m in changed:
+            if m not in fresh:  # the file no longer yields it: drop the old model's vector
+                vectors.pop(m, None)
+                present = [x for x in present if x != m]
+        p["modalities"] = present
+    weights = settings.fusion_weights
+    modality = {m: vectors.get(m) for m in MODALITIES}
+    vectors["content"] = fuse(modality, encoders.dims if encoders else _dims_from(vectors, settings), weights)
+    p["models"] = {m: models[m] for m in present}
+    p["fusion"] = {"version": FUSION_VERSION, "weights": item_weights(present, weights)}
+    p["reembedded_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return PointRecord(record.id, {k: v for k, v in vectors.items() if v is not None}, p), "rebuilt"
+
+
+def _dims_from(vectors, settings) -> dict[str, int]:
+    dims = schema_for(settings)
+    return {m: dims[m] for m in MODALITIES}
+
+
+def _encode_modalities(payload: dict, modalities: list[str], settings, encoders) -> dict:
+    """Decode the item's file (isolated) and encode only the modalities whose model changed."""
+    from embedder.errors import MediaError
+    from embedder.fusion import pool
+    from embedder.media.decode import DecodeOptions, decode_item
+    from embedder.media.isolation import run_isolated
+
+    path = next((x for x in payload.get("paths") or [] if os.path.exists(x)), None)
+    if path is None:
+        raise MediaError(payload.get("path") or "?", "decode", "file is gone")
+    options = DecodeOptions.from_settings(settings, image_size=encoders.clip.image_size)
+    item = run_isolated(decode_item, (path, options), path=path, stage="decode", timeout_s=settings.decode_timeout_s)
+    out = {}
+    try:
+        if "visual" in modalities and item.frames is not None:
+            out["visual"] = pool(encoders.clip.encode_images(item.frames.frames, settings.batch_size))
+        if "audio" in modalities and item.audio is not None:
+            out["audio"] = pool(encoders.clap.encode_audio(item.audio.windows))
+        if "text" in modalities:
+            out["text"] = encoders.clip.encode_texts([item.text.text])[0]
+    except Exception as exc:
+        raise MediaError(path, "encode", one_line(exc, 200)) from None
+    return out
