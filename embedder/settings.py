@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     cf_factors: int = Field(64, ge=2, le=1024)
     rec_dim: int = Field(64, ge=2, le=1024)  # size of the trained head's "rec" vectors
 
+    # Scheduled jobs (embedder jobs list|run|serve).
+    jobs_file: str = "pipelines/jobs.toml"
+
     # Fusion weights for visual, audio and text; renormalised over the modalities an item has.
     weight_visual: float = Field(0.5, ge=0)
     weight_audio: float = Field(0.3, ge=0)
