@@ -101,7 +101,9 @@ def build_training_data(events: list[Interaction], media=None, modalities=("visu
     train, val = [], {}
     for u in sorted(by_user):
         its = by_user[u]
-        held = set(rng.sample(its, int(len(its) * val_fraction))) if len(its) >= 3 else set()
+        # At least one validation item per user with three or more, so early stopping always
+        # has something to measure, even on small logs.
+        held = set(rng.sample(its, max(1, round(len(its) * val_fraction)))) if len(its) >= 3 else set()
         if held:
             val[u] = held
         train += [(u, i) for i in its if i not in held]

@@ -162,3 +162,36 @@ def test_dry_run_changes_nothing(ingested, tmp_path):
     assert report["stale"] == 5 and report["causes"] == {"fusion": 5} and report["rebuild_collection"]
     assert EdgeCatalog(ingested.store).collections() == ["media_v1"]
     assert json.dumps(report)  # serialisable for --json
+
+
+def test_sigkill_mid_rebuild_then_rerun_finishes(ingested, tmp_path):
+    """A real kill (SIGKILL, no cleanup) of the CLI process, then a second run."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "EMBEDDER_MODELS": "tiny", "EMBEDDER_STORE": ingested.store, "EMBEDDER_CLAP_MODEL": "tiny-clap-b",
+           "EMBEDDER_MAX_FRAMES": "2", "EMBEDDER_WORKERS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "embedder.cli", "reembed"], env=env, stderr=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, text=True)
+    deadline = time.monotonic() + 120
+    for line in proc.stderr:  # plain progress lines: "[1/5] rebuilt: ..."
+        if line.startswith("[1/5] rebuilt") or time.monotonic() > deadline:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    assert proc.returncode == -signal.SIGKILL
+    catalog = EdgeCatalog(ingested.store)
+    assert catalog.aliases() == {"media": "media_v1"}
+    rerun = subprocess.run([sys.executable, "-m", "embedder.cli", "reembed", "--json"], env=env, capture_output=True,
+                           text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    report = json.loads(rerun.stdout)
+    assert report["rebuild"]["target"] == "media_v2" and report["rebuild"]["switched"]
+    assert report["rebuild"]["rebuilt"] <= 4  # at least the first item was kept from the killed run
+    assert catalog.aliases() == {"media": "media_v2"}
+    new = load_settings(models="tiny", store=ingested.store, clap_model="tiny-clap-b")
+    with open_store(new) as store:
+        assert store.count() == 5
+    assert causes(new) == {}
