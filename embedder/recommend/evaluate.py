@@ -115,7 +115,6 @@ def evaluate(events: list[Interaction], *, split: str = "leave-last-out", method
         max_users: evaluate a seeded sample of the test users (for big logs).
     """
     from embedder.recommend.cf import fit_cf, write_cf
-    from embedder.recommend.queries import recommend_for_user
     from embedder.store.edge import EdgeStore
 
     content = _content_vectors(media, sorted({e.item for e in events})) if media is not None else {}

@@ -11,10 +11,9 @@ import random
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
-from embedder.recommend.cf import fit_cf, item_point_id, write_cf
+from embedder.recommend.cf import fit_cf, write_cf
 from embedder.recommend.evaluate import evaluate
 from embedder.recommend.interactions import Interaction
 from embedder.recommend.queries import recommend_for_user, similar_items, similar_users

@@ -1,0 +1,142 @@
+"""Shared pieces of the command line: the typer app, output, error handling, progress."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import typer
+from rich.console import Console
+
+from embedder.errors import EmbedderError
+
+app = typer.Typer(
+    name="embedder",
+    help="Turn a library of video and audio files into searchable, recommendable vectors in Qdrant.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+
+class _Context:
+    """Global flags, turned into settings on first use (so --help never builds them)."""
+
+    def __init__(self, config: Optional[Path], overrides: dict[str, Any]):
+        self.config = config
+        self.overrides = overrides
+
+    def settings(self, **more: Any):
+        from embedder.settings import load_settings
+
+        return load_settings(self.config, **{**self.overrides, **more})
+
+
+def guarded(fn: Callable) -> Callable:
+    """Turn errors into one line on stderr and an exit code, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except EmbedderError as exc:
+            err.print(f"[red]error:[/red] {exc}", highlight=False, markup=True, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err.print("interrupted")
+            raise typer.Exit(130) from None
+        except Exception as exc:  # a bug: say so in one line, keep the traceback for debugging
+            if os.environ.get("EMBEDDER_DEBUG"):
+                raise
+            err.print(
+                f"[red]internal error:[/red] {type(exc).__name__}: {exc} "
+                "(set EMBEDDER_DEBUG=1 for the traceback)",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def short_path(path: str | None) -> str | None:
+    """A path relative to the working directory when it is inside it (tables stay readable)."""
+    if not path:
+        return path
+    rel = os.path.relpath(path)
+    return rel if not rel.startswith("..") else path
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+@app.callback()
+def _global(
+    ctx: typer.Context,
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML config file (else $EMBEDDER_CONFIG or ./embedder.toml)."),
+    store: Optional[str] = typer.Option(None, "--store", help="Store directory, or http(s) URL of a Qdrant server (env EMBEDDER_STORE)."),
+    collection: Optional[str] = typer.Option(None, "--collection", help="Collection name (env EMBEDDER_COLLECTION)."),
+    models: Optional[str] = typer.Option(None, "--models", help="Model preset: default or tiny (env EMBEDDER_MODELS)."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N (env EMBEDDER_DEVICE)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Decoder processes (env EMBEDDER_WORKERS)."),
+) -> None:
+    """Settings precedence: defaults < config file < EMBEDDER_* environment < these flags."""
+    ctx.obj = _Context(
+        config, {"store": store, "collection": collection, "models": models, "device": device, "workers": workers}
+    )
+
+
+class TerminalProgress:
+    """A rich progress bar (files/s, ETA) on a terminal; plain log lines otherwise."""
+
+    def __init__(self, quiet: bool = False, per_item: bool = True):
+        self.quiet = quiet
+        self.per_item = per_item  # plain mode: a line per file; off for per-batch progress
+        self.tty = err.is_terminal
+        self.bar = None
+        self.task = None
+        self.done = 0
+        self.total = 0
+
+    def start(self, total: int, label: str) -> None:
+        self.total, self.done, self.label = total, 0, label
+        if self.quiet or not self.tty:
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        class Rate(TextColumn):
+            def render(self, task):
+                speed = task.finished_speed or task.speed
+                return super().render(task) if speed is None else f"{speed:.2f} files/s"
+
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), Rate(""),
+                            TimeRemainingColumn(), console=err, transient=False)
+        self.bar.start()
+        self.task = self.bar.add_task(label, total=total)
+
+    def advance(self, path: str, status: str) -> None:
+        self.done += 1
+        if self.bar is not None:
+            self.bar.advance(self.task)
+            if not self.per_item:  # e.g. the running loss
+                self.bar.update(self.task, description=f"{self.label} {path}")
+        elif not self.quiet and self.per_item:
+            err.print(f"[{self.done}/{self.total}] {status}: {path}", highlight=False, markup=False, soft_wrap=True)
+
+    def note(self, message: str) -> None:
+        if not self.quiet:
+            err.print(message, highlight=False, markup=False)
+
+    def finish(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None

@@ -1,0 +1,179 @@
+"""inspect, ingest, search and status."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from embedder.cli.common import app, guarded, out, print_json, short_path, TerminalProgress
+from embedder.errors import EmbedderError
+
+
+@app.command()
+@guarded
+def inspect(
+    ctx: typer.Context,
+    paths: list[Path] = typer.Argument(..., help="Files or folders to inspect."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+    sampling: Optional[str] = typer.Option(None, "--sampling", help="uniform or scene."),
+    fps: Optional[float] = typer.Option(None, "--fps", help="Frames per second in uniform mode."),
+    max_frames: Optional[int] = typer.Option(None, "--max-frames", help="Cap on frames per item."),
+) -> None:
+    """Show what ingest would do with each file: probe facts, decoder, frames, audio windows, text."""
+    from embedder.inspect import inspect_paths
+
+    settings = ctx.obj.settings(sampling=sampling, video_fps=fps, max_frames=max_frames)
+    reports = inspect_paths(paths, settings)
+    if as_json:
+        print_json(reports)
+        return
+    for r in reports:
+        _print_inspect(r)
+    ok = sum(r["status"] == "ok" for r in reports)
+    out.print(f"{ok} ok, {sum(r['status'] == 'failed' for r in reports)} failed, "
+              f"{sum(r['status'] == 'skipped' for r in reports)} skipped")
+
+
+def _print_inspect(r: dict) -> None:
+    status = r["status"]
+    colour = {"ok": "green", "failed": "red", "skipped": "yellow"}[status]
+    out.print(f"[bold]{r['path']}[/bold]  [{colour}]{status}[/{colour}]", highlight=False)
+    if status != "ok":
+        out.print(f"  {r['stage']}: {r['reason']}", highlight=False)
+        return
+    p = r["probe"]
+    out.print(f"  {r['kind']}, {p['format']}, {p['duration']:.2f}s, {r['size']} bytes", highlight=False)
+    for v in p["video"]:
+        mark = "*" if v["index"] == p["best_video_index"] else " "
+        extra = (" VFR" if v["variable_frame_rate"] else "") + (f" {v['bit_depth']}-bit" if v["bit_depth"] else "")
+        out.print(f"  {mark}video #{v['index']}: {v['codec']} {v['width']}x{v['height']} @ {v['fps']:.3f} fps{extra}", highlight=False)
+    for a in p["audio"]:
+        out.print(f"   audio #{a['index']}: {a['codec']} {a['sample_rate']} Hz, {a['channels']} ch", highlight=False)
+    for s in p["subtitles"]:
+        out.print(f"   subtitles #{s['index']}: {s['codec']} {s['language'] or ''}", highlight=False)
+    v = r["video"]
+    if v:
+        fb = f" (fallback: {v['fallback_reason']})" if v["fallback_reason"] else ""
+        ts = ", ".join(f"{t:.2f}" for t in v["timestamps"])
+        out.print(f"  frames: {v['frames']} via {v['decoder']}{fb} at [{ts}] s", highlight=False)
+    a = r["audio"]
+    out.print(f"  audio windows: {a['windows'] if a else 0}", highlight=False)
+    out.print(f"  text ({r['text']['source']}): {r['text']['text'][:100]}", highlight=False)
+    for w in r.get("warnings") or []:
+        out.print(f"  [yellow]warning:[/yellow] {w}", highlight=False)
+
+
+@app.command()
+@guarded
+def ingest(
+    ctx: typer.Context,
+    paths: list[Path] = typer.Argument(..., help="Files or folders to ingest."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Report what would change; decode and write nothing."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+) -> None:
+    """Decode, embed and store files; skip unchanged ones by hash; drop files gone from the folders.
+
+    Exits 0 when the run completed, even if some files failed (they are listed with the stage and
+    reason); exits 2 when it could not run (store, weights or settings).
+    """
+    from pipelines.ingest import run_ingest
+
+    settings = ctx.obj.settings()
+    summary = run_ingest(paths, settings, dry_run=dry_run, progress=TerminalProgress(quiet or as_json))
+    data = summary.to_dict()
+    if as_json:
+        print_json(data)
+        return
+    c = data["counts"]
+    head = "dry run: would ingest" if dry_run else "ingested"
+    out.print(f"{head}: {c['new']} new, {c['updated']} updated, {c['unchanged']} unchanged, "
+              f"{c['removed']} removed, {c['failed']} failed, {c['skipped']} skipped "
+              f"in {data['elapsed_s']:.1f}s" + (f" ({data['files_per_s']:.2f} files/s)" if data["files_per_s"] else ""),
+              highlight=False)
+    for key in ("new", "updated", "removed"):
+        for p in data[key]:
+            out.print(f"  {key}: {p}", highlight=False)
+    for f in data["failed"]:
+        out.print(f"  [red]failed[/red] {f['path']}: {f['stage']}: {f['reason']}", highlight=False)
+    for w in data["warnings"]:
+        out.print(f"  [yellow]warning[/yellow] {w['path']}: {'; '.join(w['warnings'])}", highlight=False)
+    out.print(f"store: {data['store']['backend']} {data['store']['location']} "
+              f"collection {data['store']['collection']}, {data['store']['points']} items", highlight=False)
+
+
+@app.command()
+@guarded
+def search(
+    ctx: typer.Context,
+    query: Optional[str] = typer.Argument(None, help="What to look for, in words."),
+    like: Optional[str] = typer.Option(None, "--like", help="Find items similar to an ingested item (id or path) or a new file."),
+    limit: int = typer.Option(10, "--limit", "-n", min=1, max=1000, help="How many hits."),
+    modality: str = typer.Option("all", "--modality", "-m", help="all (fused content vector), visual, audio or text."),
+    filters: Optional[list[str]] = typer.Option(None, "--filter", "-f", help="Payload filter key=value, e.g. kind=video; repeatable."),
+    as_json: bool = typer.Option(False, "--json", help="Print hits as JSON."),
+) -> None:
+    """Similarity search by text, or by example with --like. Hits show path, score and per-modality scores."""
+    from embedder.search import parse_filters, search_like, search_text
+    from embedder.store import open_store
+
+    if (query is None) == (like is None):
+        raise EmbedderError("give either a search text or --like FILE_OR_ID")
+    settings = ctx.obj.settings()
+    parsed = parse_filters(filters)
+    with open_store(settings) as store:
+        if like is not None:
+            hits = search_like(store, like, settings, limit=limit, modality=modality, filters=parsed)
+        else:
+            from embedder.encoders.bundle import load_encoders
+
+            if store.collection_dims() is None:
+                raise EmbedderError(f"collection '{settings.collection}' is empty or missing; run 'embedder ingest' first")
+            hits = search_text(store, load_encoders(settings), query, weights=settings.fusion_weights,
+                               limit=limit, modality=modality, filters=parsed)
+    if as_json:
+        print_json({"query": query, "like": like, "modality": modality, "hits": [h.to_dict() for h in hits]})
+        return
+    if not hits:
+        out.print("no hits")
+        return
+    table = Table(show_header=True, header_style="bold")
+    for col in ("#", "score", "visual", "audio", "text"):
+        table.add_column(col, justify="right")
+    table.add_column("path", overflow="fold")
+    for rank, h in enumerate(hits, 1):
+        cell = lambda m: "-" if m not in h.scores else f"{h.scores[m]:.3f}"  # noqa: E731
+        table.add_row(str(rank), f"{h.score:.3f}", cell("visual"), cell("audio"), cell("text"), short_path(h.path) or h.id)
+    out.print(table)
+
+
+@app.command()
+@guarded
+def status(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Back-end, collection, item count, modalities, models and store size."""
+    from embedder.search import collection_status
+    from embedder.store import open_store
+
+    settings = ctx.obj.settings()
+    with open_store(settings) as store:
+        info = collection_status(store)
+    if as_json:
+        print_json(info)
+        return
+    out.print(f"back-end: {info['backend']} ({info['location']})", highlight=False)
+    out.print(f"collection: {info['collection']}" + ("" if info["exists"] else " (not created yet)"), highlight=False)
+    out.print(f"items: {info['points']}", highlight=False)
+    if info["exists"]:
+        out.print("modalities: " + ", ".join(f"{m} {n}" for m, n in info["modalities"].items()), highlight=False)
+        out.print("kinds: " + ", ".join(f"{k} {n}" for k, n in info["kinds"].items()), highlight=False)
+        for modality, models in info["models"].items():
+            out.print(f"model for {modality}: {', '.join(models)}", highlight=False)
+        out.print("vectors: " + ", ".join(f"{k} {v}-d" for k, v in info["vectors"].items()), highlight=False)
+    if info.get("size_bytes") is not None:
+        out.print(f"size on disk: {info['size_bytes'] / 1e6:.1f} MB", highlight=False)

@@ -1,0 +1,288 @@
+"""Interactions, collaborative filtering, recommendations, training and evaluation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from embedder.cli.common import app, guarded, out, print_json, short_path, TerminalProgress
+from embedder.errors import EmbedderError
+
+
+interactions_app = typer.Typer(help="Interaction logs and the collaborative-filtering model.", no_args_is_help=True)
+app.add_typer(interactions_app, name="interactions")
+
+
+def _open_log(settings):
+    from embedder.recommend.interactions import InteractionLog, default_log_path
+
+    return InteractionLog(default_log_path(settings))
+
+
+@interactions_app.command("import")
+@guarded
+def interactions_import(
+    ctx: typer.Context,
+    file: Path = typer.Argument(..., help="CSV, TSV, JSONL or Parquet event log."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="csv, tsv, jsonl or parquet (default: from the extension)."),
+    columns: Optional[str] = typer.Option(None, "--columns", help="Names for the fields of a file without a header line, e.g. user,item,weight."),
+    user_col: str = typer.Option("user", "--user-col", help="Column with the user id."),
+    item_col: str = typer.Option("item", "--item-col", help="Column with the item: an ingested path or id, or any item key."),
+    weight_col: Optional[str] = typer.Option(None, "--weight-col", help="Column with a weight or count (negative = negative feedback)."),
+    rating_col: Optional[str] = typer.Option(None, "--rating-col", help="Column with a rating; above --rating-threshold is positive."),
+    rating_threshold: float = typer.Option(3.0, "--rating-threshold", help="Ratings above it are positive, below negative."),
+    event_col: Optional[str] = typer.Option(None, "--event-col", help="Column with an event type (play, like, skip, ...)."),
+    event_weight: Optional[list[str]] = typer.Option(None, "--event-weight", help="Override an event's weight, e.g. like=5; repeatable."),
+    time_col: Optional[str] = typer.Option(None, "--time-col", help="Column with epoch seconds/ms or ISO 8601 time."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Append an event log to the interaction store: bad rows are reported with line numbers, duplicates dropped."""
+    from embedder.recommend.interactions import DEFAULT_EVENT_WEIGHTS, ColumnMap
+
+    if sum(c is not None for c in (weight_col, rating_col, event_col)) > 1:
+        raise EmbedderError("give at most one of --weight-col, --rating-col and --event-col")
+    weights = dict(DEFAULT_EVENT_WEIGHTS)
+    for pair in event_weight or []:
+        name, sep, value = pair.partition("=")
+        try:
+            weights[name.strip().lower()] = float(value)
+        except ValueError:
+            raise EmbedderError(f"--event-weight expects name=number, got '{pair}'") from None
+    cols = ColumnMap(user=user_col, item=item_col, weight=weight_col, rating=rating_col, event=event_col,
+                     timestamp=time_col, rating_threshold=rating_threshold, event_weights=weights)
+    names = [c.strip() for c in columns.split(",")] if columns else None
+    with _open_log(ctx.obj.settings()) as log:
+        report = log.import_file(file, cols, fmt=fmt, columns=names)
+        stats = log.stats()
+    data = {**report.to_dict(), "log": stats}
+    if as_json:
+        print_json(data)
+        return
+    out.print(f"{report.rows} rows: {report.added} added, {report.duplicates} duplicates, {report.bad} bad "
+              f"-> log has {stats['events']} events, {stats['users']} users, {stats['items']} items ({stats['path']})",
+              highlight=False)
+    for bad in report.bad_rows:
+        out.print(f"  line {bad['line']}: {bad['reason']}", highlight=False)
+    if report.bad > len(report.bad_rows):
+        out.print(f"  ... and {report.bad - len(report.bad_rows)} more bad rows", highlight=False)
+
+
+@interactions_app.command("stats")
+@guarded
+def interactions_stats(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Events, users and items in the interaction store."""
+    with _open_log(ctx.obj.settings()) as log:
+        stats = log.stats()
+    if as_json:
+        print_json(stats)
+    else:
+        out.print(f"{stats['events']} events ({stats['negative_events']} negative), {stats['users']} users, "
+                  f"{stats['items']} items in {stats['path']}", highlight=False)
+
+
+@interactions_app.command("train")
+@guarded
+def interactions_train(
+    ctx: typer.Context,
+    model: str = typer.Option("als", "--model", help="als or bpr (implicit)."),
+    iterations: int = typer.Option(15, "--iterations", min=1, help="Training iterations."),
+    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Fit collaborative filtering on the log; store item 'cf' vectors and the users collection."""
+    from embedder.recommend.cf import fit_cf, write_cf
+    from embedder.recommend.stores import open_collections
+
+    settings = ctx.obj.settings()
+    with _open_log(settings) as log:
+        events = log.all()
+    fitted = fit_cf(events, factors=settings.cf_factors, model=model, iterations=iterations, seed=seed)
+    media, users = open_collections(settings)
+    with media, users:
+        summary = write_cf(fitted, media, users)
+    if as_json:
+        print_json(summary)
+    else:
+        out.print(f"trained {summary['model']}: {summary['users']} users, {summary['items']} items "
+                  f"({summary['items_with_media']} with media, {summary['items_without_media']} without)", highlight=False)
+
+
+@app.command()
+@guarded
+def recommend(
+    ctx: typer.Context,
+    user: str = typer.Option(..., "--user", "-u", help="User id as in the interaction log."),
+    limit: int = typer.Option(10, "--limit", "-n", min=1, max=1000, help="How many items."),
+    strategy: str = typer.Option("hybrid", "--strategy", help="hybrid (cf + content, RRF), cf, content, or trained (the fine-tuned head)."),
+    exclude_seen: bool = typer.Option(True, "--exclude-seen/--include-seen", help="Leave out items the user already had."),
+    query: Optional[str] = typer.Option(None, "--query", "-q", help="For a user with no history: narrow popular items by this text."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Recommend items for a user; each hit says which branch (cf, content, popular) found it."""
+    from embedder.recommend.queries import RecommendResult, popular_items, recommend_for_user
+
+    settings = ctx.obj.settings()
+    with _open_log(settings) as log:
+        history = log.for_user(user)
+    from embedder.recommend.stores import open_collections
+
+    media, users = open_collections(settings, create=False)
+    with media, users:
+        if not history and query:
+            from embedder.encoders.bundle import load_encoders
+            from embedder.search import search_text
+
+            hits = search_text(media, load_encoders(settings), query, weights=settings.fusion_weights, limit=limit * 5)
+            result = RecommendResult(user=user, strategy=strategy, used=["popular", "text"],
+                                     items=popular_items(media, limit=limit, text_hits=hits),
+                                     note="no interactions for this user: popular items matching the text")
+        else:
+            result = recommend_for_user(user, history, media, users, limit=limit, strategy=strategy, exclude_seen=exclude_seen)
+    if as_json:
+        print_json(result.to_dict())
+        return
+    if result.note:
+        out.print(f"[yellow]{result.note}[/yellow]", highlight=False)
+    _print_recs(result.items)
+
+
+def _print_recs(items) -> None:
+    if not items:
+        out.print("no items")
+        return
+    table = Table(show_header=True, header_style="bold")
+    for col in ("#", "score", "found by"):
+        table.add_column(col, justify="right" if col != "found by" else "left")
+    table.add_column("item", overflow="fold")
+    for rank, r in enumerate(items, 1):
+        table.add_row(str(rank), f"{r.score:.4f}", "+".join(r.branches), short_path(r.path) or r.item or r.id)
+    out.print(table)
+
+
+@app.command()
+@guarded
+def similar(
+    ctx: typer.Context,
+    item: str = typer.Argument(..., help="An ingested path or id, or an item key from the interaction log."),
+    by: str = typer.Option("content", "--by", help="content, cf or both."),
+    limit: int = typer.Option(10, "--limit", "-n", min=1, max=1000, help="How many items."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Item-to-item similarity by content vectors, CF factors, or both fused."""
+    from embedder.recommend.queries import resolve_item_ref, similar_items
+    from embedder.store import open_store
+
+    settings = ctx.obj.settings()
+    with open_store(settings) as media:
+        items = similar_items(media, resolve_item_ref(media, item), by=by, limit=limit)
+    if as_json:
+        print_json({"item": item, "by": by, "items": [r.to_dict() for r in items]})
+    else:
+        _print_recs(items)
+
+
+@app.command("similar-users")
+@guarded
+def similar_users_cmd(
+    ctx: typer.Context,
+    user: str = typer.Argument(..., help="User id as in the interaction log."),
+    limit: int = typer.Option(10, "--limit", "-n", min=1, max=1000, help="How many users."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Users with the closest taste (cosine of CF user vectors)."""
+    from embedder.recommend.queries import similar_users
+    from embedder.store import open_store, users_collection
+
+    settings = ctx.obj.settings()
+    with open_store(settings, collection=users_collection(settings)) as users:
+        found = similar_users(users, user, limit=limit)
+    if as_json:
+        print_json({"user": user, "users": found})
+        return
+    for rank, u in enumerate(found, 1):
+        out.print(f"{rank:>3}  {u['score']:.4f}  {u['user']}", highlight=False)
+
+
+@app.command("train")
+@guarded
+def train_cmd(
+    ctx: typer.Context,
+    config: Optional[Path] = typer.Option(None, "--config", help="Training config (TOML), e.g. pipelines/configs/train.toml."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue a run directory from its last checkpoint."),
+    adversarial: Optional[bool] = typer.Option(None, "--adversarial/--no-adversarial", help="APR adversarial training."),
+    max_epochs: Optional[int] = typer.Option(None, "--max-epochs", help="Override optim.max_epochs."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Override run.seed."),
+    write: bool = typer.Option(True, "--write/--no-write", help="Store rec vectors for 'recommend --strategy trained'."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Fine-tune the two-tower head (BCE, frozen encoders, early stopping) on the interaction log."""
+    from embedder.train.config import load_train_config
+    from pipelines.train import run_training
+
+    settings = ctx.obj.settings()
+    cfg = load_train_config(config, **{"adversarial.enabled": adversarial, "optim.max_epochs": max_epochs, "run.seed": seed})
+    summary = run_training(settings, cfg, resume=resume, write=write, progress=TerminalProgress(as_json, per_item=False))
+    if as_json:
+        print_json(summary)
+        return
+    m = summary["metrics"]
+    k = cfg.optim.eval_k
+    out.print(f"run {summary['run_dir']} ({summary['device']}): best epoch {m['best_epoch']} of {m['epochs']}, "
+              f"val NDCG@{k} {m[f'best_val_ndcg@{k}']:.4f}" + (", stopped early" if m["stopped_early"] else ""), highlight=False)
+    r = m["robustness"]
+    out.print(f"robustness: NDCG@{k} {r['ndcg_clean']:.4f} clean, {r['ndcg_perturbed']:.4f} with item vectors "
+              f"perturbed by epsilon {r['epsilon']}", highlight=False)
+    if summary["written"]:
+        w = summary["written"]
+        out.print(f"stored rec vectors for {w['users']} users and {w['items']} items ({summary['version']})", highlight=False)
+
+
+@app.command("eval")
+@guarded
+def eval_cmd(
+    ctx: typer.Context,
+    split: str = typer.Option("leave-last-out", "--split", help="leave-last-out, random-holdout, time or cold-items."),
+    methods: str = typer.Option("popularity,als,content,hybrid", "--methods", help="Comma-separated: popularity, als, content, hybrid, trained."),
+    train_config: Optional[Path] = typer.Option(None, "--train-config", help="Config of the 'trained' method (two-tower head)."),
+    seed: int = typer.Option(0, "--seed", help="Seed for splits, sampling and training."),
+    max_users: Optional[int] = typer.Option(None, "--max-users", help="Evaluate a seeded sample of test users."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Write results.json and results.png here."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Offline evaluation of the interaction log: Recall@K, NDCG@K (K = 10, 20, 50) and coverage per method."""
+    from embedder.recommend.evaluate import evaluate, plot
+    from embedder.store import open_store
+
+    settings = ctx.obj.settings()
+    with _open_log(settings) as log:
+        events = log.all()
+    if not events:
+        raise EmbedderError("the interaction log is empty; run 'embedder interactions import FILE' first")
+    media = open_store(settings)
+    with media:
+        has_media = media.collection_dims() is not None and "content" in (media.collection_dims() or {})
+        from embedder.train.config import load_train_config
+
+        result = evaluate(events, split=split, methods=tuple(m.strip() for m in methods.split(",") if m.strip()),
+                          seed=seed, factors=settings.cf_factors, media=media if has_media else None, max_users=max_users,
+                          train_config=load_train_config(train_config))
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "results.json").write_text(json.dumps(result, indent=2) + "\n")
+        plot(result, out_dir / "results.png")
+    if as_json:
+        print_json(result)
+        return
+    table = Table(show_header=True, header_style="bold", title=f"{result['split']} split, {result['users_evaluated']} users")
+    table.add_column("metric")
+    for method in result["methods"]:
+        table.add_column(method, justify="right")
+    for key in [f"{m}@{k}" for m in ("recall", "ndcg", "coverage") for k in result["ks"]]:
+        table.add_row(key, *[f"{scores[key]:.4f}" for scores in result["methods"].values()])
+    out.print(table)
+    for method, why in result["skipped"].items():
+        out.print(f"skipped {method}: {why}", highlight=False)
