@@ -11,13 +11,13 @@ import logging
 import subprocess
 import sys
 import threading
-import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
 from embedder.errors import SettingsError
+from embedder.settings import read_toml
 
 log = logging.getLogger("embedder.jobs")
 
@@ -42,13 +42,7 @@ def load_jobs(path: str | Path) -> dict[str, Job]:
     """
     from croniter import croniter
 
-    path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise SettingsError(f"jobs file {path} does not exist") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SettingsError(f"jobs file {path}: {exc}") from None
+    data = read_toml(path, "jobs file")
     jobs = {}
     for name, spec in (data.get("jobs") or {}).items():
         cron = spec.get("cron", "")

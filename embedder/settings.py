@@ -154,6 +154,19 @@ def _describe(error: dict[str, Any]) -> str:
     return f"invalid setting '{name}' ({ENV_PREFIX}{name.upper()}): {msg}"
 
 
+def read_toml(path: str | Path, what: str) -> dict:
+    """A TOML file's contents, or one-line :class:`SettingsError` naming ``what`` and the file."""
+    import tomllib
+
+    path = Path(path)
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise SettingsError(f"{what} {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{what} {path}: {exc}") from None
+
+
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
     """Build the settings from defaults, config file, environment and ``overrides``.
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from embedder.errors import SettingsError
+from embedder.settings import read_toml
 
 
 class _Section(BaseModel):
@@ -68,13 +68,7 @@ def load_train_config(path: str | Path | None, **overrides) -> TrainConfig:
     """
     data: dict = {}
     if path is not None:
-        path = Path(path)
-        try:
-            data = tomllib.loads(path.read_text())
-        except FileNotFoundError:
-            raise SettingsError(f"training config {path} does not exist") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise SettingsError(f"training config {path}: {exc}") from None
+        data = read_toml(path, "training config")
     for dotted, value in overrides.items():
         if value is None:
             continue
