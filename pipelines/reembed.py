@@ -6,8 +6,9 @@ Causes of staleness, per stored item:
 * ``fusion``: the content vector was fused by another rule or other weights;
 * ``content``: the file at the item's path has other bytes now;
 * ``gone``: none of the item's files exists any more;
-* ``head``: its ``rec`` vector comes from another trained head than the users' current one
-  (reported; rebuild those by running ``embedder train`` again).
+* ``head``: its ``rec`` vector is missing (media added after training) or comes from another
+  trained head than the users' current one; the current head's item tower recomputes it from
+  the stored modality vectors (if the encoders changed since training, retrain instead).
 
 Content and gone are ingest's business: ``reembed`` runs ingest over the folders the items came
 from. Model and fusion changes are rebuilt blue-green: the next versioned collection is filled
@@ -105,8 +106,8 @@ def find_stale(store: VectorStore, settings, head_version: str | None = None) ->
             causes.append("gone")
         elif any(_content_changed(p, x) for x in existing):
             causes.append("content")
-        if head_version and p.get("rec_model") and p["rec_model"] != head_version:
-            causes.append("head")
+        if head_version and p.get("rec_model") != head_version:
+            causes.append("head")  # a newer head, or an item added after training
         if causes:
             plan.stale.append(StaleItem(record.id, p.get("path"), causes))
             if "gone" in causes or "content" in causes:
@@ -138,7 +139,7 @@ def run_reembed(settings, *, dry_run: bool = False, progress: Progress | None = 
         source, exists = catalog.resolve(settings.collection)
         if not exists:
             raise EmbedderError(f"collection '{settings.collection}' does not exist yet; run 'embedder ingest' first")
-        users_head = _head_version(settings, client)
+        users_head, head_run = _current_head(settings, client)
         with open_store(settings, client=client) as store:
             plan = find_stale(store, settings, users_head)
         report = {"collection": settings.collection, "source": source, "items": plan.items,
@@ -157,18 +158,48 @@ def run_reembed(settings, *, dry_run: bool = False, progress: Progress | None = 
         if plan.rebuild_collection:
             report["rebuild"] = _blue_green(settings, catalog, source, progress, encoders, client, stop_after,
                                             allow_failures)
+        if users_head and any("head" in s.causes for s in plan.stale):
+            report["head"] = _refresh_head_vectors(settings, client, users_head, head_run)
         report["elapsed_s"] = round(time.monotonic() - started, 3)
         return report
 
 
-def _head_version(settings, client) -> str | None:
+def _current_head(settings, client) -> tuple[str | None, str | None]:
+    """(version, run directory) of the head that produced the users' ``rec`` vectors."""
     from embedder.store import users_collection
 
     with open_store(settings, client=client, collection=users_collection(settings)) as users:
         if users.collection_dims() is None:
-            return None
-        versions = {r.payload.get("rec_model") for r in users.scroll() if r.payload.get("rec_model")}
-    return max(versions) if versions else None
+            return None, None
+        heads = {(r.payload["rec_model"], r.payload.get("rec_run")) for r in users.scroll() if r.payload.get("rec_model")}
+    # Versions end in "@<UTC timestamp>": the newest head is the one with the latest timestamp.
+    return max(heads, key=lambda h: h[0].rsplit("@", 1)[-1]) if heads else (None, None)
+
+
+def _refresh_head_vectors(settings, client, version: str, run_dir: str | None) -> dict:
+    """Compute ``rec`` vectors with the current head for items that lack them or have older ones.
+
+    The head's item tower needs only the stored modality vectors, so new media become servable
+    by ``recommend --strategy trained`` without retraining. Vectors from other encoders than the
+    head was trained on are refused (the head must be retrained).
+    """
+    from embedder.train.serve import TrainedHead
+
+    if not run_dir or not Path(run_dir).is_dir():
+        return {"updated": 0, "note": f"the run directory of head {version} is not here ({run_dir}); retrain to refresh"}
+    head = TrainedHead(run_dir)
+    updated = 0
+    with open_store(settings, client=client) as store:
+        stale = [r for r in store.scroll(with_vectors=True) if r.payload.get("paths") and r.payload.get("rec_model") != version]
+        for start in range(0, len(stale), 256):
+            batch = stale[start : start + 256]
+            try:
+                vectors = head.item_vectors(batch)
+            except EmbedderError as exc:
+                return {"updated": updated, "note": str(exc)}
+            store.merge([PointRecord(r.id, {"rec": v}, {"rec_model": version}) for r, v in zip(batch, vectors)])
+            updated += len(batch)
+    return {"updated": updated, "head": version}
 
 
 def _blue_green(settings, catalog, source: str, progress: Progress, encoders, client, stop_after, allow_failures):

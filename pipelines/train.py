@@ -27,7 +27,8 @@ def next_run_dir(out_dir: Path, name: str) -> Path:
 
 
 def train_head(events, cfg: TrainConfig, *, media=None, run_dir: Path, resume: bool = False, device: str = "cpu",
-               progress: Progress | None = None, extra_items: list[str] | None = None):
+               progress: Progress | None = None, extra_items: list[str] | None = None,
+               feature_models: dict[str, str] | None = None):
     """Build data, train and write the run directory. Returns (result, data, user vectors, item vectors)."""
     from embedder.train.data import build_training_data
     from embedder.train.loop import _context, all_vectors, learning_curve, train
@@ -45,9 +46,15 @@ def train_head(events, cfg: TrainConfig, *, media=None, run_dir: Path, resume: b
     version = f"{run_dir.name}@{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}"
     (run_dir / "config.json").write_text(json.dumps({
         "version": version, "train_config": cfg.model_dump(), "feature_names": data.feature_names,
+        "feature_dims": data.feature_dims, "feature_models": feature_models or {},
         "feature_dim": data.feature_dim, "users": len(data.users), "items": len(data.items),
     }, indent=2))
-    (run_dir / "index.json").write_text(json.dumps({"users": data.users, "items": data.items}))
+    (run_dir / "index.json").write_text(json.dumps({
+        "users": data.users, "items": data.items, "known_items": [data.items[i] for i in data.trainable_items],
+    }))
+    import numpy as np
+
+    np.savez(run_dir / "features.npz", mean=data.feature_mean, std=data.feature_std)
     metrics = {
         "best_epoch": result.best_epoch, f"best_val_ndcg@{cfg.optim.eval_k}": round(result.best_ndcg, 6),
         "stopped_early": result.stopped_early, "epochs": len(result.history), "history": result.history,
@@ -65,6 +72,7 @@ def run_training(settings, cfg: TrainConfig, *, resume: Path | None = None, writ
     from embedder.encoders.runtime import resolve_device
     from embedder.recommend.interactions import InteractionLog, default_log_path
     from embedder.recommend.stores import open_collections
+    from pipelines.reembed import current_model_ids
 
     with InteractionLog(default_log_path(settings)) as log:
         events = log.all()
@@ -82,6 +90,7 @@ def run_training(settings, cfg: TrainConfig, *, resume: Path | None = None, writ
         ingested = [r.payload["path"] for r in media.scroll({"modalities": "text"})] if has_content else []
         result, data, users_vecs, items_vecs, version, metrics = train_head(
             events, cfg, media=media if has_content else None, run_dir=run_dir, resume=resume is not None,
-            device=device, progress=progress, extra_items=ingested)
-        written = write_rec(users_vecs, items_vecs, data, media, users, version) if write else None
+            device=device, progress=progress, extra_items=ingested,
+            feature_models=current_model_ids(settings) if has_content else None)
+        written = write_rec(users_vecs, items_vecs, data, media, users, version, run_dir=run_dir) if write else None
     return {"run_dir": str(run_dir), "version": version, "device": device, "metrics": metrics, "written": written}

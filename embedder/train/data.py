@@ -23,6 +23,9 @@ class TrainingData:
     val: dict[int, set[int]] = field(default_factory=dict)  # user index -> held-out item indices
     history: list[np.ndarray] = field(default_factory=list)  # user index -> training item indices
     trainable_items: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # items seen in training
+    feature_dims: list[int] = field(default_factory=list)  # size of each modality block, in feature_names order
+    feature_mean: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    feature_std: np.ndarray = field(default_factory=lambda: np.ones(0, np.float32))
 
     @property
     def feature_dim(self) -> int:
@@ -62,21 +65,33 @@ def item_features(items: list[str], media, modalities: list[str]) -> tuple[np.nd
     return out, modalities
 
 
-def standardise(features: np.ndarray, n_flags: int) -> np.ndarray:
-    """Z-score each vector dimension over the items that have it; presence flags stay 0/1.
+def _block_sizes(media, names: list[str]) -> list[int]:
+    dims = (media.collection_dims() or {}) if media is not None and names else {}
+    return [dims[m] for m in names]
+
+
+def feature_stats(features: np.ndarray, n_flags: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-dimension mean and standard deviation over the items that have features."""
+    body = features[:, : features.shape[1] - n_flags]
+    present = np.abs(body).sum(axis=1) > 0
+    if present.sum() < 2:
+        return np.zeros(body.shape[1], np.float32), np.ones(body.shape[1], np.float32)
+    return body[present].mean(axis=0), body[present].std(axis=0) + 1e-6
+
+
+def standardise(features: np.ndarray, n_flags: int, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """Z-score the vector dimensions of items that have features; presence flags stay 0/1.
 
     Frozen embeddings share a large common component (all cosines high), which would drown the
-    differences the head must learn from; centring and scaling exposes them.
+    differences the head must learn from; centring and scaling exposes them. The statistics are
+    saved with a run so that new items are scaled the same way when served.
     """
     if features.shape[1] == 0:
         return features
     out = features.copy()
     body = out[:, : out.shape[1] - n_flags]
     present = np.abs(body).sum(axis=1) > 0
-    if present.sum() >= 2:
-        mean = body[present].mean(axis=0)
-        std = body[present].std(axis=0) + 1e-6
-        body[present] = (body[present] - mean) / std
+    body[present] = (body[present] - mean) / std
     return out
 
 
@@ -111,7 +126,9 @@ def build_training_data(events: list[Interaction], media=None, modalities=("visu
     for u in sorted(by_user):
         history[u] = np.asarray([i for i in by_user[u] if i not in val.get(u, ())], np.int64)
     features, names = item_features(items, media, list(modalities))
-    features = standardise(features, len(names))
+    mean, std = feature_stats(features, len(names))
+    features = standardise(features, len(names), mean, std)
     train_arr = np.asarray(train, np.int64).reshape(-1, 2)
     return TrainingData(users=users, items=items, features=features, feature_names=names, train_pairs=train_arr,
-                        val=val, history=history, trainable_items=np.unique(train_arr[:, 1]))
+                        val=val, history=history, trainable_items=np.unique(train_arr[:, 1]),
+                        feature_dims=_block_sizes(media, names), feature_mean=mean, feature_std=std)

@@ -72,12 +72,14 @@ def test_content_change_and_gone_file(ingested, lib, media):
     assert causes(ingested) == {}
 
 
-def test_head_change_is_reported(ingested):
+def test_head_change_and_items_added_after_training_are_stale(ingested):
     with open_store(ingested) as store:
-        some = next(iter(store.scroll()))
-        store.set_payload([some.id], {"rec_model": "two-tower-v1@old"})
+        ids = [r.id for r in store.scroll()]
+        store.set_payload(ids[:3], {"rec_model": "two-tower-v2@new"})
+        store.set_payload(ids[3:4], {"rec_model": "two-tower-v1@old"})  # an older head made this one
     got = causes(ingested, head="two-tower-v2@new")
-    assert list(got.values()) == [["head"]]
+    assert sorted(got.values()) == [["head"], ["head"]]  # the old one, and the one without any
+    assert causes(ingested) == {}  # no head trained: nothing to say
 
 
 def test_blue_green_rebuild_reuses_unchanged_vectors_and_switches(ingested, tmp_path):

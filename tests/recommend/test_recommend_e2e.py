@@ -8,6 +8,7 @@ apart, so content must find a user's topic among items nobody has touched.
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 
@@ -241,3 +242,18 @@ def test_cli_train_then_recommend_trained(world, tmp_path):
     assert rec["used"] == ["trained"] and all(r["branches"] == ["trained"] for r in rec["items"])
     again = json.loads(cli("train", "--max-epochs", "3", "--json"))
     assert again["run_dir"] == "runs/two-tower-v2"  # runs are versioned, never overwritten
+
+    # New media after training: re-embedding gives it a rec vector from the current head.
+    fresh = tmp_path / "new"
+    fresh.mkdir()
+    shutil.copy(sorted(world["topic_of"])[0], fresh / "late_arrival.mp4")
+    with open(fresh / "late_arrival.mp4", "ab") as fh:
+        fh.write(b"\0" * 16)  # other bytes, so other content: a new item, not a copy
+    cli("ingest", fresh)
+    report = json.loads(cli("reembed", "--json"))
+    assert report["causes"] == {"head": 1}
+    assert report["head"] == {"updated": 1, "head": again["version"]}
+    with open_store(settings) as media:
+        rec = list(media.scroll(filter={"paths": str(fresh / "late_arrival.mp4")}, with_vectors=True))[0]
+    assert "rec" in rec.vectors and rec.payload["rec_model"] == again["version"]
+    assert json.loads(cli("reembed", "--json"))["stale"] == 0
