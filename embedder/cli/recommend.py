@@ -234,8 +234,9 @@ def train_cmd(
     out.print(f"run {summary['run_dir']} ({summary['device']}): best epoch {m['best_epoch']} of {m['epochs']}, "
               f"val NDCG@{k} {m[f'best_val_ndcg@{k}']:.4f}" + (", stopped early" if m["stopped_early"] else ""), highlight=False)
     r = m["robustness"]
-    out.print(f"robustness: NDCG@{k} {r['ndcg_clean']:.4f} clean, {r['ndcg_perturbed']:.4f} with item vectors "
-              f"perturbed by epsilon {r['epsilon']}", highlight=False)
+    out.print(f"robustness at epsilon {r['epsilon']}: NDCG@{k} {r['ndcg_clean']:.4f} clean, "
+              f"{r['ndcg_random_noise']:.4f} with random noise, {r['ndcg_adversarial']:.4f} under adversarial "
+              "perturbation of the item vectors", highlight=False)
     if summary["written"]:
         w = summary["written"]
         out.print(f"stored rec vectors for {w['users']} users and {w['items']} items ({summary['version']})", highlight=False)

@@ -57,6 +57,10 @@ def test_loss_decreases_and_the_task_is_learnt(data, tmp_path):
     # block structure: validation items are the user's community's other items
     assert result.best_ndcg > 0.6
     assert (tmp_path / "run" / "model.safetensors").is_file()
+    r = result.robustness
+    assert r["ndcg_clean"] == pytest.approx(result.best_ndcg, abs=1e-4)
+    assert r["ndcg_adversarial"] < r["ndcg_clean"]  # the worst case always costs something
+    assert r["relative_drop_adversarial"] == pytest.approx(1 - r["ndcg_adversarial"] / r["ndcg_clean"], abs=1e-4)
 
 
 def test_early_stopping_triggers(data, tmp_path):
