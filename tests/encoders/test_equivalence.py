@@ -121,3 +121,11 @@ def test_local_weights_dir_is_loaded_with_safetensors(tmp_path, clip):
     texts = ["weights from a local folder"]
     np.testing.assert_allclose(loaded.encode_texts(texts), clip.encode_texts(texts), atol=1e-6)
     assert registry.get_spec("tiny-clip").weights == "random"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine without a GPU")
+def test_asking_for_cuda_without_a_gpu_is_one_clear_error():
+    from embedder.errors import EmbedderError
+
+    with pytest.raises(EmbedderError, match="device 'cuda' was requested but CUDA is not available; use --device cpu"):
+        ClipEncoder(MODELS["tiny-clip"], device="cuda")

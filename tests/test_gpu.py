@@ -1,0 +1,32 @@
+"""CUDA path: runs only where a GPU is present (skipped elsewhere, including CI)."""
+
+import numpy as np
+import pytest
+import torch
+
+from embedder.encoders.clap import ClapEncoder
+from embedder.encoders.clip import ClipEncoder
+from embedder.encoders.registry import MODELS
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
+
+
+def test_bf16_autocast_on_gpu_matches_fp32_on_cpu():
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, size=(8, 64, 85, 3), dtype=np.uint8)
+    windows = [rng.standard_normal(480_000).astype(np.float32) for _ in range(4)]
+    texts = ["a red car", "rain on a roof"]
+    for cls, spec, call in ((ClipEncoder, "tiny-clip", lambda e: e.encode_images(frames)),
+                            (ClipEncoder, "tiny-clip", lambda e: e.encode_texts(texts)),
+                            (ClapEncoder, "tiny-clap", lambda e: e.encode_audio(windows))):
+        cpu = call(cls(MODELS[spec], device="cpu"))
+        gpu = call(cls(MODELS[spec], device="cuda"))
+        cos = (cpu * gpu).sum(axis=1)
+        assert gpu.dtype == np.float32 and np.allclose(np.linalg.norm(gpu, axis=1), 1, atol=1e-3)
+        assert cos.min() > 0.99, (spec, cos)  # bf16 rounding, not a different model
+
+
+def test_device_auto_picks_cuda():
+    from embedder.encoders.runtime import resolve_device
+
+    assert resolve_device("auto") == "cuda"
