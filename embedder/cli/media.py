@@ -102,7 +102,7 @@ def ingest(
     for w in data["warnings"]:
         out.print(f"  [yellow]warning[/yellow] {w['path']}: {'; '.join(w['warnings'])}", highlight=False)
     out.print(f"store: {data['store']['backend']} {data['store']['location']} "
-              f"collection {data['store']['collection']}, {data['store']['points']} items", highlight=False)
+              f"collection {_collection_name(data['store'])}, {data['store']['points']} items", highlight=False)
 
 
 @app.command()
@@ -167,7 +167,7 @@ def status(
         print_json(info)
         return
     out.print(f"back-end: {info['backend']} ({info['location']})", highlight=False)
-    out.print(f"collection: {info['collection']}" + ("" if info["exists"] else " (not created yet)"), highlight=False)
+    out.print(f"collection: {_collection_name(info)}" + ("" if info["exists"] else " (not created yet)"), highlight=False)
     out.print(f"items: {info['points']}", highlight=False)
     if info["exists"]:
         out.print("modalities: " + ", ".join(f"{m} {n}" for m, n in info["modalities"].items()), highlight=False)
@@ -177,3 +177,9 @@ def status(
         out.print("vectors: " + ", ".join(f"{k} {v}-d" for k, v in info["vectors"].items()), highlight=False)
     if info.get("size_bytes") is not None:
         out.print(f"size on disk: {info['size_bytes'] / 1e6:.1f} MB", highlight=False)
+
+
+def _collection_name(info: dict) -> str:
+    """``media (media_v2)``: the alias users name, and the version it points at."""
+    alias = info.get("alias")
+    return f"{alias} ({info['collection']})" if alias and alias != info["collection"] else info["collection"]
