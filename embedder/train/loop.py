@@ -127,7 +127,8 @@ def ndcg_on(user_vecs, item_vecs, data: TrainingData, k: int, positive_shift: np
 
 
 def robustness(model, ctx, data: TrainingData, cfg: TrainConfig, seed: int) -> dict:
-    """Validation NDCG@K with item vectors clean, moved by random noise, and moved adversarially.
+    """Validation NDCG@K with item vectors clean, moved by random noise, and moved adversarially,
+    at the training epsilon and at a few smaller ones.
 
     Both perturbations have norm epsilon times the mean item-vector norm. For dot-product scores
     the adversarial worst case moves each held-out item against the user vector and every other
@@ -136,17 +137,22 @@ def robustness(model, ctx, data: TrainingData, cfg: TrainConfig, seed: int) -> d
     """
     users, items = all_vectors(model, ctx, len(data.users), len(data.items))
     k = cfg.optim.eval_k
-    size = cfg.adversarial.epsilon * float(np.linalg.norm(items, axis=1).mean())
     clean = ndcg_on(users, items, data, k)
+    mean_norm = float(np.linalg.norm(items, axis=1).mean())
+    user_norms = np.linalg.norm(users, axis=1)
     rng = np.random.default_rng(seed)
     noise = rng.standard_normal(items.shape).astype(np.float32)
     noise /= np.linalg.norm(noise, axis=1, keepdims=True)
-    noisy = ndcg_on(users, items + size * noise, data, k)
-    adversarial = ndcg_on(users, items, data, k, positive_shift=2 * size * np.linalg.norm(users, axis=1))
-    drop = lambda x: round(1 - x / clean, 5) if clean else None  # noqa: E731
-    return {"epsilon": cfg.adversarial.epsilon, "ndcg_clean": round(clean, 5),
-            "ndcg_random_noise": round(noisy, 5), "relative_drop_random": drop(noisy),
-            "ndcg_adversarial": round(adversarial, 5), "relative_drop_adversarial": drop(adversarial)}
+    out = {"epsilon": cfg.adversarial.epsilon, "ndcg_clean": round(clean, 5), "by_epsilon": {}}
+    for eps in sorted({0.05, 0.1, 0.2, cfg.adversarial.epsilon}):
+        size = eps * mean_norm
+        noisy = ndcg_on(users, items + size * noise, data, k)
+        adversarial = ndcg_on(users, items, data, k, positive_shift=2 * size * user_norms)
+        out["by_epsilon"][str(eps)] = {"ndcg_random_noise": round(noisy, 5), "ndcg_adversarial": round(adversarial, 5)}
+    at = out["by_epsilon"][str(cfg.adversarial.epsilon)]
+    out.update(at)  # the training epsilon's figures at the top level
+    out["relative_drop_adversarial"] = round(1 - at["ndcg_adversarial"] / clean, 5) if clean else None
+    return out
 
 
 def _save_state(path: Path, model, optimizer, state: dict) -> None:
