@@ -27,11 +27,15 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 
+# Some machines' pip configuration names package folders that do not exist; pip warns once per
+# package. Drop that noise, keep everything else (and pip's exit status, through pipefail).
+quiet_pip() { "$@" 2>&1 | { grep -v "^WARNING: Location '.*' is ignored" || true; }; }
+
 stamp=.venv/.embedder-installed
 want=$(cat requirements.lock pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "setup: installing Python packages into .venv (first run downloads about 5 GB)" >&2
-    .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.lock
-    .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -e .
+    quiet_pip .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.lock
+    quiet_pip .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -e .
     echo "$want" > "$stamp"
 fi
