@@ -9,9 +9,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-STAGES = ("discover", "probe", "decode", "encode", "write")
-
-
 class EmbedderError(Exception):
     """An error the user can act on; the CLI prints its message as one line."""
 
@@ -33,7 +30,7 @@ class MediaError(EmbedderError):
 
     Attributes:
         path: the file.
-        stage: one of ``STAGES``.
+        stage: "discover", "probe", "decode", "encode" or "write".
         reason: a one-line human-readable cause.
     """
 

@@ -35,9 +35,6 @@ from embedder.progress import Progress
 from embedder.store import PointRecord, VectorStore, open_store
 from embedder.store.catalog import open_catalog
 
-CARRIED_VECTORS = ("cf", "cf_sim", "rec")
-
-
 @dataclass
 class StaleItem:
     id: str

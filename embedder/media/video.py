@@ -69,6 +69,10 @@ def target_size(width: int, height: int, image_size: int) -> tuple[int, int]:
     return max(image_size, round(height * scale)), max(image_size, round(width * scale))
 
 
+class _WrongStream(Exception):
+    """decord opened the file but reads another stream than the one probing chose."""
+
+
 class _Decoder:
     name = "?"
 
@@ -132,10 +136,6 @@ class _TorchcodecDecoder(_Decoder):
         if frames.dtype != np.uint8:  # 10-bit sources may come back wider
             frames = (frames.astype(np.float32) / float(np.iinfo(frames.dtype).max) * 255).astype(np.uint8)
         return frames, [float(t) for t in batch.pts_seconds]
-
-
-class _WrongStream(Exception):
-    pass
 
 
 def _clean(exc: Exception) -> str:
