@@ -94,6 +94,10 @@ def ingest(
               f"{c['removed']} removed, {c['failed']} failed, {c['skipped']} skipped "
               f"in {data['elapsed_s']:.1f}s" + (f" ({data['files_per_s']:.2f} files/s)" if data["files_per_s"] else ""),
               highlight=False)
+    if data["timings"]:
+        t = data["timings"]
+        out.print(f"time: waiting for decoders {t['wait_for_decode_s']:.1f}s, encoding {t['encode_s']:.1f}s, "
+                  f"writing {t['write_s']:.1f}s", highlight=False)
     for key in ("new", "updated", "removed"):
         for p in data[key]:
             out.print(f"  {key}: {p}", highlight=False)

@@ -48,6 +48,8 @@ def test_ingest_reingest_modify_delete(library, settings, encoders, media):
     assert first["failed"] == [{"path": str(library / "truncated.mp4"), "stage": "probe",
                                 "reason": "Invalid data found when processing input"}]
     assert first["skipped"] == [{"path": str(library / "h264.json"), "reason": "sidecar text (read with its media file)"}]
+    assert set(first["timings"]) == {"wait_for_decode_s", "encode_s", "write_s"}
+    assert first["timings"]["encode_s"] > 0 and first["timings"]["write_s"] > 0
 
     with open_store(settings) as store:
         assert store.count() == 5
@@ -62,6 +64,7 @@ def test_ingest_reingest_modify_delete(library, settings, encoders, media):
 
     again = ingest(library, settings, encoders)
     assert again["counts"] == {"new": 0, "updated": 0, "unchanged": 5, "removed": 0, "failed": 1, "skipped": 1}
+    assert again["timings"]["encode_s"] == 0  # the only file decoded again is the one that fails
 
     shutil.copy(media["hevc.mp4"], library / "h264.mp4")  # same path, new content
     (library / "tone.mp3").unlink()
