@@ -153,7 +153,7 @@ class EdgeStore(VectorStore):
 
     def _require(self):
         if self._shard is None:
-            raise StoreError(f"collection '{self.collection}' does not exist in {self.root}; run 'embedder ingest' first")
+            raise StoreError(f"collection '{self.logical or self.collection}' does not exist in {self.root}; run 'embedder ingest' first")
         return self._shard
 
     # -- writes ------------------------------------------------------------------------------

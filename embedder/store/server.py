@@ -192,7 +192,7 @@ class ServerStore(VectorStore):
 
     def _require(self) -> None:
         if self.collection_dims() is None:
-            raise StoreError(f"collection '{self.collection}' does not exist at {self.location}; run 'embedder ingest' first")
+            raise StoreError(f"collection '{self.logical or self.collection}' does not exist at {self.location}; run 'embedder ingest' first")
 
     @staticmethod
     def _query(spec):
