@@ -4,7 +4,9 @@
 
 * ``cf``: nearest items to the user's factor vector in ``cf`` (dot product, the ALS score);
 * ``content``: Qdrant's recommend query over ``content`` with the user's recent positive items
-  as positives and their negative feedback as negatives.
+  as positives and their negative feedback as negatives;
+* in hybrid, the same content query restricted to items without a ``cf`` vector (new media),
+  so that rank fusion does not bury them under items both other branches find.
 
 Cold start falls out of the same machinery: an item with media but no interactions has a
 ``content`` vector, so the content branch can return it; a user missing from the CF model but
@@ -124,7 +126,14 @@ def recommend_for_user(
         (name, hits), = per_branch.items()
         result.items = [_rec(h, [name]) for h in hits[:limit]]
         return result
-    fused = media.fused([(spec, depth) for spec in branches.values()], limit=limit, filter=filter, exclude_ids=exclude)
+    fusing = dict(branches)
+    if "cf" in branches and "content" in branches:
+        # RRF rewards items both branches find, and the cf branch cannot score media nobody has
+        # interacted with yet. A third prefetch ranks those new items by content among themselves,
+        # so the best of them compete on equal terms instead of trailing every warm item.
+        spec = branches["content"]
+        fusing["new"] = Recommend(spec.positives, spec.negatives, "content", lacking="cf")
+    fused = media.fused([(spec, depth) for spec in fusing.values()], limit=limit, filter=filter, exclude_ids=exclude)
     found_by = {name: {h.id for h in hits} for name, hits in per_branch.items()}
     result.items = [_rec(h, [n for n in branches if h.id in found_by[n]]) for h in fused]
     return result

@@ -55,10 +55,15 @@ Filter = dict[str, Any]  # payload key -> value (equality) or list of values (an
 
 @dataclass
 class Nearest:
-    """Nearest neighbours of one vector in the named vector ``using``."""
+    """Nearest neighbours of one vector in the named vector ``using``.
+
+    ``lacking`` restricts the query to points without that named vector (e.g. items with no
+    ``cf`` vector: media nobody has interacted with yet).
+    """
 
     vector: np.ndarray
     using: str
+    lacking: str | None = None
 
 
 @dataclass
@@ -68,6 +73,7 @@ class Recommend:
     positives: list[np.ndarray]
     negatives: list[np.ndarray]
     using: str
+    lacking: str | None = None
 
 
 QuerySpec = Nearest | Recommend

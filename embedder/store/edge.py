@@ -40,13 +40,14 @@ def _to_list(vec) -> list[float]:
     return np.asarray(vec, dtype=np.float32).tolist()
 
 
-def edge_filter(filter: Filter | None, exclude_ids: list[str] | None = None):
-    """Our simple filter dict (and ids to leave out) as a Qdrant Edge ``Filter``."""
-    if not filter and not exclude_ids:
+def edge_filter(filter: Filter | None, exclude_ids: list[str] | None = None, lacking: str | None = None):
+    """Our simple filter dict (ids to leave out, a vector points must lack) as a Qdrant Edge ``Filter``."""
+    if not filter and not exclude_ids and not lacking:
         return None
-    from qdrant_edge import FieldCondition, Filter as EdgeFilter, HasIdCondition, MatchAny, MatchValue
+    from qdrant_edge import FieldCondition, Filter as EdgeFilter, HasIdCondition, HasVectorCondition, MatchAny, MatchValue
 
-    must_not = [HasIdCondition(set(exclude_ids))] if exclude_ids else None
+    must_not = ([HasIdCondition(set(exclude_ids))] if exclude_ids else []) + ([HasVectorCondition(lacking)] if lacking else [])
+    must_not = must_not or None
     filter = filter or {}
 
     must = []
@@ -255,7 +256,7 @@ class EdgeStore(VectorStore):
         from qdrant_edge import QueryRequest
 
         request = QueryRequest(
-            limit=limit, query=self._edge_query(spec), filter=edge_filter(filter, exclude_ids),
+            limit=limit, query=self._edge_query(spec), filter=edge_filter(filter, exclude_ids, spec.lacking),
             with_payload=True, with_vector=with_vectors,
         )
         return self._hits(self._require().query(request), with_vectors)
@@ -263,8 +264,10 @@ class EdgeStore(VectorStore):
     def fused(self, branches, limit=10, filter=None, exclude_ids=None, weights=None) -> list[Hit]:
         from qdrant_edge import Fusion, Prefetch, QueryRequest
 
-        flt = edge_filter(filter, exclude_ids)
-        prefetches = [Prefetch(limit=n, query=self._edge_query(spec), filter=flt) for spec, n in branches]
+        prefetches = [
+            Prefetch(limit=n, query=self._edge_query(spec), filter=edge_filter(filter, exclude_ids, spec.lacking))
+            for spec, n in branches
+        ]
         request = QueryRequest(limit=limit, prefetches=prefetches, query=Fusion.Rrf(k=RRF_K, weights=weights), with_payload=True)
         return self._hits(self._require().query(request), False)
 

@@ -31,13 +31,16 @@ WRITE_RETRIES = 3
 RRF_K = 60  # same constant as the embedded back-end
 
 
-def server_filter(filter: Filter | None, exclude_ids: list[str] | None = None):
-    """Our simple filter dict (and ids to leave out) as a qdrant-client ``Filter``."""
-    if not filter and not exclude_ids:
+def server_filter(filter: Filter | None, exclude_ids: list[str] | None = None, lacking: str | None = None):
+    """Our simple filter dict (ids to leave out, a vector points must lack) as a qdrant-client ``Filter``."""
+    if not filter and not exclude_ids and not lacking:
         return None
     from qdrant_client import models
 
-    must_not = [models.HasIdCondition(has_id=list(exclude_ids))] if exclude_ids else None
+    must_not = ([models.HasIdCondition(has_id=list(exclude_ids))] if exclude_ids else []) + (
+        [models.HasVectorCondition(has_vector=lacking)] if lacking else []
+    )
+    must_not = must_not or None
     filter = filter or {}
     must = []
     for key, value in filter.items():
@@ -220,7 +223,7 @@ class ServerStore(VectorStore):
         self._require()
         result = self.client.query_points(
             self.collection, query=self._query(spec), using=spec.using, limit=limit,
-            query_filter=server_filter(filter, exclude_ids), with_payload=True, with_vectors=with_vectors,
+            query_filter=server_filter(filter, exclude_ids, spec.lacking), with_payload=True, with_vectors=with_vectors,
         )
         return self._hits(result.points, with_vectors)
 
@@ -228,8 +231,11 @@ class ServerStore(VectorStore):
         from qdrant_client import models
 
         self._require()
-        flt = server_filter(filter, exclude_ids)
-        prefetch = [models.Prefetch(query=self._query(spec), using=spec.using, limit=n, filter=flt) for spec, n in branches]
+        prefetch = [
+            models.Prefetch(query=self._query(spec), using=spec.using, limit=n,
+                            filter=server_filter(filter, exclude_ids, spec.lacking))
+            for spec, n in branches
+        ]
         result = self.client.query_points(
             self.collection, prefetch=prefetch, query=models.RrfQuery(rrf=models.Rrf(k=RRF_K, weights=weights)),
             limit=limit, with_payload=True,

@@ -90,6 +90,9 @@ def test_hybrid_fuses_both_branches_and_says_which_found_each_item(world, traine
             cf_ids, content_ids = {r.id for r in cf.items}, {r.id for r in content.items}
             for r in result.items:
                 assert r.branches == [b for b, ids in (("cf", cf_ids), ("content", content_ids)) if r.id in ids]
+            # the never-touched clip of the user's topic (no cf vector) still makes the top 5
+            cold = sorted(p for p, t in topic_of.items() if t == topic)[5]
+            assert [r.branches for r in result.items if r.path == cold] == [["content"]]
 
 
 def test_new_item_without_interactions_is_reachable_through_content(world, trained):

@@ -164,3 +164,17 @@ def test_recommend_fusion_ordering_vector_updates(store):
     assert [h.id for h in top] == [point_id("b"), point_id("a")] and [h.score for h in top] == [9.0, 5.0]
     top = store.top_by("popularity", limit=5, filter={"kind": "video"}, exclude_ids=[point_id("a")])
     assert [h.id for h in top] == [point_id("c")]
+
+
+def test_queries_restricted_to_points_lacking_a_vector(store):
+    from embedder.store import Nearest, Recommend
+
+    store.ensure_collection({**DIMS, "cf": 2})
+    store.upsert(points())
+    store.update_vectors({point_id("a"): {"cf": vec(1, 0)}})  # a is "warm"; b and c have no cf vector
+    hits = store.search(Nearest(vec(1, 0, 0, 0), "text", lacking="cf"), limit=5)
+    assert {h.id for h in hits} == {point_id("b"), point_id("c")}
+    rec = store.search(Recommend([vec(1, 0, 0, 0)], [], "text", lacking="cf"), limit=5)
+    assert rec[0].id == point_id("c")
+    fused = store.fused([(Nearest(vec(1, 0), "cf"), 3), (Nearest(vec(1, 0, 0, 0), "text", lacking="cf"), 3)], limit=5)
+    assert {h.id for h in fused} == {point_id("a"), point_id("b"), point_id("c")}
