@@ -61,6 +61,7 @@ class ServerStore(VectorStore):
         self.collection = collection
         self.location = location
         self.owns_client = owns_client
+        self._dims: dict[str, int] | None = None
 
     @classmethod
     def connect(cls, settings, client=None, collection: str | None = None) -> "ServerStore":
@@ -98,10 +99,13 @@ class ServerStore(VectorStore):
                 time.sleep(0.5 * 2**attempt)
 
     def collection_dims(self) -> dict[str, int] | None:
-        if not self.client.collection_exists(self.collection):
-            return None
-        vectors = self.client.get_collection(self.collection).config.params.vectors
-        return {name: params.size for name, params in vectors.items()}
+        # Every read checks that the collection exists; asking the server each time doubled the
+        # round trips. A physical collection's vectors never change, so the answer is kept once
+        # it is known (an absent collection is asked again: another process may create it).
+        if self._dims is None and self.client.collection_exists(self.collection):
+            vectors = self.client.get_collection(self.collection).config.params.vectors
+            self._dims = {name: params.size for name, params in vectors.items()}
+        return self._dims
 
     def ensure_collection(self, dims: dict[str, int]) -> None:
         from qdrant_client import models

@@ -62,7 +62,7 @@ def _loss(kind: str, pos, neg):
     if kind == "bce":
         return F.binary_cross_entropy_with_logits(pos, torch.ones_like(pos)) + F.binary_cross_entropy_with_logits(
             neg, torch.zeros_like(neg)
-        ) * 1.0
+        )
     if kind == "bpr":
         return -F.logsigmoid(pos.unsqueeze(1) - neg).mean()
     logits = torch.cat([pos.unsqueeze(1), neg], dim=1)
