@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     workers: int = Field(default_factory=lambda: max(1, min(4, (os.cpu_count() or 2))), ge=1, le=64)
     include_hidden: bool = False
 
+    # Removals: ingest drops items whose files are gone, but never a folder's worth by accident.
+    # A run holds back (and reports) removals from a folder that has no media left, or of more
+    # than this share of a folder's stored items, unless --prune says so.
+    max_remove_fraction: float = Field(0.5, ge=0, le=1)
+    trash_days: float = Field(30.0, ge=0)  # removed items stay restorable this long
+
     # Recommendation.
     interactions_db: str | None = None  # default: <store>/interactions.sqlite
     cf_factors: int = Field(64, ge=2, le=1024)

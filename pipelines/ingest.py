@@ -23,6 +23,7 @@ from embedder.media.discover import DiscoveredFile, discover
 from embedder.media.isolation import map_isolated
 from embedder.progress import Progress
 from embedder.store import PointRecord, VectorStore, open_store, point_id
+from embedder.trash import Trash
 
 GROUP_MAX_ITEMS = 16  # decoded items encoded together; bounds memory while filling batches
 
@@ -38,6 +39,29 @@ class IngestPlan:
     links: dict[str, list[DiscoveredFile]] = field(default_factory=dict)  # existing point id -> files to add
     unlink: dict[str, set[str]] = field(default_factory=dict)  # path -> point ids that must drop it
     removed: list[str] = field(default_factory=list)
+    held_back: list["HeldBack"] = field(default_factory=list)  # removals the guard refused
+    restore: list[DiscoveredFile] = field(default_factory=list)  # content found in the trash: no re-encode
+
+
+# Removals a run may make without --prune. The share rule starts at this many removals from one
+# folder: deleting 1 of 2 files is ordinary housekeeping, deleting a folder's worth is not.
+REMOVE_GUARD_MIN_ITEMS = 3
+REMOVALS = ("guarded", "prune", "never")
+
+
+@dataclass
+class HeldBack:
+    """Stored items whose files are missing under ``root`` but were kept, and why."""
+
+    root: str
+    paths: list[str]
+    stored: int  # items stored under the root before this run
+    reason: str
+    guard: bool = True  # False when the user asked for no removals (--no-delete)
+
+    def to_dict(self) -> dict:
+        return {"root": self.root, "items": len(self.paths), "stored": self.stored, "reason": self.reason,
+                "guard": self.guard, "paths": self.paths}
 
 
 @dataclass
@@ -55,6 +79,14 @@ class IngestSummary:
     dry_run: bool
     elapsed_s: float
     store: dict
+    restored: list[str] = field(default_factory=list)
+    held_back: list[HeldBack] = field(default_factory=list)
+    trash: dict = field(default_factory=dict)
+
+    @property
+    def removals_held_back(self) -> bool:
+        """Whether the guard kept items whose files are missing (the CLI exits 3 then)."""
+        return any(h.guard for h in self.held_back)
 
     def to_dict(self) -> dict:
         decoded = len(self.new) + len(self.updated) + len(self.failed)
@@ -64,12 +96,17 @@ class IngestSummary:
                 "updated": len(self.updated),
                 "unchanged": len(self.unchanged),
                 "removed": len(self.removed),
+                "restored": len(self.restored),
+                "held_back": sum(len(h.paths) for h in self.held_back),
                 "failed": len(self.failed),
                 "skipped": len(self.skipped),
             },
             "new": self.new,
             "updated": self.updated,
             "removed": self.removed,
+            "restored": self.restored,
+            "held_back": [h.to_dict() for h in self.held_back],
+            "trash": self.trash,
             "failed": [f.to_dict() for f in self.failed],
             "skipped": self.skipped,
             "warnings": self.warnings,
@@ -135,12 +172,52 @@ def plan_ingest(found, index: StoreIndex) -> IngestPlan:
             plan.to_encode.append(f)
             planned.add(pid)
             (plan.updated if known_ids else plan.new).append(path)
-    unreadable = {s.path for s in found.skipped if s.reason.startswith("cannot")}
+    # A file or folder that could not be read is not gone: nothing under it is removed.
+    unreadable = [s.path for s in found.skipped if s.reason.startswith("cannot")]
     for path, ids in sorted(ids_by_path.items()):
-        if path not in seen and path not in unreadable and _under(path, found.roots):
+        if path not in seen and not _below_any(path, unreadable) and _under(path, found.roots):
             plan.removed.append(path)
             plan.unlink.setdefault(path, set()).update(ids)
     return plan
+
+
+def _below_any(path: str, folders: list[str]) -> bool:
+    return any(path == f or path.startswith(f.rstrip(os.sep) + os.sep) for f in folders)
+
+
+def guard_removals(plan: IngestPlan, found, index: StoreIndex, removals: str, max_fraction: float) -> None:
+    """Move removals the policy does not allow from ``plan.removed`` to ``plan.held_back``.
+
+    ``removals``: ``guarded`` holds back every removal from a folder that has no media files left
+    (an unmounted share looks exactly like that) or of more than ``max_fraction`` of the folder's
+    stored items; ``prune`` allows them; ``never`` removes nothing.
+    """
+    if removals not in REMOVALS:
+        raise EmbedderError(f"removals must be one of {', '.join(REMOVALS)}, not {removals!r}")
+    if removals == "prune" or not plan.removed:
+        return
+    by_root: dict[str, list[str]] = {}
+    for path in plan.removed:
+        root = max((str(r) for r in found.roots if _under(path, [r])), key=len)
+        by_root.setdefault(root, []).append(path)
+    held: set[str] = set()
+    for root, paths in by_root.items():
+        stored = sum(1 for p in index.ids_by_path if _under(p, [Path(root)]))
+        media_now = sum(1 for f in found.files if _under(str(f.path), [Path(root)]))
+        if removals == "never":
+            plan.held_back.append(HeldBack(root, paths, stored, "removals are off (--no-delete)", guard=False))
+        elif media_now == 0:
+            plan.held_back.append(HeldBack(root, paths, stored, "the folder has no media files now (unmounted or emptied?)"))
+        elif len(paths) >= REMOVE_GUARD_MIN_ITEMS and len(paths) > max_fraction * stored:
+            plan.held_back.append(HeldBack(
+                root, paths, stored,
+                f"{len(paths)} of its {stored} stored items would go, over max_remove_fraction={max_fraction:g}"))
+        else:
+            continue
+        held.update(paths)
+    plan.removed = [p for p in plan.removed if p not in held]
+    for path in held:
+        plan.unlink.pop(path, None)
 
 
 def build_payload(f: DiscoveredFile, item: DecodedItem, encoders, weights: dict[str, float]) -> dict:
@@ -165,19 +242,41 @@ def build_payload(f: DiscoveredFile, item: DecodedItem, encoders, weights: dict[
     }
 
 
-def _apply_unlinks(store: VectorStore, unlink: dict[str, set[str]]) -> None:
-    """Drop paths from points; delete points left with no path."""
+def _apply_unlinks(store: VectorStore, unlink: dict[str, set[str]], trash: Trash, removed: set[str]) -> int:
+    """Drop paths from points; points left with no path go to the trash, then out of the collection.
+
+    Returns how many points were moved to the trash.
+    """
     by_id: dict[str, set[str]] = {}
     for path, ids in unlink.items():
         for pid in ids:
             by_id.setdefault(pid, set()).add(path)
+    emptied: dict[str, list[str]] = {"file removed": [], "file replaced by other content": []}
     for record in store.retrieve(sorted(by_id)):
         keep = [p for p in record.payload.get("paths") or [] if p not in by_id[record.id]]
         if keep:
             mtimes = {p: t for p, t in (record.payload.get("mtimes") or {}).items() if p in keep}
             store.set_payload([record.id], {"paths": keep, "path": keep[0], "mtimes": mtimes})
         else:
-            store.delete([record.id])
+            gone = all(p in removed for p in by_id[record.id])
+            emptied["file removed" if gone else "file replaced by other content"].append(record.id)
+    moved = 0
+    for reason, ids in emptied.items():
+        if ids:  # copied before deleting: a crash between the two leaves a duplicate, never a loss
+            moved += trash.put(ids, reason)
+            store.delete(ids)
+    return moved
+
+
+def _restore_from_trash(store: VectorStore, trash: Trash, files: list[DiscoveredFile]) -> list[str]:
+    """Put trashed points back for files whose content is there, under the files' current paths."""
+    by_id = {point_id(f.sha256): f for f in files}
+    records = trash.take(sorted(by_id))
+    for r in records:
+        f = by_id[r.id]
+        r.payload.update({"path": str(f.path), "paths": [str(f.path)], "mtimes": {str(f.path): f.mtime_ns}})
+    trash.restore(records)
+    return sorted(str(by_id[r.id].path) for r in records)
 
 
 def _apply_links(
@@ -202,6 +301,7 @@ def run_ingest(
     settings,
     *,
     dry_run: bool = False,
+    removals: str = "guarded",
     progress: Progress | None = None,
     store: VectorStore | None = None,
     encoders=None,
@@ -212,9 +312,11 @@ def run_ingest(
 
     Args:
         paths: files and folders; a folder's files that were stored before and are gone now
-            are removed from the collection.
+            are removed from the collection (into its trash, see :mod:`embedder.trash`).
         settings: :class:`embedder.settings.Settings`.
         dry_run: plan only: report what would be new, updated, unchanged and removed.
+        removals: ``guarded`` (default) holds back the removal of a folder's worth of items
+            (see :func:`guard_removals`); ``prune`` removes whatever is gone; ``never`` keeps all.
         progress: receives per-file progress.
         store, encoders: already-open ones to reuse (tests, long-running workers).
         client: a ``QdrantClient`` to use instead of ``settings.store`` (tests).
@@ -225,62 +327,81 @@ def run_ingest(
     """
     started = time.monotonic()
     progress = progress or Progress()
+    if removals not in REMOVALS:
+        raise EmbedderError(f"removals must be one of {', '.join(REMOVALS)}, not {removals!r}")
     if not any(os.path.lexists(os.path.expanduser(str(p))) for p in paths):
         raise EmbedderError("nothing to ingest: " + ", ".join(str(p) for p in paths) + " not found")
     with contextlib.nullcontext() if locked else job_lock(settings, "ingest"):
-        return _run_ingest(paths, settings, dry_run, progress, store, encoders, client, started)
+        own_store = store is None
+        store = store or open_store(settings, client=client)
+        try:
+            with Trash(settings, store, client=client) as trash:
+                return _run_ingest(paths, settings, dry_run, removals, progress, store, trash, encoders, started)
+        finally:
+            if own_store:
+                store.close()
 
 
-def _run_ingest(paths, settings, dry_run, progress, store, encoders, client, started) -> IngestSummary:
+def _run_ingest(paths, settings, dry_run, removals, progress, store, trash, encoders, started) -> IngestSummary:
     dims = schema_for(settings)
-    own_store = store is None
-    store = store or open_store(settings, client=client)
     failed: list[Failure] = []
     warnings: list[dict] = []
     timings: dict = {}
-    try:
-        if dry_run:
-            existing = store.collection_dims()
-            if existing is not None and existing != dims:
-                store.ensure_collection(dims)  # raises the mismatch error
-        else:
-            store.ensure_collection(dims)
-        index = StoreIndex.read(store)
-        found = discover(paths, include_hidden=settings.include_hidden, hash_cache=index.hash_cache)
-        plan = plan_ingest(found, index)
-        progress.note(
-            f"{len(found.files)} media files: {len(plan.to_encode)} to encode, {len(plan.unchanged)} unchanged, "
-            f"{len(plan.removed)} removed"
-        )
-        if not dry_run:
-            if plan.to_encode:
-                if encoders is None:
-                    from embedder.encoders.bundle import load_encoders
+    restored: list[str] = []
+    trash_info = {"moved": 0, "purged": 0}
+    if dry_run:
+        existing = store.collection_dims()
+        if existing is not None and existing != dims:
+            store.ensure_collection(dims)  # raises the mismatch error
+    else:
+        store.ensure_collection(dims)
+    index = StoreIndex.read(store)
+    found = discover(paths, include_hidden=settings.include_hidden, hash_cache=index.hash_cache)
+    plan = plan_ingest(found, index)
+    guard_removals(plan, found, index, removals, settings.max_remove_fraction)
+    if plan.to_encode and store.collection_dims() is not None:
+        in_trash = {r.id for r in trash.take([point_id(f.sha256) for f in plan.to_encode], with_vectors=False)}
+        plan.restore = [f for f in plan.to_encode if point_id(f.sha256) in in_trash]
+        plan.to_encode = [f for f in plan.to_encode if point_id(f.sha256) not in in_trash]
+    progress.note(
+        f"{len(found.files)} media files: {len(plan.to_encode)} to encode, {len(plan.restore)} to restore from the trash, "
+        f"{len(plan.unchanged)} unchanged, {len(plan.removed)} removed"
+    )
+    if dry_run:
+        restored = sorted(str(f.path) for f in plan.restore)
+    else:
+        restored = _restore_from_trash(store, trash, plan.restore)
+        if plan.to_encode:
+            if encoders is None:
+                from embedder.encoders.bundle import load_encoders
 
-                    progress.note("loading models")
-                    encoders = load_encoders(settings)
-                failed, warnings, timings = _encode_and_write(plan, settings, store, encoders, progress)
-            failed += _apply_links(store, plan.links, failed, {str(f.path): f.sha256 for f in plan.to_encode})
-            failed_paths = {f.path for f in failed}
-            # A file that failed keeps its old point and links: nothing stored is lost.
-            _apply_unlinks(store, {p: ids for p, ids in plan.unlink.items() if p not in failed_paths})
+                progress.note("loading models")
+                encoders = load_encoders(settings)
+            failed, warnings, timings = _encode_and_write(plan, settings, store, encoders, progress)
+        failed += _apply_links(store, plan.links, failed, {str(f.path): f.sha256 for f in plan.to_encode})
         failed_paths = {f.path for f in failed}
-        return IngestSummary(
-            new=[p for p in plan.new if p not in failed_paths],
-            updated=[p for p in plan.updated if p not in failed_paths],
-            unchanged=plan.unchanged,
-            removed=plan.removed,
-            failed=failed,
-            skipped=[{"path": s.path, "reason": s.reason} for s in found.skipped],
-            warnings=warnings,
-            timings=timings,
-            dry_run=dry_run,
-            elapsed_s=time.monotonic() - started,
-            store=store.info(),
-        )
-    finally:
-        if own_store:
-            store.close()
+        # A file that failed keeps its old point and links: nothing stored is lost.
+        unlink = {p: ids for p, ids in plan.unlink.items() if p not in failed_paths}
+        trash_info["moved"] = _apply_unlinks(store, unlink, trash, set(plan.removed))
+        trash_info["purged"] = trash.purge(settings.trash_days)
+    failed_paths = {f.path for f in failed}
+    restored_set = set(restored)
+    return IngestSummary(
+        new=[p for p in plan.new if p not in failed_paths and p not in restored_set],
+        updated=[p for p in plan.updated if p not in failed_paths and p not in restored_set],
+        unchanged=plan.unchanged,
+        removed=plan.removed,
+        failed=failed,
+        skipped=[{"path": s.path, "reason": s.reason} for s in found.skipped],
+        warnings=warnings,
+        timings=timings,
+        dry_run=dry_run,
+        elapsed_s=time.monotonic() - started,
+        store=store.info(),
+        restored=restored,
+        held_back=plan.held_back,
+        trash=trash_info,
+    )
 
 
 def _encode_and_write(plan: IngestPlan, settings, store: VectorStore, encoders, progress: Progress):

@@ -33,6 +33,7 @@ from embedder.fusion import FUSION_VERSION, MODALITIES, fuse, item_weights
 from embedder.jobs_lock import job_lock
 from embedder.progress import Progress
 from embedder.store import PointRecord, VectorStore, open_store
+from embedder.store.base import open_physical
 from embedder.store.catalog import open_catalog
 
 @dataclass
@@ -151,7 +152,8 @@ def run_reembed(settings, *, dry_run: bool = False, progress: Progress | None = 
 
             ingested = run_ingest(plan.folders, settings, progress=progress, encoders=encoders, client=client,
                                   locked=True).to_dict()
-            report["ingest"] = {"counts": ingested["counts"], "failed": ingested["failed"]}
+            report["ingest"] = {"counts": ingested["counts"], "failed": ingested["failed"],
+                                "held_back": ingested["held_back"]}
         if plan.rebuild_collection:
             report["rebuild"] = _blue_green(settings, catalog, source, progress, encoders, client, stop_after,
                                             allow_failures)
@@ -212,28 +214,19 @@ def _blue_green(settings, catalog, source: str, progress: Progress, encoders, cl
         state_file.write_text(json.dumps(state))
     models = current_model_ids(settings)
 
-    def open_physical(name):
-        if client is not None or settings.is_server:
-            from embedder.store.server import ServerStore
-
-            return ServerStore.connect(settings, client=client, collection=name)
-        from embedder.store.edge import EdgeStore
-
-        return EdgeStore(settings.store, name)
-
     failed: list[Failure] = []
     rebuilt = copied = 0
-    with open_physical(target) as new:
+    with open_physical(settings, target, client=client) as new:
         new.ensure_collection(schema_for(settings))
         done = {r.id for r in new.scroll()}
-        with open_physical(source) as old:
+        with open_physical(settings, source, client=client) as old:
             total = old.count()
         progress.start(total - len(done), f"reembed into {target}")
         offset, n = None, 0
         while True:
             # The source is opened one page at a time, so searches served from it (an embedded
             # store admits one process at a time) only ever wait for a page read.
-            with open_physical(source) as old:
+            with open_physical(settings, source, client=client) as old:
                 page, offset = old.page(offset, limit=64, with_vectors=True)
             for record in page:
                 if record.id in done:

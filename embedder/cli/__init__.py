@@ -9,6 +9,7 @@ from embedder.cli import media  # noqa: F401  isort: skip
 from embedder.cli import recommend  # noqa: F401  isort: skip
 from embedder.cli import collections  # noqa: F401  isort: skip
 from embedder.cli import jobs  # noqa: F401  isort: skip
+from embedder.cli import trash  # noqa: F401  isort: skip
 from embedder.cli.common import app
 
 

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from embedder.cli.common import app, guarded, out, print_json, short_path, TerminalProgress
+from embedder.cli.common import app, err, guarded, out, print_json, short_path, TerminalProgress
 from embedder.errors import EmbedderError
 
 
@@ -72,39 +72,67 @@ def ingest(
     ctx: typer.Context,
     paths: list[Path] = typer.Argument(..., help="Files or folders to ingest."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Report what would change; decode and write nothing."),
+    prune: bool = typer.Option(False, "--prune", help="Remove items whose files are gone even when a whole folder's worth is missing."),
+    no_delete: bool = typer.Option(False, "--no-delete", help="Never remove items, whatever is missing."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
     """Decode, embed and store files; skip unchanged ones by hash; drop files gone from the folders.
 
-    Exits 0 when the run completed, even if some files failed (they are listed with the stage and
-    reason); exits 2 when it could not run (store, weights or settings).
+    Removed items go to the trash (see 'embedder trash') for trash_days, and come back without
+    re-encoding when their files reappear. A run never removes a folder's worth of items on its
+    own: when a folder has no media left (an unmounted share) or more than max_remove_fraction of
+    its items are missing, those removals are held back and the run exits 3; --prune applies them.
+
+    Exit codes: 0 the run completed, even if some files failed (they are listed with the stage
+    and reason); 2 it could not run (store, weights or settings); 3 it completed but held back
+    removals.
     """
     from pipelines.ingest import run_ingest
 
+    if prune and no_delete:
+        raise EmbedderError("--prune and --no-delete contradict each other; give one")
     settings = ctx.obj.settings()
-    summary = run_ingest(paths, settings, dry_run=dry_run, progress=TerminalProgress(quiet or as_json))
+    removals = "prune" if prune else "never" if no_delete else "guarded"
+    summary = run_ingest(paths, settings, dry_run=dry_run, removals=removals, progress=TerminalProgress(quiet or as_json))
     data = summary.to_dict()
     if as_json:
         print_json(data)
-        return
+    else:
+        _print_ingest(data, dry_run)
+    if summary.removals_held_back:
+        raise typer.Exit(3)
+
+
+def _print_ingest(data: dict, dry_run: bool) -> None:
     c = data["counts"]
     head = "dry run: would ingest" if dry_run else "ingested"
-    out.print(f"{head}: {c['new']} new, {c['updated']} updated, {c['unchanged']} unchanged, "
-              f"{c['removed']} removed, {c['failed']} failed, {c['skipped']} skipped "
+    restored = f"{c['restored']} restored from the trash, " if c["restored"] else ""
+    held = f", {c['held_back']} kept though missing" if c["held_back"] else ""
+    out.print(f"{head}: {c['new']} new, {c['updated']} updated, {c['unchanged']} unchanged, {restored}"
+              f"{c['removed']} removed{held}, {c['failed']} failed, {c['skipped']} skipped "
               f"in {data['elapsed_s']:.1f}s" + (f" ({data['files_per_s']:.2f} files/s)" if data["files_per_s"] else ""),
               highlight=False)
     if data["timings"]:
         t = data["timings"]
         out.print(f"time: waiting for decoders {t['wait_for_decode_s']:.1f}s, encoding {t['encode_s']:.1f}s, "
                   f"writing {t['write_s']:.1f}s", highlight=False)
-    for key in ("new", "updated", "removed"):
+    for key in ("new", "updated", "restored", "removed"):
         for p in data[key]:
             out.print(f"  {key}: {p}", highlight=False)
+    if data["trash"].get("moved"):
+        out.print(f"  {data['trash']['moved']} removed items kept in the trash ('embedder trash list')", highlight=False)
     for f in data["failed"]:
         out.print(f"  [red]failed[/red] {f['path']}: {f['stage']}: {f['reason']}", highlight=False)
     for w in data["warnings"]:
         out.print(f"  [yellow]warning[/yellow] {w['path']}: {'; '.join(w['warnings'])}", highlight=False)
+    for h in data["held_back"]:
+        if h["guard"]:
+            err.print(f"[bold yellow]kept {h['items']} of {h['stored']} items under {h['root']}[/bold yellow]: "
+                      f"{h['reason']}. Their files are missing; if that is intended, run again with --prune.",
+                      highlight=False)
+        else:
+            out.print(f"  kept {h['items']} items under {h['root']} whose files are missing ({h['reason']})", highlight=False)
     out.print(f"store: {data['store']['backend']} {data['store']['location']} "
               f"collection {_collection_name(data['store'])}, {data['store']['points']} items", highlight=False)
 

@@ -184,6 +184,23 @@ class VectorStore(ABC):
         self.close()
 
 
+def open_physical(settings, name: str, *, client=None) -> VectorStore:
+    """A physical collection by its exact name (no alias resolution), on the back-end ``settings`` name.
+
+    Args:
+        settings: :class:`embedder.settings.Settings`.
+        name: the physical collection, e.g. ``media_v2`` or ``media_v1_trash``.
+        client: an existing ``QdrantClient`` (tests pass ``QdrantClient(":memory:")``).
+    """
+    if client is not None or settings.is_server:
+        from embedder.store.server import ServerStore
+
+        return ServerStore.connect(settings, client=client, collection=name)
+    from embedder.store.edge import EdgeStore
+
+    return EdgeStore(settings.store, name)
+
+
 def open_store(settings, *, client=None, collection: str | None = None) -> VectorStore:
     """The store named by ``settings.store``: a directory (Qdrant Edge) or a server URL.
 
@@ -192,7 +209,7 @@ def open_store(settings, *, client=None, collection: str | None = None) -> Vecto
         client: an existing ``QdrantClient`` (tests pass ``QdrantClient(":memory:")``).
         collection: another collection than ``settings.collection`` (e.g. the users one).
     """
-    from embedder.store.catalog import open_catalog
+    from embedder.store.catalog import EdgeCatalog, open_catalog
 
     logical = collection or settings.collection
     if client is not None or settings.is_server:
@@ -203,12 +220,9 @@ def open_store(settings, *, client=None, collection: str | None = None) -> Vecto
         physical, exists = catalog.resolve(logical)
         store.collection = physical
     else:
-        from embedder.store.catalog import EdgeCatalog
-        from embedder.store.edge import EdgeStore
-
         catalog = EdgeCatalog(settings.store)
         physical, exists = catalog.resolve(logical)
-        store = EdgeStore(settings.store, physical)
+        store = open_physical(settings, physical)
     store.logical = logical
     if not exists:  # the first write creates <logical>_v1 and points the alias at it
         store.on_create = lambda: catalog.switch_alias(logical, physical)

@@ -44,7 +44,8 @@ def ingest(lib, settings, encoders, **kw):
 
 def test_ingest_reingest_modify_delete(library, settings, encoders, media):
     first = ingest(library, settings, encoders)
-    assert first["counts"] == {"new": 5, "updated": 0, "unchanged": 0, "removed": 0, "failed": 1, "skipped": 1}
+    assert first["counts"] == {"new": 5, "updated": 0, "unchanged": 0, "removed": 0, "restored": 0, "held_back": 0,
+                               "failed": 1, "skipped": 1}
     assert first["failed"] == [{"path": str(library / "truncated.mp4"), "stage": "probe",
                                 "reason": "Invalid data found when processing input"}]
     assert first["skipped"] == [{"path": str(library / "h264.json"), "reason": "sidecar text (read with its media file)"}]
@@ -63,7 +64,8 @@ def test_ingest_reingest_modify_delete(library, settings, encoders, media):
         assert silent.payload["modalities"] == ["visual", "text"] and "audio" not in silent.vectors
 
     again = ingest(library, settings, encoders)
-    assert again["counts"] == {"new": 0, "updated": 0, "unchanged": 5, "removed": 0, "failed": 1, "skipped": 1}
+    assert again["counts"] == {"new": 0, "updated": 0, "unchanged": 5, "removed": 0, "restored": 0, "held_back": 0,
+                               "failed": 1, "skipped": 1}
     assert again["timings"]["encode_s"] == 0  # the only file decoded again is the one that fails
 
     shutil.copy(media["hevc.mp4"], library / "h264.mp4")  # same path, new content

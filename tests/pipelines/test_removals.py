@@ -1,0 +1,168 @@
+"""Removals never happen by accident: the guard, --prune/--no-delete, and the trash."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from qdrant_client import QdrantClient
+
+from embedder.encoders.bundle import load_encoders
+from embedder.settings import load_settings
+from embedder.store import open_store
+from embedder.trash import Trash
+from pipelines.ingest import run_ingest
+
+NAMES = ("h264.mp4", "hevc.mp4", "vp9.webm", "tone.mp3")
+
+
+@pytest.fixture(scope="module")
+def encoders():
+    return load_encoders(load_settings(models="tiny", device="cpu"))
+
+
+@pytest.fixture
+def library(tmp_path, media):
+    lib = tmp_path / "share"
+    lib.mkdir()
+    for name in NAMES:
+        shutil.copy(media[name], lib / name)
+    return lib
+
+
+@pytest.fixture(params=["edge", "server"])
+def env(request, tmp_path):
+    """Settings and, for the server back-end, qdrant-client's in-process engine."""
+    settings = load_settings(models="tiny", device="cpu", store=str(tmp_path / "store"), workers=1, max_frames=2)
+    client = QdrantClient(":memory:") if request.param == "server" else None
+    return settings, client
+
+
+def ingest(lib, settings, client, encoders=None, **kw):
+    return run_ingest([lib], settings, encoders=encoders, client=client, **kw)
+
+
+def count(settings, client):
+    with open_store(settings, client=client) as store:
+        return store.count()
+
+
+def test_an_emptied_folder_removes_nothing_until_prune_and_prune_is_undone_by_the_trash(library, env, encoders, tmp_path):
+    settings, client = env
+    assert ingest(library, settings, client, encoders).to_dict()["counts"]["new"] == 4
+    with open_store(settings, client=client) as store:  # collaborative vectors a re-encode could not rebuild
+        ids = sorted(r.id for r in store.scroll())
+        cf = np.arange(settings.cf_factors, dtype=np.float32) / 100
+        store.update_vectors({ids[0]: {"cf": cf}})
+
+    away = tmp_path / "away"
+    shutil.move(str(library), away)  # the share is unmounted: the mount point is an empty folder
+    library.mkdir()
+    held = ingest(library, settings, client, encoders)
+    assert held.removals_held_back and held.removed == []
+    [h] = held.held_back
+    assert (h.root, len(h.paths), h.stored, h.guard) == (str(library), 4, 4, True)
+    assert "no media files" in h.reason
+    assert count(settings, client) == 4
+
+    kept = ingest(library, settings, client, encoders, removals="never")
+    assert not kept.removals_held_back and [x.guard for x in kept.held_back] == [False]
+    assert count(settings, client) == 4
+
+    pruned = ingest(library, settings, client, encoders, removals="prune")
+    assert sorted(pruned.removed) == sorted(str(library / n) for n in NAMES)
+    assert pruned.trash["moved"] == 4 and count(settings, client) == 0
+    with open_store(settings, client=client) as store, Trash(settings, store, client=client) as trash:
+        entries = trash.entries()
+        assert sorted(e.id for e in entries) == ids and {e.reason for e in entries} == {"file removed"}
+
+    library.rmdir()
+    shutil.move(str(away), library)  # the share is back: nothing is decoded or encoded again
+    back = ingest(library, settings, client, encoders=None)
+    assert sorted(back.restored) == sorted(str(library / n) for n in NAMES)
+    assert back.new == [] and back.timings == {}
+    with open_store(settings, client=client) as store, Trash(settings, store, client=client) as trash:
+        assert sorted(r.id for r in store.scroll()) == ids
+        restored = store.retrieve([ids[0]], with_vectors=True)[0]
+        np.testing.assert_allclose(restored.vectors["cf"], cf, rtol=1e-6)
+        assert "trashed_at" not in restored.payload and restored.payload["paths"]
+        assert trash.entries() == []
+    again = ingest(library, settings, client, encoders=None).to_dict()["counts"]
+    assert (again["unchanged"], again["restored"], again["removed"]) == (4, 0, 0)
+
+
+def test_the_share_rule_holds_back_a_folders_worth_but_not_housekeeping(library, env, encoders):
+    settings, client = env
+    ingest(library, settings, client, encoders)
+    (library / "tone.mp3").unlink()  # 1 of 4: ordinary housekeeping
+    one = ingest(library, settings, client, encoders)
+    assert one.removed == [str(library / "tone.mp3")] and not one.held_back
+    assert one.trash["moved"] == 1 and count(settings, client) == 3
+
+    for name in ("h264.mp4", "hevc.mp4", "vp9.webm"):
+        (library / name).unlink()
+    (library / "partial.mp4").write_bytes(b"")  # only a zero-byte file left: no media
+    held = ingest(library, settings, client, encoders)
+    assert held.removals_held_back and count(settings, client) == 3
+
+
+def test_share_rule_with_media_left(tmp_path, media, encoders):
+    settings = load_settings(models="tiny", device="cpu", store=str(tmp_path / "store"), workers=1, max_frames=2)
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    names = ("h264.mp4", "hevc.mp4", "vp9.webm", "tone.mp3", "tone.wav")
+    for name in names:
+        shutil.copy(media[name], lib / name)
+    ingest(lib, settings, None, encoders)
+    for name in names[:3]:
+        (lib / name).unlink()  # 3 of 5 gone, media still there: over the default share of 0.5
+    held = ingest(lib, settings, None, encoders)
+    [h] = held.held_back
+    assert len(h.paths) == 3 and h.stored == 5 and "max_remove_fraction=0.5" in h.reason
+    assert count(settings, None) == 5
+    lenient = settings.model_copy(update={"max_remove_fraction": 0.8})
+    done = ingest(lib, lenient, None, encoders)
+    assert len(done.removed) == 3 and not done.held_back and count(settings, None) == 2
+
+
+def test_trash_entries_expire_after_trash_days(library, tmp_path, encoders):
+    settings = load_settings(models="tiny", device="cpu", store=str(tmp_path / "store"), workers=1, max_frames=2)
+    ingest(library, settings, None, encoders)
+    (library / "tone.mp3").unlink()
+    assert ingest(library, settings, None, encoders).trash == {"moved": 1, "purged": 0}
+    expiring = settings.model_copy(update={"trash_days": 0})
+    assert ingest(library, expiring, None, encoders).trash == {"moved": 0, "purged": 1}
+
+
+def test_cli_exit_3_names_the_folder_and_trash_commands(library, tmp_path):
+    env = {**os.environ, "EMBEDDER_MODELS": "tiny", "EMBEDDER_STORE": str(tmp_path / "cli-store"),
+           "EMBEDDER_MAX_FRAMES": "2", "EMBEDDER_WORKERS": "1"}
+
+    def cli(*args, code=0):
+        proc = subprocess.run([sys.executable, "-m", "embedder.cli", *map(str, args)], capture_output=True, text=True,
+                              env=env, timeout=600)
+        assert proc.returncode == code, proc.stderr
+        assert "Traceback" not in proc.stderr
+        return proc
+
+    cli("ingest", library, "--quiet")
+    for name in NAMES:
+        (library / name).unlink()
+    proc = cli("ingest", library, code=3)
+    assert f"kept 4 of 4 items under {library}" in " ".join(proc.stderr.split())
+    assert "--prune" in proc.stderr
+    data = json.loads(cli("ingest", library, "--dry-run", "--json", code=3).stdout)
+    assert data["counts"]["held_back"] == 4 and data["counts"]["removed"] == 0
+    assert "error" in cli("ingest", library, "--prune", "--no-delete", code=2).stderr
+    assert json.loads(cli("ingest", library, "--prune", "--json").stdout)["counts"]["removed"] == 4
+    listed = json.loads(cli("trash", "list", "--json").stdout)["items"]
+    assert sorted(os.path.basename(i["paths"][0]) for i in listed) == sorted(NAMES)
+    assert "not in the trash: nope" in cli("trash", "restore", "nope", code=2).stderr
+    restored = json.loads(cli("trash", "restore", str(library / "tone.mp3"), "--json").stdout)["restored"]
+    assert [os.path.basename(r["paths"][0]) for r in restored] == ["tone.mp3"]
+    assert json.loads(cli("status", "--json").stdout)["points"] == 1
+    assert json.loads(cli("trash", "empty", "--json").stdout) == {"purged": 3}
+    assert json.loads(cli("trash", "list", "--json").stdout) == {"items": []}
