@@ -75,6 +75,13 @@ class Settings(BaseSettings):
     # Recommendation.
     interactions_db: str | None = None  # default: <store>/interactions.sqlite
     cf_factors: int = Field(64, ge=2, le=1024)
+    # How play counts / ratings become ALS confidences (embedder.recommend.cf.CFParams), and the
+    # rest of the ALS settings; 'embedder eval --tune --save FILE' writes tuned values here.
+    cf_weighting: Literal["log1p", "bm25", "raw", "binary"] = "log1p"
+    cf_alpha: float = Field(1.0, gt=0)
+    cf_regularization: float = Field(0.05, ge=0)
+    cf_iterations: int = Field(15, ge=1, le=1000)
+    cf_bm25_k1: float = Field(1.2, gt=0)
     rec_dim: int = Field(64, ge=2, le=1024)  # size of the trained head's "rec" vectors
 
     # Scheduled jobs (embedder jobs list|run|serve).

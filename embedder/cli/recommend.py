@@ -34,7 +34,7 @@ def interactions_import(
     item_col: str = typer.Option("item", "--item-col", help="Column with the item: an ingested path or id, or any item key."),
     weight_col: Optional[str] = typer.Option(None, "--weight-col", help="Column with a weight or count (negative = negative feedback)."),
     rating_col: Optional[str] = typer.Option(None, "--rating-col", help="Column with a rating; above --rating-threshold is positive."),
-    rating_threshold: float = typer.Option(3.0, "--rating-threshold", help="Ratings above it are positive, below negative."),
+    rating_threshold: float = typer.Option(3.0, "--rating-threshold", help="Ratings above it are positive, below negative, equal neutral (seen, no signal)."),
     event_col: Optional[str] = typer.Option(None, "--event-col", help="Column with an event type (play, like, skip, ...)."),
     event_weight: Optional[list[str]] = typer.Option(None, "--event-weight", help="Override an event's weight, e.g. like=5; repeatable."),
     time_col: Optional[str] = typer.Option(None, "--time-col", help="Column with epoch seconds/ms or ISO 8601 time."),
@@ -62,7 +62,8 @@ def interactions_import(
     if as_json:
         print_json(data)
         return
-    out.print(f"{report.rows} rows: {report.added} added, {report.duplicates} duplicates, {report.bad} bad "
+    neutral = f" ({report.neutral} neutral: rating equal to the threshold)" if report.neutral else ""
+    out.print(f"{report.rows} rows: {report.added} added{neutral}, {report.duplicates} duplicates, {report.bad} bad "
               f"-> log has {stats['events']} events, {stats['users']} users, {stats['items']} items ({stats['path']})",
               highlight=False)
     for bad in report.bad_rows:
@@ -84,31 +85,57 @@ def interactions_stats(ctx: typer.Context, as_json: bool = typer.Option(False, "
                   f"{stats['items']} items in {stats['path']}", highlight=False)
 
 
+def _cf_options():
+    """The collaborative model's flags, shared by 'interactions train' and 'eval' (None = the setting)."""
+    return dict(
+        weighting=typer.Option(None, "--weighting", help="Confidence from weights: log1p, bm25, raw or binary (setting cf_weighting)."),
+        alpha=typer.Option(None, "--alpha", help="Confidence scale (setting cf_alpha)."),
+        regularization=typer.Option(None, "--regularization", help="ALS L2 regularisation (setting cf_regularization)."),
+        factors=typer.Option(None, "--factors", help="Latent factors = size of the cf vectors (setting cf_factors)."),
+        iterations=typer.Option(None, "--iterations", help="ALS iterations (setting cf_iterations)."),
+    )
+
+
+_CF = _cf_options()
+
+
 @interactions_app.command("train")
 @guarded
 def interactions_train(
     ctx: typer.Context,
     model: str = typer.Option("als", "--model", help="als or bpr (implicit)."),
-    iterations: int = typer.Option(15, "--iterations", min=1, help="Training iterations."),
+    weighting: Optional[str] = _CF["weighting"],
+    alpha: Optional[float] = _CF["alpha"],
+    regularization: Optional[float] = _CF["regularization"],
+    factors: Optional[int] = _CF["factors"],
+    iterations: Optional[int] = _CF["iterations"],
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Fit collaborative filtering on the log; store item 'cf' vectors and the users collection."""
-    from embedder.recommend.cf import fit_cf, write_cf
+    """Fit collaborative filtering on the log; store item 'cf' vectors and the users collection.
+
+    Settings come from cf_* in the config file (which 'embedder eval --tune --save-config FILE'
+    writes) unless a flag overrides them.
+    """
+    from embedder.recommend.cf import CFParams, fit_cf, write_cf
     from embedder.recommend.stores import open_collections
 
-    settings = ctx.obj.settings()
+    settings = ctx.obj.settings(cf_factors=factors)
+    params = CFParams.from_settings(settings, weighting=weighting, alpha=alpha, regularization=regularization,
+                                    iterations=iterations)
     with _open_log(settings) as log:
         events = log.all()
-    fitted = fit_cf(events, factors=settings.cf_factors, model=model, iterations=iterations, seed=seed)
+    fitted = fit_cf(events, params, model=model, seed=seed)
     media, users = open_collections(settings)
     with media, users:
         summary = write_cf(fitted, media, users)
+    summary["settings"] = params.to_dict()
     if as_json:
         print_json(summary)
     else:
         out.print(f"trained {summary['model']}: {summary['users']} users, {summary['items']} items "
                   f"({summary['items_with_media']} with media, {summary['items_without_media']} without)", highlight=False)
+        out.print("settings: " + ", ".join(f"{k}={v}" for k, v in params.to_dict().items()), highlight=False)
 
 
 @app.command()
@@ -249,16 +276,38 @@ def eval_cmd(
     split: str = typer.Option("leave-last-out", "--split", help="leave-last-out, random-holdout, time or cold-items."),
     methods: str = typer.Option("popularity,als,content,hybrid", "--methods", help="Comma-separated: popularity, als, content, hybrid, trained."),
     train_config: Optional[Path] = typer.Option(None, "--train-config", help="Config of the 'trained' method (two-tower head)."),
+    weighting: Optional[str] = _CF["weighting"],
+    alpha: Optional[float] = _CF["alpha"],
+    regularization: Optional[float] = _CF["regularization"],
+    factors: Optional[int] = _CF["factors"],
+    iterations: Optional[int] = _CF["iterations"],
+    tune: bool = typer.Option(False, "--tune", help="First tune weighting, alpha and regularisation on a validation split carved from the training part."),
+    save_config: Optional[Path] = typer.Option(None, "--save-config", help="With --tune: write the chosen cf_* settings into this TOML file."),
     seed: int = typer.Option(0, "--seed", help="Seed for splits, sampling and training."),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="Comma-separated seeds, e.g. 0,1,2: report the mean and spread."),
     max_users: Optional[int] = typer.Option(None, "--max-users", help="Evaluate a seeded sample of test users."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Write results.json and results.png here."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Offline evaluation of the interaction log: Recall@K, NDCG@K (K = 10, 20, 50) and coverage per method."""
-    from embedder.recommend.evaluate import evaluate, plot
-    from embedder.store import open_store
+    """Offline evaluation of the interaction log: Recall@K, HR-recall@K, NDCG@K (K = 10, 20, 50) and coverage per method.
 
-    settings = ctx.obj.settings()
+    recall@K = hits / relevant items; hr_recall@K = hits / min(K, relevant items). The report
+    names the exact settings each method ran with.
+    """
+    from embedder.recommend.cf import CFParams
+    from embedder.recommend.evaluate import evaluate_seeds, plot
+    from embedder.store import open_store
+    from embedder.train.config import load_train_config
+
+    if save_config is not None and not tune:
+        raise EmbedderError("--save-config saves what --tune chose; give --tune too")
+    try:
+        seed_list = [int(x) for x in seeds.split(",") if x.strip()] if seeds else [seed]
+    except ValueError:
+        raise EmbedderError(f"--seeds must be comma-separated integers, not '{seeds}'") from None
+    settings = ctx.obj.settings(cf_factors=factors)
+    cf = CFParams.from_settings(settings, weighting=weighting, alpha=alpha, regularization=regularization,
+                                iterations=iterations)
     with _open_log(settings) as log:
         events = log.all()
     if not events:
@@ -266,11 +315,15 @@ def eval_cmd(
     media = open_store(settings)
     with media:
         has_media = media.collection_dims() is not None and "content" in (media.collection_dims() or {})
-        from embedder.train.config import load_train_config
+        result = evaluate_seeds(events, seed_list, split=split,
+                                methods=tuple(m.strip() for m in methods.split(",") if m.strip()),
+                                cf=cf, tune=tune, media=media if has_media else None, max_users=max_users,
+                                train_config=load_train_config(train_config))
+    if save_config is not None:
+        from embedder.recommend.tune import save_cf_settings
 
-        result = evaluate(events, split=split, methods=tuple(m.strip() for m in methods.split(",") if m.strip()),
-                          seed=seed, factors=settings.cf_factors, media=media if has_media else None, max_users=max_users,
-                          train_config=load_train_config(train_config))
+        result["saved_config"] = {"path": str(save_config),
+                                  "lines": save_cf_settings(CFParams(**result["tuning"]["chosen"]), save_config)}
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "results.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -278,12 +331,32 @@ def eval_cmd(
     if as_json:
         print_json(result)
         return
-    table = Table(show_header=True, header_style="bold", title=f"{result['split']} split, {result['users_evaluated']} users")
+    _print_eval(result)
+
+
+def _print_eval(result: dict) -> None:
+    seeds = result.get("seeds") or [result["seed"]]
+    spread = result.get("spread") if len(seeds) > 1 else None
+    title = f"{result['split']} split, {result['users_evaluated']} users, seed{'s' if len(seeds) > 1 else ''} " + ",".join(map(str, seeds))
+    table = Table(show_header=True, header_style="bold", title=title + (" (mean ± std)" if spread else ""))
     table.add_column("metric")
     for method in result["methods"]:
         table.add_column(method, justify="right")
-    for key in [f"{m}@{k}" for m in ("recall", "ndcg", "coverage") for k in result["ks"]]:
-        table.add_row(key, *[f"{scores[key]:.4f}" for scores in result["methods"].values()])
+    for key in [f"{m}@{k}" for m in ("recall", "hr_recall", "ndcg", "coverage") for k in result["ks"]]:
+        cells = []
+        for method, scores in result["methods"].items():
+            cells.append(f"{scores[key]:.4f}" + (f" ± {spread[method][key]:.4f}" if spread else ""))
+        table.add_row(key, *cells)
     out.print(table)
+    tuning = result.get("tuning")
+    if tuning:
+        chosen = ", ".join(f"{k}={v}" for k, v in tuning["chosen"].items())
+        out.print(f"tuned on a validation split of the training part ({tuning['validation']['validation_events']} events): "
+                  f"{chosen}", highlight=False)
+    for method, cfg in result.get("settings", {}).items():
+        if method in ("als", "hybrid"):
+            out.print(f"{method} settings: {json.dumps(cfg)}", highlight=False)
+    if result.get("saved_config"):
+        out.print(f"saved to {result['saved_config']['path']}: {'; '.join(result['saved_config']['lines'])}", highlight=False)
     for method, why in result["skipped"].items():
         out.print(f"skipped {method}: {why}", highlight=False)

@@ -9,7 +9,7 @@ each user's item ranking unchanged and makes user-to-user scores cosines.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
 import numpy as np
@@ -43,6 +43,7 @@ class CFModel:
     item_factors: np.ndarray
     popularity: dict[str, int] = field(default_factory=dict)
     version: str = ""
+    params: dict = field(default_factory=dict)  # the CFParams it was fitted with
 
     @property
     def dim(self) -> int:
@@ -68,32 +69,91 @@ def interaction_matrix(events: list[Interaction]):
     return matrix, users, items
 
 
-def fit_cf(events: list[Interaction], factors: int = 64, model: str = "als", iterations: int = 15,
-           regularization: float = 0.05, seed: int = 0) -> CFModel:
+WEIGHTINGS = ("log1p", "bm25", "raw", "binary")
+
+
+@dataclass(frozen=True)
+class CFParams:
+    """The collaborative model's settings (``cf_*`` in the settings, flags on train and eval).
+
+    ``weighting`` turns summed positive weights ``w`` (play counts, ratings above the threshold,
+    event weights) into ALS confidences for the observed cells; unobserved cells have confidence 1:
+
+    * ``log1p``: ``1 + alpha * log(1 + w)`` (Hu, Koren and Volinsky's log form): counts keep their
+      order, large counts are tamed, and binary logs (every ``w`` 1) get ``1 + 0.69 alpha``;
+    * ``bm25``: ``alpha * bm25(w)`` with ``K1 = bm25_k1``, B = 0.8 (``implicit``'s weighting);
+    * ``raw``: ``alpha * w``;
+    * ``binary``: ``alpha`` for every observed cell.
+    """
+
+    factors: int = 64
+    weighting: str = "log1p"
+    alpha: float = 1.0
+    regularization: float = 0.05
+    iterations: int = 15
+    bm25_k1: float = 1.2
+
+    def __post_init__(self):
+        if self.weighting not in WEIGHTINGS:
+            raise EmbedderError(f"--weighting must be one of {', '.join(WEIGHTINGS)}, not '{self.weighting}'")
+        if self.alpha <= 0 or self.regularization < 0 or self.iterations < 1 or self.factors < 2:
+            raise EmbedderError("cf settings out of range: alpha > 0, regularization >= 0, iterations >= 1, factors >= 2")
+
+    @classmethod
+    def from_settings(cls, settings, **overrides) -> "CFParams":
+        """The settings' ``cf_*`` values, with ``overrides`` (``None`` values ignored) on top."""
+        values = {"factors": settings.cf_factors, "weighting": settings.cf_weighting, "alpha": settings.cf_alpha,
+                  "regularization": settings.cf_regularization, "iterations": settings.cf_iterations,
+                  "bm25_k1": settings.cf_bm25_k1}
+        return cls(**{**values, **{k: v for k, v in overrides.items() if v is not None}})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def confidence(matrix, params: CFParams):
+    """The ALS confidence matrix for summed positive weights (see :class:`CFParams`)."""
+    if params.weighting == "bm25":
+        from implicit.nearest_neighbours import bm25_weight
+
+        out = bm25_weight(matrix, K1=params.bm25_k1, B=0.8).tocsr().astype(np.float32)
+        out.data *= params.alpha
+        return out
+    out = matrix.copy().astype(np.float32)
+    if params.weighting == "log1p":
+        out.data = 1.0 + params.alpha * np.log1p(out.data)
+    elif params.weighting == "raw":
+        out.data = params.alpha * out.data
+    else:
+        out.data = np.full_like(out.data, params.alpha)
+    return out
+
+
+def fit_cf(events: list[Interaction], params: CFParams | None = None, model: str = "als", seed: int = 0) -> CFModel:
     """Fit ALS (default) or BPR on implicit feedback.
 
-    Weights are BM25-scaled before fitting (``implicit``'s own weighting), which tames play
-    counts in the tens of thousands. Single-threaded with a fixed seed, so results repeat exactly.
+    Confidences come from ``params.weighting``. Single-threaded with a fixed seed, so results
+    repeat exactly.
     """
     from implicit.cpu.als import AlternatingLeastSquares
     from implicit.cpu.bpr import BayesianPersonalizedRanking
-    from implicit.nearest_neighbours import bm25_weight
     from threadpoolctl import threadpool_limits
 
+    params = params or CFParams()
     matrix, users, items = interaction_matrix(events)
     if matrix.nnz == 0:
         raise EmbedderError("no positive interactions to learn from; import some with 'embedder interactions import'")
-    weighted = bm25_weight(matrix, K1=100, B=0.8).tocsr().astype(np.float32)
     # implicit's own advice: BLAS threads fight its solver threads; it checks this on construction.
     with threadpool_limits(1, "blas"):
         if model == "als":
-            algo = AlternatingLeastSquares(factors=factors, regularization=regularization, iterations=iterations,
-                                           random_state=seed, num_threads=1)
+            algo = AlternatingLeastSquares(factors=params.factors, regularization=params.regularization,
+                                           iterations=params.iterations, random_state=seed, num_threads=1)
+            weighted = confidence(matrix, params)
         elif model == "bpr":
             # implicit's BPR appends a bias column, so ask for one factor less to keep the stored size.
             # It samples (positive, negative) pairs and ignores confidences, and needs more epochs than ALS.
-            algo = BayesianPersonalizedRanking(factors=factors - 1, iterations=max(iterations, 100), random_state=seed,
-                                               num_threads=1)
+            algo = BayesianPersonalizedRanking(factors=params.factors - 1, iterations=max(params.iterations, 100),
+                                               random_state=seed, num_threads=1)
             weighted = (matrix > 0).astype(np.float32).tocsr()
         else:
             raise EmbedderError(f"--model must be als or bpr, not '{model}'")
@@ -106,7 +166,8 @@ def fit_cf(events: list[Interaction], factors: int = 64, model: str = "als", ite
         user_factors=np.asarray(algo.user_factors, np.float32),
         item_factors=np.asarray(algo.item_factors, np.float32),
         popularity={it: int(c) for it, c in zip(items, popularity)},
-        version=f"{model}-{factors}-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}",
+        version=f"{model}-{params.factors}-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}",
+        params=params.to_dict(),
     )
 
 

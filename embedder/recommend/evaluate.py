@@ -8,117 +8,54 @@ queries users run, not a re-implementation of them.
 
 from __future__ import annotations
 
-import math
 import random
 import tempfile
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from embedder.errors import EmbedderError
+from embedder.recommend.cf import CFParams, fit_cf
 from embedder.recommend.interactions import Interaction
+from embedder.recommend.splits import SPLITS, Split, coverage, hr_recall_at_k, ndcg_at_k, recall_at_k, split_events
+from embedder.recommend.tune import tune_cf
+
+__all__ = ["KS", "METHODS", "SPLITS", "Split", "coverage", "evaluate", "evaluate_seeds", "hr_recall_at_k", "ndcg_at_k", "plot",
+           "recall_at_k", "split_events"]
 
 KS = (10, 20, 50)
-SPLITS = ("leave-last-out", "random-holdout", "time", "cold-items")
 METHODS = ("popularity", "als", "content", "hybrid", "trained")
 
 
-def recall_at_k(ranked: list[str], relevant: set[str], k: int) -> float:
-    """Share of the relevant items found in the top ``k``."""
-    if not relevant:
-        return 0.0
-    return len(set(ranked[:k]) & relevant) / len(relevant)
-
-
-def ndcg_at_k(ranked: list[str], relevant: set[str], k: int) -> float:
-    """Binary-relevance NDCG: DCG of the top ``k`` over the DCG of a perfect list."""
-    dcg = sum(1.0 / math.log2(i + 2) for i, item in enumerate(ranked[:k]) if item in relevant)
-    ideal = sum(1.0 / math.log2(i + 2) for i in range(min(len(relevant), k)))
-    return dcg / ideal if ideal else 0.0
-
-
-def coverage(lists: list[list[str]], catalogue_size: int, k: int) -> float:
-    """Share of the catalogue that appears in at least one top-``k`` list."""
-    if catalogue_size == 0:
-        return 0.0
-    return len({item for ranked in lists for item in ranked[:k]}) / catalogue_size
-
-
-@dataclass
-class Split:
-    train: list[Interaction]
-    test: list[Interaction]
-    candidates: set[str] | None = None  # items a method may rank (cold-items: the held-out ones)
-    name: str = ""
-
-
-def split_events(events: list[Interaction], how: str, *, seed: int = 0, test_fraction: float = 0.2,
-                 items_with_content: set[str] | None = None) -> Split:
-    """Split a log (events in time order) into train and test, deterministically for a seed.
-
-    * ``leave-last-out``: each user's last positive event (by time, else by import order) is test.
-    * ``random-holdout``: a seeded random ``test_fraction`` of each user's positive items is test
-      (for logs whose order means nothing, such as Last.fm's, sorted by artist id).
-    * ``time``: the latest ``test_fraction`` of events (by time) is test.
-    * ``cold-items``: ``test_fraction`` of the items (of those with content, when there are any)
-      are held out with all their events; methods rank among them only.
-    """
-    if how not in SPLITS:
-        raise EmbedderError(f"--split must be one of {', '.join(SPLITS)}, not '{how}'")
-    if how == "leave-last-out":
-        last: dict[str, int] = {}
-        for i, e in enumerate(events):
-            if e.weight > 0:
-                last[e.user] = i
-        counts = defaultdict(int)
-        for e in events:
-            if e.weight > 0:
-                counts[e.user] += 1
-        held = {i for u, i in last.items() if counts[u] >= 2}  # keep at least one event to learn from
-        return Split([e for i, e in enumerate(events) if i not in held], [events[i] for i in sorted(held)], name=how)
-    if how == "random-holdout":
-        rng = random.Random(seed)
-        by_user: dict[str, list[int]] = defaultdict(list)
-        for i, e in enumerate(events):
-            if e.weight > 0:
-                by_user[e.user].append(i)
-        held = set()
-        for user in sorted(by_user):
-            idx = by_user[user]
-            if len(idx) >= 2:
-                held.update(rng.sample(idx, max(1, min(len(idx) - 1, round(len(idx) * test_fraction)))))
-        return Split([e for i, e in enumerate(events) if i not in held], [events[i] for i in sorted(held)], name=how)
-    if how == "time":
-        if any(e.ts is None for e in events):
-            raise EmbedderError("the time split needs timestamps on every event; use --split leave-last-out")
-        cut = int(len(events) * (1 - test_fraction))
-        return Split(events[:cut], events[cut:], name=how)
-    pool = sorted(items_with_content) if items_with_content else sorted({e.item for e in events})
-    rng = random.Random(seed)
-    held = set(rng.sample(pool, max(1, int(len(pool) * test_fraction))))
-    return Split([e for e in events if e.item not in held], [e for e in events if e.item in held], held, name=how)
-
-
 def evaluate(events: list[Interaction], *, split: str = "leave-last-out", methods: tuple[str, ...] = METHODS[:4],
-             ks: tuple[int, ...] = KS, seed: int = 0, factors: int = 64, media=None, max_users: int | None = None,
-             test_fraction: float = 0.2, progress=None, train_config=None) -> dict:
+             ks: tuple[int, ...] = KS, seed: int = 0, cf: CFParams | None = None, tune: bool = False, media=None,
+             max_users: int | None = None, test_fraction: float = 0.2, progress=None, train_config=None) -> dict:
     """Compare recommendation methods on one split of an interaction log.
 
     Args:
         events: the log, in time order.
+        cf: the collaborative model's settings (for ``als``, ``hybrid`` and the cf branch).
+        tune: first tune ``cf`` on a validation split carved from the training part
+            (:func:`embedder.recommend.tune.tune_cf`); the test part is never used for it.
         media: a store with ingested media (for ``content``, ``hybrid`` and the head's content
             input); ``None`` skips content.
         train_config: :class:`~embedder.train.config.TrainConfig` for the ``trained`` method (the
             two-tower head, trained on the training split with its own validation holdout).
         max_users: evaluate a seeded sample of the test users (for big logs).
     """
-    from embedder.recommend.cf import fit_cf, write_cf
+    from embedder.recommend.cf import write_cf
     from embedder.store.edge import EdgeStore
 
+    cf = cf or CFParams()
+    factors = cf.factors
     content = _content_vectors(media, sorted({e.item for e in events})) if media is not None else {}
     data = split_events(events, split, seed=seed, test_fraction=test_fraction, items_with_content=set(content) or None)
+    tuning = None
+    if tune:
+        tuning = tune_cf(data.train, base=cf, split=split, seed=seed)
+        cf = tuning["chosen"]
+        tuning = {**tuning, "chosen": cf.to_dict(), "trials": tuning["trials"][:10]}
     history: dict[str, list[Interaction]] = defaultdict(list)
     for e in data.train:
         history[e.user].append(e)
@@ -157,10 +94,11 @@ def evaluate(events: list[Interaction], *, split: str = "leave-last-out", method
             scratch.ensure_collection(dims)
             users_store.ensure_collection({"cf": factors, "rec": rec_dim})
             _load_content(scratch, content, data.candidates)
-            model = fit_cf(data.train, factors=factors, seed=seed)
+            model = fit_cf(data.train, cf, seed=seed)
             write_cf(model, scratch, users_store)
             if "trained" in runnable:
-                extra["trained"] = _train_head(data, media if content else None, train_config, scratch, users_store, Path(tmp))
+                extra["trained"] = _train_head(data, media if content else None, train_config, scratch, users_store,
+                                               Path(tmp), cf)
             _mark_candidates(scratch, data.candidates)
             results = {}
             for method in runnable:
@@ -173,11 +111,39 @@ def evaluate(events: list[Interaction], *, split: str = "leave-last-out", method
         finally:
             scratch.close()
             users_store.close()
+    settings = {"popularity": {"rank": "training-split interaction count", "exclude_seen": True},
+                "als": {**cf.to_dict(), "tuned": tune}, "content": {"query": "recommend on content, 20 latest positives"},
+                "hybrid": {"cf": {**cf.to_dict(), "tuned": tune}, "fusion": "rrf", "rrf_k": 60},
+                "trained": train_config.model_dump() if train_config is not None else None}
     return {
         "split": split, "seed": seed, "factors": factors, "ks": list(ks), "details": extra,
         "train_events": len(data.train), "test_events": len(data.test), "users_evaluated": len(test_users),
         "catalogue": len(catalogue), "methods": results, "skipped": skipped,
+        "settings": {m: settings[m] for m in results}, "tuning": tuning,
     }
+
+
+def evaluate_seeds(events: list[Interaction], seeds: list[int], **kwargs) -> dict:
+    """:func:`evaluate` once per seed (split, sampling, fitting and tuning all follow the seed).
+
+    Returns the first seed's report with ``methods`` holding each metric's mean over the seeds,
+    ``spread`` its standard deviation (population, ``ddof=0``), and ``per_seed`` the runs.
+    """
+    if not seeds:
+        raise EmbedderError("--seeds needs at least one seed")
+    runs = [evaluate(events, seed=seed, **kwargs) for seed in seeds]
+    report = dict(runs[0])
+    means, spread = {}, {}
+    for method in runs[0]["methods"]:
+        means[method], spread[method] = {}, {}
+        for metric in runs[0]["methods"][method]:
+            values = [r["methods"][method][metric] for r in runs]
+            means[method][metric] = round(float(np.mean(values)), 5)
+            spread[method][metric] = round(float(np.std(values)), 5)
+    report.update(seeds=list(seeds), seed=None, methods=means, spread=spread,
+                  per_seed=[{"seed": r["seed"], "methods": r["methods"], "tuning": r["tuning"], "details": r["details"],
+                             "train_events": r["train_events"], "test_events": r["test_events"]} for r in runs])
+    return report
 
 
 def _rank(method, user, history, media, users, k, candidates) -> list[str]:
@@ -193,16 +159,17 @@ def _rank(method, user, history, media, users, k, candidates) -> list[str]:
     return [r.item for r in result.items]
 
 
-def _train_head(data: Split, media, cfg, scratch, users_store, tmp: Path) -> dict:
+def _train_head(data: Split, media, cfg, scratch, users_store, tmp: Path, cf: CFParams) -> dict:
     """Train the two-tower head on the training split and serve its vectors from the scratch store."""
     from pipelines.train import train_head
     from embedder.train.export import write_rec
 
     cold = sorted(data.candidates) if data.candidates else None
     result, tdata, users_vecs, items_vecs, version, metrics = train_head(
-        data.train, cfg, media=media, run_dir=tmp / "run", extra_items=cold)
+        data.train, cfg, media=media, run_dir=tmp / "run", extra_items=cold, cf=cf)
     write_rec(users_vecs, items_vecs, tdata, scratch, users_store, version)
-    return {k: metrics[k] for k in ("best_epoch", "epochs", "stopped_early", "robustness", "head_parameters")}
+    return {k: metrics[k] for k in ("best_epoch", "epochs", "stopped_early", "robustness", "head_parameters", "history",
+                                     "init", "cf_init", "refit_epochs")}
 
 
 def _seen(history, media) -> list[str]:
@@ -215,6 +182,7 @@ def _scores(lists, relevant, ks, catalogue_size) -> dict:
     out = {}
     for k in ks:
         out[f"recall@{k}"] = round(float(np.mean([recall_at_k(r, rel, k) for r, rel in zip(lists, relevant)])), 5)
+        out[f"hr_recall@{k}"] = round(float(np.mean([hr_recall_at_k(r, rel, k) for r, rel in zip(lists, relevant)])), 5)
         out[f"ndcg@{k}"] = round(float(np.mean([ndcg_at_k(r, rel, k) for r, rel in zip(lists, relevant)])), 5)
         out[f"coverage@{k}"] = round(coverage(lists, catalogue_size, k), 5)
     return out

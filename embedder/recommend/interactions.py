@@ -61,7 +61,7 @@ class ColumnMap:
     rating: str | None = None
     event: str | None = None
     timestamp: str | None = None
-    rating_threshold: float = 3.0  # ratings above count as positive, below as negative
+    rating_threshold: float = 3.0  # ratings above count as positive, below as negative, equal as neutral
     event_weights: dict = field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))
 
 
@@ -72,12 +72,14 @@ class ImportReport:
     path: str
     rows: int = 0
     added: int = 0
+    neutral: int = 0  # valid rows with weight 0 (a rating equal to the threshold)
     duplicates: int = 0
     bad: int = 0
     bad_rows: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return {"path": self.path, "rows": self.rows, "added": self.added, "duplicates": self.duplicates,
+        return {"path": self.path, "rows": self.rows, "added": self.added, "neutral": self.neutral,
+                "duplicates": self.duplicates,
                 "bad": self.bad, "bad_rows": self.bad_rows}
 
 
@@ -176,8 +178,10 @@ def to_interaction(row: dict, cols: ColumnMap) -> Interaction:
         weight = float(cols.event_weights[event])
     else:
         weight = 1.0
-    if weight == 0:
+    if weight == 0 and not cols.rating:
         raise ValueError("weight 0 carries no signal")
+    # A rating equal to the threshold is neutral: kept with weight 0, so the item counts as seen
+    # (never recommended back) without being a positive or a negative.
     ts = None
     if cols.timestamp:
         try:
@@ -241,6 +245,7 @@ class InteractionLog:
             report.rows += 1
             try:
                 pending.append(to_interaction(row, cols))
+                report.neutral += pending[-1].weight == 0
             except ValueError as exc:
                 report.bad += 1
                 if len(report.bad_rows) < MAX_REPORTED_BAD_ROWS:

@@ -112,7 +112,7 @@ def ndcg_on(user_vecs, item_vecs, data: TrainingData, k: int, positive_shift: np
     ``positive_shift`` (one value per user) is subtracted from the scores of the user's held-out
     items: the worst case of an adversarial perturbation of the item vectors.
     """
-    from embedder.recommend.evaluate import ndcg_at_k
+    from embedder.recommend.splits import ndcg_at_k
 
     if not data.val:
         return 0.0
@@ -175,25 +175,42 @@ def _load_state(path: Path, model, optimizer) -> dict:
 
 
 def train(data: TrainingData, cfg: TrainConfig, run_dir: Path, *, resume: bool = False,
-          progress: Progress | None = None, device: str = "cpu") -> TrainResult:
-    """Train the two-tower head; keep the best epoch by validation NDCG@K in ``run_dir/model.safetensors``."""
+          progress: Progress | None = None, device: str = "cpu", init_factors=None) -> TrainResult:
+    """Train the two-tower head; keep the best epoch by validation NDCG@K in ``run_dir/model.safetensors``.
+
+    ``init_factors`` (user factors, item factors) start the towers at a collaborative model
+    (see :func:`embedder.train.model.init_from_factors`); without content features the
+    untrained start is then "epoch 0" and is kept if no epoch of training beats it on validation. Without validation pairs (the
+    refit on all data), every epoch is kept and the last one is the result.
+    """
     import torch
 
-    from embedder.train.model import TwoTower
+    from embedder.train.model import TwoTower, init_from_factors
 
     progress = progress or Progress()
     if len(data.train_pairs) == 0:
         raise EmbedderError("no training pairs after the validation split")
     torch.manual_seed(cfg.run.seed)
     model = TwoTower(len(data.users), len(data.items), data.feature_dim, cfg.model).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
     ctx = _context(data, device)
+    if init_factors is not None:
+        init_from_factors(model, *(torch.as_tensor(f, device=device) for f in init_factors),
+                          ctx["history_flat"], ctx["history_offsets"])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
     state = {"epoch": 0, "best_ndcg": -1.0, "best_epoch": 0, "bad_epochs": 0, "history": [], "stopped_early": False}
     last = run_dir / "last"
     if resume:
         if not (last / "state.json").is_file():
             raise EmbedderError(f"nothing to resume in {run_dir}: no last/state.json")
         state = _load_state(last, model, optimizer)
+    elif (init_factors is not None and model.items.content is None) or cfg.optim.max_epochs == 0:
+        # The cf start is a candidate only without content: with content, cold items need the
+        # content MLP, which the start leaves at zero, and validation (warm pairs) cannot see that.
+        users, items = all_vectors(model, ctx, len(data.users), len(data.items))
+        ndcg = ndcg_on(users, items, data, cfg.optim.eval_k)
+        state["history"].append({"epoch": 0, "loss": None, f"val_ndcg@{cfg.optim.eval_k}": round(ndcg, 6)})
+        state.update(best_ndcg=ndcg, best_epoch=0)
+        _save_state(run_dir / "best", model, optimizer, state)
     trainable = torch.as_tensor(data.trainable_items, device=device)
     pairs = torch.as_tensor(data.train_pairs, device=device)
     steps = math.ceil(len(pairs) / cfg.optim.batch_size)
@@ -223,7 +240,7 @@ def train(data: TrainingData, cfg: TrainConfig, run_dir: Path, *, resume: bool =
         state["history"].append(row)
         progress.note(json.dumps(row))
         state["epoch"] = epoch
-        if ndcg > state["best_ndcg"]:
+        if ndcg > state["best_ndcg"] or not data.val:
             state.update(best_ndcg=ndcg, best_epoch=epoch, bad_epochs=0)
             _save_state(run_dir / "best", model, optimizer, state)
         else:
@@ -249,8 +266,9 @@ def learning_curve(history: list[dict], path: Path, k: int) -> None:
     import matplotlib.pyplot as plt
 
     epochs = [r["epoch"] for r in history]
+    trained = [r for r in history if r["loss"] is not None]  # epoch 0 (a cf start) has no loss yet
     fig, ax = plt.subplots(figsize=(6, 3.4), dpi=110)
-    ax.plot(epochs, [r["loss"] for r in history], "o-", color="tab:blue", label="training loss")
+    ax.plot([r["epoch"] for r in trained], [r["loss"] for r in trained], "o-", color="tab:blue", label="training loss")
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss", color="tab:blue")
     ax2 = ax.twinx()

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from embedder.errors import EmbedderError
-from embedder.recommend.cf import fit_cf, item_point_id, user_point_id, write_cf
+from embedder.recommend.cf import CFParams, fit_cf, item_point_id, user_point_id, write_cf
 from embedder.recommend.interactions import Interaction
 from embedder.recommend.queries import recommend_for_user
 from embedder.settings import load_settings
@@ -30,7 +30,7 @@ def block_log():
 @pytest.mark.parametrize("model", ["als", "bpr"])
 def test_cf_served_by_qdrant_finds_the_missing_items(tmp_path, model):
     events, held = block_log()
-    fitted = fit_cf(events, factors=4, model=model, seed=0, iterations=30)
+    fitted = fit_cf(events, CFParams(factors=4, iterations=30), model=model, seed=0)
     assert fitted.item_factors.shape == (20, 4) and fitted.user_factors.shape == (20, 4)
     settings = load_settings(store=str(tmp_path / "s"))
     with open_store(settings) as media, open_store(settings, collection="media_users") as users:
@@ -50,14 +50,14 @@ def test_cf_served_by_qdrant_finds_the_missing_items(tmp_path, model):
         if model == "als":
             assert hits == 40  # and ALS puts exactly the two held-out items on top
         # retraining replaces users that are gone
-        fewer = fit_cf([e for e in events if not e.user.startswith("g1")], factors=4, model=model, seed=0)
+        fewer = fit_cf([e for e in events if not e.user.startswith("g1")], CFParams(factors=4), model=model, seed=0)
         write_cf(fewer, media, users)
         assert users.count() == 10 and not users.retrieve([user_point_id("g1-user0")])
 
 
 def test_als_is_deterministic_and_needs_positive_events():
     events, _ = block_log()
-    a, b = fit_cf(events, factors=4, seed=7), fit_cf(events, factors=4, seed=7)
+    a, b = fit_cf(events, CFParams(factors=4), seed=7), fit_cf(events, CFParams(factors=4), seed=7)
     np.testing.assert_array_equal(a.item_factors, b.item_factors)
     with pytest.raises(EmbedderError, match="no positive interactions"):
         fit_cf([Interaction("u", "i", -1.0)])

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from embedder.recommend.cf import fit_cf, write_cf
+from embedder.recommend.cf import CFParams, fit_cf, write_cf
 from embedder.recommend.evaluate import evaluate
 from embedder.recommend.interactions import Interaction
 from embedder.recommend.queries import recommend_for_user, similar_items, similar_users
@@ -64,7 +64,7 @@ def world(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(world):
     settings = world["settings"]
-    model = fit_cf(world["events"], factors=4, seed=0)
+    model = fit_cf(world["events"], CFParams(factors=4), seed=0)
     media, users = open_collections(settings)
     with media, users:
         summary = write_cf(model, media, users)
@@ -161,7 +161,7 @@ def test_similar_items_and_users(world, trained):
 def test_eval_cold_items_content_beats_popularity(world):
     settings = world["settings"]
     with open_store(settings) as media:
-        result = evaluate(world["events"], split="cold-items", seed=1, factors=4, media=media, test_fraction=0.3)
+        result = evaluate(world["events"], split="cold-items", seed=1, cf=CFParams(factors=4), media=media, test_fraction=0.3)
     m = result["methods"]
     assert set(m) == {"popularity", "als", "content", "hybrid"}
     assert m["content"]["ndcg@10"] > m["popularity"]["ndcg@10"] + 0.2, m
@@ -169,7 +169,7 @@ def test_eval_cold_items_content_beats_popularity(world):
     assert m["als"]["recall@10"] == 0.0  # cold items have no factors: CF cannot reach them
     again = None
     with open_store(settings) as media:
-        again = evaluate(world["events"], split="cold-items", seed=1, factors=4, media=media, test_fraction=0.3)
+        again = evaluate(world["events"], split="cold-items", seed=1, cf=CFParams(factors=4), media=media, test_fraction=0.3)
     assert again["methods"] == m  # deterministic for a seed
 
 
@@ -213,7 +213,7 @@ def test_trained_head_makes_cold_items_recommendable(world):
                                      "optim.max_epochs": 30, "optim.patience": 5, "optim.val_fraction": 0.25,
                                      "run.seed": 0})
     with open_store(world["settings"]) as media:
-        result = evaluate(world["events"], split="cold-items", seed=1, factors=4, media=media, test_fraction=0.3,
+        result = evaluate(world["events"], split="cold-items", seed=1, cf=CFParams(factors=4), media=media, test_fraction=0.3,
                           methods=("popularity", "trained"), train_config=cfg, ks=(3,))
     m = result["methods"]  # five cold items: @3 separates a real ranking from an arbitrary one
     assert m["trained"]["ndcg@3"] > m["popularity"]["ndcg@3"] + 0.2, m
