@@ -46,7 +46,8 @@ def make_world(root: Path):
 
 
 def main(out: Path) -> None:
-    from embedder.recommend.evaluate import evaluate, plot
+    from embedder.recommend.cf import CFParams
+    from embedder.recommend.evaluate import evaluate_seeds, plot
     from embedder.settings import load_settings
     from embedder.store import open_store
     from embedder.train.config import load_train_config
@@ -59,12 +60,15 @@ def main(out: Path) -> None:
         run_ingest([media_dir], settings)
         cfg = load_train_config(Path("pipelines/configs/train.toml"), **{"optim.batch_size": 32})
         with open_store(settings) as media:
-            result = evaluate(events, split="cold-items", seed=0, factors=16, media=media, test_fraction=0.25,
-                              methods=("popularity", "als", "content", "hybrid", "trained"), train_config=cfg)
+            result = evaluate_seeds(events, [0, 1, 2], split="cold-items", cf=CFParams(factors=16), media=media,
+                                    test_fraction=0.25, methods=("popularity", "als", "content", "hybrid", "trained"),
+                                    train_config=cfg)
     (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
     plot(result, out / "results.png", title="cold items: generated topic media, tiny preset")
     for method, scores in result["methods"].items():
-        print(f"{method:>10}  NDCG@10 {scores['ndcg@10']:.4f}  Recall@10 {scores['recall@10']:.4f}")
+        spread = result["spread"][method]
+        print(f"{method:>10}  NDCG@10 {scores['ndcg@10']:.4f} ± {spread['ndcg@10']:.4f}  "
+              f"Recall@10 {scores['recall@10']:.4f} ± {spread['recall@10']:.4f}")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,12 @@ class ModelConfig(_Section):
     item_id_embedding: bool = True  # warm items also learn a free vector; cold items rely on content
     user_id_embedding: bool = True
     modalities: list[Literal["visual", "audio", "text"]] = ["visual", "audio", "text"]
+    # "cf": start the id vectors from ALS factors fitted on the training pairs (with the cf_*
+    # settings), so training refines a strong collaborative model; "random": from scratch.
+    # "auto": cf when items have no content features, random when they do: measured, a cf start
+    # lets the id vectors explain the training pairs and the content part (which cold items
+    # depend on) learns less (benchmarks/two-tower/README.md).
+    init: Literal["auto", "cf", "random"] = "auto"
 
 
 class LossConfig(_Section):
@@ -37,6 +43,9 @@ class OptimConfig(_Section):
     patience: int = Field(3, ge=1)
     eval_k: int = Field(10, ge=1)
     val_fraction: float = Field(0.1, gt=0, lt=1)
+    # After early stopping picks the number of epochs, train again on every pair (validation
+    # folded back in) for that many epochs: the served model then learns from all the data.
+    refit: bool = True
 
 
 class AdversarialConfig(_Section):

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from embedder.errors import EmbedderError
+from embedder.recommend.cf import CFParams, fit_cf
 from embedder.recommend.interactions import Interaction
 
 
@@ -20,6 +21,7 @@ class TrainingData:
     features: np.ndarray  # items x F: concatenated modality vectors (zeros where missing) + presence mask
     feature_names: list[str]
     train_pairs: np.ndarray  # N x 2 (user index, item index), positive events
+    train_weights: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # summed weight per pair
     val: dict[int, set[int]] = field(default_factory=dict)  # user index -> held-out item indices
     history: list[np.ndarray] = field(default_factory=list)  # user index -> training item indices
     trainable_items: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # items seen in training
@@ -100,6 +102,7 @@ def build_training_data(events: list[Interaction], media=None, modalities=("visu
     """Positive pairs, a seeded per-user validation holdout, and item features.
 
     ``extra_items`` are items with no training events (cold items) that still need vectors.
+    ``val_fraction`` 0 keeps every pair for training (the final refit after early stopping).
     """
     positives = [e for e in events if e.weight > 0]
     if not positives:
@@ -108,7 +111,11 @@ def build_training_data(events: list[Interaction], media=None, modalities=("visu
     items = sorted({e.item for e in positives} | set(extra_items or []))
     u_idx = {u: i for i, u in enumerate(users)}
     i_idx = {it: i for i, it in enumerate(items)}
-    pairs = sorted({(u_idx[e.user], i_idx[e.item]) for e in positives})
+    weights: dict[tuple[int, int], float] = {}
+    for e in positives:
+        key = (u_idx[e.user], i_idx[e.item])
+        weights[key] = weights.get(key, 0.0) + e.weight
+    pairs = sorted(weights)
     rng = random.Random(seed)
     by_user: dict[int, list[int]] = {}
     for u, i in pairs:
@@ -118,7 +125,7 @@ def build_training_data(events: list[Interaction], media=None, modalities=("visu
         its = by_user[u]
         # At least one validation item per user with three or more, so early stopping always
         # has something to measure, even on small logs.
-        held = set(rng.sample(its, max(1, round(len(its) * val_fraction)))) if len(its) >= 3 else set()
+        held = set(rng.sample(its, max(1, round(len(its) * val_fraction)))) if len(its) >= 3 and val_fraction > 0 else set()
         if held:
             val[u] = held
         train += [(u, i) for i in its if i not in held]
@@ -130,5 +137,22 @@ def build_training_data(events: list[Interaction], media=None, modalities=("visu
     features = standardise(features, len(names), mean, std)
     train_arr = np.asarray(train, np.int64).reshape(-1, 2)
     return TrainingData(users=users, items=items, features=features, feature_names=names, train_pairs=train_arr,
+                        train_weights=np.asarray([weights[(u, i)] for u, i in train], np.float32),
                         val=val, history=history, trainable_items=np.unique(train_arr[:, 1]),
                         feature_dims=_block_sizes(media, names), feature_mean=mean, feature_std=std)
+
+
+def cf_factors(data: TrainingData, cf: CFParams, dim: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """ALS factors fitted on the training pairs (validation pairs excluded), in the data's index order.
+
+    Items without training pairs (cold items) get zero rows: their vectors come from content.
+    """
+    events = [Interaction(data.users[u], data.items[i], float(w)) for (u, i), w in zip(data.train_pairs, data.train_weights)]
+    model = fit_cf(events, CFParams(**{**cf.to_dict(), "factors": dim}), seed=seed)
+    users = np.zeros((len(data.users), dim), np.float32)
+    items = np.zeros((len(data.items), dim), np.float32)
+    u_index = {u: n for n, u in enumerate(data.users)}
+    i_index = {it: n for n, it in enumerate(data.items)}
+    users[[u_index[u] for u in model.users]] = model.user_factors
+    items[[i_index[it] for it in model.items]] = model.item_factors
+    return users, items

@@ -79,3 +79,27 @@ class TwoTower(nn.Module):
 
     def item_vectors(self, items, ctx) -> torch.Tensor:
         return self.items(items, ctx["features"], ctx["known"])
+
+
+def init_from_factors(model: TwoTower, user_factors, item_factors, history_flat, history_offsets) -> None:
+    """Start the towers at a collaborative model: item id vectors = ALS item factors, and user id
+    vectors set so that id + mean of the history's item vectors = ALS user factors. The content
+    parts start at zero, so before any step the head scores exactly like ALS.
+
+    Args:
+        user_factors, item_factors: tensors (users x dim, items x dim); rows of items without
+            factors (cold items) are zero.
+    """
+    if model.items.ids is None or model.users.ids is None:
+        raise ValueError("init from cf factors needs item and user id embeddings")
+    with torch.no_grad():
+        model.items.ids.weight[: item_factors.shape[0]] = item_factors
+        model.items.ids.weight[model.items.n_items].zero_()
+        bag = F.embedding_bag(history_flat, model.items.ids.weight, history_offsets, mode="mean")
+        model.users.ids.weight.copy_(user_factors - bag)
+        if model.items.content is not None:
+            last = model.items.content[-1]
+            last.weight.zero_()
+            last.bias.zero_()
+        if model.users.history_features is not None:
+            model.users.history_features.weight.zero_()
