@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-SHARED_MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
+SHIPPED_MEDIA = Path(__file__).resolve().parent / "data"
 
 
 def ffmpeg(*args: str) -> None:
@@ -76,10 +76,9 @@ def media(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
-def shared_media() -> Path:
-    if not (SHARED_MEDIA / "nasa_13013.mp4").is_file():
-        pytest.skip(f"shared media not found at {SHARED_MEDIA}")
-    return SHARED_MEDIA
+def real_media() -> Path:
+    """Real media that no one on this project wrote, shipped with the tests (see tests/data/README.md)."""
+    return SHIPPED_MEDIA
 
 
 @pytest.fixture(autouse=True)

@@ -81,8 +81,8 @@ def test_symlink_loop_is_reported_not_followed(tmp_path, media):
     assert got["loop"]["reason"] == "symlink loop or folder already walked"
 
 
-def test_human_output_and_real_file(shared_media):
-    proc = run_cli("--models", "tiny", "inspect", shared_media / "nasa_13013.mp4")
+def test_human_output_and_real_file(real_media):
+    proc = run_cli("--models", "tiny", "inspect", real_media / "nasa_13013.mp4")
     assert "*video #3: h264 480x270 @ 29.970 fps" in proc.stdout
     assert "audio windows: 2" in proc.stdout
     assert "text (embedded-subtitles): NAR: This is the optical" in proc.stdout

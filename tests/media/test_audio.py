@@ -42,8 +42,8 @@ def test_video_without_audio_is_not_an_error(media):
     assert windows(media["hevc.mp4"]) is None
 
 
-def test_real_mp3_and_video_soundtrack(shared_media):
-    mp3 = windows(shared_media / "nasa_13013.mp4.audio.mp3")
+def test_real_mp3_and_video_soundtrack(real_media):
+    mp3 = windows(real_media / "nasa_13013.mp4.audio.mp3")
     assert (mp3.source_rate, len(mp3.windows)) == (8000, 2)
-    video = windows(shared_media / "nasa_13013.mp4")
+    video = windows(real_media / "nasa_13013.mp4")
     assert video.stream_index == 4 and video.source_rate == 16000

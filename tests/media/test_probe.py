@@ -4,8 +4,8 @@ from embedder.errors import MediaError
 from embedder.media.probe import Limits, check_limits, probe
 
 
-def test_probe_reads_every_stream_of_a_real_multi_stream_file(shared_media):
-    info = probe(shared_media / "nasa_13013.mp4")
+def test_probe_reads_every_stream_of_a_real_multi_stream_file(real_media):
+    info = probe(real_media / "nasa_13013.mp4")
     assert info.kind == "video"
     assert [(v.index, v.width, v.height) for v in info.video] == [(0, 320, 180), (3, 480, 270)]
     assert info.best_video.index == 3

@@ -24,8 +24,8 @@ def test_webvtt_is_parsed():
     assert subtitle_text(raw) == "First line Second"
 
 
-def test_embedded_subtitle_stream(shared_media):
-    path = shared_media / "nasa_13013.mp4"
+def test_embedded_subtitle_stream(real_media):
+    path = real_media / "nasa_13013.mp4"
     got = find_text(path, probe(path))
     assert got.source == "embedded-subtitles"
     assert got.text.startswith("NAR: This is the optical and science segment of the Webb space telescope")

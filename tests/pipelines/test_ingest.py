@@ -22,13 +22,13 @@ def encoders():
 
 
 @pytest.fixture
-def library(tmp_path, media, shared_media):
+def library(tmp_path, media, real_media):
     lib = tmp_path / "lib"
     (lib / "sub").mkdir(parents=True)
     for name in ("h264.mp4", "tone.mp3", "av1.mkv", "truncated.mp4"):
         shutil.copy(media[name], lib / name)
     shutil.copy(media["video_only.mp4"], lib / "sub" / "silent.mp4")
-    shutil.copy(shared_media / "nasa_13013.mp4", lib / "nasa.mp4")
+    shutil.copy(real_media / "nasa_13013.mp4", lib / "nasa.mp4")
     (lib / "h264.json").write_text(json.dumps({"title": "test pattern with a beep"}))
     return lib
 
