@@ -4,16 +4,40 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Another apt run (unattended upgrades, a second setup) holds apt's lock: wait for it, bounded,
+# instead of failing at once with apt's raw error.
+APT_LOCK_WAIT_S=${APT_LOCK_WAIT_S:-600}
+apt_get() {
+    local waited=0 out rc
+    while true; do
+        rc=0
+        out=$(DEBIAN_FRONTEND=noninteractive "$@" 2>&1) || rc=$?
+        if [ "$rc" = 0 ]; then return 0; fi
+        if ! grep -qiE 'could not get lock|unable to acquire|is another process using it' <<<"$out"; then
+            echo "$out" >&2
+            return "$rc"
+        fi
+        if [ "$waited" -ge "$APT_LOCK_WAIT_S" ]; then
+            echo "setup: another apt run still holds the lock after ${waited}s; try again when it ends" >&2
+            echo "       (APT_LOCK_WAIT_S sets how long to wait)" >&2
+            return "$rc"
+        fi
+        [ "$waited" = 0 ] && echo "setup: another apt run holds the lock; waiting up to ${APT_LOCK_WAIT_S}s" >&2
+        sleep 5
+        waited=$((waited + 5))
+    done
+}
+
 # torchcodec (and so torchaudio.load) links against the system FFmpeg libraries; probing uses ffprobe.
 if ! command -v ffprobe >/dev/null 2>&1 || ! ldconfig -p 2>/dev/null | grep -q 'libavutil\.so'; then
     if [ "$(id -u)" = 0 ]; then
         echo "setup: installing FFmpeg with apt-get" >&2
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null
+        apt_get apt-get update -qq
+        apt_get apt-get install -y -qq ffmpeg
     elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
         echo "setup: installing FFmpeg with sudo apt-get" >&2
-        sudo apt-get update -qq
-        sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null
+        apt_get sudo apt-get update -qq
+        apt_get sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg
     else
         echo "setup: FFmpeg is missing and this user cannot install it. Run:" >&2
         echo "    sudo apt-get update && sudo apt-get install -y ffmpeg" >&2
