@@ -19,7 +19,7 @@ from embedder.errors import EmbedderError, Failure, one_line
 from embedder.fusion import FUSION_VERSION, item_weights
 from embedder.jobs_lock import job_lock
 from embedder.media.decode import DecodeOptions, DecodedItem, decode_item
-from embedder.media.discover import DiscoveredFile, discover
+from embedder.media.discover import MISSING, DiscoveredFile, discover
 from embedder.media.isolation import map_isolated
 from embedder.progress import Progress
 from embedder.store import PointRecord, VectorStore, open_store, point_id
@@ -84,6 +84,11 @@ class IngestSummary:
     trash: dict = field(default_factory=dict)
 
     @property
+    def missing(self) -> list[str]:
+        """Paths given to the run that do not exist (a typo, an unmounted share)."""
+        return [s["path"] for s in self.skipped if s["reason"] == MISSING]
+
+    @property
     def removals_held_back(self) -> bool:
         """Whether the guard kept items whose files are missing (the CLI exits 3 then)."""
         return any(h.guard for h in self.held_back)
@@ -106,6 +111,7 @@ class IngestSummary:
             "removed": self.removed,
             "restored": self.restored,
             "held_back": [h.to_dict() for h in self.held_back],
+            "missing": self.missing,
             "trash": self.trash,
             "failed": [f.to_dict() for f in self.failed],
             "skipped": self.skipped,

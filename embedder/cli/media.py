@@ -24,17 +24,24 @@ def inspect(
 ) -> None:
     """Show what ingest would do with each file: probe facts, decoder, frames, audio windows, text."""
     from embedder.inspect import inspect_paths
+    from embedder.media.discover import MISSING
 
     settings = ctx.obj.settings(sampling=sampling, video_fps=fps, max_frames=max_frames)
     reports = inspect_paths(paths, settings)
     if as_json:
         print_json(reports)
+        if any(r.get("reason") == MISSING for r in reports):
+            raise typer.Exit(2)
         return
     for r in reports:
         _print_inspect(r)
     ok = sum(r["status"] == "ok" for r in reports)
     out.print(f"{ok} ok, {sum(r['status'] == 'failed' for r in reports)} failed, "
               f"{sum(r['status'] == 'skipped' for r in reports)} skipped")
+    missing = [r["path"] for r in reports if r.get("reason") == MISSING]
+    if missing:
+        err.print("[red]error:[/red] not found: " + ", ".join(missing), highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
 
 
 def _print_inspect(r: dict) -> None:
@@ -100,6 +107,10 @@ def ingest(
         print_json(data)
     else:
         _print_ingest(data, dry_run)
+    if summary.missing:
+        err.print("[red]error:[/red] not found: " + ", ".join(summary.missing) + " (the other paths were ingested)",
+                  highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
     if summary.removals_held_back:
         raise typer.Exit(3)
 
@@ -126,6 +137,7 @@ def _print_ingest(data: dict, dry_run: bool) -> None:
         out.print(f"  [red]failed[/red] {f['path']}: {f['stage']}: {f['reason']}", highlight=False)
     for w in data["warnings"]:
         out.print(f"  [yellow]warning[/yellow] {w['path']}: {'; '.join(w['warnings'])}", highlight=False)
+    _print_skipped(data["skipped"])
     for h in data["held_back"]:
         if h["guard"]:
             err.print(f"[bold yellow]kept {h['items']} of {h['stored']} items under {h['root']}[/bold yellow]: "
@@ -209,6 +221,19 @@ def status(
         out.print("vectors: " + ", ".join(f"{k} {v}-d" for k, v in info["vectors"].items()), highlight=False)
     if info.get("size_bytes") is not None:
         out.print(f"size on disk: {info['size_bytes'] / 1e6:.1f} MB", highlight=False)
+
+
+def _print_skipped(skipped: list[dict]) -> None:
+    """Every skipped path with its reason; sidecar files (read with their media) only as a count."""
+    from embedder.media.discover import MISSING, SIDECAR
+
+    sidecars = sum(s["reason"] == SIDECAR for s in skipped)
+    for s in skipped:
+        if s["reason"] != SIDECAR:
+            colour = "red" if s["reason"] == MISSING else "yellow"
+            out.print(f"  [{colour}]skipped[/{colour}] {s['path']}: {s['reason']}", highlight=False, soft_wrap=True)
+    if sidecars:
+        out.print(f"  {sidecars} sidecar text files read with their media files", highlight=False)
 
 
 def _collection_name(info: dict) -> str:

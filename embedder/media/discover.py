@@ -17,6 +17,8 @@ from pathlib import Path
 PARTIAL_SUFFIXES = (".part", ".crdownload", ".partial", ".download", ".tmp")
 SIDECAR_SUFFIXES = (".json", ".txt", ".srt", ".vtt")
 HASH_CHUNK = 1 << 20
+MISSING = "does not exist"  # the reason recorded for a given path that is not there
+SIDECAR = "sidecar text (read with its media file)"
 
 
 @dataclass(frozen=True)
@@ -174,7 +176,7 @@ def discover(
         given = Path(raw).expanduser()
         root = Path(os.path.abspath(given))
         if not os.path.lexists(root):
-            result.skipped.append(Skipped(str(root), "does not exist"))
+            result.skipped.append(Skipped(str(root), MISSING))
             continue
         result.roots.append(root)
         if root.is_dir():
@@ -209,7 +211,7 @@ def _take(path: Path, result: Discovery, seen: set[tuple[int, int]], media_only:
         return
     if media_only and found.kind == "other":
         if path.suffix.lower() in SIDECAR_SUFFIXES and found.container == "text":
-            result.skipped.append(Skipped(str(path), "sidecar text (read with its media file)"))
+            result.skipped.append(Skipped(str(path), SIDECAR))
         else:
             why = "empty file" if found.container == "empty" else f"not audio or video (content: {found.container})"
             result.skipped.append(Skipped(str(path), why))

@@ -1,0 +1,41 @@
+"""Nothing hidden in text output: skipped and missing paths are named, a missing path is an error."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+
+def cli(*args, env, code=0):
+    proc = subprocess.run([sys.executable, "-m", "embedder.cli", *map(str, args)], capture_output=True, text=True,
+                          env={**os.environ, **env}, timeout=600)
+    assert proc.returncode == code, proc.stderr
+    assert "Traceback" not in proc.stderr
+    return proc
+
+
+def test_ingest_names_skipped_and_missing_paths_and_exits_2(tmp_path, media):
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    shutil.copy(media["tone.wav"], lib / "tone.wav")
+    (lib / "zero.mp4").write_bytes(b"")
+    (lib / "notes.mp4").write_text("not a video\n")
+    (lib / "tone.srt").write_text("1\n00:00:00,000 --> 00:00:01,000\nhello\n")
+    env = {"EMBEDDER_MODELS": "tiny", "EMBEDDER_STORE": str(tmp_path / "store"), "EMBEDDER_WORKERS": "1"}
+    typo = tmp_path / "libb"
+    proc = cli("ingest", lib, typo, env=env, code=2)
+    assert "1 new" in proc.stdout
+    assert f"skipped {lib / 'zero.mp4'}: empty file" in proc.stdout
+    assert f"skipped {lib / 'notes.mp4'}: not audio or video (content: text)" in proc.stdout
+    assert f"skipped {typo}: does not exist" in proc.stdout
+    assert "1 sidecar text files read with their media files" in proc.stdout
+    assert proc.stderr.strip().endswith(f"error: not found: {typo} (the other paths were ingested)")
+    data = json.loads(cli("ingest", lib, typo, "--json", env=env, code=2).stdout)
+    assert data["missing"] == [str(typo)] and data["counts"]["unchanged"] == 1
+
+
+def test_inspect_of_a_missing_path_exits_2(tmp_path, media):
+    proc = cli("--models", "tiny", "inspect", media["tone.wav"], tmp_path / "nope.mp4", env={}, code=2)
+    assert "1 ok, 0 failed, 1 skipped" in proc.stdout
+    assert proc.stderr.strip() == f"error: not found: {tmp_path / 'nope.mp4'}"
