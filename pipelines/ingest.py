@@ -16,6 +16,7 @@ from pathlib import Path
 
 from embedder.encoders.bundle import schema_for
 from embedder.errors import EmbedderError, Failure, one_line
+from embedder.failures import FailureMemory, failures_path
 from embedder.fusion import FUSION_VERSION, item_weights
 from embedder.jobs_lock import job_lock
 from embedder.media.decode import DecodeOptions, DecodedItem, decode_item
@@ -274,6 +275,19 @@ def _apply_unlinks(store: VectorStore, unlink: dict[str, set[str]], trash: Trash
     return moved
 
 
+def _remember(memory: FailureMemory, encoded: list[DiscoveredFile], failed: list[Failure], found) -> None:
+    """Remember this run's failures by content hash; forget files that went in, changed or went away."""
+    failed_paths = {f.path: f for f in failed}
+    for f in encoded:
+        if str(f.path) in failed_paths:
+            memory.remember(f.sha256, failed_paths[str(f.path)])
+        else:
+            memory.forget(f.sha256)
+    sha_now = {str(f.path): f.sha256 for f in found.files}
+    memory.prune(lambda path, sha: sha_now.get(path) == sha if _under(path, found.roots) else True)
+    memory.save()
+
+
 def _restore_from_trash(store: VectorStore, trash: Trash, files: list[DiscoveredFile]) -> list[str]:
     """Put trashed points back for files whose content is there, under the files' current paths."""
     by_id = {point_id(f.sha256): f for f in files}
@@ -308,6 +322,7 @@ def run_ingest(
     *,
     dry_run: bool = False,
     removals: str = "guarded",
+    retry_failed: bool = False,
     progress: Progress | None = None,
     store: VectorStore | None = None,
     encoders=None,
@@ -323,6 +338,8 @@ def run_ingest(
         dry_run: plan only: report what would be new, updated, unchanged and removed.
         removals: ``guarded`` (default) holds back the removal of a folder's worth of items
             (see :func:`guard_removals`); ``prune`` removes whatever is gone; ``never`` keeps all.
+        retry_failed: decode files again that failed before and have not changed since
+            (otherwise they are reported from :mod:`embedder.failures` without decoding).
         progress: receives per-file progress.
         store, encoders: already-open ones to reuse (tests, long-running workers).
         client: a ``QdrantClient`` to use instead of ``settings.store`` (tests).
@@ -342,13 +359,15 @@ def run_ingest(
         store = store or open_store(settings, client=client)
         try:
             with Trash(settings, store, client=client) as trash:
-                return _run_ingest(paths, settings, dry_run, removals, progress, store, trash, encoders, started)
+                return _run_ingest(paths, settings, dry_run, removals, retry_failed, progress, store, trash, encoders,
+                                   started)
         finally:
             if own_store:
                 store.close()
 
 
-def _run_ingest(paths, settings, dry_run, removals, progress, store, trash, encoders, started) -> IngestSummary:
+def _run_ingest(paths, settings, dry_run, removals, retry_failed, progress, store, trash, encoders,
+                started) -> IngestSummary:
     dims = schema_for(settings)
     failed: list[Failure] = []
     warnings: list[dict] = []
@@ -369,6 +388,10 @@ def _run_ingest(paths, settings, dry_run, removals, progress, store, trash, enco
         in_trash = {r.id for r in trash.take([point_id(f.sha256) for f in plan.to_encode], with_vectors=False)}
         plan.restore = [f for f in plan.to_encode if point_id(f.sha256) in in_trash]
         plan.to_encode = [f for f in plan.to_encode if point_id(f.sha256) not in in_trash]
+    memory = FailureMemory(failures_path(settings))
+    recalled_files = [] if retry_failed else [f for f in plan.to_encode if f.sha256 in memory.entries]
+    recalled = [memory.recalled(f.sha256, str(f.path)) for f in recalled_files]
+    plan.to_encode = [f for f in plan.to_encode if f not in recalled_files]
     progress.note(
         f"{len(found.files)} media files: {len(plan.to_encode)} to encode, {len(plan.restore)} to restore from the trash, "
         f"{len(plan.unchanged)} unchanged, {len(plan.removed)} removed"
@@ -384,12 +407,17 @@ def _run_ingest(paths, settings, dry_run, removals, progress, store, trash, enco
                 progress.note("loading models")
                 encoders = load_encoders(settings)
             failed, warnings, timings = _encode_and_write(plan, settings, store, encoders, progress)
-        failed += _apply_links(store, plan.links, failed, {str(f.path): f.sha256 for f in plan.to_encode})
+        _remember(memory, plan.to_encode, failed, found)
+        failed += recalled
+        failed += _apply_links(store, plan.links, failed, {str(f.path): f.sha256 for f in plan.to_encode + recalled_files})
         failed_paths = {f.path for f in failed}
         # A file that failed keeps its old point and links: nothing stored is lost.
         unlink = {p: ids for p, ids in plan.unlink.items() if p not in failed_paths}
         trash_info["moved"] = _apply_unlinks(store, unlink, trash, set(plan.removed))
         trash_info["purged"] = trash.purge(settings.trash_days)
+    if dry_run:
+        failed = recalled
+    failed.sort(key=lambda f: f.path)
     failed_paths = {f.path for f in failed}
     restored_set = set(restored)
     return IngestSummary(

@@ -81,12 +81,14 @@ def ingest(
     dry_run: bool = typer.Option(False, "--dry-run", help="Report what would change; decode and write nothing."),
     prune: bool = typer.Option(False, "--prune", help="Remove items whose files are gone even when a whole folder's worth is missing."),
     no_delete: bool = typer.Option(False, "--no-delete", help="Never remove items, whatever is missing."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Try again files that failed before and have not changed since."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
     """Decode, embed and store files; skip unchanged ones by hash; drop files gone from the folders.
 
-    Removed items go to the trash (see 'embedder trash') for trash_days, and come back without
+    A file that failed is remembered by its content hash and reported, not decoded, on later runs
+    until it changes or --retry-failed is given. Removed items go to the trash (see 'embedder trash') for trash_days, and come back without
     re-encoding when their files reappear. A run never removes a folder's worth of items on its
     own: when a folder has no media left (an unmounted share) or more than max_remove_fraction of
     its items are missing, those removals are held back and the run exits 3; --prune applies them.
@@ -101,7 +103,8 @@ def ingest(
         raise EmbedderError("--prune and --no-delete contradict each other; give one")
     settings = ctx.obj.settings()
     removals = "prune" if prune else "never" if no_delete else "guarded"
-    summary = run_ingest(paths, settings, dry_run=dry_run, removals=removals, progress=TerminalProgress(quiet or as_json))
+    summary = run_ingest(paths, settings, dry_run=dry_run, removals=removals, retry_failed=retry_failed,
+                         progress=TerminalProgress(quiet or as_json))
     data = summary.to_dict()
     if as_json:
         print_json(data)

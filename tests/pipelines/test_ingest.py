@@ -66,7 +66,8 @@ def test_ingest_reingest_modify_delete(library, settings, encoders, media):
     again = ingest(library, settings, encoders)
     assert again["counts"] == {"new": 0, "updated": 0, "unchanged": 5, "removed": 0, "restored": 0, "held_back": 0,
                                "failed": 1, "skipped": 1}
-    assert again["timings"]["encode_s"] == 0  # the only file decoded again is the one that fails
+    assert again["timings"] == {}  # nothing decoded or encoded: the broken file is remembered by its hash
+    assert again["failed"][0]["reason"].startswith("Invalid data found when processing input (failed on ")
 
     shutil.copy(media["hevc.mp4"], library / "h264.mp4")  # same path, new content
     (library / "tone.mp3").unlink()
@@ -176,3 +177,20 @@ def test_cli_ingest_search_status_json(library, tmp_path):
     assert err.strip() == "error: --modality must be one of all, visual, audio, text, not 'smell'"
     err = cli("ingest", tmp_path / "nope", code=2).stderr
     assert err.strip() == f"error: nothing to ingest: {tmp_path / 'nope'} not found"
+
+
+def test_a_failure_is_remembered_until_the_file_changes_or_retry(library, settings, media):
+    (library / "nasa.mp4").unlink()
+    first = run_ingest([library], settings, encoders=None)  # loads the tiny models once
+    assert [f.path for f in first.failed] == [str(library / "truncated.mp4")]
+    # Unchanged: reported from memory, nothing decoded, no models needed (encoders=None and no load).
+    again = run_ingest([library], settings, encoders=None)
+    assert again.timings == {} and "--retry-failed" in again.failed[0].reason
+    retried = run_ingest([library], settings, encoders=None, retry_failed=True)
+    assert retried.timings["wait_for_decode_s"] >= 0 and retried.failed[0].reason == "Invalid data found when processing input"
+    shutil.copy(media["vp9.webm"], library / "truncated.mp4")  # fixed: new content, new hash, tried at once
+    fixed = run_ingest([library], settings, encoders=None)
+    assert fixed.failed == [] and fixed.updated == [] and fixed.new == [str(library / "truncated.mp4")]
+    from embedder.failures import FailureMemory, failures_path
+
+    assert FailureMemory(failures_path(settings)).entries == {}  # the old content's failure is forgotten
