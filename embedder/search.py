@@ -36,21 +36,6 @@ class SearchHit:
         return asdict(self)
 
 
-def parse_filters(pairs: list[str] | None) -> dict:
-    """``["kind=video", "modalities=audio"]`` -> ``{"kind": "video", "modalities": "audio"}``.
-
-    Raises:
-        EmbedderError: a pair without ``=``.
-    """
-    out: dict = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise EmbedderError(f"--filter expects key=value, got '{pair}'")
-        out[key.strip()] = value.strip()
-    return out
-
-
 def _explain(hits, query_parts: dict[str, np.ndarray]) -> list[SearchHit]:
     out = []
     for h in hits:
@@ -167,4 +152,4 @@ def collection_status(store: VectorStore) -> dict:
     return info
 
 
-__all__ = ["SearchHit", "search_text", "search_like", "parse_filters", "collection_status"]
+__all__ = ["SearchHit", "search_text", "search_like", "collection_status"]

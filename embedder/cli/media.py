@@ -160,11 +160,12 @@ def search(
     like: Optional[str] = typer.Option(None, "--like", help="Find items similar to an ingested item (id or path) or a new file."),
     limit: int = typer.Option(10, "--limit", "-n", min=1, max=1000, help="How many hits."),
     modality: str = typer.Option("all", "--modality", "-m", help="all (fused content vector), visual, audio or text."),
-    filters: Optional[list[str]] = typer.Option(None, "--filter", "-f", help="Payload filter key=value, e.g. kind=video; repeatable."),
+    filters: Optional[list[str]] = typer.Option(None, "--filter", "-f", help="Payload filter: kind=video, kind=video,audio (any), size=16033, duration>10, size<1e6; repeat to combine (AND). Unknown keys list the known ones."),
     as_json: bool = typer.Option(False, "--json", help="Print hits as JSON."),
 ) -> None:
     """Similarity search by text, or by example with --like. Hits show path, score and per-modality scores."""
-    from embedder.search import parse_filters, search_like, search_text
+    from embedder.payload import parse_filters
+    from embedder.search import search_like, search_text
     from embedder.store import open_store
 
     if (query is None) == (like is None):

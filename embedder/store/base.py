@@ -50,7 +50,38 @@ class Hit:
     vectors: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-Filter = dict[str, Any]  # payload key -> value (equality) or list of values (any of)
+@dataclass(frozen=True)
+class Range:
+    """A numeric range on a payload key; ``None`` bounds are open."""
+
+    gt: float | None = None
+    gte: float | None = None
+    lt: float | None = None
+    lte: float | None = None
+
+
+@dataclass(frozen=True)
+class AllOf:
+    """Several conditions on one payload key that must all hold (a key given twice)."""
+
+    conditions: tuple
+
+
+# Payload key -> a value (equality), a list of values (any of them), a Range, or AllOf those.
+Filter = dict[str, Any]
+
+
+def filter_conditions(filter: Filter | None) -> Iterator[tuple[str, str, Any]]:
+    """A filter as ``(key, kind, value)`` conditions, kind ``match``, ``any`` or ``range``, all
+    to hold together. Each back-end turns these into its own condition objects."""
+    for key, value in (filter or {}).items():
+        for cond in value.conditions if isinstance(value, AllOf) else (value,):
+            if isinstance(cond, Range):
+                yield key, "range", cond
+            elif isinstance(cond, (list, tuple, set)):
+                yield key, "any", list(cond)
+            else:
+                yield key, "match", cond
 
 
 @dataclass

@@ -29,6 +29,7 @@ from embedder.store.base import (
     QuerySpec,
     VectorStore,
     check_dims,
+    filter_conditions,
 )
 
 EDGE_VECTOR_DIMS_FILE = "embedder-dims.json"
@@ -41,22 +42,21 @@ def _to_list(vec) -> list[float]:
 
 
 def edge_filter(filter: Filter | None, exclude_ids: list[str] | None = None, lacking: str | None = None):
-    """Our simple filter dict (ids to leave out, a vector points must lack) as a Qdrant Edge ``Filter``."""
+    """Our filter (plus ids to leave out and a vector points must lack) as a Qdrant Edge ``Filter``."""
     if not filter and not exclude_ids and not lacking:
         return None
-    from qdrant_edge import FieldCondition, Filter as EdgeFilter, HasIdCondition, HasVectorCondition, MatchAny, MatchValue
+    from qdrant_edge import FieldCondition, Filter as EdgeFilter, HasIdCondition, HasVectorCondition, MatchAny, MatchValue, RangeFloat
 
     must_not = ([HasIdCondition(set(exclude_ids))] if exclude_ids else []) + ([HasVectorCondition(lacking)] if lacking else [])
-    must_not = must_not or None
-    filter = filter or {}
-
     must = []
-    for key, value in filter.items():
-        if isinstance(value, (list, tuple, set)):
-            must.append(FieldCondition(key=key, match=MatchAny(any=list(value))))
+    for key, kind, value in filter_conditions(filter):
+        if kind == "range":
+            must.append(FieldCondition(key=key, range=RangeFloat(gt=value.gt, gte=value.gte, lt=value.lt, lte=value.lte)))
+        elif kind == "any":
+            must.append(FieldCondition(key=key, match=MatchAny(any=value)))
         else:
             must.append(FieldCondition(key=key, match=MatchValue(value=value)))
-    return EdgeFilter(must=must or None, must_not=must_not)
+    return EdgeFilter(must=must or None, must_not=must_not or None)
 
 
 class EdgeStore(VectorStore):

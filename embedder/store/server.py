@@ -24,6 +24,7 @@ from embedder.store.base import (
     PointRecord,
     VectorStore,
     check_dims,
+    filter_conditions,
 )
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ RRF_K = 60  # same constant as the embedded back-end
 
 
 def server_filter(filter: Filter | None, exclude_ids: list[str] | None = None, lacking: str | None = None):
-    """Our simple filter dict (ids to leave out, a vector points must lack) as a qdrant-client ``Filter``."""
+    """Our filter (plus ids to leave out and a vector points must lack) as a qdrant-client ``Filter``."""
     if not filter and not exclude_ids and not lacking:
         return None
     from qdrant_client import models
@@ -40,15 +41,16 @@ def server_filter(filter: Filter | None, exclude_ids: list[str] | None = None, l
     must_not = ([models.HasIdCondition(has_id=list(exclude_ids))] if exclude_ids else []) + (
         [models.HasVectorCondition(has_vector=lacking)] if lacking else []
     )
-    must_not = must_not or None
-    filter = filter or {}
     must = []
-    for key, value in filter.items():
-        if isinstance(value, (list, tuple, set)):
-            must.append(models.FieldCondition(key=key, match=models.MatchAny(any=list(value))))
+    for key, kind, value in filter_conditions(filter):
+        if kind == "range":
+            must.append(models.FieldCondition(key=key, range=models.Range(gt=value.gt, gte=value.gte, lt=value.lt,
+                                                                          lte=value.lte)))
+        elif kind == "any":
+            must.append(models.FieldCondition(key=key, match=models.MatchAny(any=value)))
         else:
             must.append(models.FieldCondition(key=key, match=models.MatchValue(value=value)))
-    return models.Filter(must=must or None, must_not=must_not)
+    return models.Filter(must=must or None, must_not=must_not or None)
 
 
 class ServerStore(VectorStore):

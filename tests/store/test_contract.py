@@ -178,3 +178,27 @@ def test_queries_restricted_to_points_lacking_a_vector(store):
     assert rec[0].id == point_id("c")
     fused = store.fused([(Nearest(vec(1, 0), "cf"), 3), (Nearest(vec(1, 0, 0, 0), "text", lacking="cf"), 3)], limit=5)
     assert {h.id for h in fused} == {point_id("a"), point_id("b"), point_id("c")}
+
+
+def test_typed_filters_behave_the_same_on_every_backend(store):
+    from embedder.payload import parse_filters
+
+    store.ensure_collection(DIMS)
+    sized = []
+    for p, size, duration in zip(points(), (16033, 2_000_000, 500), (12.5, 3.0, 61.0)):
+        p.payload.update(size=size, duration=duration)
+        sized.append(p)
+    store.upsert(sized)
+
+    def paths(*conditions):
+        return sorted(r.payload["path"] for r in store.scroll(parse_filters(list(conditions))))
+
+    assert paths("size=16033") == ["/m/a.mp4"]  # a number compares as a number
+    assert paths("size<1e6") == ["/m/a.mp4", "/m/c.mp4"]
+    assert paths("duration>10") == ["/m/a.mp4", "/m/c.mp4"]
+    assert paths("duration>10", "duration<=60") == ["/m/a.mp4"]  # a repeated key: both hold
+    assert paths("duration=12.5") == ["/m/a.mp4"]
+    assert paths("kind=video,audio") == ["/m/a.mp4", "/m/b.mp3", "/m/c.mp4"]  # any of
+    assert paths("kind=video", "modalities=audio") == ["/m/c.mp4"]
+    assert paths("kind=video", "kind=audio") == []  # AND of two values of a one-valued key
+    assert store.count(parse_filters(["size>=500", "size<=16033"])) == 2
