@@ -62,6 +62,30 @@ def _check_modality(modality: str) -> None:
         raise EmbedderError(f"--modality must be one of {', '.join(SEARCH_MODALITIES)}, not '{modality}'")
 
 
+def check_vector_space(store: VectorStore, model_ids: dict[str, str]) -> None:
+    """Refuse to rank stored vectors of one model with query vectors of another.
+
+    Two models of the same size (two ViT-B-32 checkpoints) give vectors Qdrant accepts but whose
+    scores mean nothing. The collection's models are read from a sample of its points' provenance
+    (``models`` in the payload), which costs one small read.
+
+    Raises:
+        EmbedderError: naming the modality, the collection's model and the configured one.
+    """
+    records, _ = store.page(limit=32)
+    stored: dict[str, set[str]] = {}
+    for record in records:
+        for modality, model_id in (record.payload.get("models") or {}).items():
+            stored.setdefault(modality, set()).add(model_id)
+    for modality, ids in sorted(stored.items()):
+        if modality in model_ids and model_ids[modality] not in ids:
+            raise EmbedderError(
+                f"collection '{store.logical or store.collection}' holds {modality} vectors of {', '.join(sorted(ids))}, "
+                f"but the configured model is {model_ids[modality]}: configure the collection's models "
+                "(EMBEDDER_MODELS, EMBEDDER_CLIP_MODEL, EMBEDDER_CLAP_MODEL), or rebuild it with 'embedder reembed'"
+            )
+
+
 def search_text(
     store: VectorStore, encoders, query: str, *, weights: dict[str, float], limit: int = 10,
     modality: str = "all", filters: dict | None = None,
@@ -74,6 +98,7 @@ def search_text(
     _check_modality(modality)
     if not query.strip():
         raise EmbedderError("the search text is empty")
+    check_vector_space(store, encoders.model_ids)
     clip_text = encoders.clip.encode_texts([query])[0]
     clap_text = encoders.clap.encode_texts([query])[0]
     parts = {"visual": clip_text, "audio": clap_text, "text": clip_text}
@@ -118,6 +143,9 @@ def search_like(
     else:
         if not Path(ref).expanduser().is_file():
             raise EmbedderError(f"--like {ref}: not an ingested item id and not a file")
+        from embedder.encoders.bundle import configured_model_ids
+
+        check_vector_space(store, encoders.model_ids if encoders is not None else configured_model_ids(settings))
         vectors = _embed_new_file(str(Path(ref).expanduser()), settings, encoders)
     using = "content" if modality == "all" else modality
     if using not in vectors:

@@ -26,8 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from embedder.encoders.bundle import schema_for
-from embedder.encoders.registry import resolve_models
+from embedder.encoders.bundle import configured_model_ids, schema_for
 from embedder.errors import EmbedderError, Failure, one_line
 from embedder.fusion import FUSION_VERSION, MODALITIES, fuse, item_weights
 from embedder.jobs_lock import job_lock
@@ -61,11 +60,6 @@ class ReembedPlan:
         return dict(sorted(out.items()))
 
 
-def current_model_ids(settings) -> dict[str, str]:
-    clip, clap = resolve_models(settings)
-    return {"visual": clip.model_id, "audio": clap.model_id, "text": clip.model_id}
-
-
 def _content_changed(payload: dict, path: str) -> bool:
     from embedder.media.discover import hash_file
 
@@ -78,7 +72,7 @@ def _content_changed(payload: dict, path: str) -> bool:
 
 def find_stale(store: VectorStore, settings, head_version: str | None = None) -> ReembedPlan:
     """Check every stored item's provenance against the current settings and files."""
-    models = current_model_ids(settings)
+    models = configured_model_ids(settings)
     weights = settings.fusion_weights
     plan = ReembedPlan()
     folders: set[str] = set()
@@ -212,7 +206,7 @@ def _blue_green(settings, catalog, source: str, progress: Progress, encoders, cl
         state = {"source": source, "target": target, "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         state_file.parent.mkdir(parents=True, exist_ok=True)
         state_file.write_text(json.dumps(state))
-    models = current_model_ids(settings)
+    models = configured_model_ids(settings)
 
     failed: list[Failure] = []
     rebuilt = copied = 0

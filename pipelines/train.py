@@ -93,7 +93,7 @@ def run_training(settings, cfg: TrainConfig, *, resume: Path | None = None, writ
     from embedder.encoders.runtime import resolve_device
     from embedder.recommend.interactions import InteractionLog, default_log_path
     from embedder.recommend.stores import open_collections
-    from pipelines.reembed import current_model_ids
+    from embedder.encoders.bundle import configured_model_ids
 
     with InteractionLog(default_log_path(settings)) as log:
         events = log.all()
@@ -112,6 +112,6 @@ def run_training(settings, cfg: TrainConfig, *, resume: Path | None = None, writ
         result, data, users_vecs, items_vecs, version, metrics = train_head(
             events, cfg, media=media if has_content else None, run_dir=run_dir, resume=resume is not None,
             device=device, progress=progress, extra_items=ingested,
-            feature_models=current_model_ids(settings) if has_content else None, cf=CFParams.from_settings(settings))
+            feature_models=configured_model_ids(settings) if has_content else None, cf=CFParams.from_settings(settings))
         written = write_rec(users_vecs, items_vecs, data, media, users, version, run_dir=run_dir) if write else None
     return {"run_dir": str(run_dir), "version": version, "device": device, "metrics": metrics, "written": written}

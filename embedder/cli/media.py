@@ -176,10 +176,12 @@ def search(
         if like is not None:
             hits = search_like(store, like, settings, limit=limit, modality=modality, filters=parsed)
         else:
-            from embedder.encoders.bundle import load_encoders
+            from embedder.encoders.bundle import configured_model_ids, load_encoders
+            from embedder.search import check_vector_space
 
             if store.collection_dims() is None:
                 raise EmbedderError(f"collection '{settings.collection}' is empty or missing; run 'embedder ingest' first")
+            check_vector_space(store, configured_model_ids(settings))  # before seconds of model loading
             hits = search_text(store, load_encoders(settings), query, weights=settings.fusion_weights,
                                limit=limit, modality=modality, filters=parsed)
     if as_json:

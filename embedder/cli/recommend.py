@@ -160,9 +160,10 @@ def recommend(
     media, users = open_collections(settings, create=False)
     with media, users:
         if not history and query:
-            from embedder.encoders.bundle import load_encoders
-            from embedder.search import search_text
+            from embedder.encoders.bundle import configured_model_ids, load_encoders
+            from embedder.search import check_vector_space, search_text
 
+            check_vector_space(media, configured_model_ids(settings))  # before seconds of model loading
             hits = search_text(media, load_encoders(settings), query, weights=settings.fusion_weights, limit=limit * 5)
             result = RecommendResult(user=user, strategy=strategy, used=["popular", "text"],
                                      items=popular_items(media, limit=limit, text_hits=hits),

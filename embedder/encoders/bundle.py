@@ -21,7 +21,18 @@ class Encoders:
 
     @property
     def model_ids(self) -> dict[str, str]:
-        return {"visual": self.clip.spec.model_id, "audio": self.clap.spec.model_id, "text": self.clip.spec.model_id}
+        """The model id behind each modality's vectors (the provenance stored on points)."""
+        return modality_model_ids(self.clip.spec, self.clap.spec)
+
+
+def modality_model_ids(clip: ModelSpec, clap: ModelSpec) -> dict[str, str]:
+    """Which model makes each modality's vectors: frames and item text by CLIP, audio by CLAP."""
+    return {"visual": clip.model_id, "audio": clap.model_id, "text": clip.model_id}
+
+
+def configured_model_ids(settings) -> dict[str, str]:
+    """:func:`modality_model_ids` of the models ``settings`` name, without loading them."""
+    return modality_model_ids(*resolve_models(settings))
 
 
 def modality_dims(clip: ModelSpec, clap: ModelSpec) -> dict[str, int]:

@@ -194,3 +194,24 @@ def test_a_failure_is_remembered_until_the_file_changes_or_retry(library, settin
     from embedder.failures import FailureMemory, failures_path
 
     assert FailureMemory(failures_path(settings)).entries == {}  # the old content's failure is forgotten
+
+
+def test_queries_refuse_another_models_vector_space(library, settings, encoders, media, tmp_path):
+    ingest(library, settings, encoders)
+    other = settings.model_copy(update={"clip_model": "tiny-clip-b"})  # same size, other weights
+    other_encoders = load_encoders(other)
+    with open_store(other) as store:
+        with pytest.raises(Exception) as err:
+            search_text(store, other_encoders, "a beep", weights=other.fusion_weights)
+        message = str(err.value)
+        assert "holds text vectors of open_clip:embedder-tiny-clip/random@1" in message
+        assert "configured model is open_clip:embedder-tiny-clip/random@1b" in message
+        with pytest.raises(Exception, match="holds text vectors of"):
+            search_like(store, str(media["vp9.webm"]), other, encoders=other_encoders)  # a new file, encoded
+        hits = search_like(store, str(library / "tone.mp3"), other, limit=1)  # stored vectors only: no encoder
+        assert hits[0].path == str(library / "tone.mp3")
+    env = {**os.environ, "EMBEDDER_MODELS": "tiny", "EMBEDDER_CLIP_MODEL": "tiny-clip-b", "EMBEDDER_STORE": settings.store}
+    proc = subprocess.run([sys.executable, "-m", "embedder.cli", "search", "a beep"], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert proc.returncode == 2 and "configured model is open_clip:embedder-tiny-clip/random@1b" in proc.stderr
+    assert "Traceback" not in proc.stderr
