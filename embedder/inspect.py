@@ -18,7 +18,8 @@ def inspect_paths(paths: list[str | Path], settings) -> list[dict]:
     """
     clip, _ = resolve_models(settings)
     options = DecodeOptions.from_settings(settings, image_size=clip.image_size or 224)
-    found = discover(paths, include_hidden=settings.include_hidden)
+    found = discover(paths, include_hidden=settings.include_hidden, max_files=settings.discover_max_files,
+                     timeout_s=settings.discover_timeout_s)
     reports: dict[str, dict] = {}
     tasks = []
     for f in found.files:

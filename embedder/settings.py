@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     decode_timeout_s: float = Field(300.0, gt=0)
     workers: int = Field(default_factory=lambda: max(1, min(4, (os.cpu_count() or 2))), ge=1, le=64)
     include_hidden: bool = False
+    # Discovery stops with a clear error past these (a root that is not what was meant: a link to /).
+    discover_max_files: int = Field(1_000_000, ge=1)
+    discover_timeout_s: float = Field(3600.0, gt=0)
 
     # Removals: ingest drops items whose files are gone, but never a folder's worth by accident.
     # A run holds back (and reports) removals from a folder that has no media left, or of more

@@ -381,7 +381,8 @@ def _run_ingest(paths, settings, dry_run, removals, retry_failed, progress, stor
     else:
         store.ensure_collection(dims)
     index = StoreIndex.read(store)
-    found = discover(paths, include_hidden=settings.include_hidden, hash_cache=index.hash_cache)
+    found = discover(paths, include_hidden=settings.include_hidden, hash_cache=index.hash_cache,
+                     max_files=settings.discover_max_files, timeout_s=settings.discover_timeout_s)
     plan = plan_ingest(found, index)
     guard_removals(plan, found, index, removals, settings.max_remove_fraction)
     if plan.to_encode and store.collection_dims() is not None:

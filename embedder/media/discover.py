@@ -11,14 +11,40 @@ import errno
 import hashlib
 import os
 import stat
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from embedder.errors import EmbedderError
 
 PARTIAL_SUFFIXES = (".part", ".crdownload", ".partial", ".download", ".tmp")
 SIDECAR_SUFFIXES = (".json", ".txt", ".srt", ".vtt")
 HASH_CHUNK = 1 << 20
 MISSING = "does not exist"  # the reason recorded for a given path that is not there
 SIDECAR = "sidecar text (read with its media file)"
+# Kernel and virtual filesystems: their "files" block (/proc/kmsg), never end or are devices.
+PSEUDO_FILESYSTEMS = {"proc", "sysfs", "devtmpfs", "devpts", "cgroup", "cgroup2", "debugfs", "tracefs", "securityfs",
+                      "pstore", "bpf", "mqueue", "hugetlbfs", "fusectl", "configfs", "autofs", "binfmt_misc", "efivarfs",
+                      "rpc_pipefs", "nsfs"}
+
+
+class DiscoveryLimitError(EmbedderError):
+    """Discovery found more files, or took longer, than the limits allow."""
+
+
+def pseudo_mounts() -> set[str]:
+    """Mount points of kernel and virtual filesystems (from /proc/self/mounts; empty if unreadable)."""
+    try:
+        with open("/proc/self/mounts", encoding="utf-8", errors="replace") as fh:
+            rows = [line.split() for line in fh]
+    except OSError:
+        return {"/proc", "/sys", "/dev"}
+    return {row[1].replace("\\040", " ") for row in rows if len(row) > 2 and row[2] in PSEUDO_FILESYSTEMS}
+
+
+def printable(path: str | Path) -> str:
+    """A path as text that prints and serialises: undecodable bytes of a name become \\xNN."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 @dataclass(frozen=True)
@@ -157,6 +183,8 @@ def discover(
     include_hidden: bool = False,
     media_only: bool = True,
     hash_cache: HashCache | None = None,
+    max_files: int | None = None,
+    timeout_s: float | None = None,
 ) -> Discovery:
     """Find media files under ``paths`` (folders are walked, files taken as they are).
 
@@ -169,57 +197,92 @@ def discover(
         include_hidden: also take dot-files and dot-folders, and partial downloads.
         media_only: drop files whose content is not audio or video (listed in ``skipped``).
         hash_cache: hashes known from an earlier run, reused when size and mtime match.
+        max_files, timeout_s: stop with :class:`DiscoveryLimitError` past this many files or
+            seconds (a root that is much bigger than meant, such as a link to ``/``).
+
+    Only regular files are opened; kernel and virtual filesystems (``/proc``, ``/sys``, ``/dev``)
+    are never entered, and a name that is not valid UTF-8 is skipped with its reason.
     """
     result = Discovery()
     seen_files: set[tuple[int, int]] = set()
+    limits = _Limits(max_files, timeout_s)
+    pseudo = pseudo_mounts()
     for raw in paths:
         given = Path(raw).expanduser()
         root = Path(os.path.abspath(given))
         if not os.path.lexists(root):
-            result.skipped.append(Skipped(str(root), MISSING))
+            result.skipped.append(Skipped(printable(root), MISSING))
             continue
         result.roots.append(root)
         if root.is_dir():
-            candidates = _walk(root, include_hidden, result.skipped)
+            candidates = _walk(root, include_hidden, result.skipped, pseudo, limits)
         else:
             candidates = [root]
         for path in candidates:
+            limits.check(root, count=not root.is_dir())  # files under a folder were counted by the walk
             _take(path, result, seen_files, media_only, hash_cache)
     result.files.sort(key=lambda f: str(f.path))
     result.skipped.sort(key=lambda s: s.path)
     return result
 
 
+@dataclass
+class _Limits:
+    max_files: int | None
+    timeout_s: float | None
+    started: float = field(default_factory=time.monotonic)
+    files: int = 0
+
+    def check(self, root: Path, count: bool = True) -> None:
+        self.files += count
+        if self.max_files is not None and self.files > self.max_files:
+            raise DiscoveryLimitError(
+                f"discovery under {printable(root)} passed {self.max_files} files (discover_max_files); "
+                "is this the folder you meant? Raise the limit for a library this big")
+        if self.timeout_s is not None and time.monotonic() - self.started > self.timeout_s:
+            raise DiscoveryLimitError(
+                f"discovery under {printable(root)} took over {self.timeout_s:g} s (discover_timeout_s) after "
+                f"{self.files} files; is this the folder you meant? Raise the limit for a slow or huge share")
+
+
 def _take(path: Path, result: Discovery, seen: set[tuple[int, int]], media_only: bool, hash_cache) -> None:
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        result.skipped.append(Skipped(printable(path), "file name is not valid UTF-8; rename it to ingest it"))
+        return
     try:
         st = path.stat()
     except OSError as exc:
-        result.skipped.append(Skipped(str(path), f"cannot stat: {exc.strerror or exc}"))
+        result.skipped.append(Skipped(printable(path), f"cannot stat: {exc.strerror or exc}"))
         return
     if not stat.S_ISREG(st.st_mode):
-        result.skipped.append(Skipped(str(path), "not a regular file"))
+        result.skipped.append(Skipped(printable(path), "not a regular file"))
+        return
+    if st.st_size == 0:  # never opened: procfs-like files report 0 bytes and may block on read
+        result.skipped.append(Skipped(printable(path), "empty file"))
         return
     key = (st.st_dev, st.st_ino)
     if key in seen:
-        result.skipped.append(Skipped(str(path), "same file already found through another path"))
+        result.skipped.append(Skipped(printable(path), "same file already found through another path"))
         return
     seen.add(key)
     try:
         found = describe_file(path, hash_cache)
     except OSError as exc:
-        result.skipped.append(Skipped(str(path), f"cannot read: {exc.strerror or exc}"))
+        result.skipped.append(Skipped(printable(path), f"cannot read: {exc.strerror or exc}"))
         return
     if media_only and found.kind == "other":
         if path.suffix.lower() in SIDECAR_SUFFIXES and found.container == "text":
-            result.skipped.append(Skipped(str(path), SIDECAR))
+            result.skipped.append(Skipped(printable(path), SIDECAR))
         else:
             why = "empty file" if found.container == "empty" else f"not audio or video (content: {found.container})"
-            result.skipped.append(Skipped(str(path), why))
+            result.skipped.append(Skipped(printable(path), why))
         return
     result.files.append(found)
 
 
-def _walk(root: Path, include_hidden: bool, skipped: list[Skipped]) -> list[Path]:
+def _walk(root: Path, include_hidden: bool, skipped: list[Skipped], pseudo: set[str], limits: _Limits) -> list[Path]:
     real_root = Path(os.path.realpath(root))
     visited_dirs: set[str] = set()
     out: list[Path] = []
@@ -228,34 +291,39 @@ def _walk(root: Path, include_hidden: bool, skipped: list[Skipped]) -> list[Path
         folder = stack.pop()
         real = os.path.realpath(folder)
         if real in visited_dirs:
-            skipped.append(Skipped(str(folder), "symlink loop or folder already walked"))
+            skipped.append(Skipped(printable(folder), "symlink loop or folder already walked"))
             continue
         visited_dirs.add(real)
+        if real in pseudo:
+            skipped.append(Skipped(printable(folder), "kernel or virtual filesystem (not media)"))
+            continue
+        limits.check(root, count=False)
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError as exc:
-            skipped.append(Skipped(str(folder), f"cannot list folder: {exc.strerror or exc}"))
+            skipped.append(Skipped(printable(folder), f"cannot list folder: {exc.strerror or exc}"))
             continue
         subdirs = []
         for entry in entries:
             path = Path(entry.path)
             if not include_hidden and (why := _is_hidden_or_partial(entry.name)):
-                skipped.append(Skipped(str(path), why))
+                skipped.append(Skipped(printable(path), why))
                 continue
             if entry.is_symlink():
                 try:
                     os.stat(path)
                 except OSError as exc:
                     why = "symlink loop" if exc.errno == errno.ELOOP else "broken symlink"
-                    skipped.append(Skipped(str(path), why))
+                    skipped.append(Skipped(printable(path), why))
                     continue
                 target = Path(os.path.realpath(path))
                 if not _inside(target, real_root):
-                    skipped.append(Skipped(str(path), "symlink leaves the root"))
+                    skipped.append(Skipped(printable(path), "symlink leaves the root"))
                     continue
             if entry.is_dir():
                 subdirs.append(path)
             else:
                 out.append(path)
+                limits.check(root)
         stack.extend(reversed(subdirs))
     return out

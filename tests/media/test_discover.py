@@ -64,3 +64,35 @@ def test_single_files_and_missing_paths(tmp_path, media):
     found = discover([media["tone.ogg"], tmp_path / "missing.mp4"])
     assert [f.path for f in found.files] == [media["tone.ogg"]]
     assert found.skipped[0].reason == "does not exist"
+
+
+def test_hostile_paths_never_hang_and_are_named(tmp_path, media):
+    import json
+
+    import pytest
+
+    from embedder.media.discover import DiscoveryLimitError
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "ok.mp4").write_bytes(media["h264.mp4"].read_bytes())
+    os.mkfifo(lib / "pipe.mp4")  # opening a FIFO would block for ever
+    os.close(os.open(os.fsencode(lib) + b"/caf\xe9.mp4", os.O_CREAT | os.O_WRONLY))  # Latin-1 name
+    (lib / "proc").symlink_to("/proc")  # leaves the root: not followed
+    found = discover([lib])
+    assert [f.path.name for f in found.files] == ["ok.mp4"]
+    reasons = {s.path: s.reason for s in found.skipped}
+    assert reasons[str(lib / "pipe.mp4")] == "not a regular file"
+    assert reasons[f"{lib}/caf\\xe9.mp4"] == "file name is not valid UTF-8; rename it to ingest it"
+    assert reasons[str(lib / "proc")] == "symlink leaves the root"
+    json.dumps([s.__dict__ for s in found.skipped])  # every reported path serialises
+
+    # A root that *is* a link to a kernel filesystem is not entered (its files block on read).
+    (tmp_path / "kernel").symlink_to("/proc")
+    assert [s.reason for s in discover([tmp_path / "kernel"]).skipped] == ["kernel or virtual filesystem (not media)"]
+    # A root that is much bigger than meant stops with a clear error.
+    (tmp_path / "everything").symlink_to("/")
+    with pytest.raises(DiscoveryLimitError, match=r"passed 50 files \(discover_max_files\); is this the folder you meant"):
+        discover([tmp_path / "everything"], max_files=50)
+    with pytest.raises(DiscoveryLimitError, match=r"took over 1e-09 s \(discover_timeout_s\)"):
+        discover([lib], timeout_s=1e-9)
