@@ -106,19 +106,25 @@ class TerminalProgress:
         self.task = None
         self.done = 0
         self.total = 0
+        self.unit = "files"
+        self.last_logged = 0
 
-    def start(self, total: int, label: str) -> None:
-        self.total, self.done, self.label = total, 0, label
+    def start(self, total: int, label: str, unit: str = "files") -> None:
+        self.total, self.done, self.label, self.unit = total, 0, label, unit
+        self.last_logged = 0
         if self.quiet or not self.tty:
             return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         class Rate(TextColumn):
             def render(self, task):
                 speed = task.finished_speed or task.speed
-                return super().render(task) if speed is None else f"{speed:.2f} files/s"
+                if speed is None:
+                    return super().render(task)
+                return f"{speed / 1e6:.1f} MB/s" if unit == "bytes" else f"{speed:.2f} {unit}/s"
 
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), Rate(""),
+        count = DownloadColumn() if unit == "bytes" else MofNCompleteColumn()
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), count, Rate(""),
                             TimeRemainingColumn(), console=err, transient=False)
         self.bar.start()
         self.task = self.bar.add_task(label, total=total)
@@ -131,6 +137,14 @@ class TerminalProgress:
                 self.bar.update(self.task, description=f"{self.label} {path}")
         elif not self.quiet and self.per_item:
             err.print(f"[{self.done}/{self.total}] {status}: {path}", highlight=False, markup=False, soft_wrap=True)
+
+    def update(self, completed: int, detail: str = "") -> None:
+        self.done = completed
+        if self.bar is not None:
+            self.bar.update(self.task, completed=completed)
+        elif not self.quiet and self.total and completed - self.last_logged >= self.total / 10:
+            self.last_logged = completed  # plain mode (logs, cron): a line every tenth
+            err.print(f"{self.label}: {100 * completed / self.total:.0f}% {detail}", highlight=False, markup=False)
 
     def note(self, message: str) -> None:
         if not self.quiet:

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from embedder.cli.common import app, guarded, out, print_json, short_path, TerminalProgress
+from embedder.cli.common import app, err, guarded, out, print_json, short_path, TerminalProgress
 from embedder.errors import EmbedderError
 
 
@@ -56,7 +56,7 @@ def interactions_import(
                      timestamp=time_col, rating_threshold=rating_threshold, event_weights=weights)
     names = [c.strip() for c in columns.split(",")] if columns else None
     with _open_log(ctx.obj.settings()) as log:
-        report = log.import_file(file, cols, fmt=fmt, columns=names)
+        report = log.import_file(file, cols, fmt=fmt, columns=names, progress=TerminalProgress(as_json))
         stats = log.stats()
     data = {**report.to_dict(), "log": stats}
     if as_json:
@@ -70,6 +70,8 @@ def interactions_import(
         out.print(f"  line {bad['line']}: {bad['reason']}", highlight=False)
     if report.bad > len(report.bad_rows):
         out.print(f"  ... and {report.bad - len(report.bad_rows)} more bad rows", highlight=False)
+    for warning in report.warnings:
+        err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
 
 
 @interactions_app.command("stats")

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Iterator
 
 from embedder.errors import EmbedderError
+from embedder.progress import Progress
 
 DEFAULT_EVENT_WEIGHTS = {"view": 1.0, "play": 1.0, "click": 1.0, "like": 3.0, "share": 4.0, "save": 3.0,
                          "skip": -1.0, "dislike": -3.0}
@@ -76,11 +77,12 @@ class ImportReport:
     duplicates: int = 0
     bad: int = 0
     bad_rows: list[dict] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {"path": self.path, "rows": self.rows, "added": self.added, "neutral": self.neutral,
                 "duplicates": self.duplicates,
-                "bad": self.bad, "bad_rows": self.bad_rows}
+                "bad": self.bad, "bad_rows": self.bad_rows, "warnings": self.warnings}
 
 
 def detect_format(path: Path, given: str | None) -> str:
@@ -96,10 +98,33 @@ def detect_format(path: Path, given: str | None) -> str:
     raise EmbedderError(f"{path}: cannot tell the format from '{suffix}'; pass --format {'|'.join(FORMATS)}")
 
 
-def read_rows(path: Path, fmt: str, columns: list[str] | None = None) -> Iterator[tuple[int, dict]]:
+MAX_FIELD_BYTES = 128 * 1024  # csv's own limit; a longer field is a bad row, not a crash
+
+
+def looks_binary(path: Path) -> bool:
+    """Whether a file meant to be CSV/TSV/JSONL text starts like binary data (NUL bytes, not UTF-8)."""
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    if b"\x00" in head:
+        return True
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start < len(head) - 4  # a multi-byte character cut at the end is still text
+    return False
+
+
+def read_rows(path: Path, fmt: str, columns: list[str] | None = None, position: list | None = None,
+              need: list[str] | None = None) -> Iterator[tuple[int, dict]]:
     """Yield ``(line_number, row)``; line numbers are 1-based lines of the file (rows for Parquet).
 
-    ``columns`` names the fields of a file without a header line.
+    ``columns`` names the fields of a file without a header line. ``position``, when given, is a
+    one-element list kept at the byte offset read so far (for progress). ``need`` are the columns
+    the mapping reads: a file whose header (or first object) lacks one is refused at once with
+    the file's actual columns.
+
+    Raises:
+        EmbedderError: binary input, or a needed column that the file does not have.
     """
     if fmt == "parquet":
         import pyarrow.parquet as pq
@@ -108,12 +133,22 @@ def read_rows(path: Path, fmt: str, columns: list[str] | None = None) -> Iterato
             table = pq.read_table(path)
         except Exception as exc:
             raise EmbedderError(f"{path}: not a readable Parquet file ({exc})") from None
+        _check_columns(path, table.column_names, need)
         for i, row in enumerate(table.to_pylist(), start=1):
             yield i, row
         return
+    if looks_binary(path):
+        raise EmbedderError(f"{path}: binary data, not {fmt.upper()} text (is it compressed, or Parquet? "
+                            "decompress it, or pass --format parquet)")
     with open(path, encoding="utf-8", errors="replace", newline="") as fh:
+        def tell():
+            if position is not None:
+                position[0] = fh.buffer.tell()
+
         if fmt == "jsonl":
+            checked = False
             for i, line in enumerate(fh, start=1):
+                tell()
                 if not line.strip():
                     continue
                 try:
@@ -121,25 +156,48 @@ def read_rows(path: Path, fmt: str, columns: list[str] | None = None) -> Iterato
                 except json.JSONDecodeError as exc:
                     yield i, {"__error__": f"invalid JSON: {exc.msg}"}
                     continue
+                if isinstance(row, dict) and not checked:
+                    _check_columns(path, list(row), need)
+                    checked = True
                 yield i, row if isinstance(row, dict) else {"__error__": "not a JSON object"}
             return
         delimiter = "\t" if fmt == "tsv" else ","
+        csv.field_size_limit(MAX_FIELD_BYTES)
         reader = csv.reader(fh, delimiter=delimiter)
         header = columns
-        first_line = 1
         if header is None:
             try:
                 header = [h.strip() for h in next(reader)]
             except StopIteration:
                 return
-            first_line = 2
-        for i, values in enumerate(reader, start=first_line):
+            except csv.Error as exc:
+                raise EmbedderError(f"{path}: line 1 (the header): {exc}") from None
+        _check_columns(path, header, need, headerless=columns is not None)
+        while True:
+            try:
+                values = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:  # a field over the limit, a NUL byte: this row is bad, go on
+                tell()
+                yield reader.line_num, {"__error__": f"unreadable row: {exc}"}
+                continue
+            tell()
             if not values or all(not v.strip() for v in values):
                 continue
             if len(values) != len(header):
-                yield i, {"__error__": f"expected {len(header)} fields, found {len(values)}"}
+                yield reader.line_num, {"__error__": f"expected {len(header)} fields, found {len(values)}"}
                 continue
-            yield i, {k: v.strip() for k, v in zip(header, values)}
+            yield reader.line_num, {k: v.strip() for k, v in zip(header, values)}
+
+
+def _check_columns(path: Path, have: list[str], need: list[str] | None, headerless: bool = False) -> None:
+    missing = [c for c in need or [] if c not in have]
+    if missing:
+        how = "--columns" if headerless else "--user-col/--item-col/... or --columns for a file without a header"
+        raise EmbedderError(f"{path}: missing column{'s' if len(missing) > 1 else ''} {', '.join(repr(c) for c in missing)}; "
+                            f"the file's columns are "
+                            f"{', '.join(repr(c) for c in have)} (map them with {how})")
 
 
 def parse_timestamp(value) -> float | None:
@@ -234,14 +292,25 @@ class InteractionLog:
         return self.db.total_changes - before
 
     def import_file(self, path: str | Path, cols: ColumnMap, fmt: str | None = None,
-                    columns: list[str] | None = None, batch: int = 10_000) -> ImportReport:
-        """Read, validate and append a file. Bad rows are reported with line numbers and skipped."""
+                    columns: list[str] | None = None, batch: int = 10_000, progress: Progress | None = None) -> ImportReport:
+        """Read, validate and append a file. Bad rows are reported with line numbers and skipped.
+
+        Raises:
+            EmbedderError: the file is missing, binary, lacks a mapped column, or has no valid row.
+        """
         path = Path(path).expanduser()
         if not path.is_file():
             raise EmbedderError(f"{path}: no such file")
         report = ImportReport(str(path))
         pending: list[Interaction] = []
-        for line, row in read_rows(path, detect_format(path, fmt), columns):
+        position = [0]
+        size = path.stat().st_size
+        progress = progress or Progress()
+        progress.start(size, f"import {path.name}", unit="bytes")
+        need = [c for c in (cols.user, cols.item, cols.weight, cols.rating, cols.event, cols.timestamp) if c]
+        for line, row in read_rows(path, detect_format(path, fmt), columns, position, need):
+            if report.rows % 10_000 == 0:
+                progress.update(position[0], f"{report.rows} rows")
             report.rows += 1
             try:
                 pending.append(to_interaction(row, cols))
@@ -254,7 +323,11 @@ class InteractionLog:
                 report.added += self.add(pending)
                 pending = []
         report.added += self.add(pending)
+        progress.update(size, f"{report.rows} rows")
+        progress.finish()
         report.duplicates = report.rows - report.bad - report.added
+        if report.rows == 0:
+            report.warnings.append(f"{path} has no data rows: nothing was imported")
         if report.rows and report.bad == report.rows:
             first = report.bad_rows[0]
             raise EmbedderError(f"{path}: no valid rows (line {first['line']}: {first['reason']}); check the column flags")

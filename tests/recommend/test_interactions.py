@@ -74,7 +74,7 @@ def test_jsonl_events_and_ratings_and_parquet(tmp_path, log):
 
 def test_a_file_with_no_valid_row_is_an_error(tmp_path, log):
     f = tmp_path / "wrong.csv"
-    f.write_text("person,thing\np,q\n")
+    f.write_text("user,item\n,q\n")  # the columns exist, no row fills them
     with pytest.raises(EmbedderError, match=r"no valid rows \(line 2: missing user \(column 'user'\)\); check the column flags"):
         log.import_file(f, ColumnMap())
 
@@ -83,3 +83,45 @@ def test_timestamps():
     assert parse_timestamp("1970-01-01T00:01:00+00:00") == 60.0
     assert parse_timestamp(60) == 60.0
     assert parse_timestamp("") is None
+
+
+def test_hostile_import_files_get_clear_errors(tmp_path, log):
+    binary = tmp_path / "events.csv"
+    binary.write_bytes(bytes(range(256)) * 8)
+    with pytest.raises(EmbedderError, match=r"binary data, not CSV text"):
+        log.import_file(binary, ColumnMap())
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("uid,vid,plays\na,b,1\n")
+    with pytest.raises(EmbedderError, match=r"missing columns 'user', 'item'; the file's columns are 'uid', 'vid', 'plays'"):
+        log.import_file(wrong, ColumnMap())
+    jsonl = tmp_path / "events.jsonl"
+    jsonl.write_text('{"who": "a", "what": "b"}\n')
+    with pytest.raises(EmbedderError, match=r"missing column 'user'.*'who', 'what'"):
+        log.import_file(jsonl, ColumnMap(item="what"))
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    report = log.import_file(empty, ColumnMap())
+    assert (report.rows, report.added) == (0, 0) and report.warnings == [f"{empty} has no data rows: nothing was imported"]
+
+
+def test_an_oversize_field_is_one_bad_row_and_the_rest_imports(tmp_path, log):
+    f = tmp_path / "big.csv"
+    f.write_text("user,item,note\nu1,i1," + "x" * 200_000 + "\nu2,i2,short\n")
+    report = log.import_file(f, ColumnMap())
+    assert (report.rows, report.added, report.bad) == (2, 1, 1)
+    assert report.bad_rows == [{"line": 2, "reason": "unreadable row: field larger than field limit (131072)"}]
+    assert [(e.user, e.item) for e in log.all()] == [("u2", "i2")]
+
+
+def test_long_imports_report_progress_on_stderr(tmp_path):
+    import subprocess
+    import sys
+
+    f = tmp_path / "plays.csv"
+    f.write_text("user,item\n" + "".join(f"u{n % 97},i{n}\n" for n in range(60_000)))
+    proc = subprocess.run([sys.executable, "-m", "embedder.cli", "--store", str(tmp_path / "s"), "interactions", "import",
+                           str(f)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("import plays.csv: ")]
+    assert len(lines) >= 5 and lines[-1].startswith("import plays.csv: 100% 60000 rows")
+    assert "60000 rows: 60000 added" in proc.stdout
