@@ -16,7 +16,7 @@ import numpy as np
 
 from embedder.errors import EmbedderError
 from embedder.fusion import MODALITIES, fuse_query
-from embedder.store import VectorStore, is_point_id, point_id
+from embedder.store import Nearest, VectorStore, is_point_id, point_id
 
 SEARCH_MODALITIES = ("all", *MODALITIES)
 
@@ -39,6 +39,9 @@ class SearchHit:
 def _explain(hits, query_parts: dict[str, np.ndarray]) -> list[SearchHit]:
     out = []
     for h in hits:
+        if not np.isfinite(h.score):  # damaged vector files read back as garbage: never print it
+            raise EmbedderError(f"the store returned a non-finite score for item {h.id}: its vectors are damaged; "
+                                "restore a snapshot, or remove the item and ingest its file again")
         scores = {
             m: round(float(np.dot(h.vectors[m], query_parts[m])), 6)
             for m in MODALITIES
@@ -130,11 +133,12 @@ def _stored_item(store: VectorStore, ref: str):
 
 def search_like(
     store: VectorStore, ref: str, settings, *, encoders=None, limit: int = 10, modality: str = "all",
-    filters: dict | None = None,
+    filters: dict | None = None, include_self: bool = False,
 ) -> list[SearchHit]:
     """Items similar to an ingested item (id or path) or to a new file, which is encoded on the fly.
 
-    An ingested item finds itself first (cosine 1).
+    The item itself is left out, as ``embedder similar`` does; with ``include_self`` an ingested
+    item finds itself first (cosine 1).
     """
     _check_modality(modality)
     record = _stored_item(store, ref)
@@ -150,7 +154,9 @@ def search_like(
     using = "content" if modality == "all" else modality
     if using not in vectors:
         raise EmbedderError(f"--like {ref}: the item has no {using} vector to compare")
-    hits = store.query(vectors[using], using, limit=limit, filter=filters or None, with_vectors=True)
+    exclude = [record.id] if record is not None and not include_self else None
+    hits = store.search(Nearest(vectors[using], using), limit=limit, filter=filters or None, exclude_ids=exclude,
+                        with_vectors=True)
     return _explain(hits, {m: vectors[m] for m in MODALITIES if m in vectors})
 
 

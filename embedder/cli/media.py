@@ -161,9 +161,14 @@ def search(
     limit: int = typer.Option(10, "--limit", "-n", min=1, max=1000, help="How many hits."),
     modality: str = typer.Option("all", "--modality", "-m", help="all (fused content vector), visual, audio or text."),
     filters: Optional[list[str]] = typer.Option(None, "--filter", "-f", help="Payload filter: kind=video, kind=video,audio (any), size=16033, duration>10, size<1e6; repeat to combine (AND). Unknown keys list the known ones."),
+    min_score: Optional[float] = typer.Option(None, "--min-score", help="Only hits scoring at least this (cosine-based; 1 is identical)."),
+    include_self: bool = typer.Option(False, "--include-self", help="With --like an ingested item: list the item itself too."),
     as_json: bool = typer.Option(False, "--json", help="Print hits as JSON."),
 ) -> None:
-    """Similarity search by text, or by example with --like. Hits show path, score and per-modality scores."""
+    """Similarity search by text, or by example with --like. Hits show path, score and per-modality scores.
+
+    --like leaves the item itself out, as 'embedder similar' does (--include-self keeps it).
+    """
     from embedder.payload import parse_filters
     from embedder.search import search_like, search_text
     from embedder.store import open_store
@@ -174,7 +179,8 @@ def search(
     parsed = parse_filters(filters)
     with open_store(settings) as store:
         if like is not None:
-            hits = search_like(store, like, settings, limit=limit, modality=modality, filters=parsed)
+            hits = search_like(store, like, settings, limit=limit, modality=modality, filters=parsed,
+                               include_self=include_self)
         else:
             from embedder.encoders.bundle import configured_model_ids, load_encoders
             from embedder.search import check_vector_space
@@ -184,8 +190,11 @@ def search(
             check_vector_space(store, configured_model_ids(settings))  # before seconds of model loading
             hits = search_text(store, load_encoders(settings), query, weights=settings.fusion_weights,
                                limit=limit, modality=modality, filters=parsed)
+    if min_score is not None:
+        hits = [h for h in hits if h.score >= min_score]
     if as_json:
-        print_json({"query": query, "like": like, "modality": modality, "hits": [h.to_dict() for h in hits]})
+        print_json({"query": query, "like": like, "modality": modality, "min_score": min_score,
+                    "hits": [h.to_dict() for h in hits]})
         return
     if not hits:
         out.print("no hits")

@@ -117,12 +117,14 @@ def test_search_like_finds_itself_first_and_text_search_explains(library, settin
     ingest(library, settings, encoders)
     with open_store(settings) as store:
         for name in ("nasa.mp4", "tone.mp3", "sub/silent.mp4"):
-            hits = search_like(store, str(library / name), settings, encoders=encoders, limit=3)
+            hits = search_like(store, str(library / name), settings, encoders=encoders, limit=3, include_self=True)
             assert hits[0].path == str(library / name)
             assert hits[0].score == pytest.approx(1.0, abs=1e-4)
             assert all(v == pytest.approx(1.0, abs=1e-4) for v in hits[0].scores.values())
-        by_id = search_like(store, hits[0].id, settings, encoders=encoders, limit=1)
+        by_id = search_like(store, hits[0].id, settings, encoders=encoders, limit=1, include_self=True)
         assert by_id[0].id == hits[0].id
+        others = search_like(store, hits[0].id, settings, encoders=encoders, limit=10)  # as 'similar' does
+        assert hits[0].id not in {h.id for h in others} and len(others) == 4
         hits = search_text(store, encoders, "test pattern", weights=settings.fusion_weights, limit=10)
         assert len(hits) == 5 and hits == sorted(hits, key=lambda h: -h.score)
         for h in hits:  # the fused score is the weighted sum of the explained per-modality cosines
@@ -143,7 +145,7 @@ def test_search_like_finds_itself_first_and_text_search_explains(library, settin
 def test_like_a_new_file_encodes_it_on_the_fly(library, settings, encoders, media):
     ingest(library, settings, encoders)
     with open_store(settings) as store:
-        hits = search_like(store, str(media["h264.mp4"]), settings, encoders=encoders, limit=2)
+        hits = search_like(store, str(media["h264.mp4"]), settings, encoders=encoders, limit=2, include_self=True)
         assert hits[0].path == str(library / "h264.mp4")  # identical content is already stored
         hits = search_like(store, str(media["tone.wav"]), settings, encoders=encoders, limit=2)
         assert hits[0].path == str(library / "tone.mp3")  # same 440 Hz tone, different codec
@@ -166,8 +168,11 @@ def test_cli_ingest_search_status_json(library, tmp_path):
     result = json.loads(cli("search", "a beep", "--json", "--limit", "3").stdout)
     assert result["query"] == "a beep" and len(result["hits"]) == 3
     assert set(result["hits"][0]) == {"id", "path", "score", "scores", "kind", "text"}
-    like = json.loads(cli("search", "--like", library / "av1.mkv", "--json").stdout)
+    like = json.loads(cli("search", "--like", library / "av1.mkv", "--json", "--include-self").stdout)
     assert like["hits"][0]["path"] == str(library / "av1.mkv")
+    assert str(library / "av1.mkv") not in {h["path"] for h in json.loads(cli("search", "--like", library / "av1.mkv", "--json").stdout)["hits"]}
+    strict = json.loads(cli("search", "--like", library / "av1.mkv", "--json", "--include-self", "--min-score", "0.9999").stdout)
+    assert [h["path"] for h in strict["hits"]] == [str(library / "av1.mkv")] and strict["min_score"] == 0.9999
     status = json.loads(cli("status", "--json").stdout)
     assert (status["backend"], status["points"]) == ("edge", 5)
     assert status["models"]["audio"] == ["clap:ClapModel/random@1"]
@@ -208,7 +213,7 @@ def test_queries_refuse_another_models_vector_space(library, settings, encoders,
         assert "configured model is open_clip:embedder-tiny-clip/random@1b" in message
         with pytest.raises(Exception, match="holds text vectors of"):
             search_like(store, str(media["vp9.webm"]), other, encoders=other_encoders)  # a new file, encoded
-        hits = search_like(store, str(library / "tone.mp3"), other, limit=1)  # stored vectors only: no encoder
+        hits = search_like(store, str(library / "tone.mp3"), other, limit=1, include_self=True)  # stored vectors: no encoder
         assert hits[0].path == str(library / "tone.mp3")
     env = {**os.environ, "EMBEDDER_MODELS": "tiny", "EMBEDDER_CLIP_MODEL": "tiny-clip-b", "EMBEDDER_STORE": settings.store}
     proc = subprocess.run([sys.executable, "-m", "embedder.cli", "search", "a beep"], capture_output=True, text=True,
