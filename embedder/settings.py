@@ -170,11 +170,27 @@ def _describe(error: dict[str, Any]) -> str:
     return f"invalid setting '{name}' ({ENV_PREFIX}{name.upper()}): {msg}"
 
 
+def shipped_path(path: str | Path) -> Path:
+    """``path`` itself when it exists; else, for a ``pipelines/...`` path (the job and training
+    configs that ship with embedder), the copy installed with the package, so the defaults work
+    from any working directory, not only from the repository root."""
+    path = Path(path).expanduser()
+    if path.exists() or path.is_absolute() or path.parts[:1] != ("pipelines",):
+        return path
+    import pipelines
+
+    shipped = Path(pipelines.__file__).resolve().parent.joinpath(*path.parts[1:])
+    return shipped if shipped.exists() else path
+
+
 def read_toml(path: str | Path, what: str) -> dict:
-    """A TOML file's contents, or one-line :class:`SettingsError` naming ``what`` and the file."""
+    """A TOML file's contents, or one-line :class:`SettingsError` naming ``what`` and the file.
+
+    ``pipelines/...`` paths fall back to the copies shipped with the package (:func:`shipped_path`).
+    """
     import tomllib
 
-    path = Path(path)
+    path = shipped_path(path)
     try:
         return tomllib.loads(path.read_text())
     except FileNotFoundError:

@@ -53,3 +53,22 @@ def test_store_kinds():
     assert load_settings(store="http://localhost:6333").is_server
     assert not load_settings(store="/tmp/x").is_server
     assert load_settings().store.endswith("embedder/store")
+
+
+def test_shipped_configs_resolve_from_any_directory(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    from embedder.train.config import load_train_config
+
+    monkeypatch.chdir(tmp_path)  # not the repository root
+    assert load_train_config("pipelines/configs/train-apr.toml").adversarial.enabled is True
+    proc = subprocess.run([sys.executable, "-m", "embedder.cli", "jobs", "list", "--json"], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "nightly-reembed" in proc.stdout
+    (tmp_path / "pipelines").mkdir()  # a file of the user's own with the same name wins
+    (tmp_path / "pipelines" / "jobs.toml").write_text('[jobs.mine]\ncron = "0 1 * * *"\nsteps = [["status"]]\n')
+    proc = subprocess.run([sys.executable, "-m", "embedder.cli", "jobs", "list", "--json"], capture_output=True,
+                          text=True, timeout=120)
+    assert '"mine"' in proc.stdout and "nightly-reembed" not in proc.stdout
