@@ -113,21 +113,21 @@ def search_text(
     return _explain(hits, parts)
 
 
-def _stored_item(store: VectorStore, ref: str):
-    """An ingested item by point id or by path (its current content hash, or a stored path)."""
-    records = store.retrieve([ref], with_vectors=True) if is_point_id(ref) else []
+def find_item(store: VectorStore, ref: str, with_vectors: bool = True):
+    """An ingested item by point id or by path (a stored path first, then the file's current
+    content hash); ``None`` when there is none."""
+    records = store.retrieve([ref], with_vectors=with_vectors) if is_point_id(ref) else []
     if records:
         return records[0]
     path = Path(ref).expanduser()
+    for record in store.scroll(filter={"paths": os.path.abspath(path)}, with_vectors=with_vectors):
+        return record
     if path.is_file():
         from embedder.media.discover import hash_file
 
-        records = store.retrieve([point_id(hash_file(path))], with_vectors=True)
+        records = store.retrieve([point_id(hash_file(path))], with_vectors=with_vectors)
         if records:
             return records[0]
-    absolute = os.path.abspath(path)
-    for record in store.scroll(filter={"paths": absolute}, with_vectors=True):
-        return record
     return None
 
 
@@ -141,7 +141,7 @@ def search_like(
     item finds itself first (cosine 1).
     """
     _check_modality(modality)
-    record = _stored_item(store, ref)
+    record = find_item(store, ref)
     if record is not None:
         vectors = record.vectors
     else:
@@ -186,4 +186,4 @@ def collection_status(store: VectorStore) -> dict:
     return info
 
 
-__all__ = ["SearchHit", "search_text", "search_like", "collection_status"]
+__all__ = ["SearchHit", "check_vector_space", "collection_status", "find_item", "search_like", "search_text"]

@@ -11,6 +11,7 @@ import sys
 
 # Importing the command modules registers their commands, in this order in --help.
 from embedder.cli import media  # noqa: F401  isort: skip
+from embedder.cli import items  # noqa: F401  isort: skip
 from embedder.cli import recommend  # noqa: F401  isort: skip
 from embedder.cli import collections  # noqa: F401  isort: skip
 from embedder.cli import jobs  # noqa: F401  isort: skip

@@ -166,3 +166,31 @@ def test_cli_exit_3_names_the_folder_and_trash_commands(library, tmp_path):
     assert json.loads(cli("status", "--json").stdout)["points"] == 1
     assert json.loads(cli("trash", "empty", "--json").stdout) == {"purged": 3}
     assert json.loads(cli("trash", "list", "--json").stdout) == {"items": []}
+
+
+def test_items_list_pages_and_delete_goes_to_the_trash(library, env, encoders):
+    from embedder.errors import EmbedderError
+    from embedder.items import delete_items, list_items
+    from embedder.payload import parse_filters
+
+    settings, client = env
+    ingest(library, settings, client, encoders)
+    with open_store(settings, client=client) as store:
+        first = list_items(store, offset=0, limit=3)
+        second = list_items(store, offset=3, limit=3)
+        assert (first.total, len(first.items), first.next_offset) == (4, 3, 3)
+        assert (len(second.items), second.next_offset) == (1, None)
+        every = [i["id"] for i in first.items + second.items]
+        assert every == sorted(every) == sorted(r.id for r in store.scroll())  # stable id order, no overlap
+        audio = list_items(store, filter=parse_filters(["kind=audio"]))
+        assert [i["path"] for i in audio.items] == [str(library / "tone.mp3")] and audio.total == 1
+
+        with pytest.raises(EmbedderError, match="no such item: nope"):
+            delete_items(settings, store, [str(library / "h264.mp4"), "nope"], client=client)
+        assert store.count() == 4  # nothing deleted when one reference is wrong
+        deleted = delete_items(settings, store, [str(library / "h264.mp4"), every[0]], client=client)
+        assert len(deleted) == len({every[0], deleted[0]["id"]}) and store.count() == 4 - len(deleted)
+        with Trash(settings, store, client=client) as trash:
+            assert {e.reason for e in trash.entries()} == {"deleted by hand"}
+            trash.restore_selected(None)
+        assert store.count() == 4
