@@ -143,6 +143,12 @@ def search_like(
     _check_modality(modality)
     record = find_item(store, ref)
     if record is not None:
+        from embedder.check import point_problems
+
+        damage = point_problems(record)
+        if damage:
+            raise EmbedderError(f"--like {ref}: the stored item is damaged ({damage[0]}); "
+                                "'embedder check --repair' encodes it again")
         vectors = record.vectors
     else:
         if not Path(ref).expanduser().is_file():

@@ -74,6 +74,7 @@ class Settings(BaseSettings):
     # than this share of a folder's stored items, unless --prune says so.
     max_remove_fraction: float = Field(0.5, ge=0, le=1)
     trash_days: float = Field(30.0, ge=0)  # removed items stay restorable this long
+    snapshot_dir: str | None = None  # embedded store snapshots; default <store>-snapshots beside the store
 
     # Recommendation.
     interactions_db: str | None = None  # default: <store>/interactions.sqlite

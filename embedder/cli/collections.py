@@ -112,3 +112,106 @@ def collections_drop(
         raise typer.Exit(1)
     catalog.drop(name)
     out.print(f"dropped {name}", highlight=False)
+
+
+@app.command()
+@guarded
+def check(
+    ctx: typer.Context,
+    repair_damage: bool = typer.Option(False, "--repair", help="Delete damaged points and encode their files again."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Verify every point: vectors readable, finite and unit length, payload complete, aliases and counts.
+
+    Exit codes: 0 healthy (or everything found was repaired), 3 problems remain, 2 the store
+    cannot be opened at all.
+    """
+    from embedder.check import check_collection, repair
+    from embedder.jobs_lock import job_lock
+    from embedder.store import open_store
+    from embedder.store.catalog import open_catalog
+
+    settings = ctx.obj.settings()
+    with job_lock(settings, "check"), open_store(settings) as store:
+        report = check_collection(store, open_catalog(settings))
+        if repair_damage and report.damaged_ids:
+            repair(report, store, settings, progress=TerminalProgress(as_json))
+    data = report.to_dict()
+    if as_json:
+        print_json(data)
+    else:
+        out.print(f"{data['points']} points read in '{data['collection']}': "
+                  + ("healthy" if report.healthy else f"{len(report.problems)} problems, "
+                     f"{data['damaged_points']} damaged points"), highlight=False)
+        for p in report.problems[:100]:
+            out.print(f"  [red]{p.path or p.id or 'collection'}[/red]: {p.problem}", highlight=False, soft_wrap=True)
+        if len(report.problems) > 100:
+            out.print(f"  ... and {len(report.problems) - 100} more (--json lists all)", highlight=False)
+        for path in report.repaired:
+            out.print(f"  repaired {path} (encoded again)", highlight=False, soft_wrap=True)
+        for u in report.unrepaired:
+            out.print(f"  [yellow]not repaired[/yellow] {u.get('path') or u.get('id')}: {u['reason']}", highlight=False,
+                      soft_wrap=True)
+        if not report.healthy and not repair_damage:
+            out.print("'embedder check --repair' encodes damaged items again; 'embedder snapshot restore' "
+                      "goes back to a snapshot", highlight=False)
+    if not report.healthy and not report.fixed:
+        raise typer.Exit(3)
+
+
+snapshot_app = typer.Typer(help="Consistent copies of the store to go back to: create, list, restore.", no_args_is_help=True)
+app.add_typer(snapshot_app, name="snapshot")
+
+
+@snapshot_app.command("create")
+@guarded
+def snapshot_create(
+    ctx: typer.Context,
+    label: str = typer.Option("", "--label", help="A word to add to the snapshot's name."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Copy the whole store (all collection versions, trash, aliases, interaction log) while no job writes."""
+    from embedder.snapshots import create_snapshot
+
+    made = create_snapshot(ctx.obj.settings(), label)
+    if as_json:
+        print_json(made)
+        return
+    size = f", {made['size_bytes'] / 1e6:.1f} MB" if made.get("size_bytes") is not None else ""
+    out.print(f"snapshot {made['name']}{size}" + (f" at {made['path']}" if made.get("path") else ""), highlight=False,
+              soft_wrap=True)
+
+
+@snapshot_app.command("list")
+@guarded
+def snapshot_list(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Snapshots, newest first."""
+    from embedder.snapshots import list_snapshots
+
+    found = list_snapshots(ctx.obj.settings())
+    if as_json:
+        print_json({"snapshots": found})
+        return
+    if not found:
+        out.print("no snapshots yet ('embedder snapshot create')")
+    for s in found:
+        size = f"{s['size_bytes'] / 1e6:.1f} MB" if s.get("size_bytes") is not None else ""
+        out.print(f"{s['name']}  {size}  {', '.join(s.get('collections') or [s.get('collection', '')])}", highlight=False)
+
+
+@snapshot_app.command("restore")
+@guarded
+def snapshot_restore(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="A name from 'embedder snapshot list'."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Put the store back as it was in a snapshot; its current state is kept as a snapshot first."""
+    from embedder.snapshots import restore_snapshot
+
+    done = restore_snapshot(ctx.obj.settings(), name)
+    if as_json:
+        print_json(done)
+        return
+    out.print(f"restored {done['restored']}" + (f"; the state before is snapshot {done['previous_state']}"
+                                               if done.get("previous_state") else ""), highlight=False)

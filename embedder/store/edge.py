@@ -17,7 +17,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from embedder.errors import StoreError
+from embedder.errors import StoreError, one_line
 from embedder.store.base import (
     INDEXED_FIELDS,
     NUMERIC_INDEXED_FIELDS,
@@ -59,12 +59,58 @@ def edge_filter(filter: Filter | None, exclude_ids: list[str] | None = None, lac
     return EdgeFilter(must=must or None, must_not=must_not or None)
 
 
+def _readable(method):
+    """Turn the engine's errors on damaged files into a StoreError that says what to do (reads and writes)."""
+    import functools
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except StoreError:
+            raise
+        except Exception as exc:
+            if "Service" not in str(exc) and "out of bounds" not in str(exc):
+                raise
+            raise StoreError(
+                f"collection '{self.logical or self.collection}' in {self.root} is damaged ({one_line(exc, 160)}); "
+                "'embedder check' finds the damaged points, '--repair' encodes them again, "
+                "'embedder snapshot restore' goes back to a snapshot") from None
+
+    return wrapper
+
+
+class _Pages:
+    """One scroll request at a time, through the same error translation as the other reads."""
+
+    def __init__(self, store):
+        self.store = store
+
+    @_readable
+    def __call__(self, request):
+        return self.store._shard.scroll(request)
+
+    # _readable reads these for its message
+    @property
+    def logical(self):
+        return self.store.logical
+
+    @property
+    def collection(self):
+        return self.store.collection
+
+    @property
+    def root(self):
+        return self.store.root
+
+
 class EdgeStore(VectorStore):
     """A collection in an embedded Qdrant Edge shard."""
 
     backend = "edge"
 
-    def __init__(self, root: str | Path, collection: str, wait_s: float = LOCK_WAIT_S):
+    def __init__(self, root: str | Path, collection: str, wait_s: float = LOCK_WAIT_S, load: bool = True):
+        """Open (and lock) a collection; ``load=False`` only takes the lock (snapshots copy the files)."""
         self.root = Path(root).expanduser()
         self.collection = collection
         self.path = self.root / collection
@@ -74,7 +120,7 @@ class EdgeStore(VectorStore):
             raise StoreError(f"cannot create store directory {self.root}: {exc.strerror or exc}") from None
         self._lock_fd = self._acquire_lock(wait_s)
         self._shard = None
-        if (self.path / EDGE_VECTOR_DIMS_FILE).is_file():
+        if load and (self.path / EDGE_VECTOR_DIMS_FILE).is_file():
             self._shard = self._load()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -158,6 +204,7 @@ class EdgeStore(VectorStore):
         return self._shard
 
     # -- writes ------------------------------------------------------------------------------
+    @_readable
     def upsert(self, points: list[PointRecord]) -> None:
         if not points:
             return
@@ -168,6 +215,7 @@ class EdgeStore(VectorStore):
         shard.update(UpdateOperation.upsert_points(edge_points))
         shard.flush()
 
+    @_readable
     def update_vectors(self, vectors: dict[str, dict[str, np.ndarray]]) -> None:
         if not vectors:
             return
@@ -178,6 +226,7 @@ class EdgeStore(VectorStore):
         shard.update(UpdateOperation.update_vectors(ops))
         shard.flush()
 
+    @_readable
     def set_payload(self, ids: list[str], payload: dict[str, Any]) -> None:
         if ids:
             from qdrant_edge import UpdateOperation
@@ -185,6 +234,7 @@ class EdgeStore(VectorStore):
             self._require().update(UpdateOperation.set_payload(list(ids), payload))
             self._shard.flush()
 
+    @_readable
     def delete(self, ids: list[str]) -> None:
         if ids and self._shard is not None:
             from qdrant_edge import UpdateOperation
@@ -200,6 +250,7 @@ class EdgeStore(VectorStore):
             vectors = {k: np.asarray(v, dtype=np.float32) for k, v in r.vector.items()}
         return PointRecord(id=str(r.id), vectors=vectors, payload=dict(r.payload or {}))
 
+    @_readable
     def retrieve(self, ids: list[str], with_vectors: bool = False) -> list[PointRecord]:
         if not ids or self._shard is None:
             return []
@@ -212,8 +263,9 @@ class EdgeStore(VectorStore):
         from qdrant_edge import ScrollRequest
 
         offset = None
+        read = _Pages(self)
         while True:
-            records, offset = self._shard.scroll(
+            records, offset = read(
                 ScrollRequest(offset=offset, limit=batch, filter=edge_filter(filter), with_payload=True, with_vector=with_vectors)
             )
             for r in records:
@@ -221,6 +273,7 @@ class EdgeStore(VectorStore):
             if offset is None:
                 return
 
+    @_readable
     def page(self, offset=None, limit=256, with_vectors=False):
         if self._shard is None:
             return [], None
@@ -229,6 +282,7 @@ class EdgeStore(VectorStore):
         records, nxt = self._shard.scroll(ScrollRequest(offset=offset, limit=limit, with_payload=True, with_vector=with_vectors))
         return [self._record(r, with_vectors) for r in records], nxt
 
+    @_readable
     def count(self, filter: Filter | None = None) -> int:
         if self._shard is None:
             return 0
@@ -252,6 +306,7 @@ class EdgeStore(VectorStore):
             hits.append(Hit(id=str(p.id), score=float(p.score), payload=dict(p.payload or {}), vectors=vectors))
         return hits
 
+    @_readable
     def search(self, spec, limit=10, filter=None, exclude_ids=None, with_vectors=False) -> list[Hit]:
         from qdrant_edge import QueryRequest
 
@@ -261,6 +316,7 @@ class EdgeStore(VectorStore):
         )
         return self._hits(self._require().query(request), with_vectors)
 
+    @_readable
     def fused(self, branches, limit=10, filter=None, exclude_ids=None, weights=None) -> list[Hit]:
         from qdrant_edge import Fusion, Prefetch, QueryRequest
 
@@ -271,6 +327,7 @@ class EdgeStore(VectorStore):
         request = QueryRequest(limit=limit, prefetches=prefetches, query=Fusion.Rrf(k=RRF_K, weights=weights), with_payload=True)
         return self._hits(self._require().query(request), False)
 
+    @_readable
     def top_by(self, key, limit=10, filter=None, exclude_ids=None) -> list[Hit]:
         from qdrant_edge import Direction, OrderBy, ScrollRequest
 
