@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     # than this share of a folder's stored items, unless --prune says so.
     max_remove_fraction: float = Field(0.5, ge=0, le=1)
     trash_days: float = Field(30.0, ge=0)  # removed items stay restorable this long
+    # Writes to an embedded store stop with a clear error below this much free disk (Qdrant Edge
+    # dies with SIGBUS on a full disk).
+    min_free_mb: float = Field(256.0, ge=0)
     snapshot_dir: str | None = None  # embedded store snapshots; default <store>-snapshots beside the store
 
     # Recommendation.

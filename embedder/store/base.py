@@ -229,7 +229,7 @@ def open_physical(settings, name: str, *, client=None) -> VectorStore:
         return ServerStore.connect(settings, client=client, collection=name)
     from embedder.store.edge import EdgeStore
 
-    return EdgeStore(settings.store, name)
+    return EdgeStore(settings.store, name, min_free_mb=settings.min_free_mb)
 
 
 def open_store(settings, *, client=None, collection: str | None = None) -> VectorStore:

@@ -11,6 +11,7 @@ import errno
 import fcntl
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -33,6 +34,34 @@ from embedder.store.base import (
 )
 
 EDGE_VECTOR_DIMS_FILE = "embedder-dims.json"
+# Qdrant Edge dies with SIGBUS (no message, nothing to catch) when it touches a page of its
+# memory-mapped files that the filesystem cannot allocate. Its files are preallocated sparse
+# (32 MB per named vector chunk, the payload index, the WAL), and opening a collection may fill
+# those holes (on tmpfs it does: 22 MB on disk became 279 MB at the first reopen). So the free
+# space must cover the holes of the collection's files, plus a margin, before the engine opens or
+# writes; a new collection takes about 22 MB before the first point.
+CREATE_MB = 64.0
+MARGIN_MB = 16.0
+DEFAULT_MIN_FREE_MB = 256.0
+
+
+def free_mb(path: Path) -> float:
+    """Free space, in MB, for unprivileged writers on the filesystem holding ``path``."""
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize / 1e6
+
+
+def holes_mb(path: Path) -> float:
+    """How much the sparse files under ``path`` could still claim: apparent size minus allocated."""
+    total = 0
+    for file in path.rglob("*"):
+        try:
+            st = file.stat()
+        except OSError:
+            continue
+        if file.is_file():
+            total += max(0, st.st_size - st.st_blocks * 512)
+    return total / 1e6
 RRF_K = 60  # the usual reciprocal-rank-fusion constant; the server back-end uses the same
 LOCK_WAIT_S = 5.0  # how long opening waits for another process's short hold before giving up
 
@@ -109,8 +138,13 @@ class EdgeStore(VectorStore):
 
     backend = "edge"
 
-    def __init__(self, root: str | Path, collection: str, wait_s: float = LOCK_WAIT_S, load: bool = True):
-        """Open (and lock) a collection; ``load=False`` only takes the lock (snapshots copy the files)."""
+    def __init__(self, root: str | Path, collection: str, wait_s: float = LOCK_WAIT_S, load: bool = True,
+                 min_free_mb: float = DEFAULT_MIN_FREE_MB):
+        """Open (and lock) a collection; ``load=False`` only takes the lock (snapshots copy the files).
+
+        Writes stop with a StoreError when the filesystem has less than ``min_free_mb`` free.
+        """
+        self.min_free_mb = min_free_mb
         self.root = Path(root).expanduser()
         self.collection = collection
         self.path = self.root / collection
@@ -120,7 +154,10 @@ class EdgeStore(VectorStore):
             raise StoreError(f"cannot create store directory {self.root}: {exc.strerror or exc}") from None
         self._lock_fd = self._acquire_lock(wait_s)
         self._shard = None
+        self._holes_mb = 0.0
         if load and (self.path / EDGE_VECTOR_DIMS_FILE).is_file():
+            self._holes_mb = holes_mb(self.path)
+            self._require_space(self._holes_mb + MARGIN_MB, "open")
             self._shard = self._load()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -181,6 +218,9 @@ class EdgeStore(VectorStore):
             return
         from qdrant_edge import Distance, EdgeConfig, EdgeShard, EdgeVectorParams, PayloadSchemaType, UpdateOperation
 
+        if self.path.exists():  # a creation cut short (a full disk, a kill): never complete, safe to redo
+            shutil.rmtree(self.path)
+        self._require_space(max(CREATE_MB, self.min_free_mb), "create")
         distance = {"cosine": Distance.Cosine, "dot": Distance.Dot}
         config = EdgeConfig(
             vectors={
@@ -188,15 +228,30 @@ class EdgeStore(VectorStore):
                 for name, size in dims.items()
             }
         )
-        self._shard = EdgeShard.create(str(self.path), config)
-        for name in INDEXED_FIELDS:
-            self._shard.update(UpdateOperation.create_field_index(name, PayloadSchemaType.Keyword))
-        for name in NUMERIC_INDEXED_FIELDS:
-            self._shard.update(UpdateOperation.create_field_index(name, PayloadSchemaType.Float))
-        # Written last: its presence means the shard was fully created.
-        (self.path / EDGE_VECTOR_DIMS_FILE).write_text(json.dumps(dims))
+        try:
+            self._shard = EdgeShard.create(str(self.path), config)
+            for name in INDEXED_FIELDS:
+                self._shard.update(UpdateOperation.create_field_index(name, PayloadSchemaType.Keyword))
+            for name in NUMERIC_INDEXED_FIELDS:
+                self._shard.update(UpdateOperation.create_field_index(name, PayloadSchemaType.Float))
+            # Written last: its presence means the shard was fully created.
+            (self.path / EDGE_VECTOR_DIMS_FILE).write_text(json.dumps(dims))
+        except Exception as exc:  # leave nothing half-made behind
+            if self._shard is not None:
+                self._shard.close()
+                self._shard = None
+            shutil.rmtree(self.path, ignore_errors=True)
+            raise StoreError(f"cannot create collection '{self.collection}' in {self.root}: {one_line(exc, 200)}") from None
         if self.on_create is not None:
             self.on_create()
+
+    def _require_space(self, need_mb: float, doing: str) -> None:
+        free = free_mb(self.root)
+        if free < need_mb:
+            raise StoreError(
+                f"not enough free space to {doing} collection '{self.logical or self.collection}' in {self.root}: "
+                f"{free:.0f} MB free, {need_mb:.0f} MB needed (its preallocated files, or setting min_free_mb); "
+                "free some space and run the command again: nothing stored is lost")
 
     def _require(self):
         if self._shard is None:
@@ -206,6 +261,7 @@ class EdgeStore(VectorStore):
     # -- writes ------------------------------------------------------------------------------
     @_readable
     def upsert(self, points: list[PointRecord]) -> None:
+        self._require_space(max(self.min_free_mb, self._holes_mb + MARGIN_MB), "write to")
         if not points:
             return
         from qdrant_edge import Point, UpdateOperation
@@ -217,6 +273,7 @@ class EdgeStore(VectorStore):
 
     @_readable
     def update_vectors(self, vectors: dict[str, dict[str, np.ndarray]]) -> None:
+        self._require_space(max(self.min_free_mb, self._holes_mb + MARGIN_MB), "write to")
         if not vectors:
             return
         from qdrant_edge import PointVectors, UpdateOperation
@@ -228,6 +285,7 @@ class EdgeStore(VectorStore):
 
     @_readable
     def set_payload(self, ids: list[str], payload: dict[str, Any]) -> None:
+        self._require_space(max(self.min_free_mb, self._holes_mb + MARGIN_MB), "write to")
         if ids:
             from qdrant_edge import UpdateOperation
 
