@@ -402,6 +402,7 @@ def _run_ingest(paths, settings, dry_run, removals, retry_failed, progress, stor
     else:
         restored = _restore_from_trash(store, trash, plan.restore)
         if plan.to_encode:
+            store.pause()  # model loading and decoding take seconds to hours: let readers in meanwhile
             if encoders is None:
                 from embedder.encoders.bundle import load_encoders
 
@@ -471,12 +472,14 @@ def _encode_and_write(plan: IngestPlan, settings, store: VectorStore, encoders, 
             for (f, item), v in zip(batch, vectors)
         ]
         store.upsert(points)  # a store error stops the run: nothing can be written anyway
+        store.pause()  # readers (search, status) get the embedded store while the next batch decodes
         timings["write_s"] += time.perf_counter() - started
         for f, item in batch:
             if item.warnings:
                 warnings.append({"path": str(f.path), "warnings": item.warnings})
             progress.advance(str(f.path), "ok")
 
+    store.pause()
     progress.start(len(plan.to_encode), "ingest")
     tasks = [(str(f.path), (str(f.path), options)) for f in plan.to_encode]
     results = map_isolated(decode_item, tasks, workers=settings.workers, timeout_s=settings.decode_timeout_s)

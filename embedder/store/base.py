@@ -200,6 +200,10 @@ class VectorStore(ABC):
         """Nearest neighbours of ``vector`` in the named vector ``using``."""
         return self.search(Nearest(vector, using), limit=limit, filter=filter, with_vectors=with_vectors)
 
+    def pause(self) -> None:
+        """Let other processes use the collection until the next call (a no-op where the back-end
+        serves many processes at once, as a Qdrant server does)."""
+
     @abstractmethod
     def info(self) -> dict[str, Any]:
         """Back-end, location (never secrets), collection and size facts."""

@@ -64,6 +64,7 @@ def holes_mb(path: Path) -> float:
     return total / 1e6
 RRF_K = 60  # the usual reciprocal-rank-fusion constant; the server back-end uses the same
 LOCK_WAIT_S = 5.0  # how long opening waits for another process's short hold before giving up
+RESUME_WAIT_S = 120.0  # how long a paused writer waits for readers to let go
 
 
 def _to_list(vec) -> list[float]:
@@ -94,6 +95,7 @@ def _readable(method):
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
+        self._resume()
         try:
             return method(self, *args, **kwargs)
         except StoreError:
@@ -114,6 +116,9 @@ class _Pages:
 
     def __init__(self, store):
         self.store = store
+
+    def _resume(self):
+        self.store._resume()
 
     @_readable
     def __call__(self, request):
@@ -154,13 +159,36 @@ class EdgeStore(VectorStore):
             raise StoreError(f"cannot create store directory {self.root}: {exc.strerror or exc}") from None
         self._lock_fd = self._acquire_lock(wait_s)
         self._shard = None
+        self._paused = False
         self._holes_mb = 0.0
-        if load and (self.path / EDGE_VECTOR_DIMS_FILE).is_file():
+        if load:
+            self._open_shard()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def _open_shard(self) -> None:
+        if (self.path / EDGE_VECTOR_DIMS_FILE).is_file():
             self._holes_mb = holes_mb(self.path)
             self._require_space(self._holes_mb + MARGIN_MB, "open")
             self._shard = self._load()
 
-    # -- lifecycle ---------------------------------------------------------------------------
+    def pause(self) -> None:
+        """Close the shard and release the collection's lock until the next call needs them.
+
+        A long writer (ingest) pauses while it decodes and encodes, so other processes (a search,
+        'status') can open the collection between its writes instead of failing after 5 s.
+        """
+        if self._paused or self._lock_fd is None:
+            return
+        self.close()
+        self._paused = True
+
+    def _resume(self) -> None:
+        if self._paused:
+            # Readers hold the collection for a moment: wait longer for them than a reader waits.
+            self._lock_fd = self._acquire_lock(RESUME_WAIT_S)
+            self._paused = False
+            self._open_shard()
+
     def _acquire_lock(self, wait_s: float) -> int:
         lock_path = self.root / f".{self.collection}.lock"
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -212,6 +240,7 @@ class EdgeStore(VectorStore):
         return json.loads(dims_file.read_text())
 
     def ensure_collection(self, dims: dict[str, int]) -> None:
+        self._resume()
         existing = self.collection_dims()
         if existing is not None:
             check_dims(existing, dims, f"collection '{self.collection}' in {self.root}")
@@ -320,6 +349,7 @@ class EdgeStore(VectorStore):
             return
         from qdrant_edge import ScrollRequest
 
+        self._resume()
         offset = None
         read = _Pages(self)
         while True:
@@ -396,6 +426,7 @@ class EdgeStore(VectorStore):
         return [Hit(id=str(r.id), score=float(r.order_value or 0.0), payload=dict(r.payload or {})) for r in records]
 
     def info(self) -> dict[str, Any]:
+        self._resume()
         # Blocks on disk, not apparent size: Edge preallocates sparse segment files.
         size = sum(f.stat().st_blocks * 512 for f in self.path.rglob("*") if f.is_file())
         return {
