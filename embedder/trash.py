@@ -22,7 +22,8 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from embedder.store.base import PointRecord, VectorStore, open_physical
+from embedder.store.base import PointRecord, VectorStore
+from embedder.store.factory import open_physical
 
 TRASH_SUFFIX = "_trash"
 # Payload keys the trash adds to a removed point; stripped again on restore.

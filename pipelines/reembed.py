@@ -32,7 +32,7 @@ from embedder.fusion import FUSION_VERSION, MODALITIES, fuse, item_weights
 from embedder.jobs_lock import job_lock
 from embedder.progress import Progress
 from embedder.store import PointRecord, VectorStore, open_store
-from embedder.store.base import open_physical
+from embedder.store.factory import open_physical
 from embedder.store.catalog import open_catalog
 
 @dataclass
