@@ -47,7 +47,7 @@ def make_world(root: Path):
 
 def main(out: Path) -> None:
     from embedder.recommend.cf import CFParams
-    from embedder.recommend.evaluate import evaluate_seeds, plot
+    from embedder.evaluate import evaluate_seeds, plot
     from embedder.settings import load_settings
     from embedder.store import open_store
     from embedder.train.config import load_train_config

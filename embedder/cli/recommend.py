@@ -298,7 +298,7 @@ def eval_cmd(
     names the exact settings each method ran with.
     """
     from embedder.recommend.cf import CFParams
-    from embedder.recommend.evaluate import evaluate_seeds, plot
+    from embedder.evaluate import evaluate_seeds, plot
     from embedder.store import open_store
     from embedder.train.config import load_train_config
 

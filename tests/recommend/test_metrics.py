@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from embedder.recommend.evaluate import coverage, ndcg_at_k, recall_at_k, split_events
+from embedder.recommend.splits import coverage, ndcg_at_k, recall_at_k, split_events
 from embedder.recommend.interactions import Interaction
 
 

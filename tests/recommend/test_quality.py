@@ -7,7 +7,7 @@ import pytest
 
 from embedder.errors import EmbedderError
 from embedder.recommend.cf import CFParams, confidence, fit_cf, interaction_matrix
-from embedder.recommend.evaluate import evaluate, evaluate_seeds
+from embedder.evaluate import evaluate, evaluate_seeds
 from embedder.recommend.interactions import ColumnMap, Interaction, InteractionLog
 from embedder.recommend.splits import hr_recall_at_k, recall_at_k, split_events
 from embedder.recommend.tune import save_cf_settings, tune_cf

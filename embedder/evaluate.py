@@ -161,8 +161,8 @@ def _rank(method, user, history, media, users, k, candidates) -> list[str]:
 
 def _train_head(data: Split, media, cfg, scratch, users_store, tmp: Path, cf: CFParams) -> dict:
     """Train the two-tower head on the training split and serve its vectors from the scratch store."""
-    from pipelines.train import train_head
     from embedder.train.export import write_rec
+    from embedder.train.fit import train_head
 
     cold = sorted(data.candidates) if data.candidates else None
     result, tdata, users_vecs, items_vecs, version, metrics = train_head(
