@@ -2,18 +2,15 @@
 with their own exit code, flags shown as flags."""
 
 import json
-import os
-import subprocess
-import sys
 
 import typer
 
 from embedder.cli import EX_USAGE, app, hoist_global_options
+from tests.cli_runner import run_cli
 
 
 def run(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "embedder.cli", *map(str, args)], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=120)
+    return run_cli(*args, env=env, code=None, timeout=120)
 
 
 def test_global_options_are_moved_in_front_unless_the_command_owns_them():

@@ -1,18 +1,13 @@
 """Nothing hidden in text output: skipped and missing paths are named, a missing path is an error."""
 
 import json
-import os
 import shutil
-import subprocess
-import sys
+
+from tests.cli_runner import run_cli
 
 
 def cli(*args, env, code=0):
-    proc = subprocess.run([sys.executable, "-m", "embedder.cli", *map(str, args)], capture_output=True, text=True,
-                          env={**os.environ, **env}, timeout=600)
-    assert proc.returncode == code, proc.stderr
-    assert "Traceback" not in proc.stderr
-    return proc
+    return run_cli(*args, env=env, code=code)
 
 
 def test_ingest_names_skipped_and_missing_paths_and_exits_2(tmp_path, media):

@@ -3,8 +3,6 @@
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -15,6 +13,7 @@ from embedder.settings import load_settings
 from embedder.store import open_store
 from embedder.trash import Trash
 from pipelines.ingest import run_ingest
+from tests.cli_runner import run_cli
 
 NAMES = ("h264.mp4", "hevc.mp4", "vp9.webm", "tone.mp3")
 
@@ -138,15 +137,11 @@ def test_trash_entries_expire_after_trash_days(library, tmp_path, encoders):
 
 
 def test_cli_exit_3_names_the_folder_and_trash_commands(library, tmp_path):
-    env = {**os.environ, "EMBEDDER_MODELS": "tiny", "EMBEDDER_STORE": str(tmp_path / "cli-store"),
-           "EMBEDDER_MAX_FRAMES": "2", "EMBEDDER_WORKERS": "1"}
+    env = {"EMBEDDER_MODELS": "tiny", "EMBEDDER_STORE": str(tmp_path / "cli-store"), "EMBEDDER_MAX_FRAMES": "2",
+           "EMBEDDER_WORKERS": "1"}
 
     def cli(*args, code=0):
-        proc = subprocess.run([sys.executable, "-m", "embedder.cli", *map(str, args)], capture_output=True, text=True,
-                              env=env, timeout=600)
-        assert proc.returncode == code, proc.stderr
-        assert "Traceback" not in proc.stderr
-        return proc
+        return run_cli(*args, env=env, code=code)
 
     cli("ingest", library, "--quiet")
     for name in NAMES:

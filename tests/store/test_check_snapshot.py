@@ -3,8 +3,6 @@
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 
@@ -17,6 +15,7 @@ from embedder.snapshots import create_snapshot, list_snapshots, restore_snapshot
 from embedder.store import open_store
 from embedder.store.catalog import EdgeCatalog
 from pipelines.ingest import run_ingest
+from tests.cli_runner import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -93,11 +92,10 @@ def test_a_truncated_chunk_is_found_and_a_snapshot_brings_the_store_back(world, 
 
 def test_check_cli_exit_codes(world):
     lib, settings = world
-    env = {**os.environ, "EMBEDDER_MODELS": "tiny", "EMBEDDER_STORE": settings.store}
+    env = {"EMBEDDER_MODELS": "tiny", "EMBEDDER_STORE": settings.store}
 
     def cli(*args):
-        return subprocess.run([sys.executable, "-m", "embedder.cli", *args], capture_output=True, text=True, env=env,
-                              timeout=300)
+        return run_cli(*args, env=env, code=None, timeout=300)
 
     ok = cli("check", "--json")
     assert ok.returncode == 0 and json.loads(ok.stdout)["healthy"] is True

@@ -6,12 +6,12 @@ collection, which is the harshest case: without the checks, 'status' died with S
 """
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 
 import pytest
+
+from tests.cli_runner import run_cli
 
 
 @pytest.fixture
@@ -26,8 +26,7 @@ def small_fs(tmp_path):
 
 
 def cli(*args, env):
-    return subprocess.run([sys.executable, "-m", "embedder.cli", *map(str, args)], capture_output=True, text=True,
-                          env={**os.environ, **env}, timeout=300)
+    return run_cli(*args, env=env, code=None, timeout=300)
 
 
 def fill(fs, leave_mb: int):
