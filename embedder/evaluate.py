@@ -20,6 +20,7 @@ from embedder.recommend.cf import CFParams, fit_cf
 from embedder.recommend.interactions import Interaction
 from embedder.recommend.splits import SPLITS, Split, coverage, hr_recall_at_k, ndcg_at_k, recall_at_k, split_events
 from embedder.recommend.tune import tune_cf
+from embedder.store.base import RRF_K
 
 __all__ = ["KS", "METHODS", "SPLITS", "Split", "coverage", "evaluate", "evaluate_seeds", "hr_recall_at_k", "ndcg_at_k", "plot",
            "recall_at_k", "split_events"]
@@ -113,7 +114,7 @@ def evaluate(events: list[Interaction], *, split: str = "leave-last-out", method
             users_store.close()
     settings = {"popularity": {"rank": "training-split interaction count", "exclude_seen": True},
                 "als": {**cf.to_dict(), "tuned": tune}, "content": {"query": "recommend on content, 20 latest positives"},
-                "hybrid": {"cf": {**cf.to_dict(), "tuned": tune}, "fusion": "rrf", "rrf_k": 60},
+                "hybrid": {"cf": {**cf.to_dict(), "tuned": tune}, "fusion": "rrf", "rrf_k": RRF_K},
                 "trained": train_config.model_dump() if train_config is not None else None}
     return {
         "split": split, "seed": seed, "factors": factors, "ks": list(ks), "details": extra,

@@ -15,6 +15,7 @@ INDEXED_FIELDS = ("paths", "sha256", "kind", "modalities", "item", "user")
 NUMERIC_INDEXED_FIELDS = ("popularity",)
 # Collaborative-filtering factors score by dot product (what ALS optimises); all else by cosine.
 VECTOR_DISTANCES = {"cf": "dot", "rec": "dot"}  # "cf_sim" holds the same factors under cosine, for item-to-item
+RRF_K = 60  # the usual reciprocal-rank-fusion constant, for every back-end
 
 
 def point_id(sha256: str) -> str:

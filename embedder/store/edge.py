@@ -22,6 +22,7 @@ from embedder.errors import StoreError, one_line
 from embedder.store.base import (
     INDEXED_FIELDS,
     NUMERIC_INDEXED_FIELDS,
+    RRF_K,
     VECTOR_DISTANCES,
     Filter,
     Hit,
@@ -62,7 +63,6 @@ def holes_mb(path: Path) -> float:
         if file.is_file():
             total += max(0, st.st_size - st.st_blocks * 512)
     return total / 1e6
-RRF_K = 60  # the usual reciprocal-rank-fusion constant; the server back-end uses the same
 LOCK_WAIT_S = 5.0  # how long opening waits for another process's short hold before giving up
 RESUME_WAIT_S = 120.0  # how long a paused writer waits for readers to let go
 

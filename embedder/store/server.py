@@ -17,6 +17,7 @@ from embedder.errors import StoreError, one_line
 from embedder.store.base import (
     INDEXED_FIELDS,
     NUMERIC_INDEXED_FIELDS,
+    RRF_K,
     VECTOR_DISTANCES,
     Filter,
     Hit,
@@ -29,7 +30,6 @@ from embedder.store.base import (
 
 log = logging.getLogger(__name__)
 WRITE_RETRIES = 3
-RRF_K = 60  # same constant as the embedded back-end
 
 
 def server_filter(filter: Filter | None, exclude_ids: list[str] | None = None, lacking: str | None = None):
