@@ -112,6 +112,11 @@ def collections_drop(
         raise typer.Exit(1)
     catalog.drop(name)
     out.print(f"dropped {name}", highlight=False)
+    from embedder.trash import TRASH_SUFFIX
+
+    if name + TRASH_SUFFIX in catalog.collections():  # its removed items go with it
+        catalog.drop(name + TRASH_SUFFIX)
+        out.print(f"dropped {name + TRASH_SUFFIX}", highlight=False)
 
 
 @app.command()

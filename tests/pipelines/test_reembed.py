@@ -197,3 +197,19 @@ def test_sigkill_mid_rebuild_then_rerun_finishes(ingested, tmp_path):
     with open_store(new) as store:
         assert store.count() == 5
     assert causes(new) == {}
+
+
+def test_dropping_an_old_version_drops_its_trash(ingested, lib, tmp_path):
+    import subprocess
+    import sys
+
+    (lib / "tone.ogg").unlink()
+    run_ingest([lib], ingested)  # 1 of 5 removed: into media_v1_trash
+    run_reembed(settings_for(tmp_path, clap_model="tiny-clap-b"))
+    catalog = EdgeCatalog(ingested.store)
+    assert catalog.collections() == ["media_v1", "media_v1_trash", "media_v2"]
+    proc = subprocess.run([sys.executable, "-m", "embedder.cli", "--store", ingested.store, "collections", "drop",
+                           "media_v1", "--yes"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["dropped", "media_v1", "dropped", "media_v1_trash"]
+    assert catalog.collections() == ["media_v2"]
