@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     cf_iterations: int = Field(15, ge=1, le=1000)
     cf_bm25_k1: float = Field(1.2, gt=0)
     rec_dim: int = Field(64, ge=2, le=1024)  # size of the trained head's "rec" vectors
+    # Interaction events older than this many days are dropped ('interactions prune', a scheduled
+    # step) and never imported; None keeps them for ever.
+    retention_days: float | None = Field(None, gt=0)
 
     # Scheduled jobs (embedder jobs list|run|serve).
     jobs_file: str = "pipelines/jobs.toml"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -55,14 +56,18 @@ def interactions_import(
     cols = ColumnMap(user=user_col, item=item_col, weight=weight_col, rating=rating_col, event=event_col,
                      timestamp=time_col, rating_threshold=rating_threshold, event_weights=weights)
     names = [c.strip() for c in columns.split(",")] if columns else None
-    with _open_log(ctx.obj.settings()) as log:
-        report = log.import_file(file, cols, fmt=fmt, columns=names, progress=TerminalProgress(as_json))
+    settings = ctx.obj.settings()
+    not_before = time.time() - settings.retention_days * 86400 if settings.retention_days else None
+    with _open_log(settings) as log:
+        report = log.import_file(file, cols, fmt=fmt, columns=names, progress=TerminalProgress(as_json),
+                                 not_before=not_before)
         stats = log.stats()
     data = {**report.to_dict(), "log": stats}
     if as_json:
         print_json(data)
         return
     neutral = f" ({report.neutral} neutral: rating equal to the threshold)" if report.neutral else ""
+    neutral += f", {report.expired} older than retention_days not imported" if report.expired else ""
     out.print(f"{report.rows} rows: {report.added} added{neutral}, {report.duplicates} duplicates, {report.bad} bad "
               f"-> log has {stats['events']} events, {stats['users']} users, {stats['items']} items ({stats['path']})",
               highlight=False)
@@ -72,6 +77,31 @@ def interactions_import(
         out.print(f"  ... and {report.bad - len(report.bad_rows)} more bad rows", highlight=False)
     for warning in report.warnings:
         err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
+
+
+@interactions_app.command("prune")
+@guarded
+def interactions_prune(
+    ctx: typer.Context,
+    older_than: Optional[float] = typer.Option(None, "--older-than", min=0, help="Days; default: the retention_days setting."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Delete events older than the retention period, for good (a step for scheduled jobs).
+
+    Events without a timestamp are kept and counted. The collaborative model keeps what it learned
+    until the next 'interactions train'.
+    """
+    settings = ctx.obj.settings()
+    days = older_than if older_than is not None else settings.retention_days
+    if days is None:
+        raise EmbedderError("give --older-than DAYS, or set retention_days (EMBEDDER_RETENTION_DAYS)")
+    with _open_log(settings) as log:
+        result = {**log.drop_older_than(time.time() - days * 86400), "older_than_days": days}
+    if as_json:
+        print_json(result)
+        return
+    out.print(f"dropped {result['dropped']} events older than {days:g} days (before {result['cutoff']}); "
+              f"{result['undated_kept']} events without a time kept", highlight=False)
 
 
 @interactions_app.command("stats")

@@ -74,13 +74,14 @@ class ImportReport:
     rows: int = 0
     added: int = 0
     neutral: int = 0  # valid rows with weight 0 (a rating equal to the threshold)
+    expired: int = 0  # valid rows older than retention_days, not stored
     duplicates: int = 0
     bad: int = 0
     bad_rows: list[dict] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return {"path": self.path, "rows": self.rows, "added": self.added, "neutral": self.neutral,
+        return {"path": self.path, "rows": self.rows, "added": self.added, "neutral": self.neutral, "expired": self.expired,
                 "duplicates": self.duplicates,
                 "bad": self.bad, "bad_rows": self.bad_rows, "warnings": self.warnings}
 
@@ -292,8 +293,11 @@ class InteractionLog:
         return self.db.total_changes - before
 
     def import_file(self, path: str | Path, cols: ColumnMap, fmt: str | None = None,
-                    columns: list[str] | None = None, batch: int = 10_000, progress: Progress | None = None) -> ImportReport:
+                    columns: list[str] | None = None, batch: int = 10_000, progress: Progress | None = None,
+                    not_before: float | None = None) -> ImportReport:
         """Read, validate and append a file. Bad rows are reported with line numbers and skipped.
+
+        ``not_before`` (epoch seconds, from ``retention_days``) skips older rows, counted as expired.
 
         Raises:
             EmbedderError: the file is missing, binary, lacks a mapped column, or has no valid row.
@@ -313,8 +317,12 @@ class InteractionLog:
                 progress.update(position[0], f"{report.rows} rows")
             report.rows += 1
             try:
-                pending.append(to_interaction(row, cols))
-                report.neutral += pending[-1].weight == 0
+                event = to_interaction(row, cols)
+                if not_before is not None and event.ts is not None and event.ts < not_before:
+                    report.expired += 1  # past the retention period: never stored
+                    continue
+                pending.append(event)
+                report.neutral += event.weight == 0
             except ValueError as exc:
                 report.bad += 1
                 if len(report.bad_rows) < MAX_REPORTED_BAD_ROWS:
@@ -325,13 +333,27 @@ class InteractionLog:
         report.added += self.add(pending)
         progress.update(size, f"{report.rows} rows")
         progress.finish()
-        report.duplicates = report.rows - report.bad - report.added
+        report.duplicates = report.rows - report.bad - report.added - report.expired
         if report.rows == 0:
             report.warnings.append(f"{path} has no data rows: nothing was imported")
         if report.rows and report.bad == report.rows:
             first = report.bad_rows[0]
             raise EmbedderError(f"{path}: no valid rows (line {first['line']}: {first['reason']}); check the column flags")
         return report
+
+    def drop_older_than(self, cutoff_ts: float) -> dict:
+        """Delete events timed before ``cutoff_ts`` (epoch seconds) for good.
+
+        Deleted rows are overwritten (``secure_delete``) and the write-ahead log is truncated, so
+        their bytes do not linger in the files. Events without a time cannot be judged and are kept
+        (counted as ``undated``).
+        """
+        with self.db:
+            self.db.execute("PRAGMA secure_delete=ON")
+            dropped = self.db.execute("DELETE FROM interactions WHERE ts IS NOT NULL AND ts < ?", (cutoff_ts,)).rowcount
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        undated = self.db.execute("SELECT COUNT(*) FROM interactions WHERE ts IS NULL").fetchone()[0]
+        return {"dropped": dropped, "undated_kept": undated, "cutoff": datetime.fromtimestamp(cutoff_ts).isoformat()}
 
     def all(self) -> list[Interaction]:
         """Every event, in time order (import order where there is no time)."""

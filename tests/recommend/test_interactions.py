@@ -125,3 +125,31 @@ def test_long_imports_report_progress_on_stderr(tmp_path):
     lines = [line for line in proc.stderr.splitlines() if line.startswith("import plays.csv: ")]
     assert len(lines) >= 5 and lines[-1].startswith("import plays.csv: 100% 60000 rows")
     assert "60000 rows: 60000 added" in proc.stdout
+
+
+def test_retention_drops_old_events_for_good_and_import_skips_them(tmp_path):
+    import json
+    import time
+
+    from tests.cli_runner import run_cli
+
+    now = time.time()
+    f = tmp_path / "events.csv"
+    rows = [("u1", "old-item-xyz", now - 400 * 86400), ("u1", "recent", now - 10 * 86400), ("u2", "fresh", now - 3600)]
+    f.write_text("user,item,ts\n" + "".join(f"{u},{i},{t}\n" for u, i, t in rows) + "u3,undated,\n")
+    store = tmp_path / "store"
+    env = {"EMBEDDER_STORE": str(store)}
+    imported = json.loads(run_cli("interactions", "import", f, "--time-col", "ts", "--json", env=env).stdout)
+    assert (imported["added"], imported["expired"]) == (4, 0)
+    pruned = json.loads(run_cli("interactions", "prune", "--older-than", "30", "--json", env=env).stdout)
+    assert (pruned["dropped"], pruned["undated_kept"], pruned["older_than_days"]) == (1, 1, 30)
+    with InteractionLog(store / "interactions.sqlite") as log:
+        assert sorted(e.item for e in log.all()) == ["fresh", "recent", "undated"]
+    for file in store.glob("interactions.sqlite*"):  # the dropped row's bytes are gone from disk
+        assert b"old-item-xyz" not in file.read_bytes()
+    assert "give --older-than DAYS, or set retention_days" in run_cli("interactions", "prune", env=env, code=2).stderr
+
+    # With retention_days set, an import never stores rows past it.
+    again = json.loads(run_cli("interactions", "import", f, "--time-col", "ts", "--json",
+                               env={**env, "EMBEDDER_RETENTION_DAYS": "30"}).stdout)
+    assert (again["expired"], again["added"], again["duplicates"]) == (1, 0, 3)
