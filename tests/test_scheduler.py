@@ -97,9 +97,22 @@ def test_jobs_file_validation(tmp_path):
 def test_shipped_jobs_file_is_valid():
     from pathlib import Path
 
+    import typer
+
+    from embedder.cli import app
+
     jobs = load_jobs(Path(__file__).resolve().parents[1] / "pipelines" / "jobs.toml")
-    assert set(jobs) == {"nightly-reembed", "hourly-ingest", "weekly-retrain"}
+    assert set(jobs) == {"nightly-reembed", "hourly-ingest", "weekly-retrain", "daily-retention", "nightly-snapshot"}
     assert jobs["weekly-retrain"].steps[-1] == ("reembed",)
+    root = typer.main.get_command(app)
+    for job in jobs.values():  # every step names a real command, down to its leaf
+        for step in job.steps:
+            command, rest = root, list(step)
+            while hasattr(command, "commands"):
+                assert rest and rest[0] in command.commands, (job.name, step)
+                command = command.commands[rest.pop(0)]
+            own = {opt for param in command.params for opt in param.opts}
+            assert all(arg in own for arg in rest if arg.startswith("--")), (job.name, step)
 
 
 def test_run_steps_runs_real_commands_and_stops_at_the_first_failure(tmp_path):
