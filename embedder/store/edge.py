@@ -318,8 +318,9 @@ class EdgeStore(VectorStore):
         if ids:
             from qdrant_edge import UpdateOperation
 
+            # No flush: the engine's write-ahead log already makes the update survive a kill -9
+            # (tested), and flushing per call made per-point payload updates (write_cf) take minutes.
             self._require().update(UpdateOperation.set_payload(list(ids), payload))
-            self._shard.flush()
 
     @_readable
     def delete(self, ids: list[str]) -> None:

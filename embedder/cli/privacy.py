@@ -1,0 +1,39 @@
+"""forget: erase a user's traces (GDPR article 17, CCPA), with an audit record that does not name them."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from embedder.cli.common import app, guarded, out, print_json
+from embedder.errors import EmbedderError
+
+
+@app.command()
+@guarded
+def forget(
+    ctx: typer.Context,
+    user: Optional[str] = typer.Option(None, "--user", help="The user id as in the interaction log."),
+    as_json: bool = typer.Option(False, "--json", help="Print the audit record as JSON."),
+) -> None:
+    """Remove every trace of a user: events, CF influence (retrained), user vectors in every
+    version, their row of the trained head; append an audit record with a keyed hash of the id.
+
+    Snapshots taken before still hold the user; the record lists them so they can be deleted.
+    """
+    from embedder.privacy import forget_user
+
+    if not user:
+        raise EmbedderError("give --user ID")
+    record = forget_user(ctx.obj.settings(), user)
+    if as_json:
+        print_json(record)
+        return
+    out.print(f"forgot the user (audit hash {record['user_hmac'][:16]}...): {record['events_removed']} events, "
+              f"user vector {'removed' if record['users_point_removed'] else 'absent'}, "
+              f"CF {'retrained (' + record['cf_retrained'] + ')' if record['cf_retrained'] else 'not trained'}, "
+              f"{len(record['runs_scrubbed'])} trained heads scrubbed and marked stale", highlight=False)
+    if record["snapshots_still_holding_the_user"]:
+        out.print(f"[yellow]{len(record['snapshots_still_holding_the_user'])} snapshots taken before still hold the "
+                  "user[/yellow]: delete them, or take new ones and delete the old", highlight=False)

@@ -1,0 +1,200 @@
+"""Erasure: forget a user everywhere embedder keeps a trace of them, and say so without naming them.
+
+``forget_user`` removes, in this order, under the store's job lock:
+
+1. the user's events from the interaction log; deleted rows are overwritten (``secure_delete``),
+   the write-ahead log truncated and the file vacuumed, so the bytes leave the disk;
+2. their influence on the collaborative model: ALS is fitted again on the remaining log (a full
+   retrain: exact, and about a second for 100k events), which rewrites every item's ``cf``
+   vectors and popularity;
+3. their point in the users collection: on the embedded store the current version is copied,
+   without them, into the next version, the alias moves, and every older version (rollback
+   copies) is dropped, because a deleted point's payload stays in Qdrant's files until they are
+   rewritten; on a Qdrant server the point is deleted (the server compacts its own files);
+4. the trained head: their row of the user embeddings is zeroed in every run directory the users
+   collection names (``rec_run``), their id in its ``index.json`` is replaced by the audit hash,
+   its resumable checkpoints (``last/``, ``best/``) are deleted, and the head is marked stale so
+   the next scheduled training replaces it;
+5. an audit record (``privacy-audit.jsonl`` beside the store): what was removed and when, with the
+   user as a keyed hash (HMAC-SHA256, key ``EMBEDDER_PRIVACY_KEY``, else a random key kept in
+   ``.privacy-key`` beside the store, readable by its owner only).
+
+Snapshots are copies taken before the erasure and still hold the user: the report lists them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from datetime import datetime, timezone
+from pathlib import Path
+
+from embedder.errors import EmbedderError
+from embedder.jobs_lock import job_lock, lock_path
+
+AUDIT_FILE = "privacy-audit.jsonl"
+KEY_FILE = ".privacy-key"
+HEAD_STALE_FILE = "head-stale.json"
+
+
+def state_dir(settings) -> Path:
+    """Beside an embedded store; the data directory for a server store."""
+    return lock_path(settings).parent
+
+
+def privacy_key(settings) -> bytes:
+    """The key of the audit hashes: ``EMBEDDER_PRIVACY_KEY``, else a random one made once (mode 0600)."""
+    env = os.environ.get("EMBEDDER_PRIVACY_KEY")
+    if env:
+        return env.encode()
+    path = state_dir(settings) / KEY_FILE
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32))
+    return path.read_text().strip().encode()
+
+
+def user_hash(settings, user: str) -> str:
+    """A keyed hash of a user id: the same for the same id and key, useless without the key."""
+    return hmac.new(privacy_key(settings), user.encode(), hashlib.sha256).hexdigest()
+
+
+def _forget_events(settings, user: str) -> tuple[int, list]:
+    from embedder.recommend.interactions import InteractionLog, default_log_path
+
+    path = default_log_path(settings)
+    if not path.is_file():
+        return 0, []
+    with InteractionLog(path) as log:
+        with log.db:
+            log.db.execute("PRAGMA secure_delete=ON")
+            removed = log.db.execute("DELETE FROM interactions WHERE user = ?", (user,)).rowcount
+        log.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        log.db.execute("VACUUM")
+        log.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return removed, log.all()
+
+
+def _rewrite_users(settings, user_id: str, client) -> dict:
+    """The users collection without the user, in files that never held them (embedded store)."""
+    from embedder.store import open_store, users_collection
+    from embedder.store.catalog import open_catalog, versions_of
+    from embedder.store.factory import open_physical
+
+    logical = users_collection(settings)
+    catalog = open_catalog(settings, client=client)
+    current, exists = catalog.resolve(logical)
+    if not exists:
+        return {"versions_dropped": []}
+    with open_store(settings, client=client, collection=logical) as users:
+        if users.backend != "edge":
+            users.delete([user_id])
+            return {"versions_dropped": []}
+        dims = users.collection_dims()
+        target = catalog.next_version(logical)
+        with open_physical(settings, target, client=client) as fresh:
+            fresh.ensure_collection(dims)
+            offset = None
+            while True:
+                page, offset = users.page(offset, limit=512, with_vectors=True)
+                fresh.upsert([r for r in page if r.id != user_id])
+                if offset is None:
+                    break
+    catalog.switch_alias(logical, target)
+    dropped = [name for _, name in versions_of(logical, catalog.collections()) if name != target]
+    if current not in dropped and current != target and current in catalog.collections():
+        dropped.append(current)  # an unversioned users collection
+    for name in dropped:
+        catalog.drop(name)
+    return {"versions_dropped": dropped}
+
+
+def _scrub_runs(settings, user: str, hashed: str, run_dirs: set[str]) -> list[str]:
+    """Zero the user's row of the head in each run, replace their id, drop resumable checkpoints."""
+    import shutil
+
+    scrubbed = []
+    for run in sorted(run_dirs):
+        run_dir = Path(run)
+        index_file = run_dir / "index.json"
+        if not index_file.is_file():
+            continue
+        index = json.loads(index_file.read_text())
+        if user not in index.get("users", []):
+            continue
+        row = index["users"].index(user)
+        model_file = run_dir / "model.safetensors"
+        if model_file.is_file():
+            from safetensors.numpy import load_file, save_file
+
+            tensors = load_file(model_file)
+            if "users.ids.weight" in tensors:
+                tensors["users.ids.weight"][row] = 0
+            save_file(tensors, model_file)
+        index["users"][row] = f"forgotten:{hashed[:16]}"
+        index_file.write_text(json.dumps(index))
+        for checkpoint in ("last", "best", "refit"):
+            shutil.rmtree(run_dir / checkpoint, ignore_errors=True)
+        scrubbed.append(str(run_dir))
+    return scrubbed
+
+
+def _user_vectors(settings, user_id: str, client) -> tuple[bool, set[str]]:
+    """Whether the users collection holds the user, and the run directories its points name."""
+    from embedder.store import open_store, users_collection
+
+    with open_store(settings, client=client, collection=users_collection(settings)) as users:
+        if users.collection_dims() is None:
+            return False, set()
+        runs = {r.payload["rec_run"] for r in users.scroll() if r.payload.get("rec_run")}
+        return bool(users.retrieve([user_id])), runs
+
+
+def forget_user(settings, user: str, *, client=None) -> dict:
+    """Remove every trace of ``user`` (see the module docstring); returns the audit record.
+
+    Raises:
+        EmbedderError: the user id is empty, or nothing anywhere mentions the user.
+    """
+    from embedder.recommend.cf import CFParams, fit_cf, user_point_id, write_cf
+    from embedder.recommend.stores import open_collections
+    from embedder.snapshots import list_snapshots
+
+    if not user.strip():
+        raise EmbedderError("forget --user needs a user id")
+    hashed = user_hash(settings, user)
+    with job_lock(settings, "forget"):
+        had_vector, run_dirs = _user_vectors(settings, user_point_id(user), client)
+        events, remaining = _forget_events(settings, user)
+        retrained = None
+        if any(e.weight > 0 for e in remaining):
+            media, users = open_collections(settings, client=client)
+            with media, users:
+                if users.count():  # a collaborative model was trained before: train it again without them
+                    model = fit_cf(remaining, CFParams.from_settings(settings))
+                    retrained = write_cf(model, media, users)["model"]
+        users_report = _rewrite_users(settings, user_point_id(user), client)
+        scrubbed = _scrub_runs(settings, user, hashed, run_dirs)
+        if scrubbed:
+            (state_dir(settings) / HEAD_STALE_FILE).write_text(json.dumps(
+                {"reason": "a user was forgotten", "at": _now(), "runs": scrubbed}))
+        if not events and not had_vector and not scrubbed:
+            raise EmbedderError("no trace of that user: no events, no user vector, no trained head row")
+        snapshots = [s["name"] for s in list_snapshots(settings)] if not settings.is_server else []
+        record = {"at": _now(), "action": "forget-user", "user_hmac": hashed, "events_removed": events,
+                  "cf_retrained": retrained, "users_point_removed": had_vector,
+                  "users_versions_dropped": users_report["versions_dropped"], "runs_scrubbed": scrubbed,
+                  "head_stale": bool(scrubbed), "snapshots_still_holding_the_user": snapshots}
+        audit = state_dir(settings) / AUDIT_FILE
+        with open(audit, "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+        return record
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

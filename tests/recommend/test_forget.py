@@ -1,0 +1,79 @@
+"""forget --user: no file under the store (nor the trained head's run) still holds the user's id."""
+
+import json
+import random
+
+import pytest
+from qdrant_client import QdrantClient
+
+from embedder.errors import EmbedderError
+from embedder.privacy import forget_user
+from embedder.recommend.cf import CFParams, fit_cf, user_point_id, write_cf
+from embedder.recommend.interactions import Interaction, InteractionLog
+from embedder.recommend.stores import open_collections
+from embedder.settings import load_settings
+from tests.cli_runner import run_cli
+
+SECRET = "alice-7f3e9b"  # a user id that appears nowhere else
+
+
+def log_rows():
+    rng = random.Random(0)
+    rows = [(SECRET, f"item{i}", 3) for i in range(0, 12)]
+    rows += [(f"user{u}", f"item{rng.randrange(30)}", rng.randint(1, 9)) for u in range(40) for _ in range(8)]
+    return rows
+
+
+def files_holding(root, needle: bytes) -> list[str]:
+    return sorted(str(p) for p in root.rglob("*") if p.is_file() and needle in p.read_bytes())
+
+
+def test_forget_a_user_everywhere_on_the_embedded_store(tmp_path):
+    store, runs = tmp_path / "store", tmp_path / "runs"
+    events = tmp_path / "plays.csv"
+    events.write_text("user,item,plays\n" + "".join(f"{u},{i},{w}\n" for u, i, w in log_rows()))
+    config = tmp_path / "train.toml"
+    config.write_text(f'[model]\ndim = 8\nhidden = 16\n[optim]\nmax_epochs = 2\nbatch_size = 64\n'
+                      f'[run]\nout_dir = "{runs}"\nname = "head"\n')
+    env = {"EMBEDDER_STORE": str(store), "EMBEDDER_CF_FACTORS": "8", "EMBEDDER_REC_DIM": "8",
+           "EMBEDDER_MODELS": "tiny", "EMBEDDER_PRIVACY_KEY": "test-key"}
+    run_cli("interactions", "import", events, "--weight-col", "plays", env=env)
+    run_cli("interactions", "train", env=env)
+    run_cli("train", "--config", config, env=env)
+    assert files_holding(store, SECRET.encode()) and files_holding(runs, SECRET.encode())  # the traces exist
+
+    record = json.loads(run_cli("forget", "--user", SECRET, "--json", env=env).stdout)
+    assert record["events_removed"] == 12 and record["users_point_removed"] and record["cf_retrained"]
+    assert record["head_stale"] and len(record["runs_scrubbed"]) == 1 and record["users_versions_dropped"]
+    assert files_holding(store, SECRET.encode()) == []  # the log, every collection version, the audit
+    assert files_holding(runs, SECRET.encode()) == []
+    audit = (store / "privacy-audit.jsonl").read_text()
+    assert SECRET not in audit and record["user_hmac"] in audit
+
+    # Afterwards the user is new to every query, and nobody's neighbour.
+    recs = json.loads(run_cli("recommend", "--user", SECRET, "--json", env=env).stdout)
+    assert recs["used"] == ["popular"]
+    similar = json.loads(run_cli("similar-users", "user1", "--limit", "100", "--json", env=env).stdout)
+    assert SECRET not in {u["user"] for u in similar["users"]} and len(similar["users"]) == 39
+    assert "not in the trained model" in run_cli("similar-users", SECRET, env=env, code=2).stderr
+    assert "no trace of that user" in run_cli("forget", "--user", SECRET, env=env, code=2).stderr
+
+
+def test_forget_on_qdrant_client(tmp_path):
+    client = QdrantClient(":memory:")
+    settings = load_settings(store=str(tmp_path / "store"), cf_factors=8)
+    with InteractionLog(tmp_path / "store" / "interactions.sqlite") as log:
+        log.add([Interaction(u, i, float(w)) for u, i, w in log_rows()])
+        everyone = log.all()
+    media, users = open_collections(settings, client=client)
+    with media, users:
+        write_cf(fit_cf(everyone, CFParams(factors=8)), media, users)
+        assert users.retrieve([user_point_id(SECRET)])
+    record = forget_user(settings, SECRET, client=client)
+    assert (record["events_removed"], record["users_point_removed"]) == (12, True) and record["cf_retrained"]
+    media, users = open_collections(settings, client=client, create=False)
+    with media, users:
+        assert users.retrieve([user_point_id(SECRET)]) == [] and users.count() == 40
+        assert SECRET not in {r.payload.get("user") for r in users.scroll()}
+    with pytest.raises(EmbedderError, match="no trace of that user"):
+        forget_user(settings, SECRET, client=client)
