@@ -20,6 +20,10 @@
    ``.privacy-key`` beside the store, readable by its owner only).
 
 Snapshots are copies taken before the erasure and still hold the user: the report lists them.
+
+``forget_item`` removes a media item (or an item known only from the log): its point in every
+version of the media collection and in their trash, its events, its failure record, and the
+collaborative model is fitted again without them.
 """
 
 from __future__ import annotations
@@ -64,16 +68,19 @@ def user_hash(settings, user: str) -> str:
     return hmac.new(privacy_key(settings), user.encode(), hashlib.sha256).hexdigest()
 
 
-def _forget_events(settings, user: str) -> tuple[int, list]:
+def _forget_events(settings, value: str | list[str], column: str = "user") -> tuple[int, list]:
+    """Delete the log's events whose ``column`` is one of ``value``, so that their bytes leave the file."""
     from embedder.recommend.interactions import InteractionLog, default_log_path
 
+    values = [value] if isinstance(value, str) else list(value)
     path = default_log_path(settings)
     if not path.is_file():
         return 0, []
     with InteractionLog(path) as log:
         with log.db:
             log.db.execute("PRAGMA secure_delete=ON")
-            removed = log.db.execute("DELETE FROM interactions WHERE user = ?", (user,)).rowcount
+            marks = ",".join("?" * len(values))
+            removed = log.db.execute(f"DELETE FROM interactions WHERE {column} IN ({marks})", values).rowcount
         log.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         log.db.execute("VACUUM")
         log.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -161,8 +168,7 @@ def forget_user(settings, user: str, *, client=None) -> dict:
     Raises:
         EmbedderError: the user id is empty, or nothing anywhere mentions the user.
     """
-    from embedder.recommend.cf import CFParams, fit_cf, user_point_id, write_cf
-    from embedder.recommend.stores import open_collections
+    from embedder.recommend.cf import user_point_id
     from embedder.snapshots import list_snapshots
 
     if not user.strip():
@@ -171,13 +177,7 @@ def forget_user(settings, user: str, *, client=None) -> dict:
     with job_lock(settings, "forget"):
         had_vector, run_dirs = _user_vectors(settings, user_point_id(user), client)
         events, remaining = _forget_events(settings, user)
-        retrained = None
-        if any(e.weight > 0 for e in remaining):
-            media, users = open_collections(settings, client=client)
-            with media, users:
-                if users.count():  # a collaborative model was trained before: train it again without them
-                    model = fit_cf(remaining, CFParams.from_settings(settings))
-                    retrained = write_cf(model, media, users)["model"]
+        retrained = _retrain_cf(settings, remaining, client)
         users_report = _rewrite_users(settings, user_point_id(user), client)
         scrubbed = _scrub_runs(settings, user, hashed, run_dirs)
         if scrubbed:
@@ -192,6 +192,61 @@ def forget_user(settings, user: str, *, client=None) -> dict:
                   "head_stale": bool(scrubbed), "snapshots_still_holding_the_user": snapshots}
         audit = state_dir(settings) / AUDIT_FILE
         with open(audit, "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+        return record
+
+
+def _retrain_cf(settings, remaining, client) -> str | None:
+    """Fit ALS again on what is left, when a collaborative model was trained before."""
+    from embedder.recommend.cf import CFParams, fit_cf, write_cf
+    from embedder.recommend.stores import open_collections
+
+    if not any(e.weight > 0 for e in remaining):
+        return None
+    media, users = open_collections(settings, client=client)
+    with media, users:
+        if not users.count():
+            return None
+        return write_cf(fit_cf(remaining, CFParams.from_settings(settings)), media, users)["model"]
+
+
+def forget_item(settings, ref: str, *, client=None) -> dict:
+    """Remove an item everywhere (see the module docstring); returns the audit record.
+
+    Raises:
+        EmbedderError: ``ref`` names no item (id, ingested path, or interaction item key).
+    """
+    from embedder.failures import FailureMemory, failures_path
+    from embedder.recommend.queries import resolve_item_ref
+    from embedder.store import open_store
+    from embedder.store.catalog import open_catalog, versions_of
+    from embedder.store.factory import open_physical
+    from embedder.trash import TRASH_SUFFIX
+
+    with job_lock(settings, "forget"):
+        with open_store(settings, client=client) as media:
+            pid = resolve_item_ref(media, ref)
+            payload = media.retrieve([pid])[0].payload
+        keys = sorted({pid, ref, os.path.abspath(ref), *(payload.get("paths") or []), *([payload["item"]] if payload.get("item") else [])})
+        events, remaining = _forget_events(settings, keys, column="item")
+        catalog = open_catalog(settings, client=client)
+        names = [name for _, name in versions_of(settings.collection, catalog.collections())]
+        names += [n + TRASH_SUFFIX for n in names if n + TRASH_SUFFIX in catalog.collections()]
+        removed_from = []
+        for name in names:
+            with open_physical(settings, name, client=client) as collection:
+                if collection.retrieve([pid]):
+                    collection.delete([pid])
+                    removed_from.append(name)
+        if payload.get("sha256"):
+            memory = FailureMemory(failures_path(settings))
+            memory.forget(payload["sha256"])
+            memory.save()
+        retrained = _retrain_cf(settings, remaining, client)
+        still_on_disk = [p for p in payload.get("paths") or [] if os.path.exists(p)]
+        record = {"at": _now(), "action": "forget-item", "item": pid, "events_removed": events,
+                  "removed_from": removed_from, "cf_retrained": retrained, "files_still_on_disk": still_on_disk}
+        with open(state_dir(settings) / AUDIT_FILE, "a") as fh:
             fh.write(json.dumps(record) + "\n")
         return record
 

@@ -15,17 +15,31 @@ from embedder.errors import EmbedderError
 def forget(
     ctx: typer.Context,
     user: Optional[str] = typer.Option(None, "--user", help="The user id as in the interaction log."),
+    item: Optional[str] = typer.Option(None, "--item", help="An item: id, ingested path, or interaction item key."),
     as_json: bool = typer.Option(False, "--json", help="Print the audit record as JSON."),
 ) -> None:
-    """Remove every trace of a user: events, CF influence (retrained), user vectors in every
-    version, their row of the trained head; append an audit record with a keyed hash of the id.
+    """Remove every trace of a user (--user): events, CF influence (retrained), user vectors in
+    every version, their row of the trained head; append an audit record with a keyed hash of the
+    id. Or remove an item (--item) from every collection version, the trash, and the log.
 
     Snapshots taken before still hold the user; the record lists them so they can be deleted.
     """
-    from embedder.privacy import forget_user
+    from embedder.privacy import forget_item, forget_user
 
-    if not user:
-        raise EmbedderError("give --user ID")
+    if (user is None) == (item is None):
+        raise EmbedderError("give --user ID or --item ITEM")
+    if item is not None:
+        record = forget_item(ctx.obj.settings(), item)
+        if as_json:
+            print_json(record)
+            return
+        out.print(f"forgot item {record['item']}: removed from {', '.join(record['removed_from']) or 'no collection'}, "
+                  f"{record['events_removed']} events" + (f", CF retrained ({record['cf_retrained']})"
+                                                          if record["cf_retrained"] else ""), highlight=False)
+        for path in record["files_still_on_disk"]:
+            out.print(f"[yellow]{path} still exists[/yellow]: the next ingest of its folder adds it again; "
+                      "move or delete the file", highlight=False, soft_wrap=True)
+        return
     record = forget_user(ctx.obj.settings(), user)
     if as_json:
         print_json(record)

@@ -77,3 +77,39 @@ def test_forget_on_qdrant_client(tmp_path):
         assert SECRET not in {r.payload.get("user") for r in users.scroll()}
     with pytest.raises(EmbedderError, match="no trace of that user"):
         forget_user(settings, SECRET, client=client)
+
+
+def test_forget_an_item_in_every_version_and_the_log(tmp_path, media):
+    import shutil
+
+    from embedder.encoders.bundle import load_encoders
+    from embedder.store import open_store
+    from pipelines.ingest import run_ingest
+    from pipelines.reembed import run_reembed
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for name in ("h264.mp4", "tone.mp3", "vp9.webm", "hevc.mp4"):
+        shutil.copy(media[name], lib / name)
+    settings = load_settings(models="tiny", device="cpu", store=str(tmp_path / "store"), workers=1, max_frames=2,
+                             cf_factors=4)
+    run_ingest([lib], settings, encoders=load_encoders(settings))
+    with InteractionLog(tmp_path / "store" / "interactions.sqlite") as log:
+        log.add([Interaction(f"u{u}", str(lib / name), 1.0) for u in range(6)
+                 for name in ("h264.mp4", "tone.mp3", "vp9.webm", "hevc.mp4")[u % 2:u % 2 + 3]])
+        everyone = log.all()
+    media_store, users = open_collections(settings)
+    with media_store, users:
+        write_cf(fit_cf(everyone, CFParams(factors=4)), media_store, users)
+    run_reembed(settings.model_copy(update={"clip_model": "tiny-clip-b"}))  # a second version: media_v2
+
+    record = json.loads(run_cli("forget", "--item", lib / "tone.mp3", "--json",
+                                env={"EMBEDDER_STORE": settings.store, "EMBEDDER_MODELS": "tiny",
+                                     "EMBEDDER_CLIP_MODEL": "tiny-clip-b", "EMBEDDER_CF_FACTORS": "4"}).stdout)
+    assert record["removed_from"] == ["media_v1", "media_v2"] and record["events_removed"] == 6  # every user had it
+    assert record["cf_retrained"] and record["files_still_on_disk"] == [str(lib / "tone.mp3")]
+    for version in ("media_v1", "media_v2"):
+        with open_store(settings.model_copy(update={"collection": version})) as store:
+            assert record["item"] not in {r.id for r in store.scroll()} and store.count() == 3
+    with InteractionLog(tmp_path / "store" / "interactions.sqlite") as log:
+        assert str(lib / "tone.mp3") not in {e.item for e in log.all()} and len(log.all()) == 12
