@@ -1,9 +1,10 @@
 """kill -9 at random points of an ingest and of a re-embed: every state in between opens, and the
 reruns end with exact counts and no duplicates.
 
-Each run is killed at a random moment within the length of an uninterrupted run, and the next
-run is the 'rerun' of the one before (it may be killed too); a final run goes to the end. The
-points are seeded (EMBEDDER_FAULT_SEED) and their number is EMBEDDER_FAULT_POINTS (20).
+Each run is killed at a random moment within the length of an uninterrupted run; the next run is
+its rerun (it may be killed too), a run that completes is checked and the work starts over, and a
+final run goes to the end. The points are seeded (EMBEDDER_FAULT_SEED) and their number is
+EMBEDDER_FAULT_POINTS (20).
 """
 
 import json
@@ -71,22 +72,46 @@ def library(tmp_path, media):
     return lib
 
 
+def kill_until(points: int, args, env, clean: float, rng, check_killed, check_done, reset) -> list[int]:
+    """Run ``args`` again and again, each killed at a random moment within a clean run's length,
+    until ``points`` kills have landed. After a kill the store must pass ``check_killed`` (and the
+    next run is its rerun); a run that completes must pass ``check_done``, then ``reset`` starts
+    the work over so that later kills land inside real work."""
+    codes = []
+    while codes.count(-signal.SIGKILL) < points and len(codes) < 4 * points:
+        code = kill_at(args, env, rng.uniform(0.2, clean))
+        codes.append(code)
+        assert code in (0, -signal.SIGKILL), codes  # a run that was not killed completed
+        if code == 0:
+            check_done()
+            reset()
+        else:
+            check_killed()
+    assert codes.count(-signal.SIGKILL) == points, (clean, codes)
+    return codes
+
+
 @pytest.mark.slow
 def test_kill_ingest_at_random_points(library, tmp_path):
     env = {**os.environ, "EMBEDDER_MODELS": "tiny", "EMBEDDER_STORE": str(tmp_path / "store"), "EMBEDDER_WORKERS": "1",
            "EMBEDDER_MAX_FRAMES": "4"}
     clean = timed(["ingest", library, "--quiet"], {**env, "EMBEDDER_STORE": str(tmp_path / "clean")})
-    rng = random.Random(SEED)
-    killed = 0
-    for _ in range(POINTS):
-        killed += kill_at(["ingest", library, "--quiet"], env, rng.uniform(0.2, clean)) == -signal.SIGKILL
+    every = {str(library / n) for n in NAMES}
+
+    def partial():
         now = state(env)
         assert all(len(ids) == 1 for ids in now["by_path"].values())  # never two points for one file
-        assert set(now["by_path"]) <= {str(library / n) for n in NAMES}
-    assert killed >= POINTS // 2  # most kills landed inside a run
-    assert cli(["ingest", library, "--quiet"], env).returncode == 0
-    final = state(env, with_status=True)
-    assert final["status"]["points"] == final["total"] == len(NAMES) == len(final["by_path"])
+        assert set(now["by_path"]) <= every and now["total"] == len(now["by_path"])
+
+    def complete():
+        now = state(env)
+        assert set(now["by_path"]) == every and now["total"] == len(NAMES)
+
+    kill_until(POINTS, ["ingest", library, "--quiet"], env, clean, random.Random(SEED), partial, complete,
+               lambda: shutil.rmtree(tmp_path / "store"))
+    assert cli(["ingest", library, "--quiet"], env).returncode == 0  # the rerun of the last kill
+    complete()
+    assert state(env, with_status=True)["status"]["points"] == len(NAMES)
     assert cli(["check"], env).returncode == 0
 
 
@@ -96,16 +121,26 @@ def test_kill_reembed_at_random_points(library, tmp_path):
            "EMBEDDER_MAX_FRAMES": "4"}
     assert cli(["ingest", library, "--quiet"], env).returncode == 0
     other = {**env, "EMBEDDER_CLIP_MODEL": "tiny-clip-b"}  # a model change: a blue-green rebuild
+    shutil.copytree(tmp_path / "store", tmp_path / "before")
     shutil.copytree(tmp_path / "store", tmp_path / "clean")
     clean = timed(["reembed", "--quiet"], {**other, "EMBEDDER_STORE": str(tmp_path / "clean")})
-    rng = random.Random(SEED + 1)
-    for _ in range(POINTS):
-        kill_at(["reembed", "--quiet"], other, rng.uniform(0.2, clean))
-        now = state(env)  # the alias serves one complete version at every moment
+
+    def serving():  # the alias serves one complete version at every moment
+        now = state(env)
         assert now["total"] == len(NAMES) == len(now["by_path"])
+
+    def rebuilt():
+        assert json.loads(cli(["reembed", "--dry-run", "--json"], other).stdout)["stale"] == 0
+        serving()
+
+    def reset():
+        shutil.rmtree(tmp_path / "store")
+        shutil.copytree(tmp_path / "before", tmp_path / "store")
+
+    kill_until(POINTS, ["reembed", "--quiet"], other, clean, random.Random(SEED + 1), serving, rebuilt, reset)
     assert cli(["reembed", "--quiet"], other).returncode == 0
     final = state(other, with_status=True)
     assert final["status"]["points"] == len(NAMES) and final["status"]["collection"] != "media_v1"
     assert final["status"]["models"]["visual"] == ["open_clip:embedder-tiny-clip/random@1b"]
-    assert json.loads(cli(["reembed", "--dry-run", "--json"], other).stdout)["stale"] == 0
+    rebuilt()
     assert cli(["check"], other).returncode == 0
