@@ -93,6 +93,11 @@ class Settings(BaseSettings):
     # Interaction events older than this many days are dropped ('interactions prune', a scheduled
     # step) and never imported; None keeps them for ever.
     retention_days: float | None = Field(None, gt=0)
+    # Store user ids as keyed hashes (HMAC-SHA256 with user_key, from EMBEDDER_USER_KEY, never
+    # logged): the log and the store hold no raw account ids; whoever holds the key looks users
+    # up by their raw id as before.
+    pseudonymous_users: bool = False
+    user_key: SecretStr | None = None
 
     # Scheduled jobs (embedder jobs list|run|serve).
     jobs_file: str = "pipelines/jobs.toml"
@@ -131,6 +136,23 @@ class Settings(BaseSettings):
         if self.weight_visual + self.weight_audio + self.weight_text <= 0:
             raise ValueError("weight_visual + weight_audio + weight_text must be positive")
         return self
+
+    @model_validator(mode="after")
+    def _check_user_key(self) -> "Settings":
+        if self.pseudonymous_users and not (self.user_key and self.user_key.get_secret_value()):
+            raise ValueError("pseudonymous_users needs a key: set EMBEDDER_USER_KEY (keep it out of config files)")
+        return self
+
+    def stored_user(self, user: str) -> str:
+        """The id a user has in the log and the store: the raw id, or its keyed hash
+        (``pseudonymous_users``); callers pass raw ids, so lookups work for whoever holds the key."""
+        if not self.pseudonymous_users:
+            return user
+        import hashlib
+        import hmac
+
+        digest = hmac.new(self.user_key.get_secret_value().encode(), user.encode(), hashlib.sha256).hexdigest()
+        return "p:" + digest
 
     @property
     def is_server(self) -> bool:

@@ -40,7 +40,8 @@ def forget(
             out.print(f"[yellow]{path} still exists[/yellow]: the next ingest of its folder adds it again; "
                       "move or delete the file", highlight=False, soft_wrap=True)
         return
-    record = forget_user(ctx.obj.settings(), user)
+    settings = ctx.obj.settings()
+    record = forget_user(settings, settings.stored_user(user))
     if as_json:
         print_json(record)
         return

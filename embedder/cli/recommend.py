@@ -60,7 +60,7 @@ def interactions_import(
     not_before = time.time() - settings.retention_days * 86400 if settings.retention_days else None
     with _open_log(settings) as log:
         report = log.import_file(file, cols, fmt=fmt, columns=names, progress=TerminalProgress(as_json),
-                                 not_before=not_before)
+                                 not_before=not_before, user_id=settings.stored_user)
         stats = log.stats()
     data = {**report.to_dict(), "log": stats}
     if as_json:
@@ -185,6 +185,7 @@ def recommend(
     from embedder.recommend.queries import RecommendResult, popular_items, recommend_for_user
 
     settings = ctx.obj.settings()
+    user = settings.stored_user(user)
     with _open_log(settings) as log:
         history = log.for_user(user)
     from embedder.recommend.stores import open_collections
@@ -259,7 +260,7 @@ def similar_users_cmd(
 
     settings = ctx.obj.settings()
     with open_store(settings, collection=users_collection(settings)) as users:
-        found = similar_users(users, user, limit=limit)
+        found = similar_users(users, settings.stored_user(user), limit=limit)
     if as_json:
         print_json({"user": user, "users": found})
         return

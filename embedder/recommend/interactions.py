@@ -294,10 +294,11 @@ class InteractionLog:
 
     def import_file(self, path: str | Path, cols: ColumnMap, fmt: str | None = None,
                     columns: list[str] | None = None, batch: int = 10_000, progress: Progress | None = None,
-                    not_before: float | None = None) -> ImportReport:
+                    not_before: float | None = None, user_id=None) -> ImportReport:
         """Read, validate and append a file. Bad rows are reported with line numbers and skipped.
 
         ``not_before`` (epoch seconds, from ``retention_days``) skips older rows, counted as expired.
+        ``user_id`` maps each raw user id to the id stored (``Settings.stored_user``: pseudonyms).
 
         Raises:
             EmbedderError: the file is missing, binary, lacks a mapped column, or has no valid row.
@@ -318,6 +319,8 @@ class InteractionLog:
             report.rows += 1
             try:
                 event = to_interaction(row, cols)
+                if user_id is not None:
+                    event = Interaction(user_id(event.user), event.item, event.weight, event.ts, event.event)
                 if not_before is not None and event.ts is not None and event.ts < not_before:
                     report.expired += 1  # past the retention period: never stored
                     continue

@@ -113,3 +113,26 @@ def test_forget_an_item_in_every_version_and_the_log(tmp_path, media):
             assert record["item"] not in {r.id for r in store.scroll()} and store.count() == 3
     with InteractionLog(tmp_path / "store" / "interactions.sqlite") as log:
         assert str(lib / "tone.mp3") not in {e.item for e in log.all()} and len(log.all()) == 12
+
+
+def test_pseudonymous_ids_keep_raw_ids_out_and_lookups_work_with_the_key(tmp_path):
+    store = tmp_path / "store"
+    events = tmp_path / "plays.csv"
+    events.write_text("user,item,plays\n" + "".join(f"{u},{i},{w}\n" for u, i, w in log_rows()))
+    env = {"EMBEDDER_STORE": str(store), "EMBEDDER_CF_FACTORS": "8", "EMBEDDER_PSEUDONYMOUS_USERS": "true",
+           "EMBEDDER_USER_KEY": "k-secret-123"}
+    missing_key = run_cli("interactions", "import", events, env={**env, "EMBEDDER_USER_KEY": ""}, code=2).stderr
+    assert "pseudonymous_users needs a key: set EMBEDDER_USER_KEY" in missing_key
+    run_cli("interactions", "import", events, "--weight-col", "plays", env=env)
+    run_cli("interactions", "train", env=env)
+    assert files_holding(store, SECRET.encode()) == [] and files_holding(store, b"user17") == []
+    assert files_holding(store, b"k-secret-123") == []  # the key is never written either
+    recs = json.loads(run_cli("recommend", "--user", SECRET, "--json", env=env).stdout)
+    assert "popular" not in recs["used"] and recs["items"]  # found by their raw id: a known user
+    similar = json.loads(run_cli("similar-users", SECRET, "--json", env=env).stdout)["users"]
+    assert similar and all(u["user"].startswith("p:") for u in similar)
+    other_key = json.loads(run_cli("recommend", "--user", SECRET, "--json",
+                                   env={**env, "EMBEDDER_USER_KEY": "another"}).stdout)
+    assert other_key["used"] == ["popular"]  # without the right key the raw id means nobody
+    record = json.loads(run_cli("forget", "--user", SECRET, "--json", env=env).stdout)
+    assert record["events_removed"] == 12
