@@ -60,7 +60,10 @@ def delete_items(settings, store: VectorStore, refs: list[str], client=None) -> 
     records, missing = [], []
     for ref in refs:
         record = find_item(store, ref, with_vectors=False)
-        (records.append(record) if record is not None else missing.append(ref))
+        if record is None:
+            missing.append(ref)
+        else:
+            records.append(record)
     if missing:
         raise EmbedderError("no such item: " + ", ".join(missing) + " ('embedder items list' shows what is stored)")
     ids = list(dict.fromkeys(r.id for r in records))

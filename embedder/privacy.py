@@ -77,13 +77,7 @@ def _forget_events(settings, value: str | list[str], column: str = "user") -> tu
     if not path.is_file():
         return 0, []
     with InteractionLog(path) as log:
-        with log.db:
-            log.db.execute("PRAGMA secure_delete=ON")
-            marks = ",".join("?" * len(values))
-            removed = log.db.execute(f"DELETE FROM interactions WHERE {column} IN ({marks})", values).rowcount
-        log.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        log.db.execute("VACUUM")
-        log.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        removed = log.erase(f"{column} IN ({','.join('?' * len(values))})", tuple(values))
         return removed, log.all()
 
 

@@ -92,8 +92,8 @@ class Trash:
     def take(self, ids: list[str], with_vectors: bool = True) -> list[PointRecord]:
         """The trashed points among ``ids`` whose vectors fit the collection (without the trash's own keys)."""
         trash = self._open()
-        dims = self.store.collection_dims()
-        if trash.collection_dims() is None or (dims is not None and trash.collection_dims() != dims):
+        dims, trashed = self.store.collection_dims(), trash.collection_dims()
+        if trashed is None or (dims is not None and trashed != dims):
             return []
         return [
             PointRecord(r.id, r.vectors, {k: v for k, v in r.payload.items() if k not in TRASH_KEYS})

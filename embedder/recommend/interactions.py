@@ -344,17 +344,25 @@ class InteractionLog:
             raise EmbedderError(f"{path}: no valid rows (line {first['line']}: {first['reason']}); check the column flags")
         return report
 
+    def erase(self, where: str, params: tuple) -> int:
+        """Delete the events matching the SQL condition ``where`` so that their bytes leave the
+        disk: overwritten on delete (``secure_delete``), the write-ahead log truncated, the file
+        vacuumed. Returns how many were deleted."""
+        with self.db:
+            self.db.execute("PRAGMA secure_delete=ON")
+            removed = self.db.execute(f"DELETE FROM interactions WHERE {where}", params).rowcount
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self.db.execute("VACUUM")
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return removed
+
     def drop_older_than(self, cutoff_ts: float) -> dict:
         """Delete events timed before ``cutoff_ts`` (epoch seconds) for good.
 
-        Deleted rows are overwritten (``secure_delete``) and the write-ahead log is truncated, so
-        their bytes do not linger in the files. Events without a time cannot be judged and are kept
+        The rows are erased (:meth:`erase`). Events without a time cannot be judged and are kept
         (counted as ``undated``).
         """
-        with self.db:
-            self.db.execute("PRAGMA secure_delete=ON")
-            dropped = self.db.execute("DELETE FROM interactions WHERE ts IS NOT NULL AND ts < ?", (cutoff_ts,)).rowcount
-        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        dropped = self.erase("ts IS NOT NULL AND ts < ?", (cutoff_ts,))
         undated = self.db.execute("SELECT COUNT(*) FROM interactions WHERE ts IS NULL").fetchone()[0]
         return {"dropped": dropped, "undated_kept": undated, "cutoff": datetime.fromtimestamp(cutoff_ts).isoformat()}
 
