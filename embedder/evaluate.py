@@ -170,7 +170,7 @@ def _train_head(data: Split, media, cfg, scratch, users_store, tmp: Path, cf: CF
         data.train, cfg, media=media, run_dir=tmp / "run", extra_items=cold, cf=cf)
     write_rec(users_vecs, items_vecs, tdata, scratch, users_store, version)
     return {k: metrics[k] for k in ("best_epoch", "epochs", "stopped_early", "robustness", "head_parameters", "history",
-                                     "init", "cf_init", "refit_epochs")}
+                                     "init", "cf_init", "refit_epochs", "privacy")}
 
 
 def _seen(history, media) -> list[str]:

@@ -277,15 +277,24 @@ def train_cmd(
     adversarial: Optional[bool] = typer.Option(None, "--adversarial/--no-adversarial", help="APR adversarial training."),
     max_epochs: Optional[int] = typer.Option(None, "--max-epochs", help="Override optim.max_epochs."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Override run.seed."),
+    dp_epsilon: Optional[float] = typer.Option(
+        None, "--dp-epsilon", min=0.0, help="Train with differential privacy (DP-SGD, one user = one unit) "
+        "spending this epsilon over the whole run; overrides privacy.epsilon."),
+    dp_delta: Optional[float] = typer.Option(None, "--dp-delta", help="The DP delta (default min(1e-5, 0.1 / users))."),
     write: bool = typer.Option(True, "--write/--no-write", help="Store rec vectors for 'recommend --strategy trained'."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Fine-tune the two-tower head (BCE, frozen encoders, early stopping) on the interaction log."""
+    """Fine-tune the two-tower head (BCE, frozen encoders, early stopping) on the interaction log.
+
+    With --dp-epsilon the head is trained with DP-SGD (Opacus) instead: a fixed number of epochs,
+    each user's gradient clipped and noised, and the epsilon and delta spent are reported.
+    """
     from embedder.train.config import load_train_config
     from pipelines.train import run_training
 
     settings = ctx.obj.settings()
-    cfg = load_train_config(config, **{"adversarial.enabled": adversarial, "optim.max_epochs": max_epochs, "run.seed": seed})
+    cfg = load_train_config(config, **{"adversarial.enabled": adversarial, "optim.max_epochs": max_epochs, "run.seed": seed,
+                                       "privacy.epsilon": dp_epsilon, "privacy.delta": dp_delta})
     summary = run_training(settings, cfg, resume=resume, write=write, progress=TerminalProgress(as_json, per_item=False))
     if as_json:
         print_json(summary)
@@ -294,6 +303,11 @@ def train_cmd(
     k = cfg.optim.eval_k
     out.print(f"run {summary['run_dir']} ({summary['device']}): best epoch {m['best_epoch']} of {m['epochs']}, "
               f"val NDCG@{k} {m[f'best_val_ndcg@{k}']:.4f}" + (", stopped early" if m["stopped_early"] else ""), highlight=False)
+    if m.get("privacy"):
+        p = m["privacy"]
+        out.print(f"differential privacy (per user): epsilon {p['epsilon']} spent of {p['target_epsilon']}, "
+                  f"delta {p['delta']:.2g}, noise multiplier {p['noise_multiplier']}, {p['steps']} steps; "
+                  "the model is the last epoch (no early stopping under DP)", highlight=False)
     r = m["robustness"]
     out.print(f"robustness at epsilon {r['epsilon']}: NDCG@{k} {r['ndcg_clean']:.4f} clean, "
               f"{r['ndcg_random_noise']:.4f} with random noise, {r['ndcg_adversarial']:.4f} under adversarial "

@@ -8,6 +8,7 @@ import re
 from datetime import datetime, timezone
 from pathlib import Path
 
+from embedder.errors import EmbedderError
 from embedder.progress import Progress
 from embedder.recommend.cf import CFParams
 from embedder.train.config import TrainConfig
@@ -35,7 +36,7 @@ def train_head(events, cfg: TrainConfig, *, media=None, run_dir: Path, resume: b
     from safetensors.torch import load_file
 
     from embedder.train.data import build_training_data, cf_factors
-    from embedder.train.loop import _context, all_vectors, learning_curve, train
+    from embedder.train.loop import all_vectors, training_context, learning_curve, train
     from embedder.train.model import TwoTower
 
     def init(data):
@@ -45,9 +46,18 @@ def train_head(events, cfg: TrainConfig, *, media=None, run_dir: Path, resume: b
     data = build_training_data(events, media, cfg.model.modalities, val_fraction=cfg.optim.val_fraction,
                                seed=cfg.run.seed, extra_items=extra_items)
     run_dir.mkdir(parents=True, exist_ok=True)
-    init_factors = init(data)
-    result = train(data, cfg, run_dir, resume=resume, progress=progress, device=device, init_factors=init_factors)
-    if cfg.optim.refit:
+    if cfg.privacy.enabled:
+        from embedder.train.private import train_private
+
+        if resume:
+            raise EmbedderError("a differentially private run cannot be resumed: its privacy accounting "
+                                "starts over; train again without --resume")
+        init_factors = None
+        result = train_private(data, cfg, run_dir, progress=progress, device=device)
+    else:
+        init_factors = init(data)
+        result = train(data, cfg, run_dir, resume=resume, progress=progress, device=device, init_factors=init_factors)
+    if cfg.optim.refit and not cfg.privacy.enabled:
         data = build_training_data(events, media, cfg.model.modalities, val_fraction=0, seed=cfg.run.seed,
                                    extra_items=extra_items)
         once = cfg.model_copy(update={"optim": cfg.optim.model_copy(update={"max_epochs": result.best_epoch})})
@@ -55,7 +65,7 @@ def train_head(events, cfg: TrainConfig, *, media=None, run_dir: Path, resume: b
         (run_dir / "refit" / "model.safetensors").replace(run_dir / "model.safetensors")
     model = TwoTower(len(data.users), len(data.items), data.feature_dim, cfg.model).to(device)
     model.load_state_dict(load_file(run_dir / "model.safetensors"))
-    users_vecs, items_vecs = all_vectors(model, _context(data, device), len(data.users), len(data.items))
+    users_vecs, items_vecs = all_vectors(model, training_context(data, device, padded=cfg.model.user_tower == "history"), len(data.users), len(data.items))
     version = f"{run_dir.name}@{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}"
     (run_dir / "config.json").write_text(json.dumps({
         "version": version, "train_config": cfg.model_dump(), "feature_names": data.feature_names,
@@ -73,7 +83,9 @@ def train_head(events, cfg: TrainConfig, *, media=None, run_dir: Path, resume: b
         "stopped_early": result.stopped_early, "epochs": len(result.history), "history": result.history,
         "robustness": result.robustness, "head_parameters": result.head_parameters,
         "adversarial": cfg.adversarial.model_dump(), "init": "cf" if init_factors is not None else "random",
-        "cf_init": (cf or CFParams()).to_dict() if init_factors is not None else None, "refit_epochs": result.best_epoch if cfg.optim.refit else None,
+        "cf_init": (cf or CFParams()).to_dict() if init_factors is not None else None,
+        "refit_epochs": result.best_epoch if cfg.optim.refit and not cfg.privacy.enabled else None,
+        "privacy": result.privacy,
     }
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     learning_curve(result.history, run_dir / "learning_curve.png", cfg.optim.eval_k)

@@ -31,9 +31,22 @@ class TrainResult:
     stopped_early: bool = False
     robustness: dict = field(default_factory=dict)
     head_parameters: int = 0
+    privacy: dict | None = None  # what a differentially private run spent (embedder.train.private)
 
 
-def _context(data: TrainingData, device):
+def padded_history(history: list[np.ndarray], pad: int) -> tuple[np.ndarray, np.ndarray]:
+    """Histories as one users x longest matrix padded with ``pad``, and a 0/1 mask of real entries."""
+    width = max((len(h) for h in history), default=0) or 1
+    out = np.full((len(history), width), pad, np.int64)
+    mask = np.zeros((len(history), width), np.float32)
+    for u, h in enumerate(history):
+        out[u, : len(h)] = h
+        mask[u, : len(h)] = 1.0
+    return out, mask
+
+
+def training_context(data: TrainingData, device, padded: bool = False):
+    """The tensors every forward pass reads; ``padded`` adds the history matrix a history user tower needs."""
     import torch
 
     flat = np.concatenate(data.history) if data.history else np.zeros(0, np.int64)
@@ -46,13 +59,17 @@ def _context(data: TrainingData, device):
     known = np.zeros(len(data.items), bool)
     known[data.trainable_items] = True
     t = lambda a, dt=None: torch.as_tensor(a, dtype=dt, device=device)  # noqa: E731
-    return {
+    ctx = {
         "features": t(data.features, torch.float32),
         "known": t(known),
         "pooled": t(pooled, torch.float32),
         "history_flat": t(flat, torch.long),
         "history_offsets": t(offsets, torch.long),
     }
+    if padded:
+        matrix, mask = padded_history(data.history, len(data.items))
+        ctx.update(history_padded=t(matrix, torch.long), history_mask=t(mask, torch.float32))
+    return ctx
 
 
 def _loss(kind: str, pos, neg):
@@ -99,9 +116,12 @@ def all_vectors(model, ctx, n_users: int, n_items: int):
     import torch
 
     model.eval()
+    device = ctx["known"].device
     with torch.no_grad():
-        users = model.user_vectors(torch.arange(n_users, device=ctx["known"].device), ctx)
-        items = model.item_vectors(torch.arange(n_items, device=ctx["known"].device), ctx)
+        # In chunks: a history user tower gathers every history item's features.
+        users = torch.cat([model.user_vectors(torch.arange(start, min(start + 4096, n_users), device=device), ctx)
+                           for start in range(0, n_users, 4096)]) if n_users else torch.zeros(0)
+        items = model.item_vectors(torch.arange(n_items, device=device), ctx)
     model.train()
     return users.float().cpu().numpy(), items.float().cpu().numpy()
 
@@ -192,7 +212,7 @@ def train(data: TrainingData, cfg: TrainConfig, run_dir: Path, *, resume: bool =
         raise EmbedderError("no training pairs after the validation split")
     torch.manual_seed(cfg.run.seed)
     model = TwoTower(len(data.users), len(data.items), data.feature_dim, cfg.model).to(device)
-    ctx = _context(data, device)
+    ctx = training_context(data, device, padded=cfg.model.user_tower == "history")
     if init_factors is not None:
         init_from_factors(model, *(torch.as_tensor(f, device=device) for f in init_factors),
                           ctx["history_flat"], ctx["history_offsets"])

@@ -63,17 +63,50 @@ class UserTower(nn.Module):
         return out
 
 
+class HistoryUserTower(nn.Module):
+    """A user as the mean of their history items' vectors, plus a projection of the mean of those
+    items' frozen features: no parameter belongs to one user, so a model trained with DP-SGD can
+    be released whole, and a user's vector is recomputed from their own history when served.
+
+    The history items have a table of their own (not the item tower's): each module then runs
+    once per forward pass, which per-user gradient clipping (Opacus ghost clipping) requires.
+    """
+
+    def __init__(self, n_items: int, feature_dim: int, dim: int):
+        super().__init__()
+        self.n_items = n_items
+        self.items = nn.Embedding(n_items + 1, dim, padding_idx=n_items)
+        nn.init.normal_(self.items.weight, std=0.05)
+        with torch.no_grad():
+            self.items.weight[n_items].zero_()
+        self.history_features = nn.Linear(feature_dim, dim, bias=False) if feature_dim else None
+
+    def forward(self, history: torch.Tensor, mask: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        """``history``: users x H item indices, padded with ``n_items``; ``mask``: 1.0 where real."""
+        weights = (mask / mask.sum(1, keepdim=True).clamp(min=1)).unsqueeze(-1)
+        out = (self.items(history) * weights).sum(1)
+        if self.history_features is not None:
+            rows = features[history.clamp(max=features.shape[0] - 1)]  # padding rows are masked out
+            out = out + self.history_features((rows * weights).sum(1))
+        return out
+
+
 class TwoTower(nn.Module):
     """Scores are dot products of the two towers' outputs."""
 
     def __init__(self, n_users: int, n_items: int, feature_dim: int, cfg):
         super().__init__()
         self.items = ItemTower(n_items, feature_dim, cfg.dim, cfg.hidden, cfg.dropout, cfg.item_id_embedding)
-        self.users = UserTower(n_users, feature_dim, cfg.dim, cfg.user_id_embedding)
+        if getattr(cfg, "user_tower", "ids") == "history":
+            self.users = HistoryUserTower(n_items, feature_dim, cfg.dim)
+        else:
+            self.users = UserTower(n_users, feature_dim, cfg.dim, cfg.user_id_embedding)
         if self.items.ids is None and self.items.content is None:
             raise ValueError("the item tower needs item ids or content features")
 
     def user_vectors(self, users, ctx) -> torch.Tensor:
+        if isinstance(self.users, HistoryUserTower):
+            return self.users(ctx["history_padded"][users], ctx["history_mask"][users], ctx["features"])
         table = self.items.ids.weight if self.items.ids is not None else None
         return self.users(users, ctx["pooled"], table, ctx["history_flat"], ctx["history_offsets"])
 

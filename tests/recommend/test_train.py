@@ -85,7 +85,7 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(data, tmp_path):
 def test_checkpoint_round_trip(data, tmp_path):
     from safetensors.torch import load_file
 
-    from embedder.train.loop import _context, all_vectors
+    from embedder.train.loop import training_context, all_vectors
     from embedder.train.model import TwoTower
 
     cfg = config(**{"optim.max_epochs": 2})
@@ -96,7 +96,7 @@ def test_checkpoint_round_trip(data, tmp_path):
     m1.load_state_dict(load_file(tmp_path / "run" / "model.safetensors"))
     m2 = TwoTower(len(data.users), len(data.items), data.feature_dim, cfg.model)
     m2.load_state_dict(load_file(tmp_path / "run" / "best" / "model.safetensors"))
-    ctx = _context(data, "cpu")
+    ctx = training_context(data, "cpu")
     np.testing.assert_array_equal(all_vectors(m1, ctx, len(data.users), len(data.items))[1],
                                   all_vectors(m2, ctx, len(data.users), len(data.items))[1])
     opt = torch.load(tmp_path / "run" / "last" / "optimizer.pt", weights_only=True)  # safe loading works
@@ -104,14 +104,14 @@ def test_checkpoint_round_trip(data, tmp_path):
 
 
 def test_adversarial_option_changes_the_loss(data):
-    from embedder.train.loop import _context
+    from embedder.train.loop import training_context
     from embedder.train.model import TwoTower
 
     cfg_plain, cfg_apr = config(), config(**{"adversarial.enabled": True, "adversarial.epsilon": 0.5})
     torch.manual_seed(0)
     model = TwoTower(len(data.users), len(data.items), data.feature_dim, cfg_plain.model)
     model.eval()  # no dropout: the two losses see the same network
-    ctx = _context(data, "cpu")
+    ctx = training_context(data, "cpu")
     users, items = torch.as_tensor(data.train_pairs[:16, 0]), torch.as_tensor(data.train_pairs[:16, 1])
     negs = torch.as_tensor(data.trainable_items[:4]).repeat(16, 1)
     plain, clean_a, adv_a = batch_loss(model, ctx, users, items, negs, cfg_plain)
