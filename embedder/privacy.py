@@ -21,9 +21,9 @@
 
 Snapshots are copies taken before the erasure and still hold the user: the report lists them.
 
-``forget_item`` removes a media item (or an item known only from the log): its point in every
-version of the media collection and in their trash, its events, its failure record, and the
-collaborative model is fitted again without them.
+``forget_item`` removes a media item (or an item known only from the log): its point from the
+media collection (rewritten the same way as the users collection in step 3, trash included), its
+events, its failure record, and the collaborative model is fitted again without them.
 """
 
 from __future__ import annotations
@@ -81,37 +81,54 @@ def _forget_events(settings, value: str | list[str], column: str = "user") -> tu
         return removed, log.all()
 
 
-def _rewrite_users(settings, user_id: str, client) -> dict:
-    """The users collection without the user, in files that never held them (embedded store)."""
-    from embedder.store import open_store, users_collection
+def _rewrite_without(settings, logical: str, point_id: str, client) -> dict:
+    """``logical`` without one point, in files that never held it.
+
+    Deleting a point from an embedded (Qdrant Edge) collection leaves its payload in the segment
+    files and in the write-ahead log until they are rewritten, so the current version is copied,
+    minus the point, into the next version (and its trash into that version's trash), the alias
+    moves, and every older version is dropped with its trash. On a Qdrant server the point is
+    deleted everywhere and the server compacts its own files.
+    """
+    from embedder.store import open_store
     from embedder.store.catalog import open_catalog, versions_of
     from embedder.store.factory import open_physical
+    from embedder.trash import TRASH_SUFFIX
 
-    logical = users_collection(settings)
     catalog = open_catalog(settings, client=client)
     current, exists = catalog.resolve(logical)
     if not exists:
         return {"versions_dropped": []}
-    with open_store(settings, client=client, collection=logical) as users:
-        if users.backend != "edge":
-            users.delete([user_id])
-            return {"versions_dropped": []}
-        dims = users.collection_dims()
-        target = catalog.next_version(logical)
-        with open_physical(settings, target, client=client) as fresh:
-            fresh.ensure_collection(dims)
+    with open_store(settings, client=client, collection=logical) as store:
+        backend = store.backend
+    names = catalog.collections()
+    if backend != "edge":
+        for _, name in versions_of(logical, names):
+            for physical in (name, name + TRASH_SUFFIX):
+                if physical in names:
+                    with open_physical(settings, physical, client=client) as collection:
+                        collection.delete([point_id])
+        return {"versions_dropped": []}
+    target = catalog.next_version(logical)
+    for source, copy in ((current, target), (current + TRASH_SUFFIX, target + TRASH_SUFFIX)):
+        if source not in names:
+            continue
+        with open_physical(settings, source, client=client) as old, open_physical(settings, copy, client=client) as fresh:
+            fresh.ensure_collection(old.collection_dims())
             offset = None
             while True:
-                page, offset = users.page(offset, limit=512, with_vectors=True)
-                fresh.upsert([r for r in page if r.id != user_id])
+                page, offset = old.page(offset, limit=512, with_vectors=True)
+                fresh.upsert([r for r in page if r.id != point_id])
                 if offset is None:
                     break
     catalog.switch_alias(logical, target)
     dropped = [name for _, name in versions_of(logical, catalog.collections()) if name != target]
     if current not in dropped and current != target and current in catalog.collections():
-        dropped.append(current)  # an unversioned users collection
+        dropped.append(current)  # an unversioned collection
     for name in dropped:
-        catalog.drop(name)
+        for physical in (name, name + TRASH_SUFFIX):
+            if physical in catalog.collections():
+                catalog.drop(physical)
     return {"versions_dropped": dropped}
 
 
@@ -164,6 +181,7 @@ def forget_user(settings, user: str, *, client=None) -> dict:
     """
     from embedder.recommend.cf import user_point_id
     from embedder.snapshots import list_snapshots
+    from embedder.store import users_collection
 
     if not user.strip():
         raise EmbedderError("forget --user needs a user id")
@@ -172,7 +190,7 @@ def forget_user(settings, user: str, *, client=None) -> dict:
         had_vector, run_dirs = _user_vectors(settings, user_point_id(user), client)
         events, remaining = _forget_events(settings, user)
         retrained = _retrain_cf(settings, remaining, client)
-        users_report = _rewrite_users(settings, user_point_id(user), client)
+        users_report = _rewrite_without(settings, users_collection(settings), user_point_id(user), client)
         scrubbed = _scrub_runs(settings, user, hashed, run_dirs)
         if scrubbed:
             (state_dir(settings) / HEAD_STALE_FILE).write_text(json.dumps(
@@ -226,12 +244,12 @@ def forget_item(settings, ref: str, *, client=None) -> dict:
         catalog = open_catalog(settings, client=client)
         names = [name for _, name in versions_of(settings.collection, catalog.collections())]
         names += [n + TRASH_SUFFIX for n in names if n + TRASH_SUFFIX in catalog.collections()]
-        removed_from = []
+        held_by = []
         for name in names:
             with open_physical(settings, name, client=client) as collection:
                 if collection.retrieve([pid]):
-                    collection.delete([pid])
-                    removed_from.append(name)
+                    held_by.append(name)
+        rewrite = _rewrite_without(settings, settings.collection, pid, client)
         if payload.get("sha256"):
             memory = FailureMemory(failures_path(settings))
             memory.forget(payload["sha256"])
@@ -239,7 +257,8 @@ def forget_item(settings, ref: str, *, client=None) -> dict:
         retrained = _retrain_cf(settings, remaining, client)
         still_on_disk = [p for p in payload.get("paths") or [] if os.path.exists(p)]
         record = {"at": _now(), "action": "forget-item", "item": pid, "events_removed": events,
-                  "removed_from": removed_from, "cf_retrained": retrained, "files_still_on_disk": still_on_disk}
+                  "removed_from": held_by,
+                  "versions_dropped": rewrite["versions_dropped"], "cf_retrained": retrained, "files_still_on_disk": still_on_disk}
         with open(state_dir(settings) / AUDIT_FILE, "a") as fh:
             fh.write(json.dumps(record) + "\n")
         return record

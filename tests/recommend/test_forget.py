@@ -108,31 +108,41 @@ def test_forget_an_item_in_every_version_and_the_log(tmp_path, media):
                                      "EMBEDDER_CLIP_MODEL": "tiny-clip-b", "EMBEDDER_CF_FACTORS": "4"}).stdout)
     assert record["removed_from"] == ["media_v1", "media_v2"] and record["events_removed"] == 6  # every user had it
     assert record["cf_retrained"] and record["files_still_on_disk"] == [str(lib / "tone.mp3")]
-    for version in ("media_v1", "media_v2"):
-        with open_store(settings.model_copy(update={"collection": version})) as store:
-            assert record["item"] not in {r.id for r in store.scroll()} and store.count() == 3
+    # Qdrant Edge keeps a deleted point's payload in its segment files and write-ahead log, so the
+    # current version was copied without it and the older ones (holding it) were dropped.
+    assert record["versions_dropped"] == ["media_v1", "media_v2"]
+    store_dir = tmp_path / "store"
+    assert files_holding(store_dir, b"tone.mp3") == [str(store_dir / "privacy-audit.jsonl")]
+    with open_store(settings) as store:
+        kept = list(store.scroll(with_vectors=True))
+        assert store.collection == "media_v3" and len(kept) == 3
+        assert record["item"] not in {r.id for r in kept}
+        assert all("cf" in r.vectors and "content" in r.vectors for r in kept)  # every vector came along
     with InteractionLog(tmp_path / "store" / "interactions.sqlite") as log:
         assert str(lib / "tone.mp3") not in {e.item for e in log.all()} and len(log.all()) == 12
+    found = json.loads(run_cli("search", "--like", lib / "h264.mp4", "--include-self", "--json",
+                               env={"EMBEDDER_STORE": settings.store, "EMBEDDER_MODELS": "tiny",
+                                    "EMBEDDER_CLIP_MODEL": "tiny-clip-b"}).stdout)
+    assert len(found["hits"]) == 3 and "tone.mp3" not in json.dumps(found)
 
 
-def test_pseudonymous_ids_keep_raw_ids_out_and_lookups_work_with_the_key(tmp_path):
-    store = tmp_path / "store"
-    events = tmp_path / "plays.csv"
-    events.write_text("user,item,plays\n" + "".join(f"{u},{i},{w}\n" for u, i, w in log_rows()))
-    env = {"EMBEDDER_STORE": str(store), "EMBEDDER_CF_FACTORS": "8", "EMBEDDER_PSEUDONYMOUS_USERS": "true",
-           "EMBEDDER_USER_KEY": "k-secret-123"}
-    missing_key = run_cli("interactions", "import", events, env={**env, "EMBEDDER_USER_KEY": ""}, code=2).stderr
-    assert "pseudonymous_users needs a key: set EMBEDDER_USER_KEY" in missing_key
-    run_cli("interactions", "import", events, "--weight-col", "plays", env=env)
-    run_cli("interactions", "train", env=env)
-    assert files_holding(store, SECRET.encode()) == [] and files_holding(store, b"user17") == []
-    assert files_holding(store, b"k-secret-123") == []  # the key is never written either
-    recs = json.loads(run_cli("recommend", "--user", SECRET, "--json", env=env).stdout)
-    assert "popular" not in recs["used"] and recs["items"]  # found by their raw id: a known user
-    similar = json.loads(run_cli("similar-users", SECRET, "--json", env=env).stdout)["users"]
-    assert similar and all(u["user"].startswith("p:") for u in similar)
-    other_key = json.loads(run_cli("recommend", "--user", SECRET, "--json",
-                                   env={**env, "EMBEDDER_USER_KEY": "another"}).stdout)
-    assert other_key["used"] == ["popular"]  # without the right key the raw id means nobody
-    record = json.loads(run_cli("forget", "--user", SECRET, "--json", env=env).stdout)
-    assert record["events_removed"] == 12
+def test_forget_an_item_on_qdrant_client(tmp_path):
+    from embedder.privacy import forget_item
+    from embedder.recommend.cf import item_point_id
+
+    client = QdrantClient(":memory:")
+    settings = load_settings(store=str(tmp_path / "store"), cf_factors=8)
+    with InteractionLog(tmp_path / "store" / "interactions.sqlite") as log:
+        log.add([Interaction(u, i, float(w)) for u, i, w in log_rows()])
+        everyone = log.all()
+    media, users = open_collections(settings, client=client)
+    with media, users:
+        write_cf(fit_cf(everyone, CFParams(factors=8)), media, users)
+        before = media.count()
+        assert media.retrieve([item_point_id("item3")])
+    record = forget_item(settings, "item3", client=client)
+    assert record["events_removed"] == sum(1 for e in everyone if e.item == "item3") > 0 and record["cf_retrained"]
+    assert record["versions_dropped"] == []  # a server compacts its own files: the point is deleted in place
+    media, users = open_collections(settings, client=client, create=False)
+    with media, users:
+        assert media.retrieve([item_point_id("item3")]) == [] and media.count() == before - 1
