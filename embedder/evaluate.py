@@ -18,6 +18,7 @@ import numpy as np
 from embedder.errors import EmbedderError
 from embedder.recommend.cf import CFParams, fit_cf
 from embedder.recommend.interactions import Interaction
+from embedder.recommend.strategies import get_strategy
 from embedder.recommend.splits import SPLITS, Split, coverage, hr_recall_at_k, ndcg_at_k, recall_at_k, split_events
 from embedder.recommend.tune import tune_cf
 from embedder.store.base import RRF_K
@@ -26,7 +27,9 @@ __all__ = ["KS", "METHODS", "SPLITS", "Split", "coverage", "evaluate", "evaluate
            "recall_at_k", "split_events"]
 
 KS = (10, 20, 50)
-METHODS = ("popularity", "als", "content", "hybrid", "trained")
+# The strategies of embedder.recommend.strategies, in report order; "als" and "popularity" (the
+# names reports used before there was one registry) are accepted as aliases of cf and popular.
+METHODS = ("popular", "cf", "content", "hybrid", "trained")
 
 
 def evaluate(events: list[Interaction], *, split: str = "leave-last-out", methods: tuple[str, ...] = METHODS[:4],
@@ -72,13 +75,12 @@ def evaluate(events: list[Interaction], *, split: str = "leave-last-out", method
     catalogue = data.candidates or {e.item for e in events}
     skipped = {}
     runnable = []
-    for m in methods:
-        if m not in METHODS:
-            raise EmbedderError(f"unknown method '{m}'; choose from {', '.join(METHODS)}")
-        if m in ("content", "hybrid") and not content:
-            skipped[m] = "no item in the log has a content vector (ingest media whose paths or ids match the items)"
-        else:
-            runnable.append(m)
+    for name in methods:
+        strategy = get_strategy(name)
+        if strategy.needs_content and not content:
+            skipped[strategy.name] = "no item in the log has a content vector (ingest media whose paths or ids match the items)"
+        elif strategy.name not in runnable:
+            runnable.append(strategy.name)
     if "trained" in runnable and train_config is None:
         from embedder.train.config import TrainConfig
 
@@ -112,8 +114,8 @@ def evaluate(events: list[Interaction], *, split: str = "leave-last-out", method
         finally:
             scratch.close()
             users_store.close()
-    settings = {"popularity": {"rank": "training-split interaction count", "exclude_seen": True},
-                "als": {**cf.to_dict(), "tuned": tune}, "content": {"query": "recommend on content, 20 latest positives"},
+    settings = {"popular": {"rank": "training-split interaction count", "exclude_seen": True},
+                "cf": {**cf.to_dict(), "tuned": tune}, "content": {"query": "recommend on content, 20 latest positives"},
                 "hybrid": {"cf": {**cf.to_dict(), "tuned": tune}, "fusion": "rrf", "rrf_k": RRF_K},
                 "trained": train_config.model_dump() if train_config is not None else None}
     return {
@@ -148,14 +150,11 @@ def evaluate_seeds(events: list[Interaction], seeds: list[int], **kwargs) -> dic
 
 
 def _rank(method, user, history, media, users, k, candidates) -> list[str]:
+    """The user's list from the same query ``embedder recommend --strategy METHOD`` runs."""
     from embedder.recommend.queries import recommend_for_user
 
     flt = {"eval_role": "candidate"} if candidates is not None else None
-    strategy = {"popularity": None, "als": "cf", "content": "content", "hybrid": "hybrid", "trained": "trained"}[method]
-    if strategy is None:
-        hits = media.top_by("popularity", limit=k, filter=flt, exclude_ids=_seen(history, media))
-        return [h.payload.get("item") for h in hits]
-    result = recommend_for_user(user, history, media, users, limit=k, strategy=strategy, filter=flt,
+    result = recommend_for_user(user, history, media, users, limit=k, strategy=method, filter=flt,
                                 popular_fallback=False)
     return [r.item for r in result.items]
 
@@ -171,12 +170,6 @@ def _train_head(data: Split, media, cfg, scratch, users_store, tmp: Path, cf: CF
     write_rec(users_vecs, items_vecs, tdata, scratch, users_store, version)
     return {k: metrics[k] for k in ("best_epoch", "epochs", "stopped_early", "robustness", "head_parameters", "history",
                                      "init", "cf_init", "refit_epochs", "privacy")}
-
-
-def _seen(history, media) -> list[str]:
-    from embedder.recommend.cf import resolve_items
-
-    return sorted(set(resolve_items(sorted({e.item for e in history}), media).values()))
 
 
 def _scores(lists, relevant, ks, catalogue_size) -> dict:

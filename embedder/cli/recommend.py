@@ -12,6 +12,7 @@ from rich.table import Table
 
 from embedder.cli.common import app, err, guarded, out, print_json, short_path, TerminalProgress
 from embedder.errors import EmbedderError
+from embedder.recommend.strategies import STRATEGIES, strategies_help
 
 
 interactions_app = typer.Typer(help="Interaction logs and the collaborative-filtering model.", no_args_is_help=True)
@@ -176,33 +177,14 @@ def recommend(
     ctx: typer.Context,
     user: str = typer.Option(..., "--user", "-u", help="User id as in the interaction log."),
     limit: int = typer.Option(10, "--limit", "-n", min=1, max=1000, help="How many items."),
-    strategy: str = typer.Option("hybrid", "--strategy", help="hybrid (cf + content, RRF), cf, content, or trained (the fine-tuned head)."),
+    strategy: str = typer.Option("hybrid", "--strategy", help=strategies_help()),
     exclude_seen: bool = typer.Option(True, "--exclude-seen/--include-seen", help="Leave out items the user already had."),
     query: Optional[str] = typer.Option(None, "--query", "-q", help="For a user with no history: narrow popular items by this text."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Recommend items for a user; each hit says which branch (cf, content, popular) found it."""
-    from embedder.recommend.queries import RecommendResult, popular_items, recommend_for_user
-
-    settings = ctx.obj.settings()
-    user = settings.stored_user(user)
-    with _open_log(settings) as log:
-        history = log.for_user(user)
-    from embedder.recommend.stores import open_collections
-
-    media, users = open_collections(settings, create=False)
-    with media, users:
-        if not history and query:
-            from embedder.encoders.bundle import configured_model_ids, load_encoders
-            from embedder.search import check_vector_space, search_text
-
-            check_vector_space(media, configured_model_ids(settings))  # before seconds of model loading
-            hits = search_text(media, load_encoders(settings), query, weights=settings.fusion_weights, limit=limit * 5)
-            result = RecommendResult(user=user, strategy=strategy, used=["popular", "text"],
-                                     items=popular_items(media, limit=limit, text_hits=hits),
-                                     note="no interactions for this user: popular items matching the text")
-        else:
-            result = recommend_for_user(user, history, media, users, limit=limit, strategy=strategy, exclude_seen=exclude_seen)
+    with ctx.obj.library() as library:
+        result = library.recommend(user, strategy=strategy, limit=limit, exclude_seen=exclude_seen, query=query)
     if as_json:
         print_json(result.to_dict())
         return
@@ -234,12 +216,8 @@ def similar(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Item-to-item similarity by content vectors, CF factors, or both fused."""
-    from embedder.recommend.queries import resolve_item_ref, similar_items
-    from embedder.store import open_store
-
-    settings = ctx.obj.settings()
-    with open_store(settings) as media:
-        items = similar_items(media, resolve_item_ref(media, item), by=by, limit=limit)
+    with ctx.obj.library() as library:
+        items = library.similar(item, by=by, limit=limit)
     if as_json:
         print_json({"item": item, "by": by, "items": [r.to_dict() for r in items]})
     else:
@@ -255,12 +233,8 @@ def similar_users_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Users with the closest taste (cosine of CF user vectors)."""
-    from embedder.recommend.queries import similar_users
-    from embedder.store import open_store, users_collection
-
-    settings = ctx.obj.settings()
-    with open_store(settings, collection=users_collection(settings)) as users:
-        found = similar_users(users, settings.stored_user(user), limit=limit)
+    with ctx.obj.library() as library:
+        found = library.similar_users(user, limit=limit)
     if as_json:
         print_json({"user": user, "users": found})
         return
@@ -322,7 +296,9 @@ def train_cmd(
 def eval_cmd(
     ctx: typer.Context,
     split: str = typer.Option("leave-last-out", "--split", help="leave-last-out, random-holdout, time or cold-items."),
-    methods: str = typer.Option("popularity,als,content,hybrid", "--methods", help="Comma-separated: popularity, als, content, hybrid, trained."),
+    methods: str = typer.Option("popular,cf,content,hybrid", "--methods",
+                                help="Comma-separated strategies (as 'recommend --strategy'): " + ", ".join(STRATEGIES)
+                                + " ('als' and 'popularity' are accepted for cf and popular)."),
     train_config: Optional[Path] = typer.Option(None, "--train-config", help="Config of the 'trained' method (two-tower head)."),
     weighting: Optional[str] = _CF["weighting"],
     alpha: Optional[float] = _CF["alpha"],
@@ -402,7 +378,7 @@ def _print_eval(result: dict) -> None:
         out.print(f"tuned on a validation split of the training part ({tuning['validation']['validation_events']} events): "
                   f"{chosen}", highlight=False)
     for method, cfg in result.get("settings", {}).items():
-        if method in ("als", "hybrid"):
+        if method in ("cf", "hybrid"):
             out.print(f"{method} settings: {json.dumps(cfg)}", highlight=False)
     if result.get("saved_config"):
         out.print(f"saved to {result['saved_config']['path']}: {'; '.join(result['saved_config']['lines'])}", highlight=False)

@@ -22,9 +22,8 @@ from dataclasses import asdict, dataclass, field
 from embedder.errors import EmbedderError
 from embedder.recommend.cf import resolve_items, user_point_id
 from embedder.recommend.interactions import Interaction
+from embedder.recommend.strategies import BRANCH_VECTORS, CONTENT_BRANCH, get_strategy
 from embedder.store import Nearest, Recommend, VectorStore
-
-STRATEGIES = ("hybrid", "cf", "content", "trained")
 HISTORY_POSITIVES = 20  # most recent positives used as examples by the content branch
 HISTORY_NEGATIVES = 20
 BRANCH_DEPTH = 5  # each branch prefetches limit * this many candidates before fusion
@@ -91,32 +90,37 @@ def recommend_for_user(
     filter: dict | None = None,
     popular_fallback: bool = True,
 ) -> RecommendResult:
-    """Recommend items for ``user`` given their interaction history (oldest first)."""
-    if strategy not in STRATEGIES:
-        raise EmbedderError(f"--strategy must be one of {', '.join(STRATEGIES)}, not '{strategy}'")
+    """Recommend items for ``user`` given their interaction history (oldest first).
+
+    ``strategy`` names an entry of :data:`embedder.recommend.strategies.STRATEGIES` (or an alias).
+    Branches whose vectors this user or collection lacks are left out; with none left, popular
+    items are returned (unless ``popular_fallback`` is false), with a note saying why.
+    """
+    chosen = get_strategy(strategy)
     positives, negatives, seen = history_ids(history, media) if history else ([], [], [])
     exclude = seen if exclude_seen else None
     branches: dict[str, Nearest | Recommend] = {}
     user_vectors = {}
-    if strategy in ("hybrid", "cf", "trained") and users is not None and users.collection_dims():
+    if chosen.user_vectors and users is not None and users.collection_dims():
         found = users.retrieve([user_point_id(user)], with_vectors=True)
         user_vectors = found[0].vectors if found else {}
     media_dims = media.collection_dims() or {}
-    if strategy in ("hybrid", "cf") and "cf" in user_vectors and "cf" in media_dims:
-        branches["cf"] = Nearest(user_vectors["cf"], "cf")
-    if strategy == "trained" and "rec" in user_vectors and "rec" in media_dims:
-        branches["trained"] = Nearest(user_vectors["rec"], "rec")
-    if strategy in ("hybrid", "content") and positives:
-        pos, neg = _content_examples(media, positives, negatives)
-        if pos:
-            branches["content"] = Recommend(pos, neg, "content")
-    result = RecommendResult(user=user, strategy=strategy, used=list(branches))
+    for branch in chosen.branches:
+        vector = BRANCH_VECTORS.get(branch)
+        if vector is not None and vector in user_vectors and vector in media_dims:
+            branches[branch] = Nearest(user_vectors[vector], vector)
+        elif branch == CONTENT_BRANCH and positives:
+            pos, neg = _content_examples(media, positives, negatives)
+            if pos:
+                branches[branch] = Recommend(pos, neg, "content")
+    result = RecommendResult(user=user, strategy=chosen.name, used=list(branches))
     if not branches:
-        if not popular_fallback:
+        if chosen.branches and not popular_fallback:
             return result
         result.used = ["popular"]
-        result.note = ("no interactions for this user: popular items" if not history
-                       else f"no {strategy} signal for this user yet: popular items")
+        if chosen.branches:
+            result.note = ("no interactions for this user: popular items" if not history
+                           else f"no {chosen.name} signal for this user yet: popular items")
         hits = media.top_by("popularity", limit=limit, filter=filter, exclude_ids=exclude)
         result.items = [_rec(h, ["popular"]) for h in hits]
         return result

@@ -109,8 +109,8 @@ def test_the_tuner_never_reads_the_test_split():
     b = evaluate(corrupted, split="random-holdout", methods=("als",), seed=5, cf=base, tune=True, ks=(10,))
     assert a["tuning"]["trials"] == b["tuning"]["trials"] != []
     assert a["tuning"]["chosen"] == b["tuning"]["chosen"] == direct["chosen"].to_dict()
-    assert a["settings"]["als"] == {**direct["chosen"].to_dict(), "tuned": True}
-    assert a["methods"]["als"]["ndcg@10"] > b["methods"]["als"]["ndcg@10"] == 0.0  # the test part was garbage
+    assert a["settings"]["cf"] == {**direct["chosen"].to_dict(), "tuned": True}
+    assert a["methods"]["cf"]["ndcg@10"] > b["methods"]["cf"]["ndcg@10"] == 0.0  # the test part was garbage
 
 
 def test_seed_spread_is_the_mean_and_std_of_the_runs():
@@ -118,13 +118,13 @@ def test_seed_spread_is_the_mean_and_std_of_the_runs():
     report = evaluate_seeds(events, [0, 1, 2], split="random-holdout", methods=("popularity", "als"),
                             cf=CFParams(factors=4), ks=(5,))
     assert report["seeds"] == [0, 1, 2] and len(report["per_seed"]) == 3
-    for method in ("popularity", "als"):
+    for method in ("popular", "cf"):
         for metric in ("ndcg@5", "recall@5", "hr_recall@5"):
             values = [run["methods"][method][metric] for run in report["per_seed"]]
             assert report["methods"][method][metric] == pytest.approx(np.mean(values), abs=1e-5)
             assert report["spread"][method][metric] == pytest.approx(np.std(values), abs=1e-5)
-    assert any(v > 0 for v in report["spread"]["als"].values())  # different seeds, different splits
-    assert report["settings"]["als"]["weighting"] == "log1p" and report["settings"]["popularity"]["exclude_seen"]
+    assert any(v > 0 for v in report["spread"]["cf"].values())  # different seeds, different splits
+    assert report["settings"]["cf"]["weighting"] == "log1p" and report["settings"]["popular"]["exclude_seen"]
 
 
 def test_tuned_settings_are_saved_for_the_next_training(tmp_path):
