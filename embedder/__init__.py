@@ -5,3 +5,15 @@ the functions that need them, so ``embedder --help`` and light commands start fa
 """
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # The public API, imported on first use so that "import embedder" stays light.
+    if name == "Library":
+        from embedder.library import Library
+
+        return Library
+    raise AttributeError(f"module 'embedder' has no attribute {name!r}")
+
+
+__all__ = ["Library", "__version__"]

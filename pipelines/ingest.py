@@ -341,7 +341,8 @@ def run_ingest(
         retry_failed: decode files again that failed before and have not changed since
             (otherwise they are reported from :mod:`embedder.failures` without decoding).
         progress: receives per-file progress.
-        store, encoders: already-open ones to reuse (tests, long-running workers).
+        store, encoders: already-open ones to reuse (tests, long-running workers); ``encoders``
+            may also be a function that loads them, called only when a file needs encoding.
         client: a ``QdrantClient`` to use instead of ``settings.store`` (tests).
         locked: the caller already holds the store's job lock (re-embedding calls ingest).
 
@@ -403,11 +404,11 @@ def _run_ingest(paths, settings, dry_run, removals, retry_failed, progress, stor
         restored = _restore_from_trash(store, trash, plan.restore)
         if plan.to_encode:
             store.pause()  # model loading and decoding take seconds to hours: let readers in meanwhile
-            if encoders is None:
+            if encoders is None or callable(encoders):
                 from embedder.encoders.bundle import load_encoders
 
                 progress.note("loading models")
-                encoders = load_encoders(settings)
+                encoders = encoders() if callable(encoders) else load_encoders(settings)
             failed, warnings, timings = _encode_and_write(plan, settings, store, encoders, progress)
         _remember(memory, plan.to_encode, failed, found)
         failed += recalled

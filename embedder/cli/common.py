@@ -37,6 +37,12 @@ class _Context:
 
         return load_settings(self.config, **{**self.overrides, **more})
 
+    def library(self, **more: Any):
+        """The :class:`embedder.library.Library` these options name (close it, or use ``with``)."""
+        from embedder.library import Library
+
+        return Library.open(self.settings(**more))
+
 
 def guarded(fn: Callable) -> Callable:
     """Turn errors into one line on stderr and an exit code, never a traceback."""

@@ -97,14 +97,12 @@ def ingest(
     and reason); 2 it could not run (store, weights or settings); 3 it completed but held back
     removals.
     """
-    from pipelines.ingest import run_ingest
-
     if prune and no_delete:
         raise EmbedderError("--prune and --no-delete contradict each other; give one")
-    settings = ctx.obj.settings()
     removals = "prune" if prune else "never" if no_delete else "guarded"
-    summary = run_ingest(paths, settings, dry_run=dry_run, removals=removals, retry_failed=retry_failed,
-                         progress=TerminalProgress(quiet or as_json))
+    with ctx.obj.library() as library:
+        summary = library.ingest(paths, dry_run=dry_run, removals=removals, retry_failed=retry_failed,
+                                 progress=TerminalProgress(quiet or as_json))
     data = summary.to_dict()
     if as_json:
         print_json(data)
@@ -170,28 +168,13 @@ def search(
     --like leaves the item itself out, as 'embedder similar' does (--include-self keeps it).
     """
     from embedder.payload import parse_filters
-    from embedder.search import search_like, search_text
-    from embedder.store import open_store
 
     if (query is None) == (like is None):
         raise EmbedderError("give either a search text or --like FILE_OR_ID")
-    settings = ctx.obj.settings()
     parsed = parse_filters(filters)
-    with open_store(settings) as store:
-        if like is not None:
-            hits = search_like(store, like, settings, limit=limit, modality=modality, filters=parsed,
-                               include_self=include_self)
-        else:
-            from embedder.encoders.bundle import configured_model_ids, load_encoders
-            from embedder.search import check_vector_space
-
-            if store.collection_dims() is None:
-                raise EmbedderError(f"collection '{settings.collection}' is empty or missing; run 'embedder ingest' first")
-            check_vector_space(store, configured_model_ids(settings))  # before seconds of model loading
-            hits = search_text(store, load_encoders(settings), query, weights=settings.fusion_weights,
-                               limit=limit, modality=modality, filters=parsed)
-    if min_score is not None:
-        hits = [h for h in hits if h.score >= min_score]
+    with ctx.obj.library() as library:
+        hits = library.search(query, like=like, limit=limit, modality=modality, filters=parsed, min_score=min_score,
+                              include_self=include_self)
     if as_json:
         print_json({"query": query, "like": like, "modality": modality, "min_score": min_score,
                     "hits": [h.to_dict() for h in hits]})
@@ -216,12 +199,8 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Back-end, collection, item count, modalities, models and store size."""
-    from embedder.search import collection_status
-    from embedder.store import open_store
-
-    settings = ctx.obj.settings()
-    with open_store(settings) as store:
-        info = collection_status(store)
+    with ctx.obj.library() as library:
+        info = library.status()
     if as_json:
         print_json(info)
         return

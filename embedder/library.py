@@ -1,0 +1,255 @@
+"""The engine: one object that owns a library's store, encoders, interaction log and strategies.
+
+``Library`` is embedder's Python API, and what the command line runs on: it opens each piece the
+first time something needs it (the encoders, which import torch and take seconds to load, only
+for a text query, a new file or an ingest) and keeps it open, so a long-running process (a
+notebook, a service, a worker) pays for each once. Opening the same store and collection twice in
+one process returns the same object::
+
+    from embedder import Library
+
+    lib = Library.open(store="./store", models="tiny")
+    lib.ingest(["./media"])
+    hits = lib.search("a red circle", limit=5)
+    lib.add_events([("alice", hits[0].id, 1.0)])
+    recs = lib.recommend("alice", strategy="hybrid")
+    lib.close()
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+from embedder.errors import EmbedderError
+from embedder.recommend.strategies import STRATEGIES, Strategy, get_strategy
+
+if TYPE_CHECKING:
+    from embedder.settings import Settings
+    from embedder.store import VectorStore
+
+
+class Library:
+    """A store of media vectors with its encoders, interaction log and recommendation strategies.
+
+    Build it with :meth:`open` (settings from the usual sources plus keyword overrides) or from a
+    :class:`~embedder.settings.Settings`. Every method is the library side of a CLI command of the
+    same name and returns the same objects the command prints as ``--json``.
+    """
+
+    _open: ClassVar[dict[tuple[str, str], "Library"]] = {}
+    _open_lock: ClassVar[threading.Lock] = threading.Lock()
+    strategies: ClassVar[dict[str, Strategy]] = STRATEGIES
+
+    def __init__(self, settings: "Settings"):
+        self.settings = settings
+        self._media: VectorStore | None = None
+        self._users: VectorStore | None = None
+        self._encoders = None
+        self._log = None
+        self._lock = threading.RLock()
+        self.closed = False
+
+    @classmethod
+    def open(cls, settings: "Settings | None" = None, **overrides) -> "Library":
+        """The library for ``settings`` (else :func:`~embedder.settings.load_settings` with
+        ``overrides``), reusing one already open in this process for the same store and collection.
+
+        Raises:
+            EmbedderError: that store and collection are open here with other settings.
+        """
+        from embedder.settings import load_settings
+
+        settings = settings if settings is not None else load_settings(**overrides)
+        key = (str(settings.store), settings.collection)
+        with cls._open_lock:
+            found = cls._open.get(key)
+            if found is not None and not found.closed:
+                if found.settings != settings:
+                    raise EmbedderError(f"{settings.store} (collection {settings.collection}) is already open in this "
+                                        "process with other settings; close that Library first")
+                return found
+            library = cls(settings)
+            cls._open[key] = library
+            return library
+
+    # -- what it owns, opened on first use ---------------------------------------------------
+
+    @property
+    def media(self) -> "VectorStore":
+        """The media collection (through its alias)."""
+        with self._lock:
+            self._check_open()
+            if self._media is None:
+                from embedder.store import open_store
+
+                self._media = open_store(self.settings)
+            return self._media
+
+    @property
+    def users(self) -> "VectorStore":
+        """The users collection (collaborative and trained user vectors)."""
+        with self._lock:
+            self._check_open()
+            if self._users is None:
+                from embedder.store import open_store, users_collection
+
+                self._users = open_store(self.settings, collection=users_collection(self.settings))
+            return self._users
+
+    @property
+    def encoders(self):
+        """The encoders the settings name, loaded once (this imports torch)."""
+        with self._lock:
+            self._check_open()
+            if self._encoders is None:
+                from embedder.encoders.bundle import load_encoders
+
+                self._encoders = load_encoders(self.settings)
+            return self._encoders
+
+    @property
+    def log(self):
+        """The interaction log."""
+        with self._lock:
+            self._check_open()
+            if self._log is None:
+                from embedder.recommend.interactions import InteractionLog, default_log_path
+
+                self._log = InteractionLog(default_log_path(self.settings))
+            return self._log
+
+    # -- the work --------------------------------------------------------------------------
+
+    def ingest(self, paths: list[str | Path], *, dry_run: bool = False, removals: str = "guarded",
+               retry_failed: bool = False, progress=None):
+        """Decode, encode and store files and folders (see :func:`pipelines.ingest.run_ingest`).
+
+        Returns:
+            :class:`pipelines.ingest.IngestSummary`.
+        """
+        from pipelines.ingest import run_ingest
+
+        # The encoders load only if a file needs encoding, and stay loaded for the next call.
+        return run_ingest(paths, self.settings, dry_run=dry_run, removals=removals, retry_failed=retry_failed,
+                          progress=progress, store=self.media, encoders=self._encoders or (lambda: self.encoders))
+
+    def search(self, text: str | None = None, *, like: str | Path | None = None, limit: int = 10,
+               modality: str = "all", filters: dict | None = None, min_score: float | None = None,
+               include_self: bool = False) -> list:
+        """Items matching ``text``, or like ``like`` (an ingested item's id or path, or a new file).
+
+        Returns:
+            :class:`embedder.search.SearchHit` list, best first, with per-modality scores.
+        """
+        from embedder.search import check_vector_space, search_like, search_text
+
+        if (text is None) == (like is None):
+            raise EmbedderError("give either a search text or --like FILE_OR_ID")
+        media = self.media
+        if like is not None:
+            encoders = self._encoders  # a new file loads them; an ingested item does not need them
+            hits = search_like(media, str(like), self.settings, encoders=encoders, limit=limit, modality=modality,
+                               filters=filters, include_self=include_self)
+        else:
+            from embedder.encoders.bundle import configured_model_ids
+
+            if media.collection_dims() is None:
+                raise EmbedderError(f"collection '{self.settings.collection}' is empty or missing; "
+                                    "run 'embedder ingest' first")
+            check_vector_space(media, configured_model_ids(self.settings))  # before seconds of model loading
+            hits = search_text(media, self.encoders, text, weights=self.settings.fusion_weights, limit=limit,
+                               modality=modality, filters=filters)
+        return [h for h in hits if min_score is None or h.score >= min_score]
+
+    def history(self, user: str) -> list:
+        """The user's events, oldest first (``user`` as given: hashed when ids are pseudonymous)."""
+        return self.log.for_user(self.settings.stored_user(user))
+
+    def recommend(self, user: str, *, strategy: str = "hybrid", limit: int = 10, exclude_seen: bool = True,
+                  query: str | None = None, filters: dict | None = None):
+        """Items for ``user`` by a strategy of :data:`embedder.recommend.strategies.STRATEGIES`.
+
+        A user with no events gets popular items; with ``query``, popular items among those
+        matching that text (cold start).
+
+        Returns:
+            :class:`embedder.recommend.queries.RecommendResult`; each item names its branches.
+        """
+        from embedder.recommend.queries import RecommendResult, popular_items, recommend_for_user
+
+        chosen = get_strategy(strategy)
+        stored = self.settings.stored_user(user)
+        history = self.log.for_user(stored)
+        if not history and query:
+            hits = self.search(query, limit=limit * 5)
+            return RecommendResult(user=stored, strategy=chosen.name, used=["popular", "text"],
+                                   items=popular_items(self.media, limit=limit, text_hits=hits),
+                                   note="no interactions for this user: popular items matching the text")
+        return recommend_for_user(stored, history, self.media, self._users_if_any(), limit=limit,
+                                  strategy=chosen.name, exclude_seen=exclude_seen, filter=filters)
+
+    def similar(self, item: str, *, by: str = "content", limit: int = 10) -> list:
+        """Items like ``item`` (id, ingested path, or interaction item key) by content, cf or both."""
+        from embedder.recommend.queries import resolve_item_ref, similar_items
+
+        return similar_items(self.media, resolve_item_ref(self.media, item), by=by, limit=limit)
+
+    def similar_users(self, user: str, *, limit: int = 10) -> list[dict]:
+        """Users whose taste (``cf`` vectors) is closest to ``user``'s."""
+        from embedder.recommend.queries import similar_users
+
+        return similar_users(self.users, self.settings.stored_user(user), limit=limit)
+
+    def add_events(self, events) -> int:
+        """Append events to the interaction log: :class:`~embedder.recommend.interactions.Interaction`
+        objects or ``(user, item, weight)`` tuples. Recommendations use them from the next call on
+        (the content branch, seen-item exclusion); the ``cf`` vectors wait for the next training.
+
+        Returns:
+            How many were added.
+        """
+        from embedder.recommend.interactions import Interaction
+
+        rows = [e if isinstance(e, Interaction) else Interaction(self.settings.stored_user(e[0]), e[1], float(e[2]))
+                for e in events]
+        return self.log.add(rows)
+
+    def status(self) -> dict:
+        """Back-end, collection, item count, modalities, models and size (``embedder status``)."""
+        from embedder.search import collection_status
+
+        return collection_status(self.media)
+
+    # -- lifetime --------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close what was opened; the next :meth:`open` builds a new library."""
+        with self._lock:
+            for store in (self._media, self._users):
+                if store is not None:
+                    store.close()
+            if self._log is not None:
+                self._log.close()
+            self._media = self._users = self._log = self._encoders = None
+            self.closed = True
+        with self._open_lock:
+            key = (str(self.settings.store), self.settings.collection)
+            if self._open.get(key) is self:
+                del self._open[key]
+
+    def __enter__(self) -> "Library":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise EmbedderError("this Library is closed; open it again with Library.open(...)")
+
+    def _users_if_any(self):
+        """The users collection when it exists (recommendation without one falls back to content)."""
+        users = self.users
+        return users if users.collection_dims() is not None else None
