@@ -1,17 +1,62 @@
-"""The payload keys of a media point that searches can filter on, with their types.
+"""The payload schema: every key a point of the media or users collection carries, and which of
+them searches can filter on.
 
-`build_payload` in the ingest pipeline writes these keys; `--filter` is parsed against this table,
-so an unknown key or a value of the wrong type is an error that names the known keys, numbers
-compare as numbers, and ranges exist for numeric keys.
+Writers: ``pipelines.ingest.build_payload`` (a media file), ``recommend.cf.write_cf`` (``item``,
+``popularity``, ``cf_model``; users: ``user``, ``cf_model``), ``train.export.write_rec``
+(``rec_model``, ``rec_run``), ``evaluate`` (``eval_role``, scratch stores only). Readers annotate
+payloads with :class:`MediaPayload` / :class:`UserPayload`, so a type checker catches a
+misspelt key. ``--filter`` is parsed against :data:`FILTERABLE`, so an unknown key or a value of
+the wrong type is an error that names the known keys, numbers compare as numbers, and ranges
+exist for numeric keys.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TypedDict
 
 from embedder.errors import EmbedderError
 from embedder.store.base import AllOf, Filter, Range
+
+
+class Fusion(TypedDict):
+    version: int  # embedder.fusion.FUSION_VERSION when the content vector was made
+    weights: dict[str, float]  # the modality weights actually used (renormalised over present ones)
+
+
+class MediaPayload(TypedDict, total=False):
+    """A point of the media collection: an ingested file, or an item known only from the log."""
+
+    path: str  # the first of ``paths``
+    paths: list[str]  # every file with this content (same sha256)
+    mtimes: dict[str, int]  # path -> mtime_ns, so the next ingest skips re-hashing unchanged files
+    sha256: str
+    size: int  # bytes
+    duration: float  # seconds
+    kind: str  # video, audio, or item (log only, no media)
+    modalities: list[str]  # visual, audio, text: the ones that have a vector
+    models: dict[str, str]  # modality -> model id that made its vector
+    fusion: Fusion
+    text: str  # the item's text (subtitles, sidecar, tags), first 500 characters
+    text_source: str
+    frames: list[float]  # timestamps of the frames encoded, seconds
+    audio_windows: int
+    ingested_at: str  # ISO 8601, UTC
+    item: str  # the interaction log's item key
+    popularity: float  # users who interacted, as of the last 'interactions train'
+    cf_model: str  # version of the collaborative model that wrote the cf vectors
+    rec_model: str  # version of the trained head that wrote the rec vector
+    eval_role: str  # "candidate" in evaluation scratch stores
+
+
+class UserPayload(TypedDict, total=False):
+    """A point of the users collection."""
+
+    user: str  # as stored: a keyed hash when ids are pseudonymous
+    cf_model: str
+    rec_model: str
+    rec_run: str  # the run directory of the head that wrote the rec vector
 
 
 @dataclass(frozen=True)

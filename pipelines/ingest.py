@@ -22,6 +22,7 @@ from embedder.jobs_lock import job_lock
 from embedder.media.decode import DecodeOptions, DecodedItem, decode_item
 from embedder.media.discover import MISSING, DiscoveredFile, discover
 from embedder.media.isolation import map_isolated
+from embedder.payload import MediaPayload
 from embedder.progress import Progress
 from embedder.store import PointRecord, VectorStore, open_store, point_id
 from embedder.trash import Trash
@@ -227,7 +228,7 @@ def guard_removals(plan: IngestPlan, found, index: StoreIndex, removals: str, ma
         plan.unlink.pop(path, None)
 
 
-def build_payload(f: DiscoveredFile, item: DecodedItem, encoders, weights: dict[str, float]) -> dict:
+def build_payload(f: DiscoveredFile, item: DecodedItem, encoders, weights: dict[str, float]) -> MediaPayload:
     """What a point records about its file, and what produced its vectors (provenance)."""
     present = [m for m in ("visual", "audio", "text") if m in item.modalities]
     return {

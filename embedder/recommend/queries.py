@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 
 from embedder.errors import EmbedderError
 from embedder.recommend.cf import resolve_items, user_point_id
+from embedder.payload import MediaPayload, UserPayload
 from embedder.recommend.interactions import Interaction
 from embedder.recommend.strategies import BRANCH_VECTORS, CONTENT_BRANCH, get_strategy
 from embedder.store import Nearest, Recommend, VectorStore
@@ -58,7 +59,7 @@ class RecommendResult:
 
 
 def _rec(hit, branches: list[str]) -> Recommendation:
-    p = hit.payload
+    p: MediaPayload = hit.payload
     return Recommendation(id=hit.id, item=p.get("item"), path=p.get("path"), score=round(hit.score, 6),
                           branches=branches, kind=p.get("kind"))
 
@@ -151,7 +152,7 @@ def popular_items(media: VectorStore, *, limit: int = 10, text_hits: list | None
     ranked = sorted(text_hits, key=lambda h: (-(records[h.id].payload.get("popularity") or 0.0), -h.score))
     out = []
     for h in ranked[:limit]:
-        p = records[h.id].payload
+        p: MediaPayload = records[h.id].payload
         out.append(Recommendation(id=h.id, item=p.get("item"), path=p.get("path"),
                                   score=float(p.get("popularity") or 0.0), branches=["popular", "text"], kind=p.get("kind")))
     return out
@@ -191,7 +192,8 @@ def similar_users(users: VectorStore, user: str, *, limit: int = 10) -> list[dic
     if not found:
         raise EmbedderError(f"user '{user}' is not in the trained model (no positive interactions at training time)")
     hits = users.search(Nearest(found[0].vectors["cf"], "cf"), limit=limit, exclude_ids=[found[0].id])
-    return [{"user": h.payload.get("user"), "score": round(h.score, 6)} for h in hits]
+    payloads: list[UserPayload] = [h.payload for h in hits]
+    return [{"user": p.get("user"), "score": round(h.score, 6)} for p, h in zip(payloads, hits)]
 
 
 def resolve_item_ref(media: VectorStore, ref: str) -> str:
