@@ -1,4 +1,10 @@
-"""Decoded items -> modality vectors -> fused content vector (the encode and fuse stages)."""
+"""The decode, encode and fuse stages for one item or a group: the one code path that ingest,
+``search --like`` (a new file) and re-embedding share.
+
+Decoding runs in an isolated worker process (a crashing decoder takes only the worker down);
+ingest decodes many files in parallel with the same :func:`decode_options` and
+:func:`~embedder.media.decode.decode_item`.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from embedder.fusion import fuse, pool
+from embedder.fusion import MODALITIES, fuse
 
 
 @dataclass
@@ -28,29 +34,38 @@ class ItemVectors:
         return out
 
 
+def decode_options(settings, encoders):
+    """How files are decoded for these encoders (frames resized to the visual encoder's size)."""
+    from embedder.media.decode import DecodeOptions
+
+    return DecodeOptions.from_settings(settings, image_size=encoders.image_size)
+
+
+def decode_file(path: str, settings, encoders):
+    """Decode one file in an isolated worker; raises :class:`~embedder.errors.MediaError` naming
+    the file and the stage."""
+    from embedder.media.decode import decode_item
+    from embedder.media.isolation import run_isolated
+
+    return run_isolated(decode_item, (path, decode_options(settings, encoders)), path=path, stage="decode",
+                        timeout_s=settings.decode_timeout_s)
+
+
+def encode_items(items: list, encoders, batch_size: int = 32, modalities=MODALITIES) -> list[dict[str, np.ndarray]]:
+    """Encode decoded items block by block, in shared batches: modality -> pooled unit vector,
+    per item, for the ``modalities`` asked for and present in the item."""
+    out: list[dict[str, np.ndarray]] = [{} for _ in items]
+    for modality in modalities:
+        for i, vector in encoders[modality].encode_items(items, batch_size).items():
+            out[i][modality] = vector
+    return out
+
+
 def embed_items(items: list, encoders, weights: dict[str, float], batch_size: int = 32) -> list[ItemVectors]:
-    """Encode a group of :class:`~embedder.media.decode.DecodedItem` in shared batches, then fuse.
-
-    Frames of all items go through CLIP together and audio windows through CLAP together, so a
-    batch fills with many short files; results are split back per item and pooled.
-    """
-    with_frames = [i for i, item in enumerate(items) if item.frames is not None]
-    with_audio = [i for i, item in enumerate(items) if item.audio is not None]
-    frame_vecs = encoders.clip.encode_frame_sets([items[i].frames.frames for i in with_frames], batch_size)
-    windows = [w for i in with_audio for w in items[i].audio.windows]
-    audio_flat = encoders.clap.encode_audio(windows, batch_size=max(1, batch_size // 2)) if windows else None
-    text_vecs = encoders.clip.encode_texts([item.text.text for item in items])
-
-    visual: dict[int, np.ndarray] = {i: pool(v) for i, v in zip(with_frames, frame_vecs)}
-    audio: dict[int, np.ndarray] = {}
-    start = 0
-    for i in with_audio:
-        n = len(items[i].audio.windows)
-        audio[i] = pool(audio_flat[start : start + n])
-        start += n
+    """Encode a group of :class:`~embedder.media.decode.DecodedItem`, then fuse each item's blocks."""
     dims = encoders.dims
     out = []
-    for i in range(len(items)):
-        vecs = {"visual": visual.get(i), "audio": audio.get(i), "text": text_vecs[i]}
-        out.append(ItemVectors(visual=vecs["visual"], audio=vecs["audio"], text=text_vecs[i], content=fuse(vecs, dims, weights)))
+    for vecs in encode_items(items, encoders, batch_size):
+        out.append(ItemVectors(visual=vecs.get("visual"), audio=vecs.get("audio"), text=vecs["text"],
+                               content=fuse(vecs, dims, weights)))
     return out

@@ -9,8 +9,9 @@ The rule (documented in the README):
 * ``content = concat(sqrt(w'_v) v, sqrt(w'_a) a, sqrt(w'_t) t)``, which has unit length.
 * So for two items with the same modalities, ``content . content' = sum_m w'_m cos_m``; in
   general ``sum over shared m of sqrt(w'_m w''_m) cos_m``.
-* A text query is ``concat(sqrt(w_v) clip_text, sqrt(w_a) clap_text, sqrt(w_t) clip_text)``, so
-  its score against a full item is ``sum_m w_m cos_m`` and stays comparable across items.
+* A text query is ``concat(sqrt(w_m) q_m)`` where ``q_m`` is the query in block m's space (CLIP
+  text for visual and text, CLAP text for audio), so its score against a full item is
+  ``sum_m w_m cos_m`` and stays comparable across items.
 """
 
 from __future__ import annotations
@@ -63,16 +64,10 @@ def fuse(vectors: dict[str, np.ndarray | None], dims: dict[str, int], base: dict
     return np.concatenate(blocks)
 
 
-def fuse_query(clip_text: np.ndarray, clap_text: np.ndarray, base: dict[str, float]) -> np.ndarray:
-    """A text query in ``content`` space: CLIP text against visual and text, CLAP text against audio."""
+def fuse_query(query: dict[str, np.ndarray], base: dict[str, float]) -> np.ndarray:
+    """A query in ``content`` space from its vector in each block's space (modality -> vector)."""
     weights = item_weights(MODALITIES, base)
-    return np.concatenate(
-        [
-            normalise(clip_text) * np.sqrt(weights["visual"]),
-            normalise(clap_text) * np.sqrt(weights["audio"]),
-            normalise(clip_text) * np.sqrt(weights["text"]),
-        ]
-    ).astype(np.float32)
+    return np.concatenate([normalise(query[m]) * np.sqrt(weights[m]) for m in MODALITIES]).astype(np.float32)
 
 
 def split_content(content: np.ndarray, dims: dict[str, int]) -> dict[str, np.ndarray]:

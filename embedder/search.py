@@ -95,18 +95,16 @@ def search_text(
 ) -> list[SearchHit]:
     """Find items matching a text query.
 
-    The text becomes a CLIP-text vector (compared with frames and item text) and a CLAP-text
-    vector (compared with audio).
+    The text is encoded into each block's space (CLIP text for frames and item text, CLAP text
+    for audio) and fused like an item (:func:`embedder.fusion.fuse_query`).
     """
     _check_modality(modality)
     if not query.strip():
         raise EmbedderError("the search text is empty")
     check_vector_space(store, encoders.model_ids)
-    clip_text = encoders.clip.encode_texts([query])[0]
-    clap_text = encoders.clap.encode_texts([query])[0]
-    parts = {"visual": clip_text, "audio": clap_text, "text": clip_text}
+    parts = encoders.encode_query(query)
     if modality == "all":
-        vector, using = fuse_query(clip_text, clap_text, weights), "content"
+        vector, using = fuse_query(parts, weights), "content"
     else:
         vector, using = parts[modality], modality
     hits = store.query(vector, using, limit=limit, filter=filters or None, with_vectors=True)
@@ -167,14 +165,11 @@ def search_like(
 
 
 def _embed_new_file(path: str, settings, encoders) -> dict[str, np.ndarray]:
-    from embedder.embedding import embed_items
+    from embedder.embedding import decode_file, embed_items
     from embedder.encoders.bundle import load_encoders
-    from embedder.media.decode import DecodeOptions, decode_item
-    from embedder.media.isolation import run_isolated
 
     encoders = encoders or load_encoders(settings)
-    options = DecodeOptions.from_settings(settings, image_size=encoders.clip.image_size)
-    item = run_isolated(decode_item, (path, options), path=path, stage="decode", timeout_s=settings.decode_timeout_s)
+    item = decode_file(path, settings, encoders)
     return embed_items([item], encoders, settings.fusion_weights, settings.batch_size)[0].named()
 
 

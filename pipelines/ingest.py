@@ -19,7 +19,7 @@ from embedder.errors import EmbedderError, Failure, one_line
 from embedder.failures import FailureMemory, failures_path
 from embedder.fusion import FUSION_VERSION, item_weights
 from embedder.jobs_lock import job_lock
-from embedder.media.decode import DecodeOptions, DecodedItem, decode_item
+from embedder.media.decode import DecodedItem, decode_item
 from embedder.media.discover import MISSING, DiscoveredFile, discover
 from embedder.media.isolation import map_isolated
 from embedder.payload import MediaPayload
@@ -443,9 +443,9 @@ def _run_ingest(paths, settings, dry_run, removals, retry_failed, progress, stor
 
 
 def _encode_and_write(plan: IngestPlan, settings, store: VectorStore, encoders, progress: Progress):
-    from embedder.embedding import embed_items
+    from embedder.embedding import decode_options, embed_items
 
-    options = DecodeOptions.from_settings(settings, image_size=encoders.clip.image_size)
+    options = decode_options(settings, encoders)
     by_path = {str(f.path): f for f in plan.to_encode}
     failed: list[Failure] = []
     warnings: list[dict] = []

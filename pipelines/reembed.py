@@ -297,24 +297,14 @@ def _dims_from(vectors, settings) -> dict[str, int]:
 
 def _encode_modalities(payload: dict, modalities: list[str], settings, encoders) -> dict:
     """Decode the item's file (isolated) and encode only the modalities whose model changed."""
+    from embedder.embedding import decode_file, encode_items
     from embedder.errors import MediaError
-    from embedder.fusion import pool
-    from embedder.media.decode import DecodeOptions, decode_item
-    from embedder.media.isolation import run_isolated
 
     path = next((x for x in payload.get("paths") or [] if os.path.exists(x)), None)
     if path is None:
         raise MediaError(payload.get("path") or "?", "decode", "file is gone")
-    options = DecodeOptions.from_settings(settings, image_size=encoders.clip.image_size)
-    item = run_isolated(decode_item, (path, options), path=path, stage="decode", timeout_s=settings.decode_timeout_s)
-    out = {}
+    item = decode_file(path, settings, encoders)
     try:
-        if "visual" in modalities and item.frames is not None:
-            out["visual"] = pool(encoders.clip.encode_images(item.frames.frames, settings.batch_size))
-        if "audio" in modalities and item.audio is not None:
-            out["audio"] = pool(encoders.clap.encode_audio(item.audio.windows))
-        if "text" in modalities:
-            out["text"] = encoders.clip.encode_texts([item.text.text])[0]
+        return encode_items([item], encoders, settings.batch_size, modalities=[m for m in MODALITIES if m in modalities])[0]
     except Exception as exc:
         raise MediaError(path, "encode", one_line(exc, 200)) from None
-    return out

@@ -1,56 +1,90 @@
-"""The pair of encoders a run uses, chosen from settings."""
+"""The encoders a run uses, keyed by content block (modality), chosen from settings."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import importlib
+from collections.abc import Mapping
 
-from embedder.encoders.registry import ModelSpec, resolve_models
+from embedder.encoders.registry import FAMILIES, ModelSpec, modality_specs
+from embedder.fusion import MODALITIES
 
 
-@dataclass
-class Encoders:
-    """CLIP for frames and text, CLAP for audio and text."""
+class Encoders(Mapping):
+    """modality -> :class:`~embedder.encoders.base.ModalityEncoder` for every content block."""
 
-    clip: "object"
-    clap: "object"
+    def __init__(self, blocks: dict):
+        missing = [m for m in MODALITIES if m not in blocks]
+        if missing:
+            raise ValueError(f"no encoder for {', '.join(missing)}")
+        self._blocks = {m: blocks[m] for m in MODALITIES}
+
+    def __getitem__(self, modality: str):
+        return self._blocks[modality]
+
+    def __iter__(self):
+        return iter(self._blocks)
+
+    def __len__(self) -> int:
+        return len(self._blocks)
 
     @property
     def dims(self) -> dict[str, int]:
         """Sizes of the content-side named vectors (``cf`` is added by the collection schema)."""
-        return modality_dims(self.clip.spec, self.clap.spec)
+        return with_content({m: enc.dim for m, enc in self._blocks.items()})
 
     @property
     def model_ids(self) -> dict[str, str]:
         """The model id behind each modality's vectors (the provenance stored on points)."""
-        return modality_model_ids(self.clip.spec, self.clap.spec)
+        return {m: enc.model_id for m, enc in self._blocks.items()}
+
+    @property
+    def image_size(self) -> int:
+        """The frame size the visual encoder wants (decoders resize to it)."""
+        return self._blocks["visual"].image_size
+
+    @property
+    def models(self) -> list:
+        """The distinct loaded models (one may serve several blocks)."""
+        return list({id(enc.model): enc.model for enc in self._blocks.values()}.values())
+
+    def encode_query(self, text: str) -> dict[str, "object"]:
+        """A query text in every block's space: modality -> unit vector (one encode per model)."""
+        by_model: dict[int, object] = {}
+        out = {}
+        for m, enc in self._blocks.items():
+            key = id(enc.model)
+            if key not in by_model:
+                by_model[key] = enc.encode_text([text])[0]
+            out[m] = by_model[key]
+        return out
 
 
-def modality_model_ids(clip: ModelSpec, clap: ModelSpec) -> dict[str, str]:
-    """Which model makes each modality's vectors: frames and item text by CLIP, audio by CLAP."""
-    return {"visual": clip.model_id, "audio": clap.model_id, "text": clip.model_id}
+def with_content(block_dims: dict[str, int]) -> dict[str, int]:
+    """Block sizes plus ``content``, their concatenation."""
+    return {**block_dims, "content": sum(block_dims[m] for m in MODALITIES)}
+
+
+def modality_model_ids(specs: dict[str, ModelSpec]) -> dict[str, str]:
+    """modality -> model id, from the specs :func:`~embedder.encoders.registry.modality_specs` chose."""
+    return {m: spec.model_id for m, spec in specs.items()}
 
 
 def configured_model_ids(settings) -> dict[str, str]:
-    """:func:`modality_model_ids` of the models ``settings`` name, without loading them."""
-    return modality_model_ids(*resolve_models(settings))
+    """The model ids ``settings`` name for each modality, without loading anything."""
+    return modality_model_ids(modality_specs(settings))
 
 
-def modality_dims(clip: ModelSpec, clap: ModelSpec) -> dict[str, int]:
-    """Vector sizes per named vector; ``content`` is the concatenation of the three."""
-    return {"visual": clip.dim, "audio": clap.dim, "text": clip.dim, "content": 2 * clip.dim + clap.dim}
-
-
-def collection_dims(clip: ModelSpec, clap: ModelSpec, cf_factors: int, rec_dim: int) -> dict[str, int]:
-    """Every named vector of the media collection: the content side; CF item factors as ``cf``
-    (dot product: what the model predicts for a user) and ``cf_sim`` (cosine: item-to-item); and
-    ``rec``, the trained two-tower head's item vectors (dot product)."""
-    return {**modality_dims(clip, clap), "cf": cf_factors, "cf_sim": cf_factors, "rec": rec_dim}
+def modality_dims(specs: dict[str, ModelSpec]) -> dict[str, int]:
+    """Vector sizes per named vector; ``content`` is the concatenation of the blocks."""
+    return with_content({m: spec.dim for m, spec in specs.items()})
 
 
 def schema_for(settings) -> dict[str, int]:
-    """The media collection's named vectors for these settings."""
-    clip, clap = resolve_models(settings)
-    return collection_dims(clip, clap, settings.cf_factors, settings.rec_dim)
+    """The media collection's named vectors for these settings: the content side; CF item
+    factors as ``cf`` (dot product: what the model predicts for a user) and ``cf_sim`` (cosine:
+    item-to-item); and ``rec``, the trained two-tower head's item vectors (dot product)."""
+    cf = settings.cf_factors
+    return {**modality_dims(modality_specs(settings)), "cf": cf, "cf_sim": cf, "rec": settings.rec_dim}
 
 
 def users_schema(settings) -> dict[str, int]:
@@ -59,12 +93,14 @@ def users_schema(settings) -> dict[str, int]:
 
 
 def load_encoders(settings) -> Encoders:
-    """Load both models on the configured device (slow: seconds for real weights)."""
-    from embedder.encoders.clap import ClapEncoder
-    from embedder.encoders.clip import ClipEncoder
-
-    clip_spec, clap_spec = resolve_models(settings)
-    return Encoders(
-        clip=ClipEncoder(clip_spec, settings.device, settings.weights_dir),
-        clap=ClapEncoder(clap_spec, settings.device, settings.weights_dir),
-    )
+    """Load every block's model on the configured device, each model once (slow: seconds for
+    real weights)."""
+    specs = modality_specs(settings)
+    loaded: dict[str, dict] = {}
+    blocks = {}
+    for modality, spec in specs.items():
+        if spec.name not in loaded:
+            module = importlib.import_module(FAMILIES[spec.family].module)
+            loaded[spec.name] = module.load_blocks(spec, settings.device, settings.weights_dir)
+        blocks[modality] = loaded[spec.name][modality]
+    return Encoders(blocks)

@@ -6,9 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
+from embedder.encoders.base import ModalityEncoder
 from embedder.encoders.registry import ModelSpec
 from embedder.encoders.runtime import hub_online, inference_context, l2_normalise, resolve_device, seeded
 from embedder.errors import WeightsUnavailableError, one_line
+from embedder.fusion import pool
 
 TEXT_MAX_TOKENS = 77
 
@@ -122,3 +124,28 @@ class ClapEncoder:
             with inference_context(self.device):
                 out.append(l2_normalise(self.model.get_text_features(**tokens).pooler_output))
         return np.concatenate(out) if out else np.zeros((0, self.spec.dim), np.float32)
+
+
+class ClapAudio(ModalityEncoder):
+    """The ``audio`` block: an item's 10 s windows through CLAP's audio tower, pooled."""
+
+    modality = "audio"
+
+    def encode_items(self, items, batch_size: int = 32) -> dict[int, np.ndarray]:
+        with_audio = [i for i, item in enumerate(items) if item.audio is not None]
+        windows = [w for i in with_audio for w in items[i].audio.windows]
+        if not windows:
+            return {}
+        # Audio windows are ten seconds of 48 kHz samples: half the frame batch keeps memory level.
+        flat = self.model.encode_audio(windows, batch_size=max(1, batch_size // 2))
+        out, start = {}, 0
+        for i in with_audio:
+            n = len(items[i].audio.windows)
+            out[i] = pool(flat[start : start + n])
+            start += n
+        return out
+
+
+def load_blocks(spec: ModelSpec, device: str, weights_dir: Path | None) -> dict[str, ModalityEncoder]:
+    """One CLAP model serving the ``audio`` block."""
+    return {"audio": ClapAudio(ClapEncoder(spec, device, weights_dir))}

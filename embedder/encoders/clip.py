@@ -7,9 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
+from embedder.encoders.base import ModalityEncoder
 from embedder.encoders.registry import ModelSpec
 from embedder.encoders.runtime import hub_online, inference_context, l2_normalise, resolve_device, seeded
 from embedder.errors import WeightsUnavailableError, one_line
+from embedder.fusion import pool
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
@@ -151,3 +153,33 @@ class ClipEncoder:
             with inference_context(self.device):
                 out.append(l2_normalise(self.model.encode_text(tokens)))
         return np.concatenate(out) if out else np.zeros((0, self.spec.dim), np.float32)
+
+
+class ClipVisual(ModalityEncoder):
+    """The ``visual`` block: an item's frames through the image tower, pooled to one vector."""
+
+    modality = "visual"
+
+    def encode_items(self, items, batch_size: int = 32) -> dict[int, np.ndarray]:
+        with_frames = [i for i, item in enumerate(items) if item.frames is not None]
+        sets = self.model.encode_frame_sets([items[i].frames.frames for i in with_frames], batch_size)
+        return {i: pool(v) for i, v in zip(with_frames, sets)}
+
+    @property
+    def image_size(self) -> int:
+        return self.model.image_size
+
+
+class ClipText(ModalityEncoder):
+    """The ``text`` block: an item's text (subtitles, sidecar, tags) through the text tower."""
+
+    modality = "text"
+
+    def encode_items(self, items, batch_size: int = 32) -> dict[int, np.ndarray]:
+        return dict(enumerate(self.model.encode_texts([item.text.text for item in items])))
+
+
+def load_blocks(spec: ModelSpec, device: str, weights_dir: Path | None) -> dict[str, ModalityEncoder]:
+    """One CLIP model serving the ``visual`` and ``text`` blocks."""
+    model = ClipEncoder(spec, device, weights_dir)
+    return {"visual": ClipVisual(model), "text": ClipText(model)}

@@ -1,4 +1,8 @@
-"""Named model specs and presets. Adding a model means adding a spec here; nothing else changes.
+"""Named model specs, presets, and the model families that encode each content block.
+
+Adding a model of a known family means adding a spec here; nothing else changes. A new family
+is one module with ``load_blocks`` (see :mod:`embedder.encoders.base`) and one entry in
+:data:`FAMILIES`.
 
 This module is pure data (no torch import), so settings, inspect and ``--help`` can use it.
 """
@@ -84,6 +88,19 @@ MODELS: dict[str, ModelSpec] = {
     )
 }
 
+@dataclass(frozen=True)
+class Family:
+    """A kind of model: the content blocks it can encode and the module that loads it."""
+
+    modalities: tuple[str, ...]
+    module: str  # has load_blocks(spec, device, weights_dir) -> {modality: ModalityEncoder}
+
+
+FAMILIES: dict[str, Family] = {
+    "open_clip": Family(("visual", "text"), "embedder.encoders.clip"),
+    "clap": Family(("audio",), "embedder.encoders.clap"),
+}
+
 PRESETS: dict[str, tuple[str, str]] = {
     "default": ("clip-vit-b-32", "clap-htsat-unfused"),
     "tiny": ("tiny-clip", "tiny-clap"),
@@ -112,8 +129,16 @@ def resolve_models(settings) -> tuple[ModelSpec, ModelSpec]:
     clip_name, clap_name = PRESETS[settings.models]
     clip = get_spec(settings.clip_model or clip_name)
     clap = get_spec(settings.clap_model or clap_name)
-    if clip.family != "open_clip":
-        raise SettingsError(f"invalid setting 'clip_model': {clip.name} is not an open_clip model")
-    if clap.family != "clap":
-        raise SettingsError(f"invalid setting 'clap_model': {clap.name} is not a CLAP model")
+    for setting, spec, needs in (("clip_model", clip, ("visual", "text")), ("clap_model", clap, ("audio",))):
+        serves = FAMILIES[spec.family].modalities
+        if not set(needs) <= set(serves):
+            raise SettingsError(f"invalid setting '{setting}': {spec.name} ({spec.family}) encodes "
+                                f"{', '.join(serves)}, not {', '.join(needs)}")
     return clip, clap
+
+
+def modality_specs(settings) -> dict[str, ModelSpec]:
+    """The model behind each content block: frames and item text by the image-text model
+    (``clip_model``), audio by the audio-text model (``clap_model``)."""
+    clip, clap = resolve_models(settings)
+    return {"visual": clip, "audio": clap, "text": clip}

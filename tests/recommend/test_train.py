@@ -130,7 +130,8 @@ def test_frozen_encoders_are_unchanged_and_the_head_is_small(tmp_path, media):
 
     settings = load_settings(models="tiny", device="cpu", store=str(tmp_path / "s"), workers=2, max_frames=2, rec_dim=8)
     encoders = load_encoders(settings)
-    before = {k: v.clone() for k, v in [*encoders.clip.model.state_dict().items(), *encoders.clap.model.state_dict().items()]}
+    before = {(n, k): v.clone() for n, m in enumerate(encoders.models) for k, v in m.model.state_dict().items()}
+    assert len(encoders.models) == 2  # CLIP serves visual and text, CLAP audio: each loaded once
     names = ["h264.mp4", "vp9.webm", "tone.mp3", "tone.wav", "hevc.mp4", "scene.mp4"]
     run_ingest([media[n] for n in names], settings, encoders=encoders)
     events = [Interaction(f"u{u}", str(media[names[(u + k) % 6]]), 1.0) for u in range(6) for k in range(3)]
@@ -138,7 +139,7 @@ def test_frozen_encoders_are_unchanged_and_the_head_is_small(tmp_path, media):
         data = build_training_data(events, store, val_fraction=0.34, seed=0)
     assert data.feature_dim == 64 * 3 + 3 and data.feature_names == ["visual", "audio", "text"]
     result = train(data, config(**{"model.item_id_embedding": False, "optim.max_epochs": 3}), tmp_path / "run")
-    after = {k: v for k, v in [*encoders.clip.model.state_dict().items(), *encoders.clap.model.state_dict().items()]}
+    after = {(n, k): v for n, m in enumerate(encoders.models) for k, v in m.model.state_dict().items()}
     assert all(torch.equal(before[k], after[k]) for k in before)
     backbone = sum(v.numel() for v in before.values())
     assert result.head_parameters < 0.05 * backbone  # "a few percent" at most, even next to the tiny encoders

@@ -1,0 +1,44 @@
+"""What every content block's encoder offers: the interface ingest, search and re-embedding use.
+
+A block is one modality of the ``content`` vector (``visual``, ``audio``, ``text``). Its encoder
+turns decoded items into one unit vector each, and turns query text into the same space, so a
+text query can be compared with every block. One loaded model may serve several blocks (CLIP
+serves ``visual`` and ``text``); each family module exposes ``load_blocks(spec, device,
+weights_dir) -> {modality: ModalityEncoder}`` and is named in ``registry.FAMILIES``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+
+class ModalityEncoder(ABC):
+    """One block's encoder, wrapping a loaded model (``self.model``) that has ``spec`` and
+    ``encode_texts``."""
+
+    modality: str = ""
+
+    def __init__(self, model):
+        self.model = model
+
+    @property
+    def model_id(self) -> str:
+        """The provenance stored on points (``family:arch/weights@version``)."""
+        return self.model.spec.model_id
+
+    @property
+    def dim(self) -> int:
+        return self.model.spec.dim
+
+    @abstractmethod
+    def encode_items(self, items, batch_size: int = 32) -> dict[int, np.ndarray]:
+        """One pooled unit vector per decoded item that has this modality, by position in ``items``.
+
+        Items share batches, so many short files fill one batch.
+        """
+
+    def encode_text(self, texts: list[str]) -> np.ndarray:
+        """Query texts in this block's space (N x dim unit vectors)."""
+        return self.model.encode_texts(texts)
