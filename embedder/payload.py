@@ -1,7 +1,7 @@
 """The payload schema: every key a point of the media or users collection carries, and which of
 them searches can filter on.
 
-Writers: ``pipelines.ingest.build_payload`` (a media file), ``recommend.cf.write_cf`` (``item``,
+Writers: ``stages.build_payload`` (a media file), ``recommend.cf.write_cf`` (``item``,
 ``popularity``, ``cf_model``; users: ``user``, ``cf_model``), ``train.export.write_rec``
 (``rec_model``, ``rec_run``), ``evaluate`` (``eval_role``, scratch stores only). Readers annotate
 payloads with :class:`MediaPayload` / :class:`UserPayload`, so a type checker catches a

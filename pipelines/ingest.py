@@ -11,23 +11,18 @@ import contextlib
 import os
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 from embedder.encoders.bundle import schema_for
-from embedder.errors import EmbedderError, Failure, one_line
+from embedder.errors import EmbedderError, Failure
 from embedder.failures import FailureMemory, failures_path
-from embedder.fusion import FUSION_VERSION, item_weights
 from embedder.jobs_lock import job_lock
-from embedder.media.decode import DecodedItem, decode_item
 from embedder.media.discover import MISSING, DiscoveredFile, discover
-from embedder.media.isolation import map_isolated
-from embedder.payload import MediaPayload
 from embedder.progress import Progress
-from embedder.store import PointRecord, VectorStore, open_store, point_id
+from embedder.stages import IngestStages, LocalExecutor
+from embedder.store import VectorStore, open_store, point_id
 from embedder.trash import Trash
 
-GROUP_MAX_ITEMS = 16  # decoded items encoded together; bounds memory while filling batches
 
 
 @dataclass
@@ -228,28 +223,6 @@ def guard_removals(plan: IngestPlan, found, index: StoreIndex, removals: str, ma
         plan.unlink.pop(path, None)
 
 
-def build_payload(f: DiscoveredFile, item: DecodedItem, encoders, weights: dict[str, float]) -> MediaPayload:
-    """What a point records about its file, and what produced its vectors (provenance)."""
-    present = [m for m in ("visual", "audio", "text") if m in item.modalities]
-    return {
-        "path": str(f.path),
-        "paths": [str(f.path)],
-        "mtimes": {str(f.path): f.mtime_ns},  # lets the next run skip re-hashing unchanged files
-        "sha256": f.sha256,
-        "size": f.size,
-        "duration": round(item.info.duration, 3),
-        "kind": item.info.kind,
-        "modalities": present,
-        "models": {m: encoders.model_ids[m] for m in present},
-        "fusion": {"version": FUSION_VERSION, "weights": item_weights(present, weights)},
-        "text": item.text.text[:500],
-        "text_source": item.text.source,
-        "frames": [] if item.frames is None else item.frames.timestamps,
-        "audio_windows": 0 if item.audio is None else len(item.audio.windows),
-        "ingested_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-
-
 def _apply_unlinks(store: VectorStore, unlink: dict[str, set[str]], trash: Trash, removed: set[str]) -> int:
     """Drop paths from points; points left with no path go to the trash, then out of the collection.
 
@@ -410,7 +383,9 @@ def _run_ingest(paths, settings, dry_run, removals, retry_failed, progress, stor
 
                 progress.note("loading models")
                 encoders = encoders() if callable(encoders) else load_encoders(settings)
-            failed, warnings, timings = _encode_and_write(plan, settings, store, encoders, progress)
+            report = LocalExecutor(settings.workers, settings.decode_timeout_s).run(
+                IngestStages(settings, encoders, store), plan.to_encode, progress)
+            failed, warnings, timings = report.failed, report.warnings, report.timings
         _remember(memory, plan.to_encode, failed, found)
         failed += recalled
         failed += _apply_links(store, plan.links, failed, {str(f.path): f.sha256 for f in plan.to_encode + recalled_files})
@@ -440,68 +415,3 @@ def _run_ingest(paths, settings, dry_run, removals, retry_failed, progress, stor
         held_back=plan.held_back,
         trash=trash_info,
     )
-
-
-def _encode_and_write(plan: IngestPlan, settings, store: VectorStore, encoders, progress: Progress):
-    from embedder.embedding import decode_options, embed_items
-
-    options = decode_options(settings, encoders)
-    by_path = {str(f.path): f for f in plan.to_encode}
-    failed: list[Failure] = []
-    warnings: list[dict] = []
-    group: list[tuple[DiscoveredFile, DecodedItem]] = []
-    # Where the time goes (clip-retrieval reports the same split): waiting for decoders means the
-    # encoder is starved; encode time dominating means decoding keeps up.
-    timings = {"wait_for_decode_s": 0.0, "encode_s": 0.0, "write_s": 0.0}
-
-    def write(batch):
-        started = time.perf_counter()
-        try:
-            vectors = embed_items([item for _, item in batch], encoders, settings.fusion_weights, settings.batch_size)
-        except Exception as exc:
-            if len(batch) > 1:  # find the item that breaks the batch; the others still go in
-                for one in batch:
-                    write([one])
-                return
-            failed.append(Failure(str(batch[0][0].path), "encode", one_line(exc, 200)))
-            progress.advance(str(batch[0][0].path), "failed")
-            return
-        finally:
-            timings["encode_s"] += time.perf_counter() - started
-        started = time.perf_counter()
-        points = [
-            PointRecord(point_id(f.sha256), v.named(), build_payload(f, item, encoders, settings.fusion_weights))
-            for (f, item), v in zip(batch, vectors)
-        ]
-        store.upsert(points)  # a store error stops the run: nothing can be written anyway
-        store.pause()  # readers (search, status) get the embedded store while the next batch decodes
-        timings["write_s"] += time.perf_counter() - started
-        for f, item in batch:
-            if item.warnings:
-                warnings.append({"path": str(f.path), "warnings": item.warnings})
-            progress.advance(str(f.path), "ok")
-
-    store.pause()
-    progress.start(len(plan.to_encode), "ingest")
-    tasks = [(str(f.path), (str(f.path), options)) for f in plan.to_encode]
-    results = map_isolated(decode_item, tasks, workers=settings.workers, timeout_s=settings.decode_timeout_s)
-    while True:
-        waited = time.perf_counter()
-        result = next(results, None)
-        timings["wait_for_decode_s"] += time.perf_counter() - waited
-        if result is None:
-            break
-        if result.error is not None:
-            failed.append(Failure.from_error(result.error))
-            progress.advance(result.key, "failed")
-            continue
-        group.append((by_path[result.key], result.value))
-        frames = sum(0 if i.frames is None else len(i.frames.timestamps) for _, i in group)
-        if len(group) >= GROUP_MAX_ITEMS or frames >= 4 * settings.batch_size:
-            write(group)
-            group = []
-    if group:
-        write(group)
-    progress.finish()
-    failed.sort(key=lambda f: f.path)
-    return failed, warnings, {k: round(v, 3) for k, v in timings.items()}

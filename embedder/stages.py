@@ -1,0 +1,168 @@
+"""The ingest stages behind one interface, and the local executor that runs them.
+
+Like clip-retrieval's reader -> mapper -> writer, a run is:
+
+1. discover and plan (``pipelines.ingest.plan_ingest``): which files need work;
+2. decode (:attr:`IngestStages.decode` applied to :meth:`IngestStages.decode_args`): a top-level
+   function and picklable arguments, so any executor can run it in another process or machine;
+3. encode and fuse (:meth:`IngestStages.encode`): decoded items -> points with vectors and payload;
+4. write (:meth:`IngestStages.write`): points into the store.
+
+An executor decides where and how concurrently each stage runs. :class:`LocalExecutor` decodes in
+isolated worker processes on this machine while this process encodes and writes the previous
+group; a distributed executor can call the same stage methods without copying them.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from embedder.errors import Failure, one_line
+from embedder.fusion import FUSION_VERSION, MODALITIES, item_weights
+from embedder.media.decode import DecodedItem, decode_item
+from embedder.media.discover import DiscoveredFile
+from embedder.payload import MediaPayload
+from embedder.progress import Progress
+from embedder.store import PointRecord, VectorStore, point_id
+
+GROUP_MAX_ITEMS = 16  # decoded items encoded together; bounds memory while filling batches
+
+
+def build_payload(f: DiscoveredFile, item: DecodedItem, encoders, weights: dict[str, float]) -> MediaPayload:
+    """What a point records about its file, and what produced its vectors (provenance)."""
+    present = [m for m in MODALITIES if m in item.modalities]
+    return {
+        "path": str(f.path),
+        "paths": [str(f.path)],
+        "mtimes": {str(f.path): f.mtime_ns},  # lets the next run skip re-hashing unchanged files
+        "sha256": f.sha256,
+        "size": f.size,
+        "duration": round(item.info.duration, 3),
+        "kind": item.info.kind,
+        "modalities": present,
+        "models": {m: encoders.model_ids[m] for m in present},
+        "fusion": {"version": FUSION_VERSION, "weights": item_weights(present, weights)},
+        "text": item.text.text[:500],
+        "text_source": item.text.source,
+        "frames": [] if item.frames is None else item.frames.timestamps,
+        "audio_windows": 0 if item.audio is None else len(item.audio.windows),
+        "ingested_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+@dataclass
+class IngestStages:
+    """The decode, encode and write stages of one run, bound to its settings, encoders and store."""
+
+    settings: object
+    encoders: object
+    store: VectorStore
+
+    def __post_init__(self):
+        from embedder.embedding import decode_options
+
+        self.options = decode_options(self.settings, self.encoders)
+
+    # A plain module-level function, so that it pickles into worker processes.
+    decode = staticmethod(decode_item)
+
+    def decode_args(self, f: DiscoveredFile) -> tuple:
+        """The (picklable) arguments of :attr:`decode` for ``f``."""
+        return (str(f.path), self.options)
+
+    def encode(self, batch: list[tuple[DiscoveredFile, DecodedItem]]) -> list[PointRecord]:
+        """Encode and fuse a group of decoded files in shared batches; one point per file."""
+        from embedder.embedding import embed_items
+
+        weights = self.settings.fusion_weights
+        vectors = embed_items([item for _, item in batch], self.encoders, weights, self.settings.batch_size)
+        return [PointRecord(point_id(f.sha256), v.named(), build_payload(f, item, self.encoders, weights))
+                for (f, item), v in zip(batch, vectors)]
+
+    def write(self, points: list[PointRecord]) -> None:
+        """Store the points, then let readers of an embedded store in until the next write."""
+        self.store.upsert(points)  # a store error stops the run: nothing can be written anyway
+        self.store.pause()
+
+
+@dataclass
+class StageReport:
+    """What an executor reports: failed files (stage and reason), decode warnings, where time went."""
+
+    failed: list[Failure] = field(default_factory=list)
+    warnings: list[dict] = field(default_factory=list)
+    timings: dict = field(default_factory=dict)
+
+
+class LocalExecutor:
+    """Decodes in isolated worker processes, encodes and writes here, overlapping the two.
+
+    At most ``2 * workers`` decoded files wait for the encoder (the isolation layer's bound), so
+    memory stays flat whichever side is slower. A group that fails to encode is split to find the
+    one file that breaks it; the others are still stored.
+    """
+
+    def __init__(self, workers: int, decode_timeout_s: float):
+        self.workers = workers
+        self.decode_timeout_s = decode_timeout_s
+
+    def run(self, stages: IngestStages, files: list[DiscoveredFile], progress: Progress) -> StageReport:
+        from embedder.media.isolation import map_isolated
+
+        by_path = {str(f.path): f for f in files}
+        report = StageReport()
+        # Where the time goes (clip-retrieval reports the same split): waiting for decoders means the
+        # encoder is starved; encode time dominating means decoding keeps up.
+        timings = {"wait_for_decode_s": 0.0, "encode_s": 0.0, "write_s": 0.0}
+
+        def encode_and_write(batch):
+            started = time.perf_counter()
+            try:
+                points = stages.encode(batch)
+            except Exception as exc:
+                if len(batch) > 1:  # find the item that breaks the batch; the others still go in
+                    for one in batch:
+                        encode_and_write([one])
+                    return
+                report.failed.append(Failure(str(batch[0][0].path), "encode", one_line(exc, 200)))
+                progress.advance(str(batch[0][0].path), "failed")
+                return
+            finally:
+                timings["encode_s"] += time.perf_counter() - started
+            started = time.perf_counter()
+            stages.write(points)
+            timings["write_s"] += time.perf_counter() - started
+            for f, item in batch:
+                if item.warnings:
+                    report.warnings.append({"path": str(f.path), "warnings": item.warnings})
+                progress.advance(str(f.path), "ok")
+
+        stages.store.pause()
+        progress.start(len(files), "ingest")
+        tasks = [(str(f.path), stages.decode_args(f)) for f in files]
+        results = map_isolated(stages.decode, tasks, workers=self.workers, timeout_s=self.decode_timeout_s)
+        group: list[tuple[DiscoveredFile, DecodedItem]] = []
+        batch_size = stages.settings.batch_size
+        while True:
+            waited = time.perf_counter()
+            result = next(results, None)
+            timings["wait_for_decode_s"] += time.perf_counter() - waited
+            if result is None:
+                break
+            if result.error is not None:
+                report.failed.append(Failure.from_error(result.error))
+                progress.advance(result.key, "failed")
+                continue
+            group.append((by_path[result.key], result.value))
+            frames = sum(0 if i.frames is None else len(i.frames.timestamps) for _, i in group)
+            if len(group) >= GROUP_MAX_ITEMS or frames >= 4 * batch_size:
+                encode_and_write(group)
+                group = []
+        if group:
+            encode_and_write(group)
+        progress.finish()
+        report.failed.sort(key=lambda f: f.path)
+        report.timings = {k: round(v, 3) for k, v in timings.items()}
+        return report
