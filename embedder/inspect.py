@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from embedder.encoders.registry import resolve_models
+from embedder.encoders.registry import modality_specs
 from embedder.media.decode import DecodeOptions, decode_item
 from embedder.media.discover import discover
 from embedder.media.isolation import map_isolated
@@ -16,8 +16,8 @@ def inspect_paths(paths: list[str | Path], settings) -> list[dict]:
     Files that would be skipped or fail carry ``status`` "skipped" or "failed" with the stage
     and reason. The order is the discovery order (sorted by path).
     """
-    clip, _ = resolve_models(settings)
-    options = DecodeOptions.from_settings(settings, image_size=clip.image_size or 224)
+    visual = modality_specs(settings)["visual"]
+    options = DecodeOptions.from_settings(settings, image_size=visual.image_size or 224)
     found = discover(paths, include_hidden=settings.include_hidden, max_files=settings.discover_max_files,
                      timeout_s=settings.discover_timeout_s)
     reports: dict[str, dict] = {}

@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     models: str = "default"
     clip_model: str | None = None
     clap_model: str | None = None
+    # One content block's model, overriding the preset / clip_model / clap_model for that block
+    # only: any registered model whose family encodes that modality (registry.FAMILIES).
+    visual_model: str | None = None
+    audio_model: str | None = None
+    text_model: str | None = None
     weights_dir: Path | None = None
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     batch_size: int = Field(32, ge=1, le=4096)

@@ -32,6 +32,11 @@ class ModalityEncoder(ABC):
     def dim(self) -> int:
         return self.model.spec.dim
 
+    @property
+    def image_size(self) -> int:
+        """Frame side in pixels the decoders should resize to (visual blocks)."""
+        return self.model.spec.image_size or 224
+
     @abstractmethod
     def encode_items(self, items, batch_size: int = 32) -> dict[int, np.ndarray]:
         """One pooled unit vector per decoded item that has this modality, by position in ``items``.

@@ -165,10 +165,6 @@ class ClipVisual(ModalityEncoder):
         sets = self.model.encode_frame_sets([items[i].frames.frames for i in with_frames], batch_size)
         return {i: pool(v) for i, v in zip(with_frames, sets)}
 
-    @property
-    def image_size(self) -> int:
-        return self.model.image_size
-
 
 class ClipText(ModalityEncoder):
     """The ``text`` block: an item's text (subtitles, sidecar, tags) through the text tower."""

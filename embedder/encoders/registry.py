@@ -139,6 +139,20 @@ def resolve_models(settings) -> tuple[ModelSpec, ModelSpec]:
 
 def modality_specs(settings) -> dict[str, ModelSpec]:
     """The model behind each content block: frames and item text by the image-text model
-    (``clip_model``), audio by the audio-text model (``clap_model``)."""
+    (``clip_model``), audio by the audio-text model (``clap_model``), unless ``visual_model``,
+    ``audio_model`` or ``text_model`` names another for that block.
+
+    Raises:
+        SettingsError: an unknown model, or one whose family cannot encode the block.
+    """
     clip, clap = resolve_models(settings)
-    return {"visual": clip, "audio": clap, "text": clip}
+    specs = {"visual": clip, "audio": clap, "text": clip}
+    for modality in specs:
+        name = getattr(settings, f"{modality}_model", None)
+        if name:
+            spec = get_spec(name)
+            if modality not in FAMILIES[spec.family].modalities:
+                raise SettingsError(f"invalid setting '{modality}_model': {spec.name} ({spec.family}) encodes "
+                                    f"{', '.join(FAMILIES[spec.family].modalities)}, not {modality}")
+            specs[modality] = spec
+    return specs

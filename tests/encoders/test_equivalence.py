@@ -129,3 +129,4 @@ def test_asking_for_cuda_without_a_gpu_is_one_clear_error():
 
     with pytest.raises(EmbedderError, match="device 'cuda' was requested but CUDA is not available; use --device cpu"):
         ClipEncoder(MODELS["tiny-clip"], device="cuda")
+
