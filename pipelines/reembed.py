@@ -116,11 +116,10 @@ def _state_path(settings) -> Path:
 
 
 def run_reembed(settings, *, dry_run: bool = False, progress: Progress | None = None, encoders=None,
-                client=None, stop_after: int | None = None, allow_failures: bool = False) -> dict:
+                client=None, allow_failures: bool = False) -> dict:
     """Detect stale items and rebuild them (see the module docstring).
 
     Args:
-        stop_after: stop (as if killed) after this many rebuilt items; for resume tests.
         allow_failures: switch the alias even if some items could not be rebuilt (they are left
             out of the new version, and listed).
     """
@@ -149,8 +148,7 @@ def run_reembed(settings, *, dry_run: bool = False, progress: Progress | None = 
             report["ingest"] = {"counts": ingested["counts"], "failed": ingested["failed"],
                                 "held_back": ingested["held_back"]}
         if plan.rebuild_collection:
-            report["rebuild"] = _blue_green(settings, catalog, source, progress, encoders, client, stop_after,
-                                            allow_failures)
+            report["rebuild"] = _blue_green(settings, catalog, source, progress, encoders, client, allow_failures)
         if users_head and any("head" in s.causes for s in plan.stale):
             report["head"] = _refresh_head_vectors(settings, client, users_head, head_run)
         report["elapsed_s"] = round(time.monotonic() - started, 3)
@@ -195,7 +193,7 @@ def _refresh_head_vectors(settings, client, version: str, run_dir: str | None) -
     return {"updated": updated, "head": version}
 
 
-def _blue_green(settings, catalog, source: str, progress: Progress, encoders, client, stop_after, allow_failures):
+def _blue_green(settings, catalog, source: str, progress: Progress, encoders, client, allow_failures):
     """Fill the next version from ``source``, verify, then move the alias."""
     state_file = _state_path(settings)
     state = json.loads(state_file.read_text()) if state_file.is_file() else {}
@@ -216,7 +214,7 @@ def _blue_green(settings, catalog, source: str, progress: Progress, encoders, cl
         with open_physical(settings, source, client=client) as old:
             total = old.count()
         progress.start(total - len(done), f"reembed into {target}")
-        offset, n = None, 0
+        offset = None
         while True:
             # The source is opened one page at a time, so searches served from it (an embedded
             # store admits one process at a time) only ever wait for a page read.
@@ -225,9 +223,6 @@ def _blue_green(settings, catalog, source: str, progress: Progress, encoders, cl
             for record in page:
                 if record.id in done:
                     continue
-                if stop_after is not None and n >= stop_after:
-                    raise KeyboardInterrupt(f"stopped after {stop_after} items (test hook)")
-                n += 1
                 name = record.payload.get("path") or record.id
                 try:
                     if encoders is None and _needs_encoders(record, models):

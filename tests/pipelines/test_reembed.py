@@ -10,6 +10,7 @@ import pytest
 
 from embedder.errors import EmbedderError
 from embedder.jobs_lock import job_lock
+from embedder.progress import Progress
 from embedder.settings import load_settings
 from embedder.store import open_store
 from embedder.store.catalog import EdgeCatalog
@@ -137,10 +138,23 @@ def test_queries_during_a_rebuild_see_one_version_never_a_mixture(ingested, tmp_
     assert seen[0] == {"clap:ClapModel/random@1"} and seen[-1] == {"clap:ClapModel/random@1b"}
 
 
+class KilledAfter(Progress):
+    """Interrupts the run (as Ctrl-C would) once ``n`` items have been written."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def advance(self, path: str, status: str) -> None:
+        if status in ("rebuilt", "copied"):
+            self.n -= 1
+            if self.n == 0:
+                raise KeyboardInterrupt
+
+
 def test_killed_rebuild_resumes_without_duplicates_or_losses(ingested, tmp_path):
     new_settings = settings_for(tmp_path, clap_model="tiny-clap-b")
     with pytest.raises(KeyboardInterrupt):
-        run_reembed(new_settings, stop_after=2)
+        run_reembed(new_settings, progress=KilledAfter(2))
     catalog = EdgeCatalog(new_settings.store)
     assert catalog.aliases() == {"media": "media_v1"}  # not switched: searches still use v1
     report = run_reembed(new_settings)
