@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import hashlib
 import os
 from pathlib import Path
 
@@ -17,12 +16,8 @@ from embedder.errors import EmbedderError
 
 
 def lock_path(settings) -> Path:
-    if settings.is_server:
-        from embedder.settings import _default_store
-
-        key = hashlib.sha256(f"{settings.store}|{settings.collection}".encode()).hexdigest()[:16]
-        return Path(_default_store()).parent / "locks" / f"job-{key}.lock"
-    return Path(settings.store).expanduser() / f".job-{settings.collection}.lock"
+    """The job lock of ``settings``' store and collection (:attr:`Settings.job_lock_file`)."""
+    return settings.job_lock_file
 
 
 @contextlib.contextmanager

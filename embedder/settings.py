@@ -165,6 +165,26 @@ class Settings(BaseSettings):
         return self.store.startswith(("http://", "https://"))
 
     @property
+    def data_dir(self) -> Path:
+        """Where embedder keeps files of its own for this store (the interaction log, failure
+        memory, privacy audit): the store directory when embedded; for a Qdrant server, which has
+        no directory of ours, the data directory beside the default store."""
+        if self.is_server:
+            return Path(_default_store()).parent
+        return Path(self.store).expanduser()
+
+    @property
+    def job_lock_file(self) -> Path:
+        """The file lock that lets one writing job at a time run on this store and collection
+        (per server URL and collection for a server store: it guards this machine only)."""
+        if self.is_server:
+            import hashlib
+
+            key = hashlib.sha256(f"{self.store}|{self.collection}".encode()).hexdigest()[:16]
+            return self.data_dir / "locks" / f"job-{key}.lock"
+        return self.data_dir / f".job-{self.collection}.lock"
+
+    @property
     def fusion_weights(self) -> dict[str, float]:
         """Base fusion weights by modality name."""
         return {"visual": self.weight_visual, "audio": self.weight_audio, "text": self.weight_text}

@@ -389,11 +389,7 @@ def default_log_path(settings) -> Path:
     """Beside an embedded store; in the data directory when the store is a server."""
     if settings.interactions_db:
         return Path(settings.interactions_db).expanduser()
-    if settings.is_server:
-        from embedder.settings import _default_store
-
-        return Path(_default_store()).parent / "interactions.sqlite"
-    return Path(settings.store).expanduser() / "interactions.sqlite"
+    return settings.data_dir / "interactions.sqlite"
 
 
 __all__ = ["ColumnMap", "ImportReport", "Interaction", "InteractionLog", "default_log_path"]
