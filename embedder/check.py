@@ -18,12 +18,16 @@ match the points read.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from embedder.errors import EmbedderError, one_line
 from embedder.store import VectorStore, point_id
 from embedder.store.base import VECTOR_DISTANCES
+
+if TYPE_CHECKING:
+    from embedder.settings import Settings
 
 MEDIA_KEYS = ("path", "paths", "sha256", "size", "kind", "modalities", "models", "fusion")
 UNIT_TOLERANCE = 1e-3
@@ -139,7 +143,7 @@ def check_collection(store: VectorStore, catalog=None) -> CheckReport:
     return report
 
 
-def repair(report: CheckReport, store: VectorStore, settings, *, client=None, progress=None) -> None:
+def repair(report: CheckReport, store: VectorStore, settings: Settings, *, progress=None) -> None:
     """Delete damaged points whose files exist and ingest those files again; fills ``repaired``/``unrepaired``."""
     import os
 
@@ -163,7 +167,7 @@ def repair(report: CheckReport, store: VectorStore, settings, *, client=None, pr
     if not files:
         return
     store.delete(ids)  # damaged vectors are not worth keeping in the trash
-    summary = run_ingest(files, settings, store=store, client=client, locked=True, removals="never",
+    summary = run_ingest(files, settings, store=store, locked=True, removals="never",
                          retry_failed=True, progress=progress)
     failed = {f.path: f for f in summary.failed}
     for path in files:

@@ -9,10 +9,14 @@ ingest decodes many files in parallel with the same :func:`decode_options` and
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from embedder.fusion import MODALITIES, fuse
+
+if TYPE_CHECKING:
+    from embedder.settings import Settings
 
 
 @dataclass
@@ -34,14 +38,14 @@ class ItemVectors:
         return out
 
 
-def decode_options(settings, encoders):
+def decode_options(settings: Settings, encoders):
     """How files are decoded for these encoders (frames resized to the visual encoder's size)."""
     from embedder.media.decode import DecodeOptions
 
     return DecodeOptions.from_settings(settings, image_size=encoders.image_size)
 
 
-def decode_file(path: str, settings, encoders):
+def decode_file(path: str, settings: Settings, encoders):
     """Decode one file in an isolated worker; raises :class:`~embedder.errors.MediaError` naming
     the file and the stage."""
     from embedder.media.decode import decode_item

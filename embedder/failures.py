@@ -13,11 +13,15 @@ import json
 import os
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from embedder.errors import Failure
 
+if TYPE_CHECKING:
+    from embedder.settings import Settings
 
-def failures_path(settings) -> Path:
+
+def failures_path(settings: Settings) -> Path:
     """Where the failures of ``settings.collection`` are remembered."""
     from embedder.jobs_lock import lock_path
 

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from embedder.encoders.registry import modality_specs
 from embedder.media.decode import DecodeOptions, decode_item
 from embedder.media.discover import discover
 from embedder.media.isolation import map_isolated
 
+if TYPE_CHECKING:
+    from embedder.settings import Settings
 
-def inspect_paths(paths: list[str | Path], settings) -> list[dict]:
+
+def inspect_paths(paths: list[str | Path], settings: Settings) -> list[dict]:
     """Report, per file, the probe facts, decoder, sampled frames, audio windows and text.
 
     Files that would be skipped or fail carry ``status`` "skipped" or "failed" with the stage

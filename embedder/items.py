@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from embedder.errors import EmbedderError
 from embedder.search import find_item
 from embedder.store import VectorStore
 from embedder.store.base import Filter
 from embedder.trash import Trash
+
+if TYPE_CHECKING:
+    from embedder.settings import Settings
 
 
 @dataclass
@@ -51,7 +55,7 @@ def list_items(store: VectorStore, *, offset: int = 0, limit: int = 50, filter: 
     return ItemPage(items, offset, total)
 
 
-def delete_items(settings, store: VectorStore, refs: list[str], client=None) -> list[dict]:
+def delete_items(settings: Settings, store: VectorStore, refs: list[str]) -> list[dict]:
     """Delete items named by id or path; each goes to the trash first (``embedder trash restore``).
 
     Raises:
@@ -67,7 +71,7 @@ def delete_items(settings, store: VectorStore, refs: list[str], client=None) -> 
     if missing:
         raise EmbedderError("no such item: " + ", ".join(missing) + " ('embedder items list' shows what is stored)")
     ids = list(dict.fromkeys(r.id for r in records))
-    with Trash(settings, store, client=client) as trash:
+    with Trash(settings, store) as trash:
         trash.put(ids, "deleted by hand")
     store.delete(ids)
     return [summary(r) for r in {r.id: r for r in records}.values()]

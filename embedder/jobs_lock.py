@@ -11,17 +11,21 @@ import errno
 import fcntl
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from embedder.errors import EmbedderError
 
+if TYPE_CHECKING:
+    from embedder.settings import Settings
 
-def lock_path(settings) -> Path:
+
+def lock_path(settings: Settings) -> Path:
     """The job lock of ``settings``' store and collection (:attr:`Settings.job_lock_file`)."""
     return settings.job_lock_file
 
 
 @contextlib.contextmanager
-def job_lock(settings, job: str):
+def job_lock(settings: Settings, job: str):
     """Hold the store's job lock for ``job``; a second job gets a clear error naming the first."""
     path = lock_path(settings)
     path.parent.mkdir(parents=True, exist_ok=True)

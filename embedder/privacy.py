@@ -35,21 +35,25 @@ import os
 import secrets
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from embedder.errors import EmbedderError
 from embedder.jobs_lock import job_lock, lock_path
+
+if TYPE_CHECKING:
+    from embedder.settings import Settings
 
 AUDIT_FILE = "privacy-audit.jsonl"
 KEY_FILE = ".privacy-key"
 HEAD_STALE_FILE = "head-stale.json"
 
 
-def state_dir(settings) -> Path:
+def state_dir(settings: Settings) -> Path:
     """Beside an embedded store; the data directory for a server store."""
     return lock_path(settings).parent
 
 
-def privacy_key(settings) -> bytes:
+def privacy_key(settings: Settings) -> bytes:
     """The key of the audit hashes: ``EMBEDDER_PRIVACY_KEY``, else a random one made once (mode 0600)."""
     env = os.environ.get("EMBEDDER_PRIVACY_KEY")
     if env:
@@ -63,12 +67,12 @@ def privacy_key(settings) -> bytes:
     return path.read_text().strip().encode()
 
 
-def user_hash(settings, user: str) -> str:
+def user_hash(settings: Settings, user: str) -> str:
     """A keyed hash of a user id: the same for the same id and key, useless without the key."""
     return hmac.new(privacy_key(settings), user.encode(), hashlib.sha256).hexdigest()
 
 
-def _forget_events(settings, value: str | list[str], column: str = "user") -> tuple[int, list]:
+def _forget_events(settings: Settings, value: str | list[str], column: str = "user") -> tuple[int, list]:
     """Delete the log's events whose ``column`` is one of ``value``, so that their bytes leave the file."""
     from embedder.recommend.interactions import InteractionLog, default_log_path
 
@@ -81,7 +85,7 @@ def _forget_events(settings, value: str | list[str], column: str = "user") -> tu
         return removed, log.all()
 
 
-def _rewrite_without(settings, logical: str, point_id: str, client) -> dict:
+def _rewrite_without(settings: Settings, logical: str, point_id: str) -> dict:
     """``logical`` without one point, in files that never held it.
 
     Deleting a point from an embedded (Qdrant Edge) collection leaves its payload in the segment
@@ -95,25 +99,25 @@ def _rewrite_without(settings, logical: str, point_id: str, client) -> dict:
     from embedder.store.factory import open_physical
     from embedder.trash import TRASH_SUFFIX
 
-    catalog = open_catalog(settings, client=client)
+    catalog = open_catalog(settings)
     current, exists = catalog.resolve(logical)
     if not exists:
         return {"versions_dropped": []}
-    with open_store(settings, client=client, collection=logical) as store:
+    with open_store(settings, collection=logical) as store:
         backend = store.backend
     names = catalog.collections()
     if backend != "edge":
         for _, name in versions_of(logical, names):
             for physical in (name, name + TRASH_SUFFIX):
                 if physical in names:
-                    with open_physical(settings, physical, client=client) as collection:
+                    with open_physical(settings, physical) as collection:
                         collection.delete([point_id])
         return {"versions_dropped": []}
     target = catalog.next_version(logical)
     for source, copy in ((current, target), (current + TRASH_SUFFIX, target + TRASH_SUFFIX)):
         if source not in names:
             continue
-        with open_physical(settings, source, client=client) as old, open_physical(settings, copy, client=client) as fresh:
+        with open_physical(settings, source) as old, open_physical(settings, copy) as fresh:
             fresh.ensure_collection(old.collection_dims())
             offset = None
             while True:
@@ -132,7 +136,7 @@ def _rewrite_without(settings, logical: str, point_id: str, client) -> dict:
     return {"versions_dropped": dropped}
 
 
-def _scrub_runs(settings, user: str, hashed: str, run_dirs: set[str]) -> list[str]:
+def _scrub_runs(settings: Settings, user: str, hashed: str, run_dirs: set[str]) -> list[str]:
     """Zero the user's row of the head in each run, replace their id, drop resumable checkpoints."""
     import shutil
 
@@ -162,18 +166,18 @@ def _scrub_runs(settings, user: str, hashed: str, run_dirs: set[str]) -> list[st
     return scrubbed
 
 
-def _user_vectors(settings, user_id: str, client) -> tuple[bool, set[str]]:
+def _user_vectors(settings: Settings, user_id: str) -> tuple[bool, set[str]]:
     """Whether the users collection holds the user, and the run directories its points name."""
     from embedder.store import open_store, users_collection
 
-    with open_store(settings, client=client, collection=users_collection(settings)) as users:
+    with open_store(settings, collection=users_collection(settings)) as users:
         if users.collection_dims() is None:
             return False, set()
         runs = {r.payload["rec_run"] for r in users.scroll() if r.payload.get("rec_run")}
         return bool(users.retrieve([user_id])), runs
 
 
-def forget_user(settings, user: str, *, client=None) -> dict:
+def forget_user(settings: Settings, user: str) -> dict:
     """Remove every trace of ``user`` (see the module docstring); returns the audit record.
 
     Raises:
@@ -187,10 +191,10 @@ def forget_user(settings, user: str, *, client=None) -> dict:
         raise EmbedderError("forget --user needs a user id")
     hashed = user_hash(settings, user)
     with job_lock(settings, "forget"):
-        had_vector, run_dirs = _user_vectors(settings, user_point_id(user), client)
+        had_vector, run_dirs = _user_vectors(settings, user_point_id(user))
         events, remaining = _forget_events(settings, user)
-        retrained = _retrain_cf(settings, remaining, client)
-        users_report = _rewrite_without(settings, users_collection(settings), user_point_id(user), client)
+        retrained = _retrain_cf(settings, remaining)
+        users_report = _rewrite_without(settings, users_collection(settings), user_point_id(user))
         scrubbed = _scrub_runs(settings, user, hashed, run_dirs)
         if scrubbed:
             (state_dir(settings) / HEAD_STALE_FILE).write_text(json.dumps(
@@ -208,21 +212,21 @@ def forget_user(settings, user: str, *, client=None) -> dict:
         return record
 
 
-def _retrain_cf(settings, remaining, client) -> str | None:
+def _retrain_cf(settings: Settings, remaining) -> str | None:
     """Fit ALS again on what is left, when a collaborative model was trained before."""
     from embedder.recommend.cf import CFParams, fit_cf, write_cf
     from embedder.recommend.stores import open_collections
 
     if not any(e.weight > 0 for e in remaining):
         return None
-    media, users = open_collections(settings, client=client)
+    media, users = open_collections(settings)
     with media, users:
         if not users.count():
             return None
         return write_cf(fit_cf(remaining, CFParams.from_settings(settings)), media, users)["model"]
 
 
-def forget_item(settings, ref: str, *, client=None) -> dict:
+def forget_item(settings: Settings, ref: str) -> dict:
     """Remove an item everywhere (see the module docstring); returns the audit record.
 
     Raises:
@@ -236,25 +240,25 @@ def forget_item(settings, ref: str, *, client=None) -> dict:
     from embedder.trash import TRASH_SUFFIX
 
     with job_lock(settings, "forget"):
-        with open_store(settings, client=client) as media:
+        with open_store(settings) as media:
             pid = resolve_item_ref(media, ref)
             payload = media.retrieve([pid])[0].payload
         keys = sorted({pid, ref, os.path.abspath(ref), *(payload.get("paths") or []), *([payload["item"]] if payload.get("item") else [])})
         events, remaining = _forget_events(settings, keys, column="item")
-        catalog = open_catalog(settings, client=client)
+        catalog = open_catalog(settings)
         names = [name for _, name in versions_of(settings.collection, catalog.collections())]
         names += [n + TRASH_SUFFIX for n in names if n + TRASH_SUFFIX in catalog.collections()]
         held_by = []
         for name in names:
-            with open_physical(settings, name, client=client) as collection:
+            with open_physical(settings, name) as collection:
                 if collection.retrieve([pid]):
                     held_by.append(name)
-        rewrite = _rewrite_without(settings, settings.collection, pid, client)
+        rewrite = _rewrite_without(settings, settings.collection, pid)
         if payload.get("sha256"):
             memory = FailureMemory(failures_path(settings))
             memory.forget(payload["sha256"])
             memory.save()
-        retrained = _retrain_cf(settings, remaining, client)
+        retrained = _retrain_cf(settings, remaining)
         still_on_disk = [p for p in payload.get("paths") or [] if os.path.exists(p)]
         record = {"at": _now(), "action": "forget-item", "item": pid, "events_removed": events,
                   "removed_from": held_by,

@@ -11,12 +11,16 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from embedder.errors import EmbedderError
 from embedder.fusion import MODALITIES, fuse_query
 from embedder.store import Nearest, VectorStore, is_point_id, point_id
+
+if TYPE_CHECKING:
+    from embedder.settings import Settings
 
 SEARCH_MODALITIES = ("all", *MODALITIES)
 
@@ -130,7 +134,7 @@ def find_item(store: VectorStore, ref: str, with_vectors: bool = True):
 
 
 def search_like(
-    store: VectorStore, ref: str, settings, *, encoders=None, limit: int = 10, modality: str = "all",
+    store: VectorStore, ref: str, settings: Settings, *, encoders=None, limit: int = 10, modality: str = "all",
     filters: dict | None = None, include_self: bool = False,
 ) -> list[SearchHit]:
     """Items similar to an ingested item (id or path) or to a new file, which is encoded on the fly.
@@ -164,7 +168,7 @@ def search_like(
     return _explain(hits, {m: vectors[m] for m in MODALITIES if m in vectors})
 
 
-def _embed_new_file(path: str, settings, encoders) -> dict[str, np.ndarray]:
+def _embed_new_file(path: str, settings: Settings, encoders) -> dict[str, np.ndarray]:
     from embedder.embedding import decode_file, embed_items
     from embedder.encoders.bundle import load_encoders
 

@@ -21,14 +21,18 @@ import subprocess
 from contextlib import ExitStack
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from embedder.errors import EmbedderError, StoreError
 from embedder.jobs_lock import job_lock
 
+if TYPE_CHECKING:
+    from embedder.settings import Settings
+
 LOCK_GLOB = ".*.lock"  # per-collection and job locks: never copied, never replaced
 
 
-def snapshot_root(settings) -> Path:
+def snapshot_root(settings: Settings) -> Path:
     """Where the embedded store's snapshots live."""
     if settings.snapshot_dir:
         return Path(settings.snapshot_dir).expanduser()
@@ -71,7 +75,7 @@ def _copy_tree(source: Path, target: Path) -> None:
             raise StoreError(f"cannot copy {entry} into the snapshot: {proc.stderr.strip()}")
 
 
-def create_snapshot(settings, label: str = "") -> dict:
+def create_snapshot(settings: Settings, label: str = "") -> dict:
     """Take a consistent snapshot of the store named by ``settings``; returns what was written."""
     if settings.is_server:
         return _server(settings, "create")
@@ -96,7 +100,7 @@ def create_snapshot(settings, label: str = "") -> dict:
     return {"name": name, "path": str(root / name), "collections": collections, "size_bytes": _size(root / name)}
 
 
-def list_snapshots(settings) -> list[dict]:
+def list_snapshots(settings: Settings) -> list[dict]:
     """Snapshots, newest first."""
     if settings.is_server:
         return _server(settings, "list")
@@ -109,7 +113,7 @@ def list_snapshots(settings) -> list[dict]:
             for p in sorted(found, key=lambda p: p.name, reverse=True)]
 
 
-def restore_snapshot(settings, name: str) -> dict:
+def restore_snapshot(settings: Settings, name: str) -> dict:
     """Replace the store's contents with snapshot ``name``; the current contents become a
     ``pre-restore-...`` snapshot first."""
     if settings.is_server:
@@ -137,7 +141,7 @@ def restore_snapshot(settings, name: str) -> dict:
     return {"restored": name, "previous_state": aside.name, "store": str(store_dir)}
 
 
-def _server(settings, action: str, name: str | None = None) -> dict | list:
+def _server(settings: Settings, action: str, name: str | None = None) -> dict | list:
     """Snapshots on a Qdrant server: one per physical collection behind the alias."""
     from embedder.store import open_store
 

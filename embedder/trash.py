@@ -21,9 +21,13 @@ import os
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 from embedder.store.base import PointRecord, VectorStore
 from embedder.store.factory import open_physical
+
+if TYPE_CHECKING:
+    from embedder.settings import Settings
 
 TRASH_SUFFIX = "_trash"
 # Payload keys the trash adds to a removed point; stripped again on restore.
@@ -52,15 +56,14 @@ class TrashEntry:
 class Trash:
     """The trash of one collection; opened lazily, so runs that remove nothing never touch it."""
 
-    def __init__(self, settings, store: VectorStore, client=None):
+    def __init__(self, settings: Settings, store: VectorStore):
         self.settings = settings
         self.store = store
-        self.client = client
         self._trash: VectorStore | None = None
 
     def _open(self) -> VectorStore:
         if self._trash is None:
-            self._trash = open_physical(self.settings, trash_name(self.store), client=self.client)
+            self._trash = open_physical(self.settings, trash_name(self.store))
         return self._trash
 
     def close(self) -> None:

@@ -12,6 +12,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from embedder.encoders.bundle import schema_for
 from embedder.errors import EmbedderError, Failure
@@ -22,6 +23,9 @@ from embedder.progress import Progress
 from embedder.stages import IngestStages, LocalExecutor
 from embedder.store import VectorStore, open_store, point_id
 from embedder.trash import Trash
+
+if TYPE_CHECKING:
+    from embedder.settings import Settings
 
 
 
@@ -292,7 +296,7 @@ def _apply_links(
 
 def run_ingest(
     paths: list[str | Path],
-    settings,
+    settings: Settings,
     *,
     dry_run: bool = False,
     removals: str = "guarded",
@@ -300,7 +304,6 @@ def run_ingest(
     progress: Progress | None = None,
     store: VectorStore | None = None,
     encoders=None,
-    client=None,
     locked: bool = False,
 ) -> IngestSummary:
     """Ingest files and folders into the store named by ``settings``.
@@ -317,7 +320,6 @@ def run_ingest(
         progress: receives per-file progress.
         store, encoders: already-open ones to reuse (tests, long-running workers); ``encoders``
             may also be a function that loads them, called only when a file needs encoding.
-        client: a ``QdrantClient`` to use instead of ``settings.store`` (tests).
         locked: the caller already holds the store's job lock (re-embedding calls ingest).
 
     Raises:
@@ -331,9 +333,9 @@ def run_ingest(
         raise EmbedderError("nothing to ingest: " + ", ".join(str(p) for p in paths) + " not found")
     with contextlib.nullcontext() if locked else job_lock(settings, "ingest"):
         own_store = store is None
-        store = store or open_store(settings, client=client)
+        store = store or open_store(settings)
         try:
-            with Trash(settings, store, client=client) as trash:
+            with Trash(settings, store) as trash:
                 return _run_ingest(paths, settings, dry_run, removals, retry_failed, progress, store, trash, encoders,
                                    started)
         finally:
@@ -341,7 +343,7 @@ def run_ingest(
                 store.close()
 
 
-def _run_ingest(paths, settings, dry_run, removals, retry_failed, progress, store, trash, encoders,
+def _run_ingest(paths, settings: Settings, dry_run, removals, retry_failed, progress, store, trash, encoders,
                 started) -> IngestSummary:
     dims = schema_for(settings)
     failed: list[Failure] = []

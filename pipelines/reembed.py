@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from embedder.encoders.bundle import configured_model_ids, schema_for
 from embedder.errors import EmbedderError, Failure, one_line
@@ -34,6 +35,9 @@ from embedder.progress import Progress
 from embedder.store import PointRecord, VectorStore, open_store
 from embedder.store.factory import open_physical
 from embedder.store.catalog import open_catalog
+
+if TYPE_CHECKING:
+    from embedder.settings import Settings
 
 @dataclass
 class StaleItem:
@@ -70,7 +74,7 @@ def _content_changed(payload: dict, path: str) -> bool:
     return hash_file(Path(path)) != payload.get("sha256")
 
 
-def find_stale(store: VectorStore, settings, head_version: str | None = None) -> ReembedPlan:
+def find_stale(store: VectorStore, settings: Settings, head_version: str | None = None) -> ReembedPlan:
     """Check every stored item's provenance against the current settings and files."""
     models = configured_model_ids(settings)
     weights = settings.fusion_weights
@@ -109,14 +113,14 @@ def find_stale(store: VectorStore, settings, head_version: str | None = None) ->
     return plan
 
 
-def _state_path(settings) -> Path:
+def _state_path(settings: Settings) -> Path:
     from embedder.jobs_lock import lock_path
 
     return lock_path(settings).with_name(f"reembed-{settings.collection}.json")
 
 
-def run_reembed(settings, *, dry_run: bool = False, progress: Progress | None = None, encoders=None,
-                client=None, allow_failures: bool = False) -> dict:
+def run_reembed(settings: Settings, *, dry_run: bool = False, progress: Progress | None = None, encoders=None,
+                allow_failures: bool = False) -> dict:
     """Detect stale items and rebuild them (see the module docstring).
 
     Args:
@@ -126,12 +130,12 @@ def run_reembed(settings, *, dry_run: bool = False, progress: Progress | None = 
     progress = progress or Progress()
     started = time.monotonic()
     with job_lock(settings, "reembed"):
-        catalog = open_catalog(settings, client=client)
+        catalog = open_catalog(settings)
         source, exists = catalog.resolve(settings.collection)
         if not exists:
             raise EmbedderError(f"collection '{settings.collection}' does not exist yet; run 'embedder ingest' first")
-        users_head, head_run = _current_head(settings, client)
-        with open_store(settings, client=client) as store:
+        users_head, head_run = _current_head(settings)
+        with open_store(settings) as store:
             plan = find_stale(store, settings, users_head)
         report = {"collection": settings.collection, "source": source, "items": plan.items,
                   "stale": len(plan.stale), "causes": plan.counts(), "dry_run": dry_run,
@@ -143,23 +147,23 @@ def run_reembed(settings, *, dry_run: bool = False, progress: Progress | None = 
         if plan.folders:  # content changed or files gone: ingest does exactly that, idempotently
             from pipelines.ingest import run_ingest
 
-            ingested = run_ingest(plan.folders, settings, progress=progress, encoders=encoders, client=client,
+            ingested = run_ingest(plan.folders, settings, progress=progress, encoders=encoders,
                                   locked=True).to_dict()
             report["ingest"] = {"counts": ingested["counts"], "failed": ingested["failed"],
                                 "held_back": ingested["held_back"]}
         if plan.rebuild_collection:
-            report["rebuild"] = _blue_green(settings, catalog, source, progress, encoders, client, allow_failures)
+            report["rebuild"] = _blue_green(settings, catalog, source, progress, encoders, allow_failures)
         if users_head and any("head" in s.causes for s in plan.stale):
-            report["head"] = _refresh_head_vectors(settings, client, users_head, head_run)
+            report["head"] = _refresh_head_vectors(settings, users_head, head_run)
         report["elapsed_s"] = round(time.monotonic() - started, 3)
         return report
 
 
-def _current_head(settings, client) -> tuple[str | None, str | None]:
+def _current_head(settings: Settings) -> tuple[str | None, str | None]:
     """(version, run directory) of the head that produced the users' ``rec`` vectors."""
     from embedder.store import users_collection
 
-    with open_store(settings, client=client, collection=users_collection(settings)) as users:
+    with open_store(settings, collection=users_collection(settings)) as users:
         if users.collection_dims() is None:
             return None, None
         heads = {(r.payload["rec_model"], r.payload.get("rec_run")) for r in users.scroll() if r.payload.get("rec_model")}
@@ -167,7 +171,7 @@ def _current_head(settings, client) -> tuple[str | None, str | None]:
     return max(heads, key=lambda h: h[0].rsplit("@", 1)[-1]) if heads else (None, None)
 
 
-def _refresh_head_vectors(settings, client, version: str, run_dir: str | None) -> dict:
+def _refresh_head_vectors(settings: Settings, version: str, run_dir: str | None) -> dict:
     """Compute ``rec`` vectors with the current head for items that lack them or have older ones.
 
     The head's item tower needs only the stored modality vectors, so new media become servable
@@ -180,7 +184,7 @@ def _refresh_head_vectors(settings, client, version: str, run_dir: str | None) -
         return {"updated": 0, "note": f"the run directory of head {version} is not here ({run_dir}); retrain to refresh"}
     head = TrainedHead(run_dir)
     updated = 0
-    with open_store(settings, client=client) as store:
+    with open_store(settings) as store:
         stale = [r for r in store.scroll(with_vectors=True) if r.payload.get("paths") and r.payload.get("rec_model") != version]
         for start in range(0, len(stale), 256):
             batch = stale[start : start + 256]
@@ -193,7 +197,7 @@ def _refresh_head_vectors(settings, client, version: str, run_dir: str | None) -
     return {"updated": updated, "head": version}
 
 
-def _blue_green(settings, catalog, source: str, progress: Progress, encoders, client, allow_failures):
+def _blue_green(settings: Settings, catalog, source: str, progress: Progress, encoders, allow_failures):
     """Fill the next version from ``source``, verify, then move the alias."""
     state_file = _state_path(settings)
     state = json.loads(state_file.read_text()) if state_file.is_file() else {}
@@ -208,17 +212,17 @@ def _blue_green(settings, catalog, source: str, progress: Progress, encoders, cl
 
     failed: list[Failure] = []
     rebuilt = copied = 0
-    with open_physical(settings, target, client=client) as new:
+    with open_physical(settings, target) as new:
         new.ensure_collection(schema_for(settings))
         done = {r.id for r in new.scroll()}
-        with open_physical(settings, source, client=client) as old:
+        with open_physical(settings, source) as old:
             total = old.count()
         progress.start(total - len(done), f"reembed into {target}")
         offset = None
         while True:
             # The source is opened one page at a time, so searches served from it (an embedded
             # store admits one process at a time) only ever wait for a page read.
-            with open_physical(settings, source, client=client) as old:
+            with open_physical(settings, source) as old:
                 page, offset = old.page(offset, limit=64, with_vectors=True)
             for record in page:
                 if record.id in done:
@@ -260,7 +264,7 @@ def _needs_encoders(record, models) -> bool:
     return bool(p.get("paths")) and any((p.get("models") or {}).get(m) != models[m] for m in p.get("modalities") or [])
 
 
-def _rebuild_point(record, settings, models, encoders) -> tuple[PointRecord, str]:
+def _rebuild_point(record, settings: Settings, models, encoders) -> tuple[PointRecord, str]:
     """The new version of one point: changed modalities re-encoded, the rest reused, re-fused."""
     p = dict(record.payload)
     vectors = dict(record.vectors)
@@ -285,12 +289,12 @@ def _rebuild_point(record, settings, models, encoders) -> tuple[PointRecord, str
     return PointRecord(record.id, {k: v for k, v in vectors.items() if v is not None}, p), "rebuilt"
 
 
-def _dims_from(vectors, settings) -> dict[str, int]:
+def _dims_from(vectors, settings: Settings) -> dict[str, int]:
     dims = schema_for(settings)
     return {m: dims[m] for m in MODALITIES}
 
 
-def _encode_modalities(payload: dict, modalities: list[str], settings, encoders) -> dict:
+def _encode_modalities(payload: dict, modalities: list[str], settings: Settings, encoders) -> dict:
     """Decode the item's file (isolated) and encode only the modalities whose model changed."""
     from embedder.embedding import decode_file, encode_items
     from embedder.errors import MediaError

@@ -9,6 +9,7 @@ checkpoint + JSON config, metrics, learning curve), and store ``rec`` vectors so
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from embedder.errors import EmbedderError
 from embedder.progress import Progress
@@ -17,10 +18,13 @@ from embedder.train.config import TrainConfig
 from embedder.train.export import write_rec
 from embedder.train.fit import next_run_dir, train_head
 
+if TYPE_CHECKING:
+    from embedder.settings import Settings
+
 __all__ = ["next_run_dir", "run_training", "train_head"]
 
 
-def run_training(settings, cfg: TrainConfig, *, resume: Path | None = None, write: bool = True,
+def run_training(settings: Settings, cfg: TrainConfig, *, resume: Path | None = None, write: bool = True,
                  progress: Progress | None = None) -> dict:
     """The whole job over the settings' interaction log and store."""
     from embedder.encoders.runtime import resolve_device

@@ -89,3 +89,19 @@ def _isolated_env(monkeypatch, tmp_path):
             monkeypatch.delenv(key)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def in_process_server():
+    """A store URL served by qdrant-client's in-process engine (the server back-end's test double):
+    every store opened on it in this process shares one ``QdrantClient(":memory:")``."""
+    from qdrant_client import QdrantClient
+
+    from embedder.store.server import share_client
+
+    url = "http://in-process.test:6333"
+    client = QdrantClient(":memory:")
+    share_client(url, client)
+    yield url
+    share_client(url, None)
+    client.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.table import Table
@@ -14,12 +14,15 @@ from embedder.cli.common import app, err, guarded, out, print_json, short_path, 
 from embedder.errors import EmbedderError
 from embedder.recommend.strategies import STRATEGIES, strategies_help
 
+if TYPE_CHECKING:
+    from embedder.settings import Settings
+
 
 interactions_app = typer.Typer(help="Interaction logs and the collaborative-filtering model.", no_args_is_help=True)
 app.add_typer(interactions_app, name="interactions")
 
 
-def _open_log(settings):
+def _open_log(settings: Settings):
     from embedder.recommend.interactions import InteractionLog, default_log_path
 
     return InteractionLog(default_log_path(settings))

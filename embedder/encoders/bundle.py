@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from embedder.encoders.registry import FAMILIES, ModelSpec, modality_specs
 from embedder.fusion import MODALITIES
+
+if TYPE_CHECKING:
+    from embedder.settings import Settings
 
 
 class Encoders(Mapping):
@@ -69,7 +73,7 @@ def modality_model_ids(specs: dict[str, ModelSpec]) -> dict[str, str]:
     return {m: spec.model_id for m, spec in specs.items()}
 
 
-def configured_model_ids(settings) -> dict[str, str]:
+def configured_model_ids(settings: Settings) -> dict[str, str]:
     """The model ids ``settings`` name for each modality, without loading anything."""
     return modality_model_ids(modality_specs(settings))
 
@@ -79,7 +83,7 @@ def modality_dims(specs: dict[str, ModelSpec]) -> dict[str, int]:
     return with_content({m: spec.dim for m, spec in specs.items()})
 
 
-def schema_for(settings) -> dict[str, int]:
+def schema_for(settings: Settings) -> dict[str, int]:
     """The media collection's named vectors for these settings: the content side; CF item
     factors as ``cf`` (dot product: what the model predicts for a user) and ``cf_sim`` (cosine:
     item-to-item); and ``rec``, the trained two-tower head's item vectors (dot product)."""
@@ -87,12 +91,12 @@ def schema_for(settings) -> dict[str, int]:
     return {**modality_dims(modality_specs(settings)), "cf": cf, "cf_sim": cf, "rec": settings.rec_dim}
 
 
-def users_schema(settings) -> dict[str, int]:
+def users_schema(settings: Settings) -> dict[str, int]:
     """The users collection's named vectors: CF user factors and the trained head's user vectors."""
     return {"cf": settings.cf_factors, "rec": settings.rec_dim}
 
 
-def load_encoders(settings) -> Encoders:
+def load_encoders(settings: Settings) -> Encoders:
     """Load every block's model on the configured device, each model once (slow: seconds for
     real weights)."""
     specs = modality_specs(settings)

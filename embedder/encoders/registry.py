@@ -10,8 +10,12 @@ This module is pure data (no torch import), so settings, inspect and ``--help`` 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 from embedder.errors import SettingsError
+
+if TYPE_CHECKING:
+    from embedder.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -119,7 +123,7 @@ def get_spec(name: str) -> ModelSpec:
         raise SettingsError(f"unknown model '{name}'; known models: {', '.join(sorted(MODELS))}") from None
 
 
-def resolve_models(settings) -> tuple[ModelSpec, ModelSpec]:
+def resolve_models(settings: Settings) -> tuple[ModelSpec, ModelSpec]:
     """The (CLIP, CLAP) specs chosen by ``settings.models`` and the per-model overrides."""
     if settings.models not in PRESETS:
         raise SettingsError(
@@ -137,7 +141,7 @@ def resolve_models(settings) -> tuple[ModelSpec, ModelSpec]:
     return clip, clap
 
 
-def modality_specs(settings) -> dict[str, ModelSpec]:
+def modality_specs(settings: Settings) -> dict[str, ModelSpec]:
     """The model behind each content block: frames and item text by the image-text model
     (``clip_model``), audio by the audio-text model (``clap_model``), unless ``visual_model``,
     ``audio_model`` or ``text_model`` names another for that block.

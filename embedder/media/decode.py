@@ -6,12 +6,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from embedder.errors import MediaError, one_line
 from embedder.media.audio import AudioWindows, WindowOptions, load_windows
 from embedder.media.probe import Limits, ProbeInfo, check_limits, probe
 from embedder.media.text import ItemText, find_text
 from embedder.media.video import SampledFrames, SamplingOptions, sample_frames
+
+if TYPE_CHECKING:
+    from embedder.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -24,7 +28,7 @@ class DecodeOptions:
     probe_timeout_s: float = 30.0
 
     @classmethod
-    def from_settings(cls, settings, image_size: int) -> "DecodeOptions":
+    def from_settings(cls, settings: Settings, image_size: int) -> "DecodeOptions":
         """Build options from :class:`embedder.settings.Settings` and the encoder's input size."""
         return cls(
             sampling=SamplingOptions(

@@ -11,12 +11,16 @@ from __future__ import annotations
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from embedder.errors import EmbedderError
 from embedder.recommend.interactions import Interaction
 from embedder.store import PointRecord, VectorStore, is_point_id
+
+if TYPE_CHECKING:
+    from embedder.settings import Settings
 
 ITEM_NAMESPACE = uuid.UUID("2b0e8a44-9c57-4f5e-8f0b-3f9d9a6c1e21")
 USER_NAMESPACE = uuid.UUID("7d4c1f0a-6e2b-4a8f-b1c3-5e9f0d2a7b64")
@@ -100,7 +104,7 @@ class CFParams:
             raise EmbedderError("cf settings out of range: alpha > 0, regularization >= 0, iterations >= 1, factors >= 2")
 
     @classmethod
-    def from_settings(cls, settings, **overrides) -> "CFParams":
+    def from_settings(cls, settings: Settings, **overrides) -> "CFParams":
         """The settings' ``cf_*`` values, with ``overrides`` (``None`` values ignored) on top."""
         values = {"factors": settings.cf_factors, "weighting": settings.cf_weighting, "alpha": settings.cf_alpha,
                   "regularization": settings.cf_regularization, "iterations": settings.cf_iterations,

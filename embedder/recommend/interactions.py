@@ -15,10 +15,13 @@ import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from embedder.errors import EmbedderError
 from embedder.progress import Progress
+
+if TYPE_CHECKING:
+    from embedder.settings import Settings
 
 DEFAULT_EVENT_WEIGHTS = {"view": 1.0, "play": 1.0, "click": 1.0, "like": 3.0, "share": 4.0, "save": 3.0,
                          "skip": -1.0, "dislike": -3.0}
@@ -385,7 +388,7 @@ class InteractionLog:
         return {"path": str(self.path), "events": rows, "users": users, "items": items, "negative_events": negatives}
 
 
-def default_log_path(settings) -> Path:
+def default_log_path(settings: Settings) -> Path:
     """Beside an embedded store; in the data directory when the store is a server."""
     if settings.interactions_db:
         return Path(settings.interactions_db).expanduser()

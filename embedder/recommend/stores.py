@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from embedder.store import VectorStore, open_store, users_collection
 
+if TYPE_CHECKING:
+    from embedder.settings import Settings
 
-def open_collections(settings, *, client=None, create: bool = True) -> tuple[VectorStore, VectorStore]:
+
+def open_collections(settings: Settings, *, create: bool = True) -> tuple[VectorStore, VectorStore]:
     """The media collection and its users collection.
 
     With ``create``, missing collections are created with every named vector (content side,
@@ -13,9 +18,9 @@ def open_collections(settings, *, client=None, create: bool = True) -> tuple[Vec
     """
     from embedder.encoders.bundle import schema_for, users_schema
 
-    media = open_store(settings, client=client)
+    media = open_store(settings)
     try:
-        users = open_store(settings, client=client, collection=users_collection(settings))
+        users = open_store(settings, collection=users_collection(settings))
     except BaseException:
         media.close()
         raise

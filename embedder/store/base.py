@@ -5,9 +5,12 @@ from __future__ import annotations
 import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from embedder.settings import Settings
 
 # Point ids are UUIDv5 of the content hash: the same bytes always map to the same point.
 ID_NAMESPACE = uuid.UUID("6f1c1e52-3f0e-4f4a-9d55-5a0c2d1e7b10")
@@ -220,7 +223,7 @@ class VectorStore(ABC):
         self.close()
 
 
-def users_collection(settings) -> str:
+def users_collection(settings: Settings) -> str:
     """The collection of user vectors that goes with ``settings.collection``."""
     return f"{settings.collection}_users"
 

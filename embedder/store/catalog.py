@@ -15,8 +15,12 @@ import re
 import shutil
 from abc import ABC, abstractmethod
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from embedder.errors import StoreError
+
+if TYPE_CHECKING:
+    from embedder.settings import Settings
 
 ALIASES_FILE = "aliases.json"
 
@@ -134,10 +138,8 @@ class ServerCatalog(Catalog):
         self.client.delete_collection(name)
 
 
-def open_catalog(settings, client=None) -> Catalog:
-    """The catalog of ``settings.store`` (or of ``client``)."""
-    if client is not None:
-        return ServerCatalog(client)
+def open_catalog(settings: Settings) -> Catalog:
+    """The catalog of ``settings.store``."""
     if settings.is_server:
         from embedder.store.server import ServerStore
 

@@ -3,37 +3,40 @@ its local or remote client), so the interface module imports neither."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from embedder.store.base import VectorStore
-from embedder.store.catalog import EdgeCatalog, open_catalog
+from embedder.store.catalog import EdgeCatalog, ServerCatalog
 from embedder.store.edge import EdgeStore
 from embedder.store.server import ServerStore
 
+if TYPE_CHECKING:
+    from embedder.settings import Settings
 
-def open_physical(settings, name: str, *, client=None) -> VectorStore:
+
+def open_physical(settings: Settings, name: str) -> VectorStore:
     """A physical collection by its exact name (no alias resolution), on the back-end ``settings`` name.
 
     Args:
         settings: :class:`embedder.settings.Settings`.
         name: the physical collection, e.g. ``media_v2`` or ``media_v1_trash``.
-        client: an existing ``QdrantClient`` (tests pass ``QdrantClient(":memory:")``).
     """
-    if client is not None or settings.is_server:
-        return ServerStore.connect(settings, client=client, collection=name)
+    if settings.is_server:
+        return ServerStore.connect(settings, collection=name)
     return EdgeStore(settings.store, name, min_free_mb=settings.min_free_mb)
 
 
-def open_store(settings, *, client=None, collection: str | None = None) -> VectorStore:
+def open_store(settings: Settings, *, collection: str | None = None) -> VectorStore:
     """The store named by ``settings.store``: a directory (Qdrant Edge) or a server URL.
 
     Args:
         settings: :class:`embedder.settings.Settings`.
-        client: an existing ``QdrantClient`` (tests pass ``QdrantClient(":memory:")``).
         collection: another collection than ``settings.collection`` (e.g. the users one).
     """
     logical = collection or settings.collection
-    if client is not None or settings.is_server:
-        store = ServerStore.connect(settings, client=client, collection=logical)
-        catalog = open_catalog(settings, client=store.client)
+    if settings.is_server:
+        store = ServerStore.connect(settings, collection=logical)
+        catalog = ServerCatalog(store.client)  # the same connection
         physical, exists = catalog.resolve(logical)
         store.collection = physical
     else:

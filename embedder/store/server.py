@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 from urllib.parse import urlparse
 
 import numpy as np
@@ -27,6 +27,9 @@ from embedder.store.base import (
     check_dims,
     filter_conditions,
 )
+
+if TYPE_CHECKING:
+    from embedder.settings import Settings
 
 log = logging.getLogger(__name__)
 WRITE_RETRIES = 3
@@ -53,6 +56,21 @@ def server_filter(filter: Filter | None, exclude_ids: list[str] | None = None, l
     return models.Filter(must=must or None, must_not=must_not or None)
 
 
+_SHARED_CLIENTS: dict = {}  # store URL -> a QdrantClient every store on that URL uses, in this process
+
+
+def share_client(url: str, client) -> None:
+    """Make every store opened on ``url`` in this process use ``client`` instead of connecting;
+    ``None`` stops sharing. A long-running process can keep one connection pool per server this
+    way; tests put qdrant-client's in-process engine (``QdrantClient(":memory:")``) behind a URL.
+    The client stays open when a store using it closes.
+    """
+    if client is None:
+        _SHARED_CLIENTS.pop(url, None)
+    else:
+        _SHARED_CLIENTS[url] = client
+
+
 class ServerStore(VectorStore):
     """A collection on a Qdrant server (or qdrant-client's in-process mode, for tests)."""
 
@@ -66,14 +84,15 @@ class ServerStore(VectorStore):
         self._dims: dict[str, int] | None = None
 
     @classmethod
-    def connect(cls, settings, client=None, collection: str | None = None) -> "ServerStore":
-        """Connect to ``settings.store`` with ``settings.api_key``; or wrap a given client."""
+    def connect(cls, settings: Settings, collection: str | None = None) -> "ServerStore":
+        """Connect to ``settings.store`` with ``settings.api_key``, or use the client shared for
+        that URL in this process (:func:`share_client`)."""
         collection = collection or settings.collection
-        if client is not None:
-            return cls(client, collection, location=":memory:", owns_client=False)
+        url = settings.store
+        if url in _SHARED_CLIENTS:
+            return cls(_SHARED_CLIENTS[url], collection, location=url, owns_client=False)
         from qdrant_client import QdrantClient
 
-        url = settings.store
         key = settings.api_key.get_secret_value() if settings.api_key else None
         parsed = urlparse(url)
         if key and parsed.scheme == "http":

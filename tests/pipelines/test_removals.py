@@ -6,7 +6,6 @@ import shutil
 
 import numpy as np
 import pytest
-from qdrant_client import QdrantClient
 
 from embedder.encoders.bundle import load_encoders
 from embedder.settings import load_settings
@@ -34,25 +33,25 @@ def library(tmp_path, media):
 
 @pytest.fixture(params=["edge", "server"])
 def env(request, tmp_path):
-    """Settings and, for the server back-end, qdrant-client's in-process engine."""
-    settings = load_settings(models="tiny", device="cpu", store=str(tmp_path / "store"), workers=1, max_frames=2)
-    client = QdrantClient(":memory:") if request.param == "server" else None
-    return settings, client
+    """Settings on an embedded store, or on qdrant-client's in-process engine behind a URL."""
+    store = request.getfixturevalue("in_process_server") if request.param == "server" else str(tmp_path / "store")
+    settings = load_settings(models="tiny", device="cpu", store=store, workers=1, max_frames=2)
+    return settings
 
 
-def ingest(lib, settings, client, encoders=None, **kw):
-    return run_ingest([lib], settings, encoders=encoders, client=client, **kw)
+def ingest(lib, settings, encoders=None, **kw):
+    return run_ingest([lib], settings, encoders=encoders, **kw)
 
 
-def count(settings, client):
-    with open_store(settings, client=client) as store:
+def count(settings):
+    with open_store(settings) as store:
         return store.count()
 
 
 def test_an_emptied_folder_removes_nothing_until_prune_and_prune_is_undone_by_the_trash(library, env, encoders, tmp_path):
-    settings, client = env
-    assert ingest(library, settings, client, encoders).to_dict()["counts"]["new"] == 4
-    with open_store(settings, client=client) as store:  # collaborative vectors a re-encode could not rebuild
+    settings = env
+    assert ingest(library, settings, encoders).to_dict()["counts"]["new"] == 4
+    with open_store(settings) as store:  # collaborative vectors a re-encode could not rebuild
         ids = sorted(r.id for r in store.scroll())
         cf = np.arange(settings.cf_factors, dtype=np.float32) / 100
         store.update_vectors({ids[0]: {"cf": cf}})
@@ -60,52 +59,52 @@ def test_an_emptied_folder_removes_nothing_until_prune_and_prune_is_undone_by_th
     away = tmp_path / "away"
     shutil.move(str(library), away)  # the share is unmounted: the mount point is an empty folder
     library.mkdir()
-    held = ingest(library, settings, client, encoders)
+    held = ingest(library, settings, encoders)
     assert held.removals_held_back and held.removed == []
     [h] = held.held_back
     assert (h.root, len(h.paths), h.stored, h.guard) == (str(library), 4, 4, True)
     assert "no media files" in h.reason
-    assert count(settings, client) == 4
+    assert count(settings) == 4
 
-    kept = ingest(library, settings, client, encoders, removals="never")
+    kept = ingest(library, settings, encoders, removals="never")
     assert not kept.removals_held_back and [x.guard for x in kept.held_back] == [False]
-    assert count(settings, client) == 4
+    assert count(settings) == 4
 
-    pruned = ingest(library, settings, client, encoders, removals="prune")
+    pruned = ingest(library, settings, encoders, removals="prune")
     assert sorted(pruned.removed) == sorted(str(library / n) for n in NAMES)
-    assert pruned.trash["moved"] == 4 and count(settings, client) == 0
-    with open_store(settings, client=client) as store, Trash(settings, store, client=client) as trash:
+    assert pruned.trash["moved"] == 4 and count(settings) == 0
+    with open_store(settings) as store, Trash(settings, store) as trash:
         entries = trash.entries()
         assert sorted(e.id for e in entries) == ids and {e.reason for e in entries} == {"file removed"}
 
     library.rmdir()
     shutil.move(str(away), library)  # the share is back: nothing is decoded or encoded again
-    back = ingest(library, settings, client, encoders=None)
+    back = ingest(library, settings, encoders=None)
     assert sorted(back.restored) == sorted(str(library / n) for n in NAMES)
     assert back.new == [] and back.timings == {}
-    with open_store(settings, client=client) as store, Trash(settings, store, client=client) as trash:
+    with open_store(settings) as store, Trash(settings, store) as trash:
         assert sorted(r.id for r in store.scroll()) == ids
         restored = store.retrieve([ids[0]], with_vectors=True)[0]
         np.testing.assert_allclose(restored.vectors["cf"], cf, rtol=1e-6)
         assert "trashed_at" not in restored.payload and restored.payload["paths"]
         assert trash.entries() == []
-    again = ingest(library, settings, client, encoders=None).to_dict()["counts"]
+    again = ingest(library, settings, encoders=None).to_dict()["counts"]
     assert (again["unchanged"], again["restored"], again["removed"]) == (4, 0, 0)
 
 
 def test_the_share_rule_holds_back_a_folders_worth_but_not_housekeeping(library, env, encoders):
-    settings, client = env
-    ingest(library, settings, client, encoders)
+    settings = env
+    ingest(library, settings, encoders)
     (library / "tone.mp3").unlink()  # 1 of 4: ordinary housekeeping
-    one = ingest(library, settings, client, encoders)
+    one = ingest(library, settings, encoders)
     assert one.removed == [str(library / "tone.mp3")] and not one.held_back
-    assert one.trash["moved"] == 1 and count(settings, client) == 3
+    assert one.trash["moved"] == 1 and count(settings) == 3
 
     for name in ("h264.mp4", "hevc.mp4", "vp9.webm"):
         (library / name).unlink()
     (library / "partial.mp4").write_bytes(b"")  # only a zero-byte file left: no media
-    held = ingest(library, settings, client, encoders)
-    assert held.removals_held_back and count(settings, client) == 3
+    held = ingest(library, settings, encoders)
+    assert held.removals_held_back and count(settings) == 3
 
 
 def test_share_rule_with_media_left(tmp_path, media, encoders):
@@ -115,25 +114,25 @@ def test_share_rule_with_media_left(tmp_path, media, encoders):
     names = ("h264.mp4", "hevc.mp4", "vp9.webm", "tone.mp3", "tone.wav")
     for name in names:
         shutil.copy(media[name], lib / name)
-    ingest(lib, settings, None, encoders)
+    ingest(lib, settings, encoders)
     for name in names[:3]:
         (lib / name).unlink()  # 3 of 5 gone, media still there: over the default share of 0.5
-    held = ingest(lib, settings, None, encoders)
+    held = ingest(lib, settings, encoders)
     [h] = held.held_back
     assert len(h.paths) == 3 and h.stored == 5 and "max_remove_fraction=0.5" in h.reason
-    assert count(settings, None) == 5
+    assert count(settings) == 5
     lenient = settings.model_copy(update={"max_remove_fraction": 0.8})
-    done = ingest(lib, lenient, None, encoders)
-    assert len(done.removed) == 3 and not done.held_back and count(settings, None) == 2
+    done = ingest(lib, lenient, encoders)
+    assert len(done.removed) == 3 and not done.held_back and count(settings) == 2
 
 
 def test_trash_entries_expire_after_trash_days(library, tmp_path, encoders):
     settings = load_settings(models="tiny", device="cpu", store=str(tmp_path / "store"), workers=1, max_frames=2)
-    ingest(library, settings, None, encoders)
+    ingest(library, settings, encoders)
     (library / "tone.mp3").unlink()
-    assert ingest(library, settings, None, encoders).trash == {"moved": 1, "purged": 0}
+    assert ingest(library, settings, encoders).trash == {"moved": 1, "purged": 0}
     expiring = settings.model_copy(update={"trash_days": 0})
-    assert ingest(library, expiring, None, encoders).trash == {"moved": 0, "purged": 1}
+    assert ingest(library, expiring, encoders).trash == {"moved": 0, "purged": 1}
 
 
 def test_cli_exit_3_names_the_folder_and_trash_commands(library, tmp_path):
@@ -168,9 +167,9 @@ def test_items_list_pages_and_delete_goes_to_the_trash(library, env, encoders):
     from embedder.items import delete_items, list_items
     from embedder.payload import parse_filters
 
-    settings, client = env
-    ingest(library, settings, client, encoders)
-    with open_store(settings, client=client) as store:
+    settings = env
+    ingest(library, settings, encoders)
+    with open_store(settings) as store:
         first = list_items(store, offset=0, limit=3)
         second = list_items(store, offset=3, limit=3)
         assert (first.total, len(first.items), first.next_offset) == (4, 3, 3)
@@ -181,11 +180,11 @@ def test_items_list_pages_and_delete_goes_to_the_trash(library, env, encoders):
         assert [i["path"] for i in audio.items] == [str(library / "tone.mp3")] and audio.total == 1
 
         with pytest.raises(EmbedderError, match="no such item: nope"):
-            delete_items(settings, store, [str(library / "h264.mp4"), "nope"], client=client)
+            delete_items(settings, store, [str(library / "h264.mp4"), "nope"])
         assert store.count() == 4  # nothing deleted when one reference is wrong
-        deleted = delete_items(settings, store, [str(library / "h264.mp4"), every[0]], client=client)
+        deleted = delete_items(settings, store, [str(library / "h264.mp4"), every[0]])
         assert len(deleted) == len({every[0], deleted[0]["id"]}) and store.count() == 4 - len(deleted)
-        with Trash(settings, store, client=client) as trash:
+        with Trash(settings, store) as trash:
             assert {e.reason for e in trash.entries()} == {"deleted by hand"}
             trash.restore_selected(None)
         assert store.count() == 4

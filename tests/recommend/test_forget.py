@@ -4,12 +4,11 @@ import json
 import random
 
 import pytest
-from qdrant_client import QdrantClient
 
 from embedder.errors import EmbedderError
 from embedder.privacy import forget_user
 from embedder.recommend.cf import CFParams, fit_cf, user_point_id, write_cf
-from embedder.recommend.interactions import Interaction, InteractionLog
+from embedder.recommend.interactions import Interaction, InteractionLog, default_log_path
 from embedder.recommend.stores import open_collections
 from embedder.settings import load_settings
 from tests.cli_runner import run_cli
@@ -59,24 +58,23 @@ def test_forget_a_user_everywhere_on_the_embedded_store(tmp_path):
     assert "no trace of that user" in run_cli("forget", "--user", SECRET, env=env, code=2).stderr
 
 
-def test_forget_on_qdrant_client(tmp_path):
-    client = QdrantClient(":memory:")
-    settings = load_settings(store=str(tmp_path / "store"), cf_factors=8)
-    with InteractionLog(tmp_path / "store" / "interactions.sqlite") as log:
+def test_forget_on_qdrant_client(in_process_server):
+    settings = load_settings(store=in_process_server, cf_factors=8)
+    with InteractionLog(default_log_path(settings)) as log:
         log.add([Interaction(u, i, float(w)) for u, i, w in log_rows()])
         everyone = log.all()
-    media, users = open_collections(settings, client=client)
+    media, users = open_collections(settings)
     with media, users:
         write_cf(fit_cf(everyone, CFParams(factors=8)), media, users)
         assert users.retrieve([user_point_id(SECRET)])
-    record = forget_user(settings, SECRET, client=client)
+    record = forget_user(settings, SECRET)
     assert (record["events_removed"], record["users_point_removed"]) == (12, True) and record["cf_retrained"]
-    media, users = open_collections(settings, client=client, create=False)
+    media, users = open_collections(settings, create=False)
     with media, users:
         assert users.retrieve([user_point_id(SECRET)]) == [] and users.count() == 40
         assert SECRET not in {r.payload.get("user") for r in users.scroll()}
     with pytest.raises(EmbedderError, match="no trace of that user"):
-        forget_user(settings, SECRET, client=client)
+        forget_user(settings, SECRET)
 
 
 def test_forget_an_item_in_every_version_and_the_log(tmp_path, media):
@@ -126,23 +124,22 @@ def test_forget_an_item_in_every_version_and_the_log(tmp_path, media):
     assert len(found["hits"]) == 3 and "tone.mp3" not in json.dumps(found)
 
 
-def test_forget_an_item_on_qdrant_client(tmp_path):
+def test_forget_an_item_on_qdrant_client(in_process_server):
     from embedder.privacy import forget_item
     from embedder.recommend.cf import item_point_id
 
-    client = QdrantClient(":memory:")
-    settings = load_settings(store=str(tmp_path / "store"), cf_factors=8)
-    with InteractionLog(tmp_path / "store" / "interactions.sqlite") as log:
+    settings = load_settings(store=in_process_server, cf_factors=8)
+    with InteractionLog(default_log_path(settings)) as log:
         log.add([Interaction(u, i, float(w)) for u, i, w in log_rows()])
         everyone = log.all()
-    media, users = open_collections(settings, client=client)
+    media, users = open_collections(settings)
     with media, users:
         write_cf(fit_cf(everyone, CFParams(factors=8)), media, users)
         before = media.count()
         assert media.retrieve([item_point_id("item3")])
-    record = forget_item(settings, "item3", client=client)
+    record = forget_item(settings, "item3")
     assert record["events_removed"] == sum(1 for e in everyone if e.item == "item3") > 0 and record["cf_retrained"]
     assert record["versions_dropped"] == []  # a server compacts its own files: the point is deleted in place
-    media, users = open_collections(settings, client=client, create=False)
+    media, users = open_collections(settings, create=False)
     with media, users:
         assert media.retrieve([item_point_id("item3")]) == [] and media.count() == before - 1

@@ -12,7 +12,8 @@ from embedder.settings import load_settings
 from embedder.store import PointRecord, open_store, point_id
 
 DIMS = {"visual": 4, "audio": 3, "text": 4, "content": 11}
-BACKENDS = ["edge", "memory"] + (["server"] if os.environ.get("QDRANT_URL") else [])
+# A real Qdrant server joins when QDRANT_URL is set; select or skip it with -m server / -m "not server".
+BACKENDS = ["edge", "memory"] + ([pytest.param("server", marks=pytest.mark.server)] if os.environ.get("QDRANT_URL") else [])
 
 
 @pytest.fixture(params=BACKENDS)
@@ -20,9 +21,7 @@ def store(request, tmp_path):
     if request.param == "edge":
         s = open_store(load_settings(store=str(tmp_path / "store"), collection="contract"))
     elif request.param == "memory":
-        from qdrant_client import QdrantClient
-
-        s = open_store(load_settings(collection="contract"), client=QdrantClient(":memory:"))
+        s = open_store(load_settings(store=request.getfixturevalue("in_process_server"), collection="contract"))
     else:
         name = f"contract_{os.getpid()}"
         s = open_store(load_settings(store=os.environ["QDRANT_URL"], api_key=os.environ.get("QDRANT_API_KEY"), collection=name))
@@ -125,6 +124,8 @@ def test_second_process_gets_a_clear_error(tmp_path):
 def test_api_key_is_never_shown_and_http_warns(caplog):
     from qdrant_client import QdrantClient
 
+    from embedder.store.server import share_client
+
     settings = load_settings(store="http://127.0.0.1:9", api_key="s3cret-key")
     assert "s3cret" not in repr(settings) and "s3cret" not in str(settings.model_dump())
     with caplog.at_level(logging.WARNING, logger="embedder.store.server"):
@@ -133,8 +134,11 @@ def test_api_key_is_never_shown_and_http_warns(caplog):
     assert "cannot reach Qdrant at http://127.0.0.1:9" in str(err.value)
     assert "s3cret" not in str(err.value) and "s3cret" not in caplog.text
     assert "API key is sent over plain http" in caplog.text
-    wrapped = open_store(settings, client=QdrantClient(":memory:"))
-    assert "s3cret" not in str(wrapped.info())
+    share_client(settings.store, QdrantClient(":memory:"))
+    try:
+        assert "s3cret" not in str(open_store(settings).info())
+    finally:
+        share_client(settings.store, None)
 
 
 def test_recommend_fusion_ordering_vector_updates(store):
