@@ -184,7 +184,7 @@ def _scores(lists, relevant, ks, catalogue_size) -> dict:
 
 def _content_vectors(media, items: list[str]) -> dict[str, np.ndarray]:
     """Content vectors of log items that are ingested media (matched by id or path)."""
-    from embedder.recommend.cf import resolve_items
+    from embedder.ids import resolve_items
 
     ids = resolve_items(items, media)
     records = {r.id: r for r in media.retrieve(sorted(set(ids.values())), with_vectors=True)}
@@ -193,7 +193,7 @@ def _content_vectors(media, items: list[str]) -> dict[str, np.ndarray]:
 
 
 def _load_content(store, content: dict[str, np.ndarray], candidates) -> None:
-    from embedder.recommend.cf import item_point_id
+    from embedder.ids import item_point_id
     from embedder.store import PointRecord
 
     store.upsert([PointRecord(item_point_id(item), {"content": vec}, {"item": item, "popularity": 0.0, "paths": []})
@@ -203,7 +203,7 @@ def _load_content(store, content: dict[str, np.ndarray], candidates) -> None:
 def _mark_candidates(store, candidates) -> None:
     if candidates is None:
         return
-    from embedder.recommend.cf import item_point_id
+    from embedder.ids import item_point_id
 
     # Cold items have no interactions in training, so they may have no point yet: give them one.
     store.set_payload([item_point_id(i) for i in sorted(candidates) if store.retrieve([item_point_id(i)])], {"eval_role": "candidate"})

@@ -183,7 +183,7 @@ def forget_user(settings: Settings, user: str) -> dict:
     Raises:
         EmbedderError: the user id is empty, or nothing anywhere mentions the user.
     """
-    from embedder.recommend.cf import user_point_id
+    from embedder.ids import user_point_id
     from embedder.snapshots import list_snapshots
     from embedder.store import users_collection
 

@@ -8,7 +8,6 @@ each user's item ranking unchanged and makes user-to-user scores cosines.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
@@ -17,23 +16,13 @@ import numpy as np
 
 from embedder.errors import EmbedderError
 from embedder.recommend.interactions import Interaction
-from embedder.store import PointRecord, VectorStore, is_point_id
+from embedder.ids import resolve_items, user_point_id
+from embedder.store import PointRecord, VectorStore
 
 if TYPE_CHECKING:
     from embedder.settings import Settings
 
-ITEM_NAMESPACE = uuid.UUID("2b0e8a44-9c57-4f5e-8f0b-3f9d9a6c1e21")
-USER_NAMESPACE = uuid.UUID("7d4c1f0a-6e2b-4a8f-b1c3-5e9f0d2a7b64")
 ITEM_ONLY_PAYLOAD = {"kind": "item", "modalities": [], "paths": []}
-
-
-def user_point_id(user: str) -> str:
-    return str(uuid.uuid5(USER_NAMESPACE, user))
-
-
-def item_point_id(item: str) -> str:
-    """The point id of an item known only from interactions (no media)."""
-    return str(uuid.uuid5(ITEM_NAMESPACE, item))
 
 
 @dataclass
@@ -173,30 +162,6 @@ def fit_cf(events: list[Interaction], params: CFParams | None = None, model: str
         version=f"{model}-{params.factors}-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}",
         params=params.to_dict(),
     )
-
-
-def resolve_items(keys: list[str], media: VectorStore) -> dict[str, str]:
-    """Map interaction item keys to point ids: an ingested point id, an ingested path, or a new id.
-
-    Items are matched to media by point id or by (absolute) path; anything else is an item without
-    media and gets a stable id of its own.
-    """
-    out: dict[str, str] = {}
-    candidates = [k for k in keys if is_point_id(k)]
-    for record in media.retrieve(candidates):
-        out[record.id] = record.id
-    rest = [k for k in keys if k not in out]
-    for start in range(0, len(rest), 512):
-        chunk = set(rest[start : start + 512])
-        for record in media.scroll(filter={"paths": sorted(chunk)}):
-            for p in record.payload.get("paths") or []:
-                if p in chunk:
-                    out[p] = record.id
-        for record in media.scroll(filter={"item": sorted(chunk)}):  # trained before: keep its point
-            out.setdefault(record.payload["item"], record.id)
-    for k in keys:
-        out.setdefault(k, item_point_id(k))
-    return out
 
 
 def write_cf(model: CFModel, media: VectorStore, users: VectorStore, batch: int = 1000) -> dict:

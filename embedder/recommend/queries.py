@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 
 
 from embedder.errors import EmbedderError
-from embedder.recommend.cf import resolve_items, user_point_id
+from embedder.ids import resolve_items, user_point_id
 from embedder.payload import MediaPayload, UserPayload
 from embedder.recommend.interactions import Interaction
 from embedder.recommend.strategies import BRANCH_VECTORS, CONTENT_BRANCH, get_strategy
@@ -200,7 +200,7 @@ def resolve_item_ref(media: VectorStore, ref: str) -> str:
     """A point id from an id, an ingested path, or an interaction item key."""
     import os
 
-    from embedder.recommend.cf import item_point_id
+    from embedder.ids import item_point_id
 
     ids = resolve_items([ref, os.path.abspath(ref)], media)
     for key in (ref, os.path.abspath(ref)):

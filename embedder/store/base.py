@@ -2,37 +2,23 @@
 
 from __future__ import annotations
 
-import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
+from embedder.ids import is_point_id, point_id  # noqa: F401  (re-exported by embedder.store)
+
 if TYPE_CHECKING:
     from embedder.settings import Settings
 
 # Point ids are UUIDv5 of the content hash: the same bytes always map to the same point.
-ID_NAMESPACE = uuid.UUID("6f1c1e52-3f0e-4f4a-9d55-5a0c2d1e7b10")
 INDEXED_FIELDS = ("paths", "sha256", "kind", "modalities", "item", "user")
 NUMERIC_INDEXED_FIELDS = ("popularity",)
 # Collaborative-filtering factors score by dot product (what ALS optimises); all else by cosine.
 VECTOR_DISTANCES = {"cf": "dot", "rec": "dot"}  # "cf_sim" holds the same factors under cosine, for item-to-item
 RRF_K = 60  # the usual reciprocal-rank-fusion constant, for every back-end
-
-
-def point_id(sha256: str) -> str:
-    """The point id of a file's content."""
-    return str(uuid.uuid5(ID_NAMESPACE, sha256))
-
-
-def is_point_id(text: str) -> bool:
-    """Whether ``text`` has the form of a point id (a UUID)."""
-    try:
-        uuid.UUID(text)
-    except ValueError:
-        return False
-    return True
 
 
 @dataclass

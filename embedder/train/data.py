@@ -41,7 +41,7 @@ def item_features(items: list[str], media, modalities: list[str]) -> tuple[np.nd
     """
     if media is None or not modalities:
         return np.zeros((len(items), 0), np.float32), []
-    from embedder.recommend.cf import resolve_items
+    from embedder.ids import resolve_items
 
     dims = media.collection_dims() or {}
     modalities = [m for m in modalities if m in dims]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from embedder.recommend.cf import ITEM_ONLY_PAYLOAD, resolve_items, user_point_id
+from embedder.ids import resolve_items, user_point_id
+from embedder.recommend.cf import ITEM_ONLY_PAYLOAD
 from embedder.store import PointRecord, VectorStore
 
 

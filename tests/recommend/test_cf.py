@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from embedder.errors import EmbedderError
-from embedder.recommend.cf import CFParams, fit_cf, item_point_id, user_point_id, write_cf
+from embedder.ids import item_point_id, user_point_id
+from embedder.recommend.cf import CFParams, fit_cf, write_cf
 from embedder.recommend.interactions import Interaction
 from embedder.recommend.queries import recommend_for_user
 from embedder.settings import load_settings

@@ -7,7 +7,8 @@ import pytest
 
 from embedder.errors import EmbedderError
 from embedder.privacy import forget_user
-from embedder.recommend.cf import CFParams, fit_cf, user_point_id, write_cf
+from embedder.ids import user_point_id
+from embedder.recommend.cf import CFParams, fit_cf, write_cf
 from embedder.recommend.interactions import Interaction, InteractionLog, default_log_path
 from embedder.recommend.stores import open_collections
 from embedder.settings import load_settings
@@ -126,7 +127,7 @@ def test_forget_an_item_in_every_version_and_the_log(tmp_path, media):
 
 def test_forget_an_item_on_qdrant_client(in_process_server):
     from embedder.privacy import forget_item
-    from embedder.recommend.cf import item_point_id
+    from embedder.ids import item_point_id
 
     settings = load_settings(store=in_process_server, cf_factors=8)
     with InteractionLog(default_log_path(settings)) as log:
