@@ -49,6 +49,7 @@ class Library:
         self._encoders = None
         self._log = None
         self._lock = threading.RLock()
+        self._log_lock = threading.Lock()  # one SQLite connection, shared by the service's threads
         self.closed = False
 
     @classmethod
@@ -135,6 +136,18 @@ class Library:
         return run_ingest(paths, self.settings, dry_run=dry_run, removals=removals, retry_failed=retry_failed,
                           progress=progress, store=self.media, encoders=self._encoders or (lambda: self.encoders))
 
+    def reembed(self, *, dry_run: bool = False, allow_failures: bool = False, progress=None) -> dict:
+        """Find stale vectors and rebuild them (see :func:`pipelines.reembed.run_reembed`).
+
+        The library's open collections are closed first: the rebuild opens collection versions
+        itself and may move the alias, and the next use here opens the version it points at.
+        """
+        from pipelines.reembed import run_reembed
+
+        self._release_stores()
+        return run_reembed(self.settings, dry_run=dry_run, allow_failures=allow_failures, progress=progress,
+                           encoders=self._encoders or (lambda: self.encoders))
+
     def search(self, text: str | None = None, *, like: str | Path | None = None, limit: int = 10,
                modality: str = "all", filters: dict | None = None, min_score: float | None = None,
                include_self: bool = False) -> list:
@@ -165,7 +178,8 @@ class Library:
 
     def history(self, user: str) -> list:
         """The user's events, oldest first (``user`` as given: hashed when ids are pseudonymous)."""
-        return self.log.for_user(self.settings.stored_user(user))
+        with self._log_lock:
+            return self.log.for_user(self.settings.stored_user(user))
 
     def recommend(self, user: str, *, strategy: str = "hybrid", limit: int = 10, exclude_seen: bool = True,
                   query: str | None = None, filters: dict | None = None):
@@ -181,7 +195,8 @@ class Library:
 
         chosen = get_strategy(strategy)
         stored = self.settings.stored_user(user)
-        history = self.log.for_user(stored)
+        with self._log_lock:
+            history = self.log.for_user(stored)
         if not history and query:
             hits = self.search(query, limit=limit * 5)
             return RecommendResult(user=stored, strategy=chosen.name, used=["popular", "text"],
@@ -214,7 +229,8 @@ class Library:
 
         rows = [e if isinstance(e, Interaction) else Interaction(self.settings.stored_user(e[0]), e[1], float(e[2]))
                 for e in events]
-        return self.log.add(rows)
+        with self._log_lock:
+            return self.log.add(rows)
 
     def status(self) -> dict:
         """Back-end, collection, item count, modalities, models and size (``embedder status``)."""
@@ -227,12 +243,10 @@ class Library:
     def close(self) -> None:
         """Close what was opened; the next :meth:`open` builds a new library."""
         with self._lock:
-            for store in (self._media, self._users):
-                if store is not None:
-                    store.close()
+            self._release_stores()
             if self._log is not None:
                 self._log.close()
-            self._media = self._users = self._log = self._encoders = None
+            self._log = self._encoders = None
             self.closed = True
         with self._open_lock:
             key = (str(self.settings.store), self.settings.collection)
@@ -244,6 +258,13 @@ class Library:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    def _release_stores(self) -> None:
+        with self._lock:
+            for store in (self._media, self._users):
+                if store is not None:
+                    store.close()
+            self._media = self._users = None
 
     def _check_open(self) -> None:
         if self.closed:

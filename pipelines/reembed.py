@@ -124,6 +124,8 @@ def run_reembed(settings: Settings, *, dry_run: bool = False, progress: Progress
     """Detect stale items and rebuild them (see the module docstring).
 
     Args:
+        encoders: loaded encoders to reuse, or a function that loads them (called only when an
+            item needs re-encoding); ``None`` loads them when needed.
         allow_failures: switch the alias even if some items could not be rebuilt (they are left
             out of the new version, and listed).
     """
@@ -199,6 +201,8 @@ def _refresh_head_vectors(settings: Settings, version: str, run_dir: str | None)
 
 def _blue_green(settings: Settings, catalog, source: str, progress: Progress, encoders, allow_failures):
     """Fill the next version from ``source``, verify, then move the alias."""
+    load = encoders if callable(encoders) else None  # a loader: called only if an item needs encoding
+    encoders = None if load else encoders
     state_file = _state_path(settings)
     state = json.loads(state_file.read_text()) if state_file.is_file() else {}
     if state.get("source") == source and state.get("target") in catalog.collections():
@@ -232,7 +236,7 @@ def _blue_green(settings: Settings, catalog, source: str, progress: Progress, en
                     if encoders is None and _needs_encoders(record, models):
                         from embedder.encoders.bundle import load_encoders
 
-                        encoders = load_encoders(settings)
+                        encoders = load() if load else load_encoders(settings)
                     point, how = _rebuild_point(record, settings, models, encoders)
                 except EmbedderError as exc:
                     failed.append(Failure(name, getattr(exc, "stage", "encode"), getattr(exc, "reason", str(exc))))

@@ -90,3 +90,19 @@ def test_the_readme_python_example_runs_as_written(tmp_path, folder):
     assert run.returncode == 0, run.stderr
     items = json.loads(run.stdout.strip().splitlines()[-1])
     assert items and all("branches" in r for r in items)
+
+
+def test_reembed_through_the_library_then_search_the_new_version(tmp_path, folder):
+    from embedder import Library
+
+    with Library.open(settings_for(tmp_path)) as lib:
+        lib.ingest([folder])
+    with Library.open(settings_for(tmp_path, clip_model="tiny-clip-b")) as lib:
+        assert lib.status()["models"]["visual"] == ["open_clip:embedder-tiny-clip/random@1"]
+        report = lib.reembed()
+        assert report["rebuild"]["switched"] and report["rebuild"]["target"] == "media_v2"
+        # The library's handle followed the alias to the new version.
+        status = lib.status()
+        assert status["collection"] == "media_v2" and status["points"] == 3
+        assert status["models"]["visual"] == ["open_clip:embedder-tiny-clip/random@1b"]
+        assert len(lib.search("a test pattern", limit=3)) == 3

@@ -23,11 +23,9 @@ def reembed(
     Model and fusion changes are rebuilt blue-green into the next collection version, then the
     alias switches atomically; searches keep using the old version until then.
     """
-    from pipelines.reembed import run_reembed
-
-    settings = ctx.obj.settings()
-    report = run_reembed(settings, dry_run=dry_run, allow_failures=allow_failures,
-                         progress=TerminalProgress(quiet or as_json))
+    with ctx.obj.library() as library:
+        report = library.reembed(dry_run=dry_run, allow_failures=allow_failures,
+                                 progress=TerminalProgress(quiet or as_json))
     if as_json:
         print_json(report)
         return
