@@ -264,13 +264,17 @@ def _number(value, column: str) -> float:
 
 
 class InteractionLog:
-    """The persistent interaction log (SQLite, WAL)."""
+    """The persistent interaction log (SQLite, WAL).
+
+    One connection may serve several threads (a service) when the caller serialises its calls,
+    as :class:`embedder.library.Library` does.
+    """
 
     def __init__(self, path: str | Path):
         self.path = Path(path).expanduser()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.db = sqlite3.connect(self.path, timeout=30)
+            self.db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.executescript(SCHEMA)
         except sqlite3.DatabaseError as exc:

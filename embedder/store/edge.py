@@ -12,6 +12,7 @@ import fcntl
 import json
 import os
 import shutil
+import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -95,18 +96,19 @@ def _readable(method):
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
-        self._resume()
-        try:
-            return method(self, *args, **kwargs)
-        except StoreError:
-            raise
-        except Exception as exc:
-            if "Service" not in str(exc) and "out of bounds" not in str(exc):
+        with self._thread_lock:  # one engine call at a time: pause() must not close a shard in use
+            self._resume()
+            try:
+                return method(self, *args, **kwargs)
+            except StoreError:
                 raise
-            raise StoreError(
-                f"collection '{self.logical or self.collection}' in {self.root} is damaged ({one_line(exc, 160)}); "
-                "'embedder check' finds the damaged points, '--repair' encodes them again, "
-                "'embedder snapshot restore' goes back to a snapshot") from None
+            except Exception as exc:
+                if "Service" not in str(exc) and "out of bounds" not in str(exc):
+                    raise
+                raise StoreError(
+                    f"collection '{self.logical or self.collection}' in {self.root} is damaged ({one_line(exc, 160)}); "
+                    "'embedder check' finds the damaged points, '--repair' encodes them again, "
+                    "'embedder snapshot restore' goes back to a snapshot") from None
 
     return wrapper
 
@@ -119,6 +121,10 @@ class _Pages:
 
     def _resume(self):
         self.store._resume()
+
+    @property
+    def _thread_lock(self):
+        return self.store._thread_lock
 
     @_readable
     def __call__(self, request):
@@ -139,7 +145,8 @@ class _Pages:
 
 
 class EdgeStore(VectorStore):
-    """A collection in an embedded Qdrant Edge shard."""
+    """A collection in an embedded Qdrant Edge shard. Safe to share between threads: engine calls
+    (and pause, close) take one lock, so a service can read while its ingest job writes."""
 
     backend = "edge"
 
@@ -149,6 +156,7 @@ class EdgeStore(VectorStore):
 
         Writes stop with a StoreError when the filesystem has less than ``min_free_mb`` free.
         """
+        self._thread_lock = threading.RLock()  # the store may be shared between threads (a service)
         self.min_free_mb = min_free_mb
         self.root = Path(root).expanduser()
         self.collection = collection
@@ -177,10 +185,11 @@ class EdgeStore(VectorStore):
         A long writer (ingest) pauses while it decodes and encodes, so other processes (a search,
         'status') can open the collection between its writes instead of failing after 5 s.
         """
-        if self._paused or self._lock_fd is None:
-            return
-        self.close()
-        self._paused = True
+        with self._thread_lock:
+            if self._paused or self._lock_fd is None:
+                return
+            self.close()
+            self._paused = True
 
     def _resume(self) -> None:
         if self._paused:
@@ -223,14 +232,15 @@ class EdgeStore(VectorStore):
             raise StoreError(f"cannot open collection at {self.path}: {exc}") from None
 
     def close(self) -> None:
-        if self._shard is not None:
-            self._shard.flush()
-            self._shard.close()
-            self._shard = None
-        if self._lock_fd is not None:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        with self._thread_lock:
+            if self._shard is not None:
+                self._shard.flush()
+                self._shard.close()
+                self._shard = None
+            if self._lock_fd is not None:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+                os.close(self._lock_fd)
+                self._lock_fd = None
 
     # -- schema ------------------------------------------------------------------------------
     def collection_dims(self) -> dict[str, int] | None:
