@@ -17,6 +17,7 @@ from embedder.cli import collections  # noqa: F401  isort: skip
 from embedder.cli import jobs  # noqa: F401  isort: skip
 from embedder.cli import trash  # noqa: F401  isort: skip
 from embedder.cli import privacy  # noqa: F401  isort: skip
+from embedder.cli import serve  # noqa: F401  isort: skip
 from embedder.cli.common import app
 
 EX_USAGE = 64  # sysexits.h: the command was used incorrectly (2 stays "could not proceed")
