@@ -18,7 +18,7 @@ def serve(
 ) -> None:
     """Serve search, recommendations, events and ingest jobs over HTTP with the models loaded once.
 
-    The JSON API is described at /openapi.json (and browsable at /docs); /health, /ready and
+    The JSON API is described at /openapi.json (/docs renders it, with assets from a CDN); /health, /ready and
     /metrics (Prometheus) are for orchestration. Every answer is the --json of the CLI command it
     mirrors. Stop with Ctrl-C.
     """
