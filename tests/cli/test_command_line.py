@@ -34,7 +34,7 @@ def test_status_takes_the_store_after_the_subcommand(tmp_path):
 def test_usage_errors_are_one_line_with_exit_64():
     proc = run("serch", "x")
     assert proc.returncode == EX_USAGE == 64
-    assert proc.stderr.splitlines() == ["usage: No such command 'serch'. Did you mean 'search'? (see 'embedder --help')"]
+    assert proc.stderr.splitlines() == ["usage: No such command 'serch'. Did you mean 'search', 'serve'? (see 'embedder --help')"]
     proc = run("search", "x", "--limit", "0")
     assert proc.returncode == 64 and len(proc.stderr.splitlines()) == 1
     assert proc.stderr.startswith("usage: Invalid value for '--limit' / '-n'")
