@@ -10,10 +10,6 @@ Ids are UUIDv5 in three namespaces, so the same input always maps to the same po
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from embedder.store.base import VectorStore
 
 ID_NAMESPACE = uuid.UUID("6f1c1e52-3f0e-4f4a-9d55-5a0c2d1e7b10")
 ITEM_NAMESPACE = uuid.UUID("2b0e8a44-9c57-4f5e-8f0b-3f9d9a6c1e21")
@@ -44,8 +40,11 @@ def is_point_id(text: str) -> bool:
     return True
 
 
-def resolve_items(keys: list[str], media: VectorStore) -> dict[str, str]:
+def resolve_items(keys: list[str], media) -> dict[str, str]:
     """Map interaction item keys to point ids: an ingested point id, an ingested path, or a new id.
+
+    ``media`` is the media collection (a :class:`~embedder.store.base.VectorStore`; not imported
+    here, so that the store can import its ids from this module).
 
     Items are matched to media by point id or by (absolute) path; anything else is an item without
     media and gets a stable id of its own.
