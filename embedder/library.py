@@ -50,6 +50,7 @@ class Library:
         self._log = None
         self._lock = threading.RLock()
         self._log_lock = threading.Lock()  # one SQLite connection, shared by the service's threads
+        self._cf_cache = None  # the stored item factors, for folding in new events
         self.closed = False
 
     @classmethod
@@ -218,19 +219,118 @@ class Library:
         return similar_users(self.users, self.settings.stored_user(user), limit=limit)
 
     def add_events(self, events) -> int:
-        """Append events to the interaction log: :class:`~embedder.recommend.interactions.Interaction`
-        objects or ``(user, item, weight)`` tuples. Recommendations use them from the next call on
-        (the content branch, seen-item exclusion); the ``cf`` vectors wait for the next training.
+        """Append events and apply them at once (see :meth:`record_events`); returns how many were
+        added."""
+        return self.record_events(events)["added"]
+
+    def record_events(self, events) -> dict:
+        """Append events to the interaction log and make the next recommendation reflect them.
+
+        ``events`` are :class:`~embedder.recommend.interactions.Interaction` objects or
+        ``(user, item, weight)`` tuples. At once: the content branch uses the newest positives,
+        seen items are excluded, an item's ``popularity`` counts a user's first positive event,
+        and each user's ``cf`` vector is recomputed against the stored item factors (the ALS
+        fold-in; a new user gets one from their first events). What waits for the next
+        ``interactions train``: the item factors themselves, and the fold-in under bm25 weighting.
 
         Returns:
-            How many were added.
+            ``received``, ``added``, ``popularity_updated`` (items), ``cf_users_updated`` and
+            ``cf`` (what happened to the collaborative vectors, in words).
         """
         from embedder.recommend.interactions import Interaction
 
         rows = [e if isinstance(e, Interaction) else Interaction(self.settings.stored_user(e[0]), e[1], float(e[2]))
                 for e in events]
+        users = sorted({e.user for e in rows})
         with self._log_lock:
-            return self.log.add(rows)
+            before = {u: {e.item for e in self.log.for_user(u) if e.weight > 0} for u in users}
+            added = self.log.add(rows)
+            after = {u: self.log.for_user(u) for u in users}
+        report = {"received": len(rows), "added": added, "popularity_updated": 0, "cf_users_updated": 0, "cf": None}
+        if not added:
+            report["cf"] = "unchanged: no new event"
+            return report
+        with self._lock:  # one realtime update at a time: popularity is read, then written
+            report["popularity_updated"] = self._count_new_positives(before, after)
+            report.update(self._fold_in(after))
+        return report
+
+    def _count_new_positives(self, before: dict, after: dict) -> int:
+        from collections import Counter
+
+        from embedder.ids import resolve_items
+
+        new = {(u, e.item) for u, history in after.items() for e in history if e.weight > 0 and e.item not in before[u]}
+        if not new or self.media.collection_dims() is None:
+            return 0
+        ids = resolve_items(sorted({item for _, item in new}), self.media)
+        counts = Counter(ids[item] for _, item in new)
+        found = {r.id: r for r in self.media.retrieve(sorted(counts))}
+        for pid, n in counts.items():
+            if pid in found:
+                self.media.set_payload([pid], {"popularity": float(found[pid].payload.get("popularity") or 0) + n})
+        return sum(pid in found for pid in counts)
+
+    def _fold_in(self, histories: dict) -> dict:
+        import numpy as np
+
+        from embedder.ids import resolve_items, user_point_id
+        from embedder.recommend.cf import CFParams, fold_in_user
+        from embedder.store import PointRecord
+
+        model = self._cf_items()
+        if model is None:
+            return {"cf": "no collaborative model yet: 'embedder interactions train' makes one"}
+        params = CFParams.from_settings(self.settings)
+        if params.weighting == "bm25":
+            return {"cf": "waits for the next training: bm25 confidences need the whole interaction matrix"}
+        version, ids, factors, gram = model
+        row_of = {pid: n for n, pid in enumerate(ids)}
+        points = []
+        for user, history in histories.items():
+            weights: dict[str, float] = {}
+            for e in history:
+                if e.weight > 0:
+                    weights[e.item] = weights.get(e.item, 0.0) + e.weight
+            resolved = resolve_items(sorted(weights), self.media)
+            pairs = [(row_of[resolved[item]], w) for item, w in weights.items() if resolved[item] in row_of]
+            if not pairs:
+                continue  # none of their items has factors yet
+            vector = fold_in_user([r for r, _ in pairs], [w for _, w in pairs], factors, gram, params)
+            vector /= max(float(np.linalg.norm(vector)), 1e-12)  # stored unit length, as write_cf does
+            points.append(PointRecord(user_point_id(user), {"cf": vector}, {"user": user, "cf_model": version}))
+        if points:
+            users = self.users
+            if users.collection_dims() is None:
+                users.ensure_collection({"cf": factors.shape[1]})
+            users.merge(points)
+        return {"cf_users_updated": len(points), "cf": f"folded in against {version}"}
+
+    def _cf_items(self):
+        """(model version, item point ids, item factors, their Gram matrix) of the stored collaborative
+        model, cached until the model changes; ``None`` without one."""
+        import numpy as np
+
+        media = self.media
+        if media.collection_dims() is None or "cf" not in media.collection_dims():
+            return None
+        cached = self._cf_cache
+        if cached is not None:
+            probe = media.retrieve([cached[1][0]])
+            if probe and probe[0].payload.get("cf_model") == cached[0]:
+                return cached
+        ids, vectors, version = [], [], None
+        for record in media.scroll(with_vectors=True):
+            vec = record.vectors.get("cf")
+            if vec is not None and record.payload.get("cf_model"):
+                ids.append(record.id)
+                vectors.append(vec)
+                version = version or record.payload["cf_model"]
+        if not ids:
+            return None
+        factors = np.asarray(vectors, np.float32)
+        self._cf_cache = (version, ids, factors, factors.T @ factors)
+        return self._cf_cache
 
     def status(self) -> dict:
         """Back-end, collection, item count, modalities, models and size (``embedder status``)."""
@@ -265,6 +365,7 @@ class Library:
                 if store is not None:
                     store.close()
             self._media = self._users = None
+            self._cf_cache = None
 
     def _check_open(self) -> None:
         if self.closed:

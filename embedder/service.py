@@ -188,7 +188,7 @@ def create_app(library: "Library", *, max_upload_mb: float = 200.0, preload: boo
     def similar_users(user: str, limit: int = Query(10, ge=1, le=1000)) -> dict:
         return {"user": user, "users": library.similar_users(user, limit=limit)}
 
-    @app.post("/events", summary="Append interaction events (one object or a list)")
+    @app.post("/events", summary="Append interaction events (one object or a list); they count at once")
     def events(body: Any = Body(...)) -> dict:
         from embedder.recommend.interactions import Interaction
 
@@ -200,9 +200,9 @@ def create_app(library: "Library", *, max_upload_mb: float = 200.0, preload: boo
                       for r in rows]
         except (KeyError, TypeError, ValueError) as exc:
             raise HTTPException(status_code=422, detail=f"each event needs user and item, weight a number: {exc}")
-        added = library.add_events(parsed)
+        report = library.record_events(parsed)
         events_total.inc(len(parsed))
-        return {"received": len(parsed), "added": added}
+        return report
 
     @app.post("/ingest", summary="Ingest folders on the server's disk, in the background", status_code=202)
     def ingest(paths: list[str] = Body(..., embed=True), prune: bool = Body(False, embed=True)) -> dict:

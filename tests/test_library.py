@@ -106,3 +106,53 @@ def test_reembed_through_the_library_then_search_the_new_version(tmp_path, folde
         assert status["collection"] == "media_v2" and status["points"] == 3
         assert status["models"]["visual"] == ["open_clip:embedder-tiny-clip/random@1b"]
         assert len(lib.search("a test pattern", limit=3)) == 3
+
+
+def test_events_fold_into_the_cf_vector_and_popularity_without_retraining(tmp_path):
+    import numpy as np
+
+    from embedder import Library
+    from embedder.ids import user_point_id
+    from embedder.recommend.cf import CFParams, fit_cf, fold_in_user, write_cf
+    from embedder.recommend.interactions import Interaction
+
+    # Two tastes: users 0-19 like items a0-a9, users 20-39 like b0-b9.
+    events = [Interaction(f"u{u}", f"{'a' if u < 20 else 'b'}{(u + k) % 10}", 1.0 + k % 3)
+              for u in range(40) for k in range(6)]
+    settings = settings_for(tmp_path, cf_factors=8, cf_regularization=0.1)
+    params = CFParams.from_settings(settings)
+    model = fit_cf(events, params)
+    with Library.open(settings) as lib:
+        from embedder.encoders.bundle import schema_for, users_schema
+
+        lib.media.ensure_collection(schema_for(settings))
+        lib.users.ensure_collection(users_schema(settings))
+        assert lib.record_events(events)["cf"].startswith("no collaborative model yet")
+        write_cf(model, lib.media, lib.users)
+        # The fold-in of a trained user's own history gives back (nearly) their ALS vector.
+        _, ids, factors, gram = lib._cf_items()
+        row = {pid: n for n, pid in enumerate(ids)}
+        from embedder.ids import resolve_items
+
+        keys = resolve_items(model.items, lib.media)
+        mine = [e for e in events if e.user == "u3"]
+        folded = fold_in_user([row[keys[e.item]] for e in mine], [e.weight for e in mine], factors, gram, params)
+        trained = model.user_factors[model.users.index("u3")]
+        assert float(folded @ trained / np.linalg.norm(folded) / np.linalg.norm(trained)) > 0.99
+
+        # A new user: no vector before, a cf vector from their first events, on the right side.
+        assert lib.recommend("newbie", strategy="cf").used == ["popular"]
+        before = {r.payload["item"]: r.payload["popularity"] for r in lib.media.scroll() if r.payload.get("item")}
+        report = lib.record_events([("newbie", "b1", 3.0), ("newbie", "b2", 3.0)])
+        assert report["added"] == 2 and report["cf_users_updated"] == 1 and report["popularity_updated"] == 2
+        recs = lib.recommend("newbie", strategy="cf", limit=5)
+        assert recs.used == ["cf"] and not {"b1", "b2"} & {r.item for r in recs.items}
+        vector = lib.users.retrieve([user_point_id("newbie")], with_vectors=True)[0].vectors["cf"]
+        scores = {item: float(factors[row[keys[item]]] @ vector) for item in model.items}
+        taste = np.mean([scores[f"b{i}"] for i in range(10)]) - np.mean([scores[f"a{i}"] for i in range(10)])
+        assert taste > 0, scores  # the folded-in vector leans to the side of the new user's events
+        after = {r.payload["item"]: r.payload["popularity"] for r in lib.media.scroll() if r.payload.get("item")}
+        assert after["b1"] == before["b1"] + 1 and after["a1"] == before["a1"]
+        assert lib.users.retrieve([user_point_id("newbie")])[0].payload["user"] == "newbie"
+        # The same event again changes nothing.
+        assert lib.record_events([("newbie", "b1", 3.0)])["cf"] == "unchanged: no new event"

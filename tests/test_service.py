@@ -72,7 +72,7 @@ def test_search_events_and_recommendations_are_the_library_calls(served):
 
     assert client.get("/users/alice/recommendations").json()["used"] == ["popular"]
     posted = client.post("/events", json=[{"user": "alice", "item": ids["vp9.webm"], "weight": 1}])
-    assert posted.json() == {"received": 1, "added": 1}
+    assert posted.json()["received"] == posted.json()["added"] == 1
     recs = client.get("/users/alice/recommendations", params={"strategy": "content"}).json()
     # The event counts at the very next call: the content branch uses it, the item is seen.
     assert recs["used"] == ["content"] and ids["vp9.webm"] not in {r["id"] for r in recs["items"]}

@@ -122,6 +122,35 @@ def confidence(matrix, params: CFParams):
     return out
 
 
+def fold_in_user(rows: list[int], weights: list[float], item_factors: np.ndarray, gram: np.ndarray,
+                 params: CFParams) -> np.ndarray:
+    """A user's ALS factors against fixed item factors: the exact least-squares step ALS takes for
+    every user, for one user (the "fold-in"), so a new event moves their vector without retraining.
+
+    Solves ``(YtY + reg I + sum_i (c_i - 1) y_i y_i^T) x = sum_i c_i y_i`` over the items the user
+    interacted with (``rows`` of ``item_factors`` = Y, their summed positive ``weights``), with
+    the confidences :func:`confidence` gives. ``gram`` is ``YtY``, computed once per model.
+
+    Raises:
+        EmbedderError: bm25 weighting, whose confidences depend on the whole training matrix.
+    """
+    if params.weighting == "bm25":
+        raise EmbedderError("bm25 confidences need the whole interaction matrix: a fold-in waits for the next training")
+    from scipy.sparse import csr_matrix
+
+    one_row = csr_matrix((np.asarray(weights, np.float32), ([0] * len(rows), rows)), shape=(1, len(item_factors)))
+    one_row.sum_duplicates()
+    conf = confidence(one_row, params)
+    factors = item_factors.astype(np.float64)
+    a = gram.astype(np.float64) + params.regularization * np.eye(factors.shape[1])
+    b = np.zeros(factors.shape[1])
+    for i, c in zip(conf.indices, conf.data):
+        y = factors[i]
+        a += (c - 1.0) * np.outer(y, y)
+        b += c * y
+    return np.linalg.solve(a, b).astype(np.float32)
+
+
 def fit_cf(events: list[Interaction], params: CFParams | None = None, model: str = "als", seed: int = 0) -> CFModel:
     """Fit ALS (default) or BPR on implicit feedback.
 
