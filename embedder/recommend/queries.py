@@ -122,7 +122,7 @@ def recommend_for_user(
         if chosen.branches:
             result.note = ("no interactions for this user: popular items" if not history
                            else f"no {chosen.name} signal for this user yet: popular items")
-        hits = media.top_by("popularity", limit=limit, filter=filter, exclude_ids=exclude)
+        hits = most_popular(media, limit=limit, filter=filter, exclude_ids=exclude)
         result.items = [_rec(h, ["popular"]) for h in hits]
         return result
     depth = limit * BRANCH_DEPTH
@@ -144,10 +144,27 @@ def recommend_for_user(
     return result
 
 
+def most_popular(media: VectorStore, *, limit: int, filter: dict | None = None, exclude_ids=None) -> list:
+    """The ``limit`` most popular points, equal popularity ordered by id, so answers repeat.
+
+    Qdrant orders by the value alone and breaks ties arbitrarily, so the tie at the cut-off is
+    read whole (fetching more while the last value read still equals the one at the cut-off).
+    """
+    fetch = limit
+    while True:
+        hits = media.top_by("popularity", limit=fetch, filter=filter, exclude_ids=exclude_ids)
+        if len(hits) < fetch or not hits or hits[-1].score != hits[min(limit, len(hits)) - 1].score:
+            break
+        if fetch >= max(64 * limit, 1024):  # a tie this wide stays partly arbitrary, but bounded
+            break
+        fetch *= 2
+    return sorted(hits, key=lambda h: (-h.score, h.id))[:limit]
+
+
 def popular_items(media: VectorStore, *, limit: int = 10, text_hits: list | None = None) -> list[Recommendation]:
     """Most-interacted items; with ``text_hits`` (from a text search), those re-ranked by popularity."""
     if text_hits is None:
-        return [_rec(h, ["popular"]) for h in media.top_by("popularity", limit=limit)]
+        return [_rec(h, ["popular"]) for h in most_popular(media, limit=limit)]
     records = {r.id: r for r in media.retrieve([h.id for h in text_hits])}
     ranked = sorted(text_hits, key=lambda h: (-(records[h.id].payload.get("popularity") or 0.0), -h.score))
     out = []
@@ -211,5 +228,5 @@ def resolve_item_ref(media: VectorStore, ref: str) -> str:
     raise EmbedderError(f"'{ref}' is neither an ingested item (id or path) nor an item from the interaction log")
 
 
-__all__ = ["Recommendation", "RecommendResult", "recommend_for_user", "popular_items", "similar_items",
+__all__ = ["Recommendation", "RecommendResult", "recommend_for_user", "most_popular", "popular_items", "similar_items",
            "similar_users", "resolve_item_ref"]

@@ -62,3 +62,20 @@ def test_als_is_deterministic_and_needs_positive_events():
     np.testing.assert_array_equal(a.item_factors, b.item_factors)
     with pytest.raises(EmbedderError, match="no positive interactions"):
         fit_cf([Interaction("u", "i", -1.0)])
+
+
+def test_most_popular_breaks_ties_by_id_so_answers_repeat(tmp_path):
+    from embedder.recommend.queries import most_popular
+    from embedder.settings import load_settings
+    from embedder.store import PointRecord, open_store
+
+    ids = [f"00000000-0000-0000-0000-{n:012d}" for n in range(40)]
+    with open_store(load_settings(store=str(tmp_path / "s"))) as store:
+        store.ensure_collection({"cf": 2})
+        # One clear favourite, then a 39-way tie: Qdrant alone returns the tie in arbitrary order.
+        store.upsert([PointRecord(i, {"cf": [1.0, 0.0]}, {"popularity": 9.0 if n == 17 else 2.0})
+                      for n, i in enumerate(reversed(ids))])
+        top = most_popular(store, limit=4)
+        assert [h.id for h in top] == [ids[22], ids[0], ids[1], ids[2]]  # 17th of the reversed list is ids[22]
+        assert [h.score for h in top] == [9.0, 2.0, 2.0, 2.0]
+        assert [h.id for h in most_popular(store, limit=4, exclude_ids=[ids[0]])] == [ids[22], ids[1], ids[2], ids[3]]
