@@ -59,7 +59,9 @@ def test_forget_a_user_everywhere_on_the_embedded_store(tmp_path):
     assert "no trace of that user" in run_cli("forget", "--user", SECRET, env=env, code=2).stderr
 
 
-def test_forget_on_qdrant_client(in_process_server):
+@pytest.fixture
+def server_world(in_process_server):
+    """The log imported and ALS written, on qdrant-client's in-process engine: (settings, events)."""
     settings = load_settings(store=in_process_server, cf_factors=8)
     with InteractionLog(default_log_path(settings)) as log:
         log.add([Interaction(u, i, float(w)) for u, i, w in log_rows()])
@@ -67,6 +69,13 @@ def test_forget_on_qdrant_client(in_process_server):
     media, users = open_collections(settings)
     with media, users:
         write_cf(fit_cf(everyone, CFParams(factors=8)), media, users)
+    return settings, everyone
+
+
+def test_forget_on_qdrant_client(server_world):
+    settings, _ = server_world
+    media, users = open_collections(settings, create=False)
+    with media, users:
         assert users.retrieve([user_point_id(SECRET)])
     record = forget_user(settings, SECRET)
     assert (record["events_removed"], record["users_point_removed"]) == (12, True) and record["cf_retrained"]
@@ -125,17 +134,13 @@ def test_forget_an_item_in_every_version_and_the_log(tmp_path, media):
     assert len(found["hits"]) == 3 and "tone.mp3" not in json.dumps(found)
 
 
-def test_forget_an_item_on_qdrant_client(in_process_server):
-    from embedder.privacy import forget_item
+def test_forget_an_item_on_qdrant_client(server_world):
     from embedder.ids import item_point_id
+    from embedder.privacy import forget_item
 
-    settings = load_settings(store=in_process_server, cf_factors=8)
-    with InteractionLog(default_log_path(settings)) as log:
-        log.add([Interaction(u, i, float(w)) for u, i, w in log_rows()])
-        everyone = log.all()
-    media, users = open_collections(settings)
+    settings, everyone = server_world
+    media, users = open_collections(settings, create=False)
     with media, users:
-        write_cf(fit_cf(everyone, CFParams(factors=8)), media, users)
         before = media.count()
         assert media.retrieve([item_point_id("item3")])
     record = forget_item(settings, "item3")
