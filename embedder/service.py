@@ -234,6 +234,21 @@ def create_app(library: "Library", *, max_upload_mb: float = 200.0, preload: boo
 
 def serve(library: "Library", host: str = "127.0.0.1", port: int = 8080, **kwargs) -> None:
     """Run the service until interrupted (uvicorn, one process: the models are loaded once)."""
+    import json
+
     import uvicorn
 
-    uvicorn.run(create_app(library, **kwargs), host=host, port=port, log_level="info")
+    from embedder.store.edge import SERVE_FILE
+
+    # Other processes that find the embedded store held say where the server is (one writer, many callers).
+    marker = None if library.settings.is_server else Path(library.settings.store).expanduser() / SERVE_FILE
+    if marker is not None:
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(json.dumps({"url": f"http://{shown}:{port}", "pid": os.getpid(),
+                                      "collection": library.settings.collection}))
+    try:
+        uvicorn.run(create_app(library, **kwargs), host=host, port=port, log_level="info")
+    finally:
+        if marker is not None:
+            marker.unlink(missing_ok=True)

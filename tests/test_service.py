@@ -131,3 +131,40 @@ def test_ingest_job_runs_while_searches_are_answered_and_metrics_count_them(serv
     assert 'embedder_requests_total{method="GET",route="/search",status="200"}' in metrics
     assert "embedder_store_points 6.0" in metrics
     assert client.get("/jobs/nope").status_code == 404
+
+
+def test_a_cli_command_on_a_served_store_is_told_where_the_server_is(tmp_path, media):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.cli_runner import run_cli
+
+    store = tmp_path / "store"
+    env = {"EMBEDDER_STORE": str(store), "EMBEDDER_MODELS": "tiny", "EMBEDDER_DEVICE": "cpu"}
+    run_cli("ingest", media["h264.mp4"], "--quiet", env=env)
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "embedder.cli", "serve", "--port", str(port)],
+                              env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline and server.poll() is None, server.stderr.read()
+            time.sleep(0.2)
+        assert (store / ".serve.json").is_file()
+        refused = run_cli("search", "x", env=env, code=2)
+        assert refused.stderr.strip().endswith(f"is held by 'embedder serve' (pid {server.pid}) at "
+                                               f"http://127.0.0.1:{port}: send requests to its HTTP API "
+                                               f"(http://127.0.0.1:{port}/openapi.json), or stop it first")
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(30)
+    assert server.returncode == 0 and not (store / ".serve.json").exists()
+    assert "Traceback" not in server.stderr.read()
+    run_cli("search", "x", env=env)  # the store is free again

@@ -66,6 +66,7 @@ def holes_mb(path: Path) -> float:
     return total / 1e6
 LOCK_WAIT_S = 5.0  # how long opening waits for another process's short hold before giving up
 RESUME_WAIT_S = 120.0  # how long a paused writer waits for readers to let go
+SERVE_FILE = ".serve.json"  # written by 'embedder serve' beside an embedded store it holds: its URL and pid
 
 
 def _to_list(vec) -> list[float]:
@@ -215,6 +216,12 @@ class EdgeStore(VectorStore):
                 os.close(fd)
                 if not busy:
                     raise
+                served = self._served_by(holder)
+                if served:
+                    raise StoreError(
+                        f"collection '{self.collection}' in store {self.root} is held by 'embedder serve' (pid {holder}) "
+                        f"at {served}: send requests to its HTTP API ({served}/openapi.json), or stop it first"
+                    ) from None
                 raise StoreError(
                     f"collection '{self.collection}' in store {self.root} is in use by another embedder process "
                     f"(pid {holder}); wait for it to finish, or use a Qdrant server for concurrent access"
@@ -222,6 +229,14 @@ class EdgeStore(VectorStore):
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         return fd
+
+    def _served_by(self, pid: str) -> str | None:
+        """The URL of the ``embedder serve`` process ``pid`` that holds this store, if it is one."""
+        try:
+            served = json.loads((self.root / SERVE_FILE).read_text())
+        except (OSError, ValueError):
+            return None
+        return served.get("url") if str(served.get("pid")) == pid else None
 
     def _load(self):
         from qdrant_edge import EdgeShard
