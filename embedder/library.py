@@ -50,7 +50,7 @@ class Library:
         self._log = None
         self._lock = threading.RLock()
         self._log_lock = threading.Lock()  # one SQLite connection, shared by the service's threads
-        self._cf_cache = None  # the stored item factors, for folding in new events
+        self._cf_cache = None  # ItemFactors of the stored cf model, for folding in new events
         self.closed = False
 
     @classmethod
@@ -78,49 +78,41 @@ class Library:
 
     # -- what it owns, opened on first use ---------------------------------------------------
 
+    def _opened(self, attr: str, build):
+        """``self.<attr>``, built by ``build()`` the first time it is asked for."""
+        with self._lock:
+            self._check_open()
+            if getattr(self, attr) is None:
+                setattr(self, attr, build())
+            return getattr(self, attr)
+
     @property
     def media(self) -> "VectorStore":
         """The media collection (through its alias)."""
-        with self._lock:
-            self._check_open()
-            if self._media is None:
-                from embedder.store import open_store
+        from embedder.store import open_store
 
-                self._media = open_store(self.settings)
-            return self._media
+        return self._opened("_media", lambda: open_store(self.settings))
 
     @property
     def users(self) -> "VectorStore":
         """The users collection (collaborative and trained user vectors)."""
-        with self._lock:
-            self._check_open()
-            if self._users is None:
-                from embedder.store import open_store, users_collection
+        from embedder.store import open_store, users_collection
 
-                self._users = open_store(self.settings, collection=users_collection(self.settings))
-            return self._users
+        return self._opened("_users", lambda: open_store(self.settings, collection=users_collection(self.settings)))
 
     @property
     def encoders(self):
         """The encoders the settings name, loaded once (this imports torch)."""
-        with self._lock:
-            self._check_open()
-            if self._encoders is None:
-                from embedder.encoders.bundle import load_encoders
+        from embedder.encoders.bundle import load_encoders
 
-                self._encoders = load_encoders(self.settings)
-            return self._encoders
+        return self._opened("_encoders", lambda: load_encoders(self.settings))
 
     @property
     def log(self):
         """The interaction log."""
-        with self._lock:
-            self._check_open()
-            if self._log is None:
-                from embedder.recommend.interactions import InteractionLog, default_log_path
+        from embedder.recommend.interactions import InteractionLog, default_log_path
 
-                self._log = InteractionLog(default_log_path(self.settings))
-            return self._log
+        return self._opened("_log", lambda: InteractionLog(default_log_path(self.settings)))
 
     # -- the work --------------------------------------------------------------------------
 
@@ -250,86 +242,23 @@ class Library:
         if not added:
             report["cf"] = "unchanged: no new event"
             return report
+        from embedder.recommend.cf import CFParams
+        from embedder.recommend.realtime import count_new_positives, fold_in_users
+
         with self._lock:  # one realtime update at a time: popularity is read, then written
-            report["popularity_updated"] = self._count_new_positives(before, after)
-            report.update(self._fold_in(after))
+            report["popularity_updated"] = count_new_positives(self.media, before, after)
+            report.update(fold_in_users(self.media, self.users, after, self.item_factors(),
+                                        CFParams.from_settings(self.settings)))
         return report
 
-    def _count_new_positives(self, before: dict, after: dict) -> int:
-        from collections import Counter
+    def item_factors(self):
+        """The stored collaborative model's item factors
+        (:class:`~embedder.recommend.realtime.ItemFactors`), cached until the model changes;
+        ``None`` without one."""
+        from embedder.recommend.realtime import ItemFactors
 
-        from embedder.ids import resolve_items
-
-        new = {(u, e.item) for u, history in after.items() for e in history if e.weight > 0 and e.item not in before[u]}
-        if not new or self.media.collection_dims() is None:
-            return 0
-        ids = resolve_items(sorted({item for _, item in new}), self.media)
-        counts = Counter(ids[item] for _, item in new)
-        found = {r.id: r for r in self.media.retrieve(sorted(counts))}
-        for pid, n in counts.items():
-            if pid in found:
-                self.media.set_payload([pid], {"popularity": float(found[pid].payload.get("popularity") or 0) + n})
-        return sum(pid in found for pid in counts)
-
-    def _fold_in(self, histories: dict) -> dict:
-        import numpy as np
-
-        from embedder.ids import resolve_items, user_point_id
-        from embedder.recommend.cf import CFParams, fold_in_user
-        from embedder.store import PointRecord
-
-        model = self._cf_items()
-        if model is None:
-            return {"cf": "no collaborative model yet: 'embedder interactions train' makes one"}
-        params = CFParams.from_settings(self.settings)
-        if params.weighting == "bm25":
-            return {"cf": "waits for the next training: bm25 confidences need the whole interaction matrix"}
-        version, ids, factors, gram = model
-        row_of = {pid: n for n, pid in enumerate(ids)}
-        points = []
-        for user, history in histories.items():
-            weights: dict[str, float] = {}
-            for e in history:
-                if e.weight > 0:
-                    weights[e.item] = weights.get(e.item, 0.0) + e.weight
-            resolved = resolve_items(sorted(weights), self.media)
-            pairs = [(row_of[resolved[item]], w) for item, w in weights.items() if resolved[item] in row_of]
-            if not pairs:
-                continue  # none of their items has factors yet
-            vector = fold_in_user([r for r, _ in pairs], [w for _, w in pairs], factors, gram, params)
-            vector /= max(float(np.linalg.norm(vector)), 1e-12)  # stored unit length, as write_cf does
-            points.append(PointRecord(user_point_id(user), {"cf": vector}, {"user": user, "cf_model": version}))
-        if points:
-            users = self.users
-            if users.collection_dims() is None:
-                users.ensure_collection({"cf": factors.shape[1]})
-            users.merge(points)
-        return {"cf_users_updated": len(points), "cf": f"folded in against {version}"}
-
-    def _cf_items(self):
-        """(model version, item point ids, item factors, their Gram matrix) of the stored collaborative
-        model, cached until the model changes; ``None`` without one."""
-        import numpy as np
-
-        media = self.media
-        if media.collection_dims() is None or "cf" not in media.collection_dims():
-            return None
-        cached = self._cf_cache
-        if cached is not None:
-            probe = media.retrieve([cached[1][0]])
-            if probe and probe[0].payload.get("cf_model") == cached[0]:
-                return cached
-        ids, vectors, version = [], [], None
-        for record in media.scroll(with_vectors=True):
-            vec = record.vectors.get("cf")
-            if vec is not None and record.payload.get("cf_model"):
-                ids.append(record.id)
-                vectors.append(vec)
-                version = version or record.payload["cf_model"]
-        if not ids:
-            return None
-        factors = np.asarray(vectors, np.float32)
-        self._cf_cache = (version, ids, factors, factors.T @ factors)
+        if self._cf_cache is None or not self._cf_cache.current(self.media):
+            self._cf_cache = ItemFactors.load(self.media)
         return self._cf_cache
 
     def status(self) -> dict:

@@ -130,7 +130,8 @@ def test_events_fold_into_the_cf_vector_and_popularity_without_retraining(tmp_pa
         assert lib.record_events(events)["cf"].startswith("no collaborative model yet")
         write_cf(model, lib.media, lib.users)
         # The fold-in of a trained user's own history gives back (nearly) their ALS vector.
-        _, ids, factors, gram = lib._cf_items()
+        model_factors = lib.item_factors()
+        ids, factors, gram = model_factors.ids, model_factors.factors, model_factors.gram
         row = {pid: n for n, pid in enumerate(ids)}
         from embedder.ids import resolve_items
 

@@ -40,7 +40,7 @@ def main() -> None:
                 report = lib.record_events([(user, str(72 + n), 2.0), (user, str(300 + n), 1.0)])
                 times.append(time.perf_counter() - started)
                 assert report["cf_users_updated"] == 1, report
-            print(json.dumps({"machine": {"cpus": os.cpu_count()}, "items_with_factors": len(lib._cf_items()[1]),
+            print(json.dumps({"machine": {"cpus": os.cpu_count()}, "items_with_factors": len(lib.item_factors().ids),
                               "first_update_s": round(first_s, 3), "first": first,
                               "next_20_updates_ms": {"median": round(1000 * statistics.median(times), 1),
                                                      "max": round(1000 * max(times), 1)}}, indent=2))
