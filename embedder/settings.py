@@ -9,6 +9,7 @@ exists. Keys in the file are the field names below (``store = "..."``, ``max_fra
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -178,8 +179,6 @@ class Settings(BaseSettings):
         """The file lock that lets one writing job at a time run on this store and collection
         (per server URL and collection for a server store: it guards this machine only)."""
         if self.is_server:
-            import hashlib
-
             key = hashlib.sha256(f"{self.store}|{self.collection}".encode()).hexdigest()[:16]
             return self.data_dir / "locks" / f"job-{key}.lock"
         return self.data_dir / f".job-{self.collection}.lock"

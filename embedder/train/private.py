@@ -22,6 +22,9 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
 
 from embedder.errors import EmbedderError
 from embedder.progress import Progress
@@ -34,45 +37,38 @@ def privacy_delta(cfg: TrainConfig, n_users: int) -> float:
     return cfg.privacy.delta if cfg.privacy.delta is not None else min(1e-5, 0.1 / max(n_users, 1))
 
 
-def _modules():
-    """The torch modules used here, built on first use so that importing this file stays light."""
-    import torch
-    from torch import nn
-    from torch.nn import functional as F
+class UserBatchScorer(nn.Module):
+    """Scores, per sampled user, their held-out items and negatives: one row per user, so that
+    Opacus sees the user as the sample. The data-wide tensors are buffers, not parameters."""
 
-    class UserBatchScorer(nn.Module):
-        """Scores, per sampled user, their held-out items and negatives: one row per user, so that
-        Opacus sees the user as the sample. The data-wide tensors are buffers, not parameters."""
+    def __init__(self, model, features, known):
+        super().__init__()
+        self.model = model
+        self.register_buffer("features", features, persistent=False)
+        self.register_buffer("known", known, persistent=False)
 
-        def __init__(self, model, features, known):
-            super().__init__()
-            self.model = model
-            self.register_buffer("features", features, persistent=False)
-            self.register_buffer("known", known, persistent=False)
+    def forward(self, history, mask, items):
+        users = self.model.users(history, mask, self.features)  # B x d
+        candidates = self.model.items(items, self.features, self.known)  # B x K x d
+        return (users.unsqueeze(1) * candidates).sum(-1)  # B x K
 
-        def forward(self, history, mask, items):
-            users = self.model.users(history, mask, self.features)  # B x d
-            candidates = self.model.items(items, self.features, self.known)  # B x K x d
-            return (users.unsqueeze(1) * candidates).sum(-1)  # B x K
 
-    class PerUserBCE(nn.Module):
-        """BCE of the first ``positives`` columns as positives and the rest as negatives, one value
-        per user with ``reduction = "none"`` (what ghost clipping asks of a criterion)."""
+class PerUserBCE(nn.Module):
+    """BCE of the first ``positives`` columns as positives and the rest as negatives, one value
+    per user with ``reduction = "none"`` (what ghost clipping asks of a criterion)."""
 
-        def __init__(self, positives: int):
-            super().__init__()
-            self.positives = positives
-            self.reduction = "mean"
+    def __init__(self, positives: int):
+        super().__init__()
+        self.positives = positives
+        self.reduction = "mean"
 
-        def forward(self, logits, _targets=None):
-            pos, neg = logits[:, : self.positives], logits[:, self.positives :]
-            per_user = (F.binary_cross_entropy_with_logits(pos, torch.ones_like(pos), reduction="none").mean(1)
-                        + F.binary_cross_entropy_with_logits(neg, torch.zeros_like(neg), reduction="none").mean(1))
-            if self.reduction == "none":
-                return per_user
-            return per_user.sum() if self.reduction == "sum" else per_user.mean()
-
-    return UserBatchScorer, PerUserBCE
+    def forward(self, logits, _targets=None):
+        pos, neg = logits[:, : self.positives], logits[:, self.positives :]
+        per_user = (F.binary_cross_entropy_with_logits(pos, torch.ones_like(pos), reduction="none").mean(1)
+                    + F.binary_cross_entropy_with_logits(neg, torch.zeros_like(neg), reduction="none").mean(1))
+        if self.reduction == "none":
+            return per_user
+        return per_user.sum() if self.reduction == "sum" else per_user.mean()
 
 
 class _BatchMaker:
@@ -134,7 +130,6 @@ def _train_private(data: TrainingData, cfg: TrainConfig, run_dir: Path, *, progr
     Returns:
         :class:`~embedder.train.loop.TrainResult` with ``privacy`` filled in.
     """
-    import torch
     from opacus import PrivacyEngine
     from safetensors.torch import save_file
     from torch.utils.data import DataLoader, TensorDataset
@@ -150,7 +145,6 @@ def _train_private(data: TrainingData, cfg: TrainConfig, run_dir: Path, *, progr
     rng = np.random.default_rng(cfg.run.seed)
     model = TwoTower(len(data.users), len(data.items), data.feature_dim, cfg.model).to(device)
     ctx = training_context(data, device, padded=True)
-    UserBatchScorer, PerUserBCE = _modules()
     scorer = UserBatchScorer(model, ctx["features"], ctx["known"]).to(device)
     if cfg.privacy.optimizer == "sgd":
         optimizer = torch.optim.SGD(model.parameters(), lr=cfg.privacy.lr, momentum=0.9)
