@@ -233,6 +233,7 @@ def forget_item(settings: Settings, ref: str) -> dict:
         EmbedderError: ``ref`` names no item (id, ingested path, or interaction item key).
     """
     from embedder.failures import FailureMemory, failures_path
+    from embedder.media.thumbnail import ThumbnailStore
     from embedder.recommend.queries import resolve_item_ref
     from embedder.store import open_store
     from embedder.store.catalog import open_catalog, versions_of
@@ -254,6 +255,7 @@ def forget_item(settings: Settings, ref: str) -> dict:
                 if collection.retrieve([pid]):
                     held_by.append(name)
         rewrite = _rewrite_without(settings, settings.collection, pid)
+        thumbnails = ThumbnailStore(settings.thumbnails_dir).remove([pid])  # a frame of the video
         if payload.get("sha256"):
             memory = FailureMemory(failures_path(settings))
             memory.forget(payload["sha256"])
@@ -261,7 +263,7 @@ def forget_item(settings: Settings, ref: str) -> dict:
         retrained = _retrain_cf(settings, remaining)
         still_on_disk = [p for p in payload.get("paths") or [] if os.path.exists(p)]
         record = {"at": _now(), "action": "forget-item", "item": pid, "events_removed": events,
-                  "removed_from": held_by,
+                  "removed_from": held_by, "thumbnails_removed": thumbnails,
                   "versions_dropped": rewrite["versions_dropped"], "cf_retrained": retrained, "files_still_on_disk": still_on_disk}
         with open(state_dir(settings) / AUDIT_FILE, "a") as fh:
             fh.write(json.dumps(record) + "\n")

@@ -105,6 +105,13 @@ class Settings(BaseSettings):
     pseudonymous_users: bool = False
     user_key: SecretStr | None = None
 
+    # embedder serve: a key every API request must carry (Authorization: Bearer KEY or X-API-Key),
+    # from EMBEDDER_SERVE_API_KEY, never logged; required to bind beyond loopback. The CLI sends
+    # it too when it goes through a server (server: EMBEDDER_SERVER, else the store's .serve.json).
+    serve_api_key: SecretStr | None = None
+    server: str | None = None
+    thumbnails: bool = True  # a small JPEG per item at ingest (a frame, or the audio's waveform)
+
     # Scheduled jobs (embedder jobs list|run|serve).
     jobs_file: str = "pipelines/jobs.toml"
 
@@ -129,6 +136,13 @@ class Settings(BaseSettings):
         if "://" in value and not value.startswith(("http://", "https://")):
             raise ValueError("a URL must start with http:// or https://")
         return value
+
+    @field_validator("server")
+    @classmethod
+    def _check_server(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip().startswith(("http://", "https://")):
+            raise ValueError("must be the http(s) URL of an 'embedder serve' (e.g. http://127.0.0.1:8080)")
+        return value.strip() if value else None
 
     @field_validator("collection")
     @classmethod
@@ -173,6 +187,15 @@ class Settings(BaseSettings):
         if self.is_server:
             return Path(_default_store()).parent
         return Path(self.store).expanduser()
+
+    @property
+    def thumbnails_dir(self) -> Path:
+        """Where the items' thumbnails (``<point id>.jpg``) live: per store and logical collection,
+        so a blue-green rebuild (same ids) keeps them."""
+        if self.is_server:
+            key = hashlib.sha256(f"{self.store}|{self.collection}".encode()).hexdigest()[:16]
+            return self.data_dir / "thumbnails" / key
+        return self.data_dir / "thumbnails" / self.collection
 
     @property
     def job_lock_file(self) -> Path:

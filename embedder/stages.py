@@ -81,9 +81,20 @@ class IngestStages:
         return [PointRecord(point_id(f.sha256), v.named(), build_payload(f, item, self.encoders, weights))
                 for (f, item), v in zip(batch, vectors)]
 
-    def write(self, points: list[PointRecord]) -> None:
-        """Store the points, then let readers of an embedded store in until the next write."""
+    @staticmethod
+    def previews(batch: list[tuple[DiscoveredFile, DecodedItem]]) -> dict[str, bytes]:
+        """The thumbnails the decoders made, by point id."""
+        return {point_id(f.sha256): item.thumbnail for f, item in batch if item.thumbnail}
+
+    def write(self, points: list[PointRecord], previews: dict[str, bytes] | None = None) -> None:
+        """Store the points and their thumbnails, then let readers of an embedded store in until
+        the next write."""
+        from embedder.media.thumbnail import ThumbnailStore
+
         self.store.upsert(points)  # a store error stops the run: nothing can be written anyway
+        thumbnails = ThumbnailStore(self.settings.thumbnails_dir)
+        for pid, jpeg in (previews or {}).items():
+            thumbnails.put(pid, jpeg)
         self.store.pause()
 
 
@@ -132,7 +143,7 @@ class LocalExecutor:
             finally:
                 timings["encode_s"] += time.perf_counter() - started
             started = time.perf_counter()
-            stages.write(points)
+            stages.write(points, stages.previews(batch))
             timings["write_s"] += time.perf_counter() - started
             for f, item in batch:
                 if item.warnings:

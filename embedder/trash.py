@@ -127,7 +127,15 @@ class Trash:
         cutoff = None if older_than_days is None else time.time() - older_than_days * 86400
         ids = [r.id for r in trash.scroll() if cutoff is None or float(r.payload.get(TRASHED_TS, 0)) < cutoff]
         trash.delete(ids)
+        self._drop_thumbnails(ids)
         return len(ids)
+
+    def _drop_thumbnails(self, ids: list[str]) -> None:
+        """Thumbnails of items gone for good (neither in the collection nor in the trash any more)."""
+        from embedder.media.thumbnail import ThumbnailStore
+
+        live = {r.id for r in self.store.retrieve(list(ids))} if ids else set()
+        ThumbnailStore(self.settings.thumbnails_dir).remove(i for i in ids if i not in live)
 
     def restore_selected(self, selectors: list[str] | None) -> list[TrashEntry]:
         """Restore trash entries named by id or by one of their paths (all of them with ``None``).

@@ -26,6 +26,7 @@ class DecodeOptions:
     windows: WindowOptions = WindowOptions()
     limits: Limits = Limits()
     probe_timeout_s: float = 30.0
+    thumbnail: bool = True  # make a small JPEG preview (see embedder.media.thumbnail)
 
     @classmethod
     def from_settings(cls, settings: Settings, image_size: int) -> "DecodeOptions":
@@ -49,6 +50,7 @@ class DecodeOptions:
                 max_duration_s=settings.max_duration_s,
                 max_file_mb=settings.max_file_mb,
             ),
+            thumbnail=settings.thumbnails,
         )
 
 
@@ -62,6 +64,7 @@ class DecodedItem:
     audio: AudioWindows | None
     text: ItemText
     warnings: list[str] = field(default_factory=list)
+    thumbnail: bytes | None = None  # JPEG
 
     @property
     def modalities(self) -> list[str]:
@@ -130,4 +133,19 @@ def decode_item(path: str, options: DecodeOptions) -> DecodedItem:
         text = find_text(path, info)
     except OSError as exc:
         raise MediaError(path, "decode", f"reading text: {one_line(exc)}") from None
-    return DecodedItem(path=path, info=info, frames=frames, audio=audio, text=text, warnings=warnings)
+    thumbnail = _thumbnail(path, info, frames, audio, warnings) if options.thumbnail else None
+    return DecodedItem(path=path, info=info, frames=frames, audio=audio, text=text, warnings=warnings,
+                       thumbnail=thumbnail)
+
+
+def _thumbnail(path: str, info: ProbeInfo, frames: SampledFrames | None, audio: AudioWindows | None,
+               warnings: list[str]) -> bytes | None:
+    from embedder.media.thumbnail import video_thumbnail, waveform_thumbnail
+
+    try:
+        if frames is not None:
+            return video_thumbnail(path, info.best_video, frames.decoder, frames.frames, frames.timestamps)
+        return waveform_thumbnail(audio.windows)
+    except Exception as exc:  # a preview is never worth failing the file for; say why there is none
+        warnings.append(f"no thumbnail: {one_line(exc, 200)}")
+        return None

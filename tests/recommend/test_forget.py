@@ -110,6 +110,8 @@ def test_forget_an_item_in_every_version_and_the_log(tmp_path, media):
     with media_store, users:
         write_cf(fit_cf(everyone, CFParams(factors=4)), media_store, users)
     run_reembed(settings.model_copy(update={"clip_model": "tiny-clip-b"}))  # a second version: media_v2
+    thumbnails = sorted((tmp_path / "store" / "thumbnails" / "media").iterdir())
+    assert len(thumbnails) == 4  # made at ingest, one per item
 
     record = json.loads(run_cli("forget", "--item", lib / "tone.mp3", "--json",
                                 env={"EMBEDDER_STORE": settings.store, "EMBEDDER_MODELS": "tiny",
@@ -119,6 +121,8 @@ def test_forget_an_item_in_every_version_and_the_log(tmp_path, media):
     # Qdrant Edge keeps a deleted point's payload in its segment files and write-ahead log, so the
     # current version was copied without it and the older ones (holding it) were dropped.
     assert record["versions_dropped"] == ["media_v1", "media_v2"]
+    assert record["thumbnails_removed"] == 1  # the audio's waveform picture is gone too
+    assert [t for t in thumbnails if not t.exists()] == [tmp_path / "store" / "thumbnails" / "media" / f"{record['item']}.jpg"]
     store_dir = tmp_path / "store"
     assert files_holding(store_dir, b"tone.mp3") == [str(store_dir / "privacy-audit.jsonl")]
     with open_store(settings) as store:
