@@ -51,6 +51,7 @@ class Library:
         self._lock = threading.RLock()
         self._log_lock = threading.Lock()  # one SQLite connection, shared by the service's threads
         self._cf_cache = None  # ItemFactors of the stored cf model, for folding in new events
+        self._queries = None  # a QueryBatcher once batch_queries() is called
         self.closed = False
 
     @classmethod
@@ -114,6 +115,13 @@ class Library:
 
         return self._opened("_log", lambda: InteractionLog(default_log_path(self.settings)))
 
+    def batch_queries(self, max_batch: int = 32, cache_size: int = 1024, on_batch=None) -> None:
+        """Let concurrent text searches share encoder batches, and answer repeated query texts
+        from a cache (:class:`~embedder.encoders.batching.QueryBatcher`); for servers."""
+        from embedder.encoders.batching import QueryBatcher
+
+        self._queries = QueryBatcher(self.encoders, max_batch=max_batch, cache_size=cache_size, on_batch=on_batch)
+
     # -- the work --------------------------------------------------------------------------
 
     def ingest(self, paths: list[str | Path], *, dry_run: bool = False, removals: str = "guarded",
@@ -142,9 +150,11 @@ class Library:
                            encoders=self._encoders or (lambda: self.encoders))
 
     def search(self, text: str | None = None, *, like: str | Path | None = None, limit: int = 10,
-               modality: str = "all", filters: dict | None = None, min_score: float | None = None,
+               modality: str = "all", filters: dict | list[str] | None = None, min_score: float | None = None,
                include_self: bool = False) -> list:
         """Items matching ``text``, or like ``like`` (an ingested item's id or path, or a new file).
+
+        ``filters`` is a parsed filter or ``--filter`` strings (``["kind=video", "duration>10"]``).
 
         Returns:
             :class:`embedder.search.SearchHit` list, best first, with per-modality scores.
@@ -153,6 +163,10 @@ class Library:
 
         if (text is None) == (like is None):
             raise EmbedderError("give either a search text or --like FILE_OR_ID")
+        if isinstance(filters, list):
+            from embedder.payload import parse_filters
+
+            filters = parse_filters(filters)
         media = self.media
         if like is not None:
             encoders = self._encoders  # a new file loads them; an ingested item does not need them
@@ -165,7 +179,7 @@ class Library:
                 raise EmbedderError(f"collection '{self.settings.collection}' is empty or missing; "
                                     "run 'embedder ingest' first")
             check_vector_space(media, configured_model_ids(self.settings))  # before seconds of model loading
-            hits = search_text(media, self.encoders, text, weights=self.settings.fusion_weights, limit=limit,
+            hits = search_text(media, self._queries or self.encoders, text, weights=self.settings.fusion_weights, limit=limit,
                                modality=modality, filters=filters)
         return [h for h in hits if min_score is None or h.score >= min_score]
 
@@ -173,6 +187,11 @@ class Library:
         """The user's events, oldest first (``user`` as given: hashed when ids are pseudonymous)."""
         with self._log_lock:
             return self.log.for_user(self.settings.stored_user(user))
+
+    def users_by_activity(self, limit: int = 100) -> list[dict]:
+        """The most active users (as stored: hashed when ids are pseudonymous) with their event counts."""
+        with self._log_lock:
+            return self.log.users(limit)
 
     def recommend(self, user: str, *, strategy: str = "hybrid", limit: int = 10, exclude_seen: bool = True,
                   query: str | None = None, filters: dict | None = None):
@@ -275,7 +294,7 @@ class Library:
             self._release_stores()
             if self._log is not None:
                 self._log.close()
-            self._log = self._encoders = None
+            self._log = self._encoders = self._queries = None
             self.closed = True
         with self._open_lock:
             key = (str(self.settings.store), self.settings.collection)

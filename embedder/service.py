@@ -9,18 +9,24 @@ What is served is limited to what was ingested: media and "more like this" take 
 paths on the server's disk; an upload is size-limited and decoded in the isolated workers.
 """
 
+import hmac
+import ipaddress
+import math
 import os
 import shutil
 import tempfile
 import threading
 import time
 import uuid
+from urllib.parse import unquote
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Body, FastAPI, File, HTTPException, Query, Request, UploadFile
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from embedder.errors import EmbedderError
 from embedder.ids import is_point_id
@@ -30,6 +36,24 @@ if TYPE_CHECKING:
     from embedder.library import Library
 
 UPLOAD_CHUNK = 1 << 20
+MAX_QUERY_CHARS = 1000
+WEB_DIR = Path(__file__).parent / "web"
+# Open without a key: probes for orchestration, and the page itself (its API calls carry the key).
+PUBLIC_PATHS = {"/health", "/ready", "/", "/ui/app.js", "/ui/style.css"}
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps the API on this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": message})
 
 
 class IngestJob(Progress):
@@ -59,13 +83,19 @@ class IngestJob(Progress):
                 "elapsed_s": round(time.time() - self.started, 3)}
 
 
-def create_app(library: "Library", *, max_upload_mb: float = 200.0, preload: bool = True):
+def create_app(library: "Library", *, max_upload_mb: float = 200.0, preload: bool = True,
+               api_key: str | None = None, cors_origins: list[str] | None = None, max_body_kb: float = 1024.0):
     """The FastAPI application serving ``library``.
 
     Args:
         max_upload_mb: the largest file ``POST /search/file`` accepts.
         preload: load the encoders at startup (``/ready`` answers 503 until they are loaded), so
             the first query does not pay for it.
+        api_key: when set, every request but ``/health``, ``/ready`` and the page's own files must
+            carry it (``Authorization: Bearer KEY`` or ``X-API-Key: KEY``); compared in constant
+            time, never logged.
+        cors_origins: origins allowed to call the API from a browser (none by default).
+        max_body_kb: the largest request body other than an upload.
     """
     app = FastAPI(title="embedder", version=__import__("embedder").__version__,
                   description="Search, recommend and ingest an embedder library over HTTP.")
@@ -74,14 +104,26 @@ def create_app(library: "Library", *, max_upload_mb: float = 200.0, preload: boo
     latency = Histogram("embedder_request_seconds", "HTTP request latency", ["route"], registry=registry,
                         buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
     events_total = Counter("embedder_events_total", "Interaction events received", registry=registry)
+    batch_sizes = Histogram("embedder_query_batch_size", "Text queries encoded together", registry=registry,
+                            buckets=(1, 2, 4, 8, 16, 32, 64))
     store_points = Gauge("embedder_store_points", "Items in the media collection", registry=registry)
     jobs: dict[str, IngestJob] = {}
     state = {"ready": not preload}
 
+    state["batching"] = False
+
+    def batched() -> None:
+        """Concurrent text queries share encoder batches (after the encoders are loaded)."""
+        if not state["batching"]:
+            library.batch_queries(on_batch=batch_sizes.observe)
+            state["batching"] = True
+
     def warm() -> None:
         try:
-            library.encoders  # noqa: B018  (loads them)
+            batched()  # loads the encoders
             library.media.count()
+        except Exception:  # the first query reports what is wrong, as a JSON error
+            pass
         finally:
             state["ready"] = True
 
@@ -89,8 +131,20 @@ def create_app(library: "Library", *, max_upload_mb: float = 200.0, preload: boo
         threading.Thread(target=warm, name="embedder-warm", daemon=True).start()
 
     @app.middleware("http")
-    async def measure(request: Request, call_next):
+    async def guard(request: Request, call_next):
+        """Key check, body limit, metrics; runs before routing, so it answers in JSON itself."""
         started = time.perf_counter()
+        path = request.url.path
+        if api_key and path not in PUBLIC_PATHS:
+            # The page's <img> and <video> cannot send headers: it keeps the key in a cookie.
+            given = (request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix("Bearer ")
+                     or unquote(request.cookies.get("embedder_api_key", "")))
+            if not hmac.compare_digest(given.encode(), api_key.encode()):
+                return _error(401, "missing or wrong API key (send Authorization: Bearer KEY or X-API-Key: KEY)")
+        length = request.headers.get("content-length")
+        limit = max_upload_mb * 1e6 + UPLOAD_CHUNK if path == "/search/file" else max_body_kb * 1e3
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            return _error(413, f"the request body is over {limit / 1e6:g} MB")
         response = await call_next(request)
         route = request.scope.get("route")
         name = getattr(route, "path", "unmatched")
@@ -98,9 +152,29 @@ def create_app(library: "Library", *, max_upload_mb: float = 200.0, preload: boo
         latency.labels(name).observe(time.perf_counter() - started)
         return response
 
+    if cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "X-API-Key", "Content-Type"])
+
     @app.exception_handler(EmbedderError)
     async def embedder_error(request: Request, exc: EmbedderError):
-        return JSONResponse(status_code=400, content={"error": str(exc)})
+        return _error(400, str(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        return _error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError):
+        problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', 'invalid')}"
+                             for e in exc.errors())
+        return _error(422, problems or "invalid request")
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception):
+        return _error(500, f"internal error: {type(exc).__name__}: {str(exc)[:300]}")
 
     def item_or_404(item_id: str):
         records = library.media.retrieve([item_id]) if is_point_id(item_id) else []
@@ -124,21 +198,18 @@ def create_app(library: "Library", *, max_upload_mb: float = 200.0, preload: boo
         return PlainTextResponse(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/search", summary="Search by text ('embedder search TEXT')")
-    def search(q: str, limit: int = Query(10, ge=1, le=1000), modality: str = "all",
+    def search(q: str = Query(..., min_length=1, max_length=MAX_QUERY_CHARS), limit: int = Query(10, ge=1, le=1000), modality: str = "all",
                filter: list[str] = Query(default=[]), min_score: float | None = None) -> dict:
-        from embedder.payload import parse_filters
-
-        hits = library.search(q, limit=limit, modality=modality, filters=parse_filters(filter), min_score=min_score)
+        batched()
+        hits = library.search(q, limit=limit, modality=modality, filters=filter, min_score=min_score)
         return {"query": q, "like": None, "modality": modality, "min_score": min_score,
                 "hits": [h.to_dict() for h in hits]}
 
     @app.get("/items/{item_id}/like", summary="Items like an ingested item ('embedder search --like ID')")
     def search_like(item_id: str, limit: int = Query(10, ge=1, le=1000), modality: str = "all",
-                    filter: list[str] = Query(default=[])) -> dict:
-        from embedder.payload import parse_filters
-
+                    filter: list[str] = Query(default=[]), include_self: bool = False) -> dict:
         item_or_404(item_id)
-        hits = library.search(like=item_id, limit=limit, modality=modality, filters=parse_filters(filter))
+        hits = library.search(like=item_id, limit=limit, modality=modality, filters=filter, include_self=include_self)
         return {"query": None, "like": item_id, "modality": modality, "hits": [h.to_dict() for h in hits]}
 
     @app.post("/search/file", summary="Items like an uploaded file (decoded in an isolated worker)")
@@ -166,6 +237,26 @@ def create_app(library: "Library", *, max_upload_mb: float = 200.0, preload: boo
             raise HTTPException(status_code=404, detail=f"no item {item_id}")
         return {"id": record[0].id, "payload": record[0].payload, "vectors": sorted(record[0].vectors)}
 
+    @app.get("/items/{item_id}/thumbnail", summary="The item's thumbnail (JPEG: a frame, or the audio's waveform)",
+             response_class=FileResponse)
+    def thumbnail(item_id: str):
+        from embedder.media.thumbnail import ThumbnailStore
+
+        record = item_or_404(item_id)
+        found = ThumbnailStore(library.settings.thumbnails_dir).get(record.id)
+        if found is None:
+            raise HTTPException(status_code=404, detail=f"item {item_id} has no thumbnail (ingested before they existed, "
+                                                        "or with thumbnails off)")
+        return FileResponse(found, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
+
+    @app.get("/status", summary="Back-end, collection, items, modalities and models ('embedder status')")
+    def status() -> dict:
+        return library.status()
+
+    @app.get("/users", summary="The most active users, for a user picker")
+    def users(limit: int = Query(100, ge=1, le=10000)) -> dict:
+        return {"users": library.users_by_activity(limit)}
+
     @app.get("/items/{item_id}/media", summary="The item's file, with HTTP range requests (seekable)")
     def media(item_id: str):
         record = item_or_404(item_id)
@@ -181,7 +272,7 @@ def create_app(library: "Library", *, max_upload_mb: float = 200.0, preload: boo
 
     @app.get("/users/{user}/recommendations", summary="Recommendations ('embedder recommend')")
     def recommend(user: str, strategy: str = "hybrid", limit: int = Query(10, ge=1, le=1000),
-                  exclude_seen: bool = True, query: str | None = None) -> dict:
+                  exclude_seen: bool = True, query: str | None = Query(None, max_length=MAX_QUERY_CHARS)) -> dict:
         return library.recommend(user, strategy=strategy, limit=limit, exclude_seen=exclude_seen, query=query).to_dict()
 
     @app.get("/users/{user}/similar", summary="Users with the closest taste ('embedder similar-users')")
@@ -193,11 +284,15 @@ def create_app(library: "Library", *, max_upload_mb: float = 200.0, preload: boo
         from embedder.recommend.interactions import Interaction
 
         rows = body if isinstance(body, list) else [body]
+        if not rows:
+            raise HTTPException(status_code=422, detail="no events: send one event object or a list of them")
         try:
             parsed = [Interaction(library.settings.stored_user(str(r["user"])), str(r["item"]),
                                   float(r.get("weight", 1.0)), ts=float(r.get("ts", time.time())),
                                   event=str(r.get("event", "")))
                       for r in rows]
+            if not all(math.isfinite(e.weight) and math.isfinite(e.ts) for e in parsed):
+                raise ValueError("weight and ts must be finite numbers")
         except (KeyError, TypeError, ValueError) as exc:
             raise HTTPException(status_code=422, detail=f"each event needs user and item, weight a number: {exc}")
         report = library.record_events(parsed)
@@ -205,7 +300,9 @@ def create_app(library: "Library", *, max_upload_mb: float = 200.0, preload: boo
         return report
 
     @app.post("/ingest", summary="Ingest folders on the server's disk, in the background", status_code=202)
-    def ingest(paths: list[str] = Body(..., embed=True), prune: bool = Body(False, embed=True)) -> dict:
+    def ingest(paths: list[str] = Body(..., embed=True, min_length=1),
+               removals: str = Body("guarded", embed=True, pattern="^(guarded|prune|never)$"),
+               dry_run: bool = Body(False, embed=True), retry_failed: bool = Body(False, embed=True)) -> dict:
         if any(j.state in ("queued", "running") for j in jobs.values()):
             raise HTTPException(status_code=409, detail="an ingest job is already running")
         job = IngestJob(paths)
@@ -214,11 +311,13 @@ def create_app(library: "Library", *, max_upload_mb: float = 200.0, preload: boo
         def run() -> None:
             job.state = "running"
             try:
-                summary = library.ingest(paths, removals="prune" if prune else "guarded", progress=job)
+                summary = library.ingest(paths, removals=removals, dry_run=dry_run, retry_failed=retry_failed,
+                                         progress=job)
                 job.summary = summary.to_dict()
                 job.state = "done"
             except Exception as exc:  # reported to whoever polls the job, never lost
-                job.error, job.state = str(exc), "failed"
+                job.error = str(exc) if isinstance(exc, EmbedderError) else f"{type(exc).__name__}: {exc}"
+                job.state = "failed"
 
         threading.Thread(target=run, name=f"embedder-ingest-{job.id}", daemon=True).start()
         return job.to_dict()
@@ -229,16 +328,37 @@ def create_app(library: "Library", *, max_upload_mb: float = 200.0, preload: boo
             raise HTTPException(status_code=404, detail=f"no job {job_id}")
         return jobs[job_id].to_dict()
 
+    @app.get("/", summary="The web page: search, more like this, recommendations", response_class=HTMLResponse,
+             include_in_schema=False)
+    def page():
+        return HTMLResponse((WEB_DIR / "index.html").read_text())
+
+    @app.get("/ui/{name}", include_in_schema=False)
+    def page_asset(name: str):
+        if name not in ("app.js", "style.css"):
+            raise HTTPException(status_code=404, detail=f"no page asset {name}")
+        return FileResponse(WEB_DIR / name, media_type="text/javascript" if name.endswith(".js") else "text/css")
+
     return app
 
 
 def serve(library: "Library", host: str = "127.0.0.1", port: int = 8080, **kwargs) -> None:
-    """Run the service until interrupted (uvicorn, one process: the models are loaded once)."""
+    """Run the service until interrupted (uvicorn, one process: the models are loaded once).
+
+    Raises:
+        EmbedderError: ``host`` is not loopback and no API key is set.
+    """
     import json
 
     import uvicorn
 
     from embedder.store.edge import SERVE_FILE
+
+    key = library.settings.serve_api_key
+    api_key = key.get_secret_value() if key is not None and key.get_secret_value() else None
+    if not is_loopback(host) and api_key is None:
+        raise EmbedderError(f"binding to {host} opens the API to other machines: set EMBEDDER_SERVE_API_KEY "
+                            "(clients send it as 'Authorization: Bearer KEY'), or keep the default 127.0.0.1")
 
     # Other processes that find the embedded store held say where the server is (one writer, many callers).
     marker = None if library.settings.is_server else Path(library.settings.store).expanduser() / SERVE_FILE
@@ -248,7 +368,7 @@ def serve(library: "Library", host: str = "127.0.0.1", port: int = 8080, **kwarg
         marker.write_text(json.dumps({"url": f"http://{shown}:{port}", "pid": os.getpid(),
                                       "collection": library.settings.collection}))
     try:
-        uvicorn.run(create_app(library, **kwargs), host=host, port=port, log_level="info")
+        uvicorn.run(create_app(library, api_key=api_key, **kwargs), host=host, port=port, log_level="info")
     finally:
         if marker is not None:
             marker.unlink(missing_ok=True)

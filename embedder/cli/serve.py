@@ -15,12 +15,19 @@ def serve(
     port: int = typer.Option(8080, "--port", min=1, max=65535, help="TCP port."),
     max_upload_mb: float = typer.Option(200.0, "--max-upload-mb", min=0.1, help="Largest file POST /search/file accepts."),
     preload: bool = typer.Option(True, "--preload/--no-preload", help="Load the models at startup (/ready is 503 until then)."),
+    cors_origin: list[str] = typer.Option([], "--cors-origin", help="Let pages from this origin call the API (repeatable; none by default)."),
+    max_body_kb: float = typer.Option(1024.0, "--max-body-kb", min=1, help="Largest request body other than an upload."),
 ) -> None:
     """Serve search, recommendations, events and ingest jobs over HTTP with the models loaded once.
 
-    The JSON API is described at /openapi.json (/docs renders it, with assets from a CDN); /health, /ready and
-    /metrics (Prometheus) are for orchestration. Every answer is the --json of the CLI command it
-    mirrors. Stop with Ctrl-C.
+    The web page is at / (search, drop a file for "more like this", a user's recommendations). The
+    JSON API is described at /openapi.json (/docs renders it, with assets from a CDN); /health,
+    /ready and /metrics (Prometheus) are for orchestration. Every answer is the --json of the CLI
+    command it mirrors; every error is {"error": message}. While it runs, 'embedder search',
+    'recommend', 'similar', 'status' and 'ingest' on the same store go through it.
+
+    Binding beyond loopback needs EMBEDDER_SERVE_API_KEY; every request then carries it
+    (Authorization: Bearer KEY). Stop with Ctrl-C.
     """
     from embedder.service import serve as run
 
@@ -28,6 +35,7 @@ def serve(
     err.print(f"embedder serve: {library.settings.store} (collection {library.settings.collection}) "
               f"on http://{host}:{port}", highlight=False)
     try:
-        run(library, host=host, port=port, max_upload_mb=max_upload_mb, preload=preload)
+        run(library, host=host, port=port, max_upload_mb=max_upload_mb, preload=preload,
+            cors_origins=cors_origin, max_body_kb=max_body_kb)
     finally:
         library.close()

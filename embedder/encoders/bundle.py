@@ -53,13 +53,18 @@ class Encoders(Mapping):
 
     def encode_query(self, text: str) -> dict[str, "object"]:
         """A query text in every block's space: modality -> unit vector (one encode per model)."""
+        return self.encode_queries([text])[0]
+
+    def encode_queries(self, texts: list[str]) -> list[dict[str, "object"]]:
+        """Several query texts, one batch per distinct model (see :meth:`encode_query`)."""
         by_model: dict[int, object] = {}
-        out = {}
+        out: list[dict] = [{} for _ in texts]
         for m, enc in self._blocks.items():
             key = id(enc.model)
             if key not in by_model:
-                by_model[key] = enc.encode_text([text])[0]
-            out[m] = by_model[key]
+                by_model[key] = enc.encode_text(list(texts))
+            for row, vector in zip(out, by_model[key]):
+                row[m] = vector
         return out
 
 

@@ -384,6 +384,12 @@ class InteractionLog:
         )
         return [Interaction(*row) for row in cur]
 
+    def users(self, limit: int = 100) -> list[dict]:
+        """The ``limit`` users with the most events: ``{"user", "events"}``, most active first."""
+        rows = self.db.execute("SELECT user, COUNT(*) AS n FROM interactions GROUP BY user "
+                               "ORDER BY n DESC, user LIMIT ?", (limit,)).fetchall()
+        return [{"user": user, "events": n} for user, n in rows]
+
     def stats(self) -> dict:
         rows, users, items = self.db.execute(
             "SELECT COUNT(*), COUNT(DISTINCT user), COUNT(DISTINCT item) FROM interactions"

@@ -1,0 +1,176 @@
+// The embedder page: plain JavaScript over the JSON API, no build step and nothing from a CDN.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const results = $("results");
+const statusLine = $("status");
+const MODALITIES = ["visual", "audio", "text"];
+
+function say(message, isError = false) {
+  statusLine.textContent = message;
+  statusLine.className = isError ? "error" : "";
+}
+
+async function api(path, options = {}) {
+  const response = await fetch(path, options);
+  if (response.status === 401) {
+    $("key-box").hidden = false;
+    throw new Error("this server needs an API key");
+  }
+  const body = await response.json().catch(() => ({ error: response.statusText }));
+  if (!response.ok) throw new Error(body.error || response.statusText);
+  return body;
+}
+
+function baseName(path, id) {
+  return path ? path.split("/").pop() : id;
+}
+
+// Bars are relative to the largest |cosine| on the page (raw cosines of unrelated models sit close
+// together); the number beside each bar is the cosine itself, and a negative one is drawn faded.
+let barScale = 1;
+
+function scoreBars(scores) {
+  const box = document.createElement("div");
+  for (const m of MODALITIES) {
+    if (!(m in scores)) continue;
+    const value = scores[m];
+    const row = document.createElement("div");
+    row.className = "bar";
+    row.innerHTML = `<span>${m}</span><span class="track"><span class="fill ${m}"></span></span><span>${value.toFixed(3)}</span>`;
+    const fill = row.querySelector(".fill");
+    fill.style.width = `${Math.min(1, Math.abs(value) / barScale) * 100}%`;
+    if (value < 0) fill.classList.add("negative");
+    row.title = `cosine between the query and the item's ${m} vector`;
+    box.appendChild(row);
+  }
+  return box;
+}
+
+function card(hit) {
+  const el = document.createElement("article");
+  el.className = "card";
+  el.dataset.id = hit.id;
+  const img = document.createElement("img");
+  img.className = "thumb";
+  img.alt = `thumbnail of ${baseName(hit.path, hit.id)}`;
+  img.loading = "lazy";
+  img.onload = () => { img.dataset.loaded = "1"; };
+  img.onerror = () => { img.dataset.loaded = "0"; img.removeAttribute("src"); };
+  img.src = `/items/${encodeURIComponent(hit.id)}/thumbnail`;
+  el.appendChild(img);
+  const meta = document.createElement("div");
+  meta.className = "meta";
+  const name = document.createElement("div");
+  name.className = "name";
+  name.textContent = baseName(hit.path, hit.id);
+  name.title = hit.path || hit.id;
+  const score = document.createElement("div");
+  score.className = "score";
+  score.textContent = `${hit.kind || "item"} · score ${hit.score.toFixed(3)}`;
+  meta.append(name, score);
+  if (hit.scores) meta.appendChild(scoreBars(hit.scores));
+  for (const branch of hit.branches || []) {
+    const tag = document.createElement("span");
+    tag.className = "branch";
+    tag.textContent = branch;
+    tag.title = `found by the ${branch} branch`;
+    meta.appendChild(tag);
+  }
+  el.appendChild(meta);
+  el.onclick = () => play(hit);
+  return el;
+}
+
+function show(hits, what) {
+  const all = hits.flatMap((h) => Object.values(h.scores || {}).map(Math.abs));
+  barScale = Math.max(1e-6, ...all);
+  results.replaceChildren(...hits.map(card));
+  say(hits.length ? `${hits.length} results ${what}` : `no results ${what}`);
+}
+
+function play(hit) {
+  const kind = hit.kind === "audio" ? "audio" : "video";
+  const player = document.createElement(kind);
+  player.controls = true;
+  player.autoplay = true;
+  player.src = `/items/${encodeURIComponent(hit.id)}/media`;
+  $("player-body").replaceChildren(player);
+  $("player").showModal();
+}
+
+async function search(text) {
+  const params = new URLSearchParams({ q: text, limit: "24", modality: $("modality").value });
+  say("searching…");
+  try {
+    const found = await api(`/search?${params}`);
+    show(found.hits, `for “${text}”`);
+  } catch (e) { say(e.message, true); }
+}
+
+async function moreLike(file) {
+  const form = new FormData();
+  form.append("file", file);
+  say(`decoding ${file.name}…`);
+  try {
+    const found = await api("/search/file?limit=24", { method: "POST", body: form });
+    show(found.hits, `like ${file.name}`);
+  } catch (e) { say(e.message, true); }
+}
+
+async function recommend(user) {
+  if (!user) return;
+  const params = new URLSearchParams({ strategy: $("strategy").value, limit: "24" });
+  say(`recommending for ${user}…`);
+  try {
+    const recs = await api(`/users/${encodeURIComponent(user)}/recommendations?${params}`);
+    show(recs.items, `for ${user} (${recs.used.join(" + ")})${recs.note ? ": " + recs.note : ""}`);
+  } catch (e) { say(e.message, true); }
+}
+
+async function loadUsers(selected) {
+  try {
+    const { users } = await api("/users?limit=200");
+    for (const u of users) {
+      const option = new Option(`${u.user} (${u.events})`, u.user);
+      $("user").add(option);
+    }
+    if (selected && !users.some((u) => u.user === selected)) $("user").add(new Option(selected, selected));
+    if (selected) $("user").value = selected;
+  } catch (e) { say(e.message, true); }
+}
+
+$("search-form").onsubmit = (event) => {
+  event.preventDefault();
+  const text = $("q").value.trim();
+  if (text) {
+    history.replaceState(null, "", `?q=${encodeURIComponent(text)}`);
+    search(text);
+  }
+};
+$("user").onchange = () => recommend($("user").value);
+$("strategy").onchange = () => recommend($("user").value);
+const drop = $("drop");
+drop.onclick = () => $("file").click();
+$("file").onchange = () => { if ($("file").files[0]) moreLike($("file").files[0]); };
+drop.ondragover = (event) => { event.preventDefault(); drop.classList.add("over"); };
+drop.ondragleave = () => drop.classList.remove("over");
+drop.ondrop = (event) => {
+  event.preventDefault();
+  drop.classList.remove("over");
+  if (event.dataTransfer.files[0]) moreLike(event.dataTransfer.files[0]);
+};
+$("close").onclick = () => { $("player-body").replaceChildren(); $("player").close(); };
+$("key-save").onclick = () => {
+  document.cookie = `embedder_api_key=${encodeURIComponent($("key").value)}; path=/; SameSite=Strict`;
+  location.reload();
+};
+
+const start = new URLSearchParams(location.search);
+loadUsers(start.get("user"));
+if (start.get("q")) {
+  $("q").value = start.get("q");
+  search(start.get("q"));
+} else if (start.get("user")) {
+  recommend(start.get("user"));
+}
