@@ -37,11 +37,23 @@ class _Context:
 
         return load_settings(self.config, **{**self.overrides, **more})
 
-    def library(self, **more: Any):
-        """The :class:`embedder.library.Library` these options name (close it, or use ``with``)."""
+    def library(self, remote: bool = False, **more: Any):
+        """The :class:`embedder.library.Library` these options name (close it, or use ``with``).
+
+        With ``remote``, a running ``embedder serve`` for the same store answers instead
+        (:class:`embedder.remote.RemoteLibrary`), so the command works while it holds the store.
+        """
         from embedder.library import Library
 
-        return Library.open(self.settings(**more))
+        settings = self.settings(**more)
+        if remote:
+            from embedder.remote import RemoteLibrary, served_by
+
+            url = served_by(settings)
+            if url is not None:
+                err.print(f"(through embedder serve at {url})", style="dim", highlight=False)
+                return RemoteLibrary(url, settings)
+        return Library.open(settings)
 
 
 def guarded(fn: Callable) -> Callable:
@@ -91,7 +103,7 @@ def _global(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML config file (else $EMBEDDER_CONFIG or ./embedder.toml)."),
     store: Optional[str] = typer.Option(None, "--store", help="Store directory, or http(s) URL of a Qdrant server (env EMBEDDER_STORE)."),
     collection: Optional[str] = typer.Option(None, "--collection", help="Collection name (env EMBEDDER_COLLECTION)."),
-    models: Optional[str] = typer.Option(None, "--models", help="Model preset: default or tiny (env EMBEDDER_MODELS)."),
+    models: Optional[str] = typer.Option(None, "--models", help="Model preset: default, tiny (random weights, for tests and demos) or bench (default sizes, random weights: for measuring speed only) (env EMBEDDER_MODELS)."),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N (env EMBEDDER_DEVICE)."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Decoder processes (env EMBEDDER_WORKERS)."),
 ) -> None:

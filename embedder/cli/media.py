@@ -100,7 +100,7 @@ def ingest(
     if prune and no_delete:
         raise EmbedderError("--prune and --no-delete contradict each other; give one")
     removals = "prune" if prune else "never" if no_delete else "guarded"
-    with ctx.obj.library() as library:
+    with ctx.obj.library(remote=True) as library:
         summary = library.ingest(paths, dry_run=dry_run, removals=removals, retry_failed=retry_failed,
                                  progress=TerminalProgress(quiet or as_json))
     data = summary.to_dict()
@@ -171,10 +171,10 @@ def search(
 
     if (query is None) == (like is None):
         raise EmbedderError("give either a search text or --like FILE_OR_ID")
-    parsed = parse_filters(filters)
-    with ctx.obj.library() as library:
-        hits = library.search(query, like=like, limit=limit, modality=modality, filters=parsed, min_score=min_score,
-                              include_self=include_self)
+    parse_filters(filters)  # a bad filter is an error before anything opens
+    with ctx.obj.library(remote=True) as library:
+        hits = library.search(query, like=like, limit=limit, modality=modality, filters=list(filters or []),
+                              min_score=min_score, include_self=include_self)
     if as_json:
         print_json({"query": query, "like": like, "modality": modality, "min_score": min_score,
                     "hits": [h.to_dict() for h in hits]})
@@ -199,7 +199,7 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Back-end, collection, item count, modalities, models and store size."""
-    with ctx.obj.library() as library:
+    with ctx.obj.library(remote=True) as library:
         info = library.status()
     if as_json:
         print_json(info)

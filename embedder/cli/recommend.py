@@ -186,7 +186,7 @@ def recommend(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Recommend items for a user; each hit says which branch (cf, content, popular) found it."""
-    with ctx.obj.library() as library:
+    with ctx.obj.library(remote=True) as library:
         result = library.recommend(user, strategy=strategy, limit=limit, exclude_seen=exclude_seen, query=query)
     if as_json:
         print_json(result.to_dict())
@@ -219,7 +219,7 @@ def similar(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Item-to-item similarity by content vectors, CF factors, or both fused."""
-    with ctx.obj.library() as library:
+    with ctx.obj.library(remote=True) as library:
         items = library.similar(item, by=by, limit=limit)
     if as_json:
         print_json({"item": item, "by": by, "items": [r.to_dict() for r in items]})
@@ -236,7 +236,7 @@ def similar_users_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Users with the closest taste (cosine of CF user vectors)."""
-    with ctx.obj.library() as library:
+    with ctx.obj.library(remote=True) as library:
         found = library.similar_users(user, limit=limit)
     if as_json:
         print_json({"user": user, "users": found})
