@@ -45,6 +45,24 @@ if ! command -v ffprobe >/dev/null 2>&1 || ! ldconfig -p 2>/dev/null | grep -q '
     fi
 fi
 
+# The test suite checks the web page of 'embedder serve' in a real headless browser (Debian's
+# chromium headless shell). Running embedder does not need it: a failed install only warns, and
+# EMBEDDER_SETUP_BROWSER=0 skips it (the Docker image does).
+if [ "${EMBEDDER_SETUP_BROWSER:-1}" = 1 ] && ! command -v chromium-headless-shell >/dev/null 2>&1 \
+        && ! command -v chromium >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then
+        echo "setup: installing chromium-headless-shell with apt-get (for the web page test)" >&2
+        { apt_get apt-get update -qq && apt_get apt-get install -y -qq chromium-headless-shell; } \
+            || echo "setup: warning: could not install chromium-headless-shell; the browser test will be skipped" >&2
+    elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+        echo "setup: installing chromium-headless-shell with sudo apt-get (for the web page test)" >&2
+        { apt_get sudo apt-get update -qq && apt_get sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium-headless-shell; } \
+            || echo "setup: warning: could not install chromium-headless-shell; the browser test will be skipped" >&2
+    else
+        echo "setup: note: no chromium; the web page test will be skipped (sudo apt-get install chromium-headless-shell)" >&2
+    fi
+fi
+
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'

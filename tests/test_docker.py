@@ -20,10 +20,10 @@ def test_image_installs_exactly_like_the_readme():
 def test_compose_has_qdrant_worker_and_scheduler_with_secrets_from_the_environment():
     compose = yaml.safe_load((ROOT / "docker" / "compose.yaml").read_text())
     services = compose["services"]
-    assert set(services) == {"qdrant", "ingest", "scheduler"}
+    assert set(services) == {"qdrant", "ingest", "scheduler", "serve"}
     assert services["qdrant"]["environment"]["QDRANT__SERVICE__API_KEY"] == "${QDRANT_API_KEY:?set QDRANT_API_KEY}"
     assert services["qdrant"]["environment"]["QDRANT__SERVICE__ENABLE_TLS"] == "${QDRANT_ENABLE_TLS:-false}"
-    for name in ("ingest", "scheduler"):
+    for name in ("ingest", "scheduler", "serve"):
         env = services[name]["environment"]
         assert env["EMBEDDER_API_KEY"] == "${QDRANT_API_KEY:?set QDRANT_API_KEY}"
         assert env["EMBEDDER_STORE"].startswith("${EMBEDDER_STORE:-http://qdrant:6333}")
@@ -31,3 +31,6 @@ def test_compose_has_qdrant_worker_and_scheduler_with_secrets_from_the_environme
         assert "models:/models" in services[name]["volumes"]
     assert services["scheduler"]["command"] == ["jobs", "serve", "--jobs", "/app/pipelines/jobs.toml"]
     assert services["ingest"]["command"] == ["ingest", "/media"]
+    # serve listens on every interface inside its container, so it must have its own API key
+    assert services["serve"]["command"][:3] == ["serve", "--host", "0.0.0.0"]
+    assert services["serve"]["environment"]["EMBEDDER_SERVE_API_KEY"] == "${EMBEDDER_SERVE_API_KEY:?set EMBEDDER_SERVE_API_KEY}"

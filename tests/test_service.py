@@ -1,10 +1,12 @@
 """embedder serve: the HTTP API over a real uvicorn server, real store and tiny models."""
 
 import concurrent.futures
+import os
 import shutil
 import socket
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -133,7 +135,10 @@ def test_ingest_job_runs_while_searches_are_answered_and_metrics_count_them(serv
     assert client.get("/jobs/nope").status_code == 404
 
 
-def test_a_cli_command_on_a_served_store_is_told_where_the_server_is(tmp_path, media):
+def test_cli_commands_on_a_served_store_go_through_the_server(tmp_path, media):
+    """Two terminals on one embedded store: serve holds it; search, status and ingest from the CLI
+    succeed through it; a command the server does not offer says where the server is."""
+    import json
     import os
     import signal
     import subprocess
@@ -142,8 +147,9 @@ def test_a_cli_command_on_a_served_store_is_told_where_the_server_is(tmp_path, m
     from tests.cli_runner import run_cli
 
     store = tmp_path / "store"
-    env = {"EMBEDDER_STORE": str(store), "EMBEDDER_MODELS": "tiny", "EMBEDDER_DEVICE": "cpu"}
+    env = {"EMBEDDER_STORE": str(store), "EMBEDDER_MODELS": "tiny", "EMBEDDER_DEVICE": "cpu", "EMBEDDER_WORKERS": "1"}
     run_cli("ingest", media["h264.mp4"], "--quiet", env=env)
+    local = json.loads(run_cli("search", "a test pattern", "--json", env=env).stdout)
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "embedder.cli", "serve", "--port", str(port)],
                               env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -158,7 +164,17 @@ def test_a_cli_command_on_a_served_store_is_told_where_the_server_is(tmp_path, m
             assert time.monotonic() < deadline and server.poll() is None, server.stderr.read()
             time.sleep(0.2)
         assert (store / ".serve.json").is_file()
-        refused = run_cli("search", "x", env=env, code=2)
+        through = run_cli("search", "a test pattern", "--json", env=env)
+        assert json.loads(through.stdout) == local  # the same answer, from the server's warm models
+        assert f"through embedder serve at http://127.0.0.1:{port}" in through.stderr
+        added = json.loads(run_cli("ingest", media["tone.mp3"], media["vp9.webm"], "--json", env=env).stdout)
+        assert added["counts"]["new"] == 2 and not added["failed"]
+        assert json.loads(run_cli("status", "--json", env=env).stdout)["points"] == 3
+        like = json.loads(run_cli("search", "--like", media["vp9.webm"], "--json", env=env).stdout)["hits"]
+        assert [h["path"] for h in like][:1] == [str(media["h264.mp4"])] and len(like) == 2
+        missing = run_cli("ingest", tmp_path / "nowhere", env=env, code=2)
+        assert "not found" in missing.stderr and "Traceback" not in missing.stderr
+        refused = run_cli("trash", "list", env=env, code=2)  # not offered over HTTP: told where the server is
         assert refused.stderr.strip().endswith(f"is held by 'embedder serve' (pid {server.pid}) at "
                                                f"http://127.0.0.1:{port}: send requests to its HTTP API "
                                                f"(http://127.0.0.1:{port}/openapi.json), or stop it first")
@@ -167,4 +183,153 @@ def test_a_cli_command_on_a_served_store_is_told_where_the_server_is(tmp_path, m
         server.wait(30)
     assert server.returncode == 0 and not (store / ".serve.json").exists()
     assert "Traceback" not in server.stderr.read()
-    run_cli("search", "x", env=env)  # the store is free again
+    assert "through embedder serve" not in run_cli("search", "x", env=env).stderr  # the store is free again
+
+
+def test_a_dead_server_marker_is_ignored(tmp_path):
+    from embedder.remote import served_by
+    from embedder.settings import load_settings
+
+    store = tmp_path / "store"
+    store.mkdir()
+    settings = load_settings(store=str(store))
+    assert served_by(settings) is None
+    dead = _reaped_pid()
+    (store / ".serve.json").write_text('{"url": "http://127.0.0.1:9", "pid": %d, "collection": "media"}' % dead)
+    assert served_by(settings) is None  # killed with -9: the marker is stale
+    (store / ".serve.json").write_text('{"url": "http://127.0.0.1:9", "pid": %d, "collection": "other"}' % os.getpid())
+    assert served_by(settings) is None  # alive, but serving another collection
+    (store / ".serve.json").write_text('{"url": "http://127.0.0.1:9/", "pid": %d, "collection": "media"}' % os.getpid())
+    assert served_by(settings) == "http://127.0.0.1:9"
+    assert served_by(load_settings(store=str(store), server="http://10.0.0.2:8080")) == "http://10.0.0.2:8080"
+
+
+def _reaped_pid() -> int:
+    """The pid of a process that has exited and been reaped."""
+    import subprocess
+
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+def test_api_key_errors_and_limits(served):
+    """Auth on (in-process client on the same library), every error a JSON message."""
+    from fastapi.testclient import TestClient
+
+    from embedder.service import create_app
+
+    client, library, _, ids = served
+    # auth off (the served app): a missing route, a bad parameter, too long a query, a big body
+    missing = client.get("/nowhere")
+    assert missing.status_code == 404 and missing.json() == {"error": "Not Found"}
+    assert client.get("/search").json() == {"error": "query.q: Field required"}
+    too_long = client.get("/search", params={"q": "x" * 1001})
+    assert too_long.status_code == 422 and "at most 1000 characters" in too_long.json()["error"]
+    huge = client.post("/events", content=b"[" + b"{}," * 400_000 + b"{}]", headers={"content-type": "application/json"})
+    assert huge.status_code == 413 and "over" in huge.json()["error"]
+    for bad in ([], [{"user": "u", "item": ids["tone.mp3"], "weight": "NaN"}], [{"user": "u"}], "text"):
+        answer = client.post("/events", json=bad)
+        assert answer.status_code == 422 and answer.json()["error"], bad
+    assert client.get("/users/nobody/recommendations", params={"strategy": "nope"}).status_code == 400
+    assert client.post("/ingest", json={"paths": ["/x"], "removals": "everything"}).status_code == 422
+
+    with TestClient(create_app(library, api_key="s3cret key", preload=False)) as keyed:
+        assert keyed.get("/health").status_code == 200 and keyed.get("/").status_code == 200
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"X-API-Key": "s3cret"}):
+            refused = keyed.get("/search", params={"q": "x"}, headers=headers)
+            assert refused.status_code == 401 and "API key" in refused.json()["error"]
+        assert keyed.get("/metrics").status_code == 401
+        assert keyed.get("/search", params={"q": "x"}, headers={"Authorization": "Bearer s3cret key"}).status_code == 200
+        assert keyed.get("/status", headers={"X-API-Key": "s3cret key"}).json()["points"] == 3
+        keyed.cookies.set("embedder_api_key", "s3cret%20key")  # what the page stores for <img> and <video>
+        assert keyed.get(f"/items/{ids['h264.mp4']}/thumbnail").status_code == 200
+
+
+def test_binding_beyond_loopback_needs_a_key(tmp_path):
+    from tests.cli_runner import run_cli
+
+    env = {"EMBEDDER_STORE": str(tmp_path / "store"), "EMBEDDER_MODELS": "tiny"}
+    refused = run_cli("serve", "--host", "0.0.0.0", "--no-preload", env=env, code=2)
+    assert "set EMBEDDER_SERVE_API_KEY" in refused.stderr and "Traceback" not in refused.stderr
+    from embedder.service import is_loopback
+
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5") and not is_loopback("example.org")
+
+
+def test_thumbnails_are_made_at_ingest_served_and_removed_with_their_item(served):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from embedder.media.thumbnail import ThumbnailStore
+    from embedder.trash import Trash
+
+    client, library, folder, ids = served
+    video = client.get(f"/items/{ids['h264.mp4']}/thumbnail")
+    assert video.status_code == 200 and video.headers["content-type"] == "image/jpeg"
+    picture = np.asarray(Image.open(io.BytesIO(video.content)))
+    assert picture.shape == (212, 320, 3)  # 320 wide, the 96x64 source's aspect (an even height)
+    assert picture.std() > 20  # a test pattern, not a blank frame
+    audio = np.asarray(Image.open(io.BytesIO(client.get(f"/items/{ids['tone.mp3']}/thumbnail").content)))
+    assert audio.shape == (96, 320, 3) and audio.std() > 20  # the waveform
+    assert client.get("/items/00000000-0000-0000-0000-000000000000/thumbnail").status_code == 404
+
+    thumbnails = ThumbnailStore(library.settings.thumbnails_dir)
+    (folder / "tone.mp3").unlink()
+    library.ingest([folder])  # the file is gone: its item goes to the trash, the thumbnail stays
+    assert thumbnails.get(ids["tone.mp3"]) is not None
+    with Trash(library.settings, library.media) as trash:
+        assert trash.purge() == 1
+    assert thumbnails.get(ids["tone.mp3"]) is None and thumbnails.get(ids["h264.mp4"]) is not None
+
+
+def test_concurrent_text_queries_share_encoder_batches(served):
+    import numpy as np
+
+    client, library, _, _ = served
+    texts = [f"query number {i}" for i in range(24)]
+    with concurrent.futures.ThreadPoolExecutor(12) as pool:
+        answers = list(pool.map(lambda t: client.get("/search", params={"q": t, "limit": 3}).json(), texts))
+    single = library.encoders.encode_query(texts[5])
+    batched = library._queries.encode_query(texts[5])  # from the cache now
+    for m in single:
+        assert np.allclose(single[m], batched[m], atol=1e-5)
+    assert [a["query"] for a in answers] == texts and all(len(a["hits"]) == 3 for a in answers)
+    metrics = client.get("/metrics").text
+    count = float(metrics.split("embedder_query_batch_size_count ")[1].split()[0])
+    total = float(metrics.split("embedder_query_batch_size_sum ")[1].split()[0])
+    assert total == 24 and count < 24  # every query encoded once, some of them together
+
+
+def test_the_page_shows_results_with_thumbnails_in_a_real_browser(served, tmp_path):
+    """Debian's chromium (headless shell) loads the page, runs its script against the API and
+    renders the results; what a person would see is checked in the DOM and a screenshot."""
+    import subprocess
+
+    browser = shutil.which("chromium-headless-shell") or shutil.which("chromium")
+    if browser is None:
+        pytest.skip("no chromium: scripts/setup.sh installs chromium-headless-shell")
+    client, library, _, ids = served
+    base = str(client.base_url)
+    client.post("/events", json=[{"user": "carol", "item": ids["h264.mp4"], "weight": 3}])
+
+    def render(query: str, shot: Path | None = None) -> str:
+        args = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1200,800",
+                "--virtual-time-budget=15000"]
+        args += [f"--screenshot={shot}"] if shot else ["--dump-dom"]
+        done = subprocess.run([*args, f"{base}/?{query}"], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout
+
+    dom = render("q=a%20test%20pattern")
+    assert dom.count('<article class="card"') == 3 and dom.count('data-loaded="1"') == 3  # every thumbnail drawn
+    assert "3 results for “a test pattern”" in dom and 'class="fill visual' in dom
+    recs = render("user=carol")
+    assert "results for carol (content)" in recs and '<span class="branch" title="found by the content branch">' in recs
+    assert f'data-id="{ids["h264.mp4"]}"' not in recs  # seen, so not recommended
+    shot = tmp_path / "page.png"
+    render("q=a%20test%20pattern", shot)
+    assert shot.stat().st_size > 10_000
