@@ -63,8 +63,11 @@ def load_clap(spec: ModelSpec, device: str = "cpu", weights_dir: Path | None = N
     from transformers import AutoTokenizer, ClapFeatureExtractor, ClapModel
 
     if spec.is_random:
+        from transformers import ClapConfig
+
+        config = _tiny_config() if spec.random_config == "tiny" else ClapConfig(projection_dim=spec.dim)
         with seeded(spec.seed):
-            model = ClapModel(_tiny_config())
+            model = ClapModel(config)
         extractor = ClapFeatureExtractor(feature_size=64, sampling_rate=spec.sample_rate, truncation="rand_trunc")
         return model.to(device).eval(), extractor, byte_tokenizer()
     local = Path(weights_dir) / spec.name if weights_dir else None

@@ -45,6 +45,9 @@ class ModelSpec:
     version: str = "1"
     download_mb: int = 0
     seed: int = 0
+    # Random-weight CLAP only: "tiny" (a small config) or "full" (the released HTSAT + RoBERTa
+    # sizes, transformers' ClapConfig defaults), for measuring speed without a download.
+    random_config: str = "tiny"
 
     @property
     def is_random(self) -> bool:
@@ -89,6 +92,12 @@ MODELS: dict[str, ModelSpec] = {
                   image_size=64, seed=1, version="1b"),
         ModelSpec(name="tiny-clap-b", family="clap", dim=64, arch="ClapModel", weights="random", sample_rate=48_000,
                   seed=1, version="1b"),
+        # The default architectures with seeded random weights, built locally: for measuring speed
+        # only (benchmarks, GPU checks). Their vectors carry no meaning.
+        ModelSpec(name="bench-clip", family="open_clip", dim=512, arch="ViT-B-32", weights="random", image_size=224,
+                  version="bench"),
+        ModelSpec(name="bench-clap", family="clap", dim=512, arch="ClapModel", weights="random", sample_rate=48_000,
+                  random_config="full", version="bench"),
     )
 }
 
@@ -108,6 +117,7 @@ FAMILIES: dict[str, Family] = {
 PRESETS: dict[str, tuple[str, str]] = {
     "default": ("clip-vit-b-32", "clap-htsat-unfused"),
     "tiny": ("tiny-clip", "tiny-clap"),
+    "bench": ("bench-clip", "bench-clap"),  # for measuring speed only: default sizes, random weights
 }
 
 

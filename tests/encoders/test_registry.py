@@ -30,3 +30,22 @@ def test_a_new_model_family_is_one_module_and_registry_entries(tmp_path, media, 
         from embedder.encoders.registry import modality_specs
 
         modality_specs(load_settings(models="tiny", audio_model="colour-hist"))
+
+
+def test_the_bench_preset_builds_the_default_architectures_offline():
+    """'bench': the default models' sizes with seeded random weights, for measuring speed only."""
+    from embedder.encoders.bundle import load_encoders
+    from embedder.encoders.registry import MODELS, PRESETS
+    from embedder.settings import load_settings
+
+    default_clip, default_clap = (MODELS[n] for n in PRESETS["default"])
+    encoders = load_encoders(load_settings(models="bench", device="cpu"))
+    assert encoders.dims == {"visual": default_clip.dim, "audio": default_clap.dim, "text": default_clip.dim,
+                             "content": default_clip.dim * 2 + default_clap.dim}
+    assert encoders.image_size == default_clip.image_size == 224
+    clip, clap = encoders["visual"].model.model, encoders["audio"].model.model  # the torch modules
+    assert 150e6 < sum(p.numel() for p in clip.parameters()) < 152e6  # ViT-B/32's 151.3 M
+    assert list(clap.config.audio_config.depths) == [2, 2, 6, 2] and clap.config.text_config.num_hidden_layers == 12
+    ids = encoders.model_ids
+    assert ids["visual"] == "open_clip:ViT-B-32/random@bench" and ids["audio"] == "clap:ClapModel/random@bench"
+    assert ids["audio"] != MODELS["tiny-clap"].model_id  # never mistaken for the tiny model's vectors
