@@ -117,9 +117,12 @@ class Library:
 
     def batch_queries(self, max_batch: int = 32, cache_size: int = 1024, on_batch=None) -> None:
         """Let concurrent text searches share encoder batches, and answer repeated query texts
-        from a cache (:class:`~embedder.encoders.batching.QueryBatcher`); for servers."""
+        from a cache (:class:`~embedder.encoders.batching.QueryBatcher`); for servers. With the
+        ``query_int8`` setting, queries also go through int8 copies of the text towers."""
         from embedder.encoders.batching import QueryBatcher
 
+        if self.settings.query_int8:
+            self.encoders.quantize_queries()
         self._queries = QueryBatcher(self.encoders, max_batch=max_batch, cache_size=cache_size, on_batch=on_batch)
 
     # -- the work --------------------------------------------------------------------------

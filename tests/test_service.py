@@ -333,3 +333,35 @@ def test_the_page_shows_results_with_thumbnails_in_a_real_browser(served, tmp_pa
     shot = tmp_path / "page.png"
     render("q=a%20test%20pattern", shot)
     assert shot.stat().st_size > 10_000
+
+
+def test_two_replicas_on_one_qdrant_server_store_serve_side_by_side(tmp_path, media, in_process_server):
+    """Replicas hold no lock on a server store: an ingest job through one is searchable through the
+    other, and an event posted to one counts in the other's recommendations (same machine, same log)."""
+    from fastapi.testclient import TestClient
+
+    from embedder import Library
+    from embedder.service import create_app
+    from embedder.settings import load_settings
+
+    folder = tmp_path / "media"
+    folder.mkdir()
+    for name in NAMES:
+        shutil.copy(media[name], folder / name)
+    settings = load_settings(store=in_process_server, models="tiny", device="cpu", workers=1, max_frames=2)
+    first, second = Library(settings), Library(settings)  # two processes' worth: nothing shared but the store
+    with TestClient(create_app(first, preload=False)) as a, TestClient(create_app(second, preload=False)) as b:
+        job = a.post("/ingest", json={"paths": [str(folder)]}).json()
+        deadline = time.monotonic() + 120
+        while (state := a.get(f"/jobs/{job['id']}").json())["state"] in ("queued", "running"):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert state["state"] == "done" and state["summary"]["counts"]["new"] == 3
+        found = b.get("/search", params={"q": "a test pattern"}).json()["hits"]
+        assert len(found) == 3 and found == a.get("/search", params={"q": "a test pattern"}).json()["hits"]
+        video = next(h["id"] for h in found if h["path"].endswith("h264.mp4"))
+        assert a.post("/events", json={"user": "dora", "item": video}).json()["added"] == 1
+        recs = b.get("/users/dora/recommendations", params={"strategy": "content"}).json()
+        assert recs["used"] == ["content"] and video not in {r["id"] for r in recs["items"]}
+    first.close()
+    second.close()

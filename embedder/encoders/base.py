@@ -45,5 +45,30 @@ class ModalityEncoder(ABC):
         """
 
     def encode_text(self, texts: list[str]) -> np.ndarray:
-        """Query texts in this block's space (N x dim unit vectors)."""
-        return self.model.encode_texts(texts)
+        """Query texts in this block's space (N x dim unit vectors): through the model's int8 query
+        copy of its text tower when one was made (:func:`int8_text_tower`), else the model itself."""
+        query_model = getattr(self.model, "query_model", None)
+        return self.model.encode_texts(texts, model=query_model) if query_model is not None else self.model.encode_texts(texts)
+
+
+def int8_text_tower(model, drop: str, cast_fix=None):
+    """A copy of ``model`` without its ``drop`` tower, whose ``nn.Linear`` layers are int8 with
+    dynamic activation quantisation (CPU only): text queries at about half the cost, with vectors
+    within about 0.001 cosine of fp32 (benchmarks/serve). The original stays as it was, so items
+    are always encoded in full precision."""
+    import copy
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao.quantization announces its successor
+        from torch.ao.quantization import quantize_dynamic
+
+        light = copy.copy(model)  # a shallow copy, so the dropped tower is not copied only to be freed
+        light.__dict__["_modules"] = dict(model._modules)
+        light._modules[drop] = torch.nn.Identity()
+        light = quantize_dynamic(copy.deepcopy(light), {torch.nn.Linear}, dtype=torch.qint8)
+    if cast_fix is not None:
+        cast_fix(light)
+    return light.eval()

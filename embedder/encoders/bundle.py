@@ -51,6 +51,15 @@ class Encoders(Mapping):
         """The distinct loaded models (one may serve several blocks)."""
         return list({id(enc.model): enc.model for enc in self._blocks.values()}.values())
 
+    def quantize_queries(self) -> dict[str, bool]:
+        """Give every model that can an int8 copy of its text tower for queries (CPU only); items
+        are still encoded in full precision. Returns model id -> whether it was quantised."""
+        done = {}
+        for model in self.models:
+            quantize = getattr(model, "quantize_queries", None)
+            done[model.spec.model_id] = bool(quantize()) if quantize is not None else False
+        return done
+
     def encode_query(self, text: str) -> dict[str, "object"]:
         """A query text in every block's space: modality -> unit vector (one encode per model)."""
         return self.encode_queries([text])[0]

@@ -115,8 +115,21 @@ class ClapEncoder:
                 out.append(l2_normalise(self.model.get_audio_features(**feats).pooler_output))
         return np.concatenate(out) if out else np.zeros((0, self.spec.dim), np.float32)
 
-    def encode_texts(self, texts: list[str], batch_size: int = 256) -> np.ndarray:
-        """Embed texts with CLAP's text tower; N x dim unit vectors."""
+    query_model = None  # an int8 copy of the text tower for queries (quantize_queries)
+
+    def quantize_queries(self) -> bool:
+        """Encode query texts with an int8 copy of the text tower (CPU only); returns whether it did."""
+        from embedder.encoders.base import int8_text_tower
+
+        if self.device != "cpu":
+            return False
+        self.query_model = int8_text_tower(self.model, "audio_model")
+        return True
+
+    def encode_texts(self, texts: list[str], batch_size: int = 256, model=None) -> np.ndarray:
+        """Embed texts with CLAP's text tower; N x dim unit vectors. ``model``: another copy of the
+        text tower to use (the int8 query copy)."""
+        model = model if model is not None else self.model
         out = []
         for start in range(0, len(texts), batch_size):
             tokens = self.tokenizer(
@@ -125,7 +138,7 @@ class ClapEncoder:
             )
             tokens = {k: v.to(self.device) for k, v in tokens.items()}
             with inference_context(self.device):
-                out.append(l2_normalise(self.model.get_text_features(**tokens).pooler_output))
+                out.append(l2_normalise(model.get_text_features(**tokens).pooler_output))
         return np.concatenate(out) if out else np.zeros((0, self.spec.dim), np.float32)
 
 

@@ -145,13 +145,32 @@ class ClipEncoder:
         bounds = np.cumsum([len(f) for f in frame_sets])[:-1]
         return np.split(flat, bounds)
 
-    def encode_texts(self, texts: list[str], batch_size: int = 256) -> np.ndarray:
-        """Embed texts (truncated to CLIP's context); returns N x dim unit vectors."""
+    query_model = None  # an int8 copy of the text tower for queries (quantize_queries)
+
+    def quantize_queries(self) -> bool:
+        """Encode query texts with an int8 copy of the text tower (CPU only); returns whether it did."""
+        import torch
+
+        from embedder.encoders.base import int8_text_tower
+
+        if self.device != "cpu":
+            return False
+
+        def cast_fix(light):  # open_clip reads the Linear weight's dtype, which int8 layers hide
+            light.transformer.get_cast_dtype = lambda: torch.float32
+
+        self.query_model = int8_text_tower(self.model, "visual", cast_fix)
+        return True
+
+    def encode_texts(self, texts: list[str], batch_size: int = 256, model=None) -> np.ndarray:
+        """Embed texts (truncated to CLIP's context); returns N x dim unit vectors. ``model``: another
+        copy of the text tower to use (the int8 query copy)."""
+        model = model if model is not None else self.model
         out = []
         for start in range(0, len(texts), batch_size):
             tokens = self.tokenizer(texts[start : start + batch_size]).to(self.device)
             with inference_context(self.device):
-                out.append(l2_normalise(self.model.encode_text(tokens)))
+                out.append(l2_normalise(model.encode_text(tokens)))
         return np.concatenate(out) if out else np.zeros((0, self.spec.dim), np.float32)
 
 
