@@ -31,6 +31,7 @@ class MediaPayload(TypedDict, total=False):
     path: str  # the first of ``paths``
     paths: list[str]  # every file with this content (same sha256)
     mtimes: dict[str, int]  # path -> mtime_ns, so the next ingest skips re-hashing unchanged files
+    dirs: list[str]  # every folder above any of ``paths`` (indexed): ingest reads only the points under its roots
     sha256: str
     size: int  # bytes
     duration: float  # seconds
@@ -48,6 +49,28 @@ class MediaPayload(TypedDict, total=False):
     cf_model: str  # version of the collaborative model that wrote the cf vectors
     rec_model: str  # version of the trained head that wrote the rec vector
     eval_role: str  # "candidate" in evaluation scratch stores
+
+
+def folders_above(paths: list[str]) -> list[str]:
+    """Every folder that contains one of ``paths`` (``/a/b/c.mp4`` -> ``/``, ``/a``, ``/a/b``), sorted."""
+    import posixpath
+
+    out: set[str] = set()
+    for path in paths:
+        folder = posixpath.dirname(path)
+        while folder and folder not in out:
+            out.add(folder)
+            parent = posixpath.dirname(folder)
+            if parent == folder:
+                break
+            folder = parent
+    return sorted(out)
+
+
+def location_fields(paths: list[str], mtimes: dict[str, int]) -> MediaPayload:
+    """The payload keys that say where an item's files are; written together whenever they change."""
+    return {"path": paths[0], "paths": list(paths), "mtimes": {p: mtimes[p] for p in paths if p in mtimes},
+            "dirs": folders_above(paths)}
 
 
 class UserPayload(TypedDict, total=False):

@@ -23,7 +23,7 @@ from embedder.errors import Failure, one_line
 from embedder.fusion import FUSION_VERSION, MODALITIES, item_weights
 from embedder.media.decode import DecodedItem, decode_item
 from embedder.media.discover import DiscoveredFile
-from embedder.payload import MediaPayload
+from embedder.payload import MediaPayload, location_fields
 from embedder.progress import Progress
 from embedder.store import PointRecord, VectorStore, point_id
 
@@ -34,9 +34,8 @@ def build_payload(f: DiscoveredFile, item: DecodedItem, encoders, weights: dict[
     """What a point records about its file, and what produced its vectors (provenance)."""
     present = [m for m in MODALITIES if m in item.modalities]
     return {
-        "path": str(f.path),
-        "paths": [str(f.path)],
-        "mtimes": {str(f.path): f.mtime_ns},  # lets the next run skip re-hashing unchanged files
+        # where: path, paths, dirs, and mtimes (which let the next run skip re-hashing unchanged files)
+        **location_fields([str(f.path)], {str(f.path): f.mtime_ns}),
         "sha256": f.sha256,
         "size": f.size,
         "duration": round(item.info.duration, 3),

@@ -21,7 +21,8 @@ from embedder.jobs_lock import job_lock
 from embedder.media.discover import MISSING, DiscoveredFile, discover
 from embedder.progress import Progress
 from embedder.stages import IngestStages, LocalExecutor
-from embedder.store import VectorStore, open_store, point_id
+from embedder.payload import folders_above, location_fields
+from embedder.store import PointRecord, VectorStore, open_store, point_id
 from embedder.trash import Trash
 
 if TYPE_CHECKING:
@@ -135,25 +136,74 @@ def _under(path: str, roots: list[Path]) -> bool:
 
 @dataclass
 class StoreIndex:
-    """Which stored points hold which paths, and the hashes already known for those paths."""
+    """Which stored points hold which paths, and the hashes already known for those paths.
+
+    Only the points a run can touch are read: those with a file under its roots (the indexed
+    ``dirs`` and ``paths`` keys), then, after discovery, those holding the content of a found file
+    (by id). So planning costs what the folders hold, not what the collection holds.
+    """
 
     ids_by_path: dict[str, set[str]] = field(default_factory=dict)
     paths_by_id: dict[str, list[str]] = field(default_factory=dict)
     hash_cache: dict[str, tuple[int, int, str]] = field(default_factory=dict)
 
     @classmethod
-    def read(cls, store: VectorStore) -> "StoreIndex":
+    def read(cls, store: VectorStore, roots: list[Path] | None = None) -> "StoreIndex":
+        """The points with a file under ``roots`` (every point with ``None``, or when some stored
+        items predate the ``dirs`` key: see :func:`add_folder_keys`)."""
         index = cls()
-        for record in store.scroll():
-            payload = record.payload
-            paths = list(payload.get("paths") or [])
-            index.paths_by_id[record.id] = paths
-            stamps = payload.get("mtimes") or {}
-            for p in paths:
-                index.ids_by_path.setdefault(p, set()).add(record.id)
-                if p in stamps and "sha256" in payload:
-                    index.hash_cache[p] = (int(payload.get("size", -1)), int(stamps[p]), payload["sha256"])
+        if roots is None or not has_folder_keys(store):
+            records = store.scroll()
+        else:
+            folders = sorted({str(r) for r in roots if r.is_dir()})
+            files = sorted({str(r) for r in roots if not r.is_dir()})
+            found: dict[str, PointRecord] = {}
+            for key, values in (("dirs", folders), ("paths", folders + files)):
+                for chunk in range(0, len(values), 256):
+                    for record in store.scroll({key: values[chunk:chunk + 256]}):
+                        found[record.id] = record
+            records = found.values()
+        for record in records:
+            index.add(record)
         return index
+
+    def add(self, record: PointRecord) -> None:
+        payload = record.payload
+        paths = list(payload.get("paths") or [])
+        self.paths_by_id[record.id] = paths
+        stamps = payload.get("mtimes") or {}
+        for p in paths:
+            self.ids_by_path.setdefault(p, set()).add(record.id)
+            if p in stamps and "sha256" in payload:
+                self.hash_cache[p] = (int(payload.get("size", -1)), int(stamps[p]), payload["sha256"])
+
+    def add_content(self, store: VectorStore, files: list[DiscoveredFile]) -> None:
+        """Read the points holding the content of ``files`` that the roots did not cover (the same
+        file stored under another folder is linked, not encoded again)."""
+        wanted = sorted({point_id(f.sha256) for f in files} - set(self.paths_by_id))
+        for chunk in range(0, len(wanted), 1000):
+            for record in store.retrieve(wanted[chunk:chunk + 1000]):
+                self.add(record)
+
+
+def has_folder_keys(store: VectorStore) -> bool:
+    """Whether every stored media item has the ``dirs`` key (items stored before it existed lack it)."""
+    return store.count({"kind": ["video", "audio"]}) <= store.count({"dirs": "/"})
+
+
+def add_folder_keys(store: VectorStore) -> int:
+    """Give items stored by an older version their ``dirs`` key, and create the indexes that
+    version did not make; once, by the first ingest that writes. Returns how many items changed."""
+    by_folders: dict[tuple[str, ...], list[str]] = {}
+    for record in store.scroll():
+        paths = record.payload.get("paths") or []
+        if paths and "dirs" not in record.payload:
+            by_folders.setdefault(tuple(folders_above(paths)), []).append(record.id)
+    for folders, ids in by_folders.items():  # one write per distinct folder set, not per item
+        for chunk in range(0, len(ids), 1000):
+            store.set_payload(ids[chunk:chunk + 1000], {"dirs": list(folders)})
+    store.ensure_indexes()
+    return sum(len(ids) for ids in by_folders.values())
 
 
 def plan_ingest(found, index: StoreIndex) -> IngestPlan:
@@ -240,8 +290,7 @@ def _apply_unlinks(store: VectorStore, unlink: dict[str, set[str]], trash: Trash
     for record in store.retrieve(sorted(by_id)):
         keep = [p for p in record.payload.get("paths") or [] if p not in by_id[record.id]]
         if keep:
-            mtimes = {p: t for p, t in (record.payload.get("mtimes") or {}).items() if p in keep}
-            store.set_payload([record.id], {"paths": keep, "path": keep[0], "mtimes": mtimes})
+            store.set_payload([record.id], location_fields(keep, record.payload.get("mtimes") or {}))
         else:
             gone = all(p in removed for p in by_id[record.id])
             emptied["file removed" if gone else "file replaced by other content"].append(record.id)
@@ -272,7 +321,7 @@ def _restore_from_trash(store: VectorStore, trash: Trash, files: list[Discovered
     records = trash.take(sorted(by_id))
     for r in records:
         f = by_id[r.id]
-        r.payload.update({"path": str(f.path), "paths": [str(f.path)], "mtimes": {str(f.path): f.mtime_ns}})
+        r.payload.update(location_fields([str(f.path)], {str(f.path): f.mtime_ns}))
     trash.restore(records)
     return sorted(str(by_id[r.id].path) for r in records)
 
@@ -290,7 +339,7 @@ def _apply_links(
         files = links[record.id]
         paths = list(dict.fromkeys([*(record.payload.get("paths") or []), *(str(f.path) for f in files)]))
         mtimes = {**(record.payload.get("mtimes") or {}), **{str(f.path): f.mtime_ns for f in files}}
-        store.set_payload([record.id], {"paths": paths, "path": paths[0], "mtimes": mtimes})
+        store.set_payload([record.id], location_fields(paths, mtimes))
     return extra
 
 
@@ -357,9 +406,13 @@ def _run_ingest(paths, settings: Settings, dry_run, removals, retry_failed, prog
             store.ensure_collection(dims)  # raises the mismatch error
     else:
         store.ensure_collection(dims)
-    index = StoreIndex.read(store)
+    if not dry_run and store.collection_dims() is not None and not has_folder_keys(store):
+        progress.note(f"adding folder keys to {add_folder_keys(store)} items stored by an older version (once)")
+    roots = [Path(os.path.abspath(Path(p).expanduser())) for p in paths if os.path.lexists(Path(p).expanduser())]
+    index = StoreIndex.read(store, roots)
     found = discover(paths, include_hidden=settings.include_hidden, hash_cache=index.hash_cache,
                      max_files=settings.discover_max_files, timeout_s=settings.discover_timeout_s)
+    index.add_content(store, found.files)
     plan = plan_ingest(found, index)
     guard_removals(plan, found, index, removals, settings.max_remove_fraction)
     if plan.to_encode and store.collection_dims() is not None:

@@ -14,7 +14,8 @@ if TYPE_CHECKING:
     from embedder.settings import Settings
 
 # Point ids are UUIDv5 of the content hash: the same bytes always map to the same point.
-INDEXED_FIELDS = ("paths", "sha256", "kind", "modalities", "item", "user")
+INDEXED_FIELDS = ("paths", "dirs", "sha256", "kind", "modalities", "item", "user",
+                  "models.visual", "models.audio", "models.text")
 NUMERIC_INDEXED_FIELDS = ("popularity",)
 # Collaborative-filtering factors score by dot product (what ALS optimises); all else by cosine.
 VECTOR_DISTANCES = {"cf": "dot", "rec": "dot"}  # "cf_sim" holds the same factors under cosine, for item-to-item
@@ -140,6 +141,14 @@ class VectorStore(ABC):
         """One page of points in id order and the offset of the next page (``None`` at the end)."""
 
     @abstractmethod
+    def facet(self, key: str, limit: int = 100) -> dict[str, int] | None:
+        """Points per value of an indexed keyword ``key``, counted by the engine; ``None`` when the
+        back-end or the collection cannot (no index on that key)."""
+        return None
+
+    def ensure_indexes(self) -> None:
+        """Create the payload indexes a collection made by an older version lacks (idempotent)."""
+
     def count(self, filter: Filter | None = None) -> int:
         """How many points match ``filter``."""
 

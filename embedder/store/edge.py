@@ -278,7 +278,7 @@ class EdgeStore(VectorStore):
         distance = {"cosine": Distance.Cosine, "dot": Distance.Dot}
         config = EdgeConfig(
             vectors={
-                name: EdgeVectorParams(size=size, distance=distance[VECTOR_DISTANCES.get(name, "cosine")])
+                name: EdgeVectorParams(size=size, distance=distance[VECTOR_DISTANCES.get(name, "cosine")], on_disk=True)
                 for name, size in dims.items()
             }
         )
@@ -395,6 +395,29 @@ class EdgeStore(VectorStore):
 
         records, nxt = self._shard.scroll(ScrollRequest(offset=offset, limit=limit, with_payload=True, with_vector=with_vectors))
         return [self._record(r, with_vectors) for r in records], nxt
+
+    @_readable
+    def facet(self, key: str, limit: int = 100) -> dict[str, int] | None:
+        if self._shard is None:
+            return {}
+        from qdrant_edge import FacetRequest
+
+        try:
+            response = self._shard.facet(FacetRequest(key=key, limit=limit, exact=True))
+        except Exception as exc:  # no index on that key (a collection made before it was indexed)
+            if "index" in str(exc).lower():
+                return None
+            raise
+        return {str(h.value): int(h.count) for h in response.hits}
+
+    @_readable
+    def ensure_indexes(self) -> None:
+        if self._shard is None:
+            return
+        from qdrant_edge import PayloadSchemaType, UpdateOperation
+
+        for name in INDEXED_FIELDS:
+            self._shard.update(UpdateOperation.create_field_index(name, PayloadSchemaType.Keyword))
 
     @_readable
     def count(self, filter: Filter | None = None) -> int:

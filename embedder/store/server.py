@@ -213,6 +213,25 @@ class ServerStore(VectorStore):
                                           with_vectors=with_vectors)
         return [self._record(r, with_vectors) for r in records], nxt
 
+    def facet(self, key: str, limit: int = 100) -> dict[str, int] | None:
+        if self.collection_dims() is None:
+            return {}
+        try:
+            response = self.client.facet(self.collection, key=key, limit=limit, exact=True)
+        except Exception as exc:  # no index on that key, or a local engine without facets
+            if "index" in str(exc).lower() or isinstance(exc, NotImplementedError):
+                return None
+            raise
+        return {str(h.value): int(h.count) for h in response.hits}
+
+    def ensure_indexes(self) -> None:
+        from qdrant_client import models
+
+        if self.collection_dims() is None:
+            return
+        for name in INDEXED_FIELDS:
+            self.client.create_payload_index(self.collection, name, models.PayloadSchemaType.KEYWORD, wait=True)
+
     def count(self, filter: Filter | None = None) -> int:
         if self.collection_dims() is None:
             return 0
