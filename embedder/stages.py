@@ -126,11 +126,15 @@ class LocalExecutor:
         # Where the time goes (clip-retrieval reports the same split): waiting for decoders means the
         # encoder is starved; encode time dominating means decoding keeps up.
         timings = {"wait_for_decode_s": 0.0, "encode_s": 0.0, "write_s": 0.0}
+        counted = {"frames": 0, "audio_windows": 0}  # what the encoders were given
+        run_started = time.perf_counter()
 
         def encode_and_write(batch):
             started = time.perf_counter()
             try:
                 points = stages.encode(batch)
+                counted["frames"] += sum(0 if i.frames is None else len(i.frames.timestamps) for _, i in batch)
+                counted["audio_windows"] += sum(0 if i.audio is None else len(i.audio.windows) for _, i in batch)
             except Exception as exc:
                 if len(batch) > 1:  # find the item that breaks the batch; the others still go in
                     for one in batch:
@@ -175,4 +179,13 @@ class LocalExecutor:
         progress.finish()
         report.failed.sort(key=lambda f: f.path)
         report.timings = {k: round(v, 3) for k, v in timings.items()}
+        # Which side bounds the run: frames and windows per second of the whole run, and the share
+        # of it the encoder spent waiting for decoded files (high: decoding is the bound).
+        wall = max(round(time.perf_counter() - run_started, 3), 0.001)
+        report.timings.update({
+            "run_s": wall, **counted,
+            "frames_per_s": round(counted["frames"] / wall, 2),
+            "audio_windows_per_s": round(counted["audio_windows"] / wall, 2),
+            "encoder_wait_share": round(timings["wait_for_decode_s"] / wall, 3),
+        })
         return report

@@ -30,3 +30,20 @@ def test_device_auto_picks_cuda():
     from embedder.encoders.runtime import resolve_device
 
     assert resolve_device("auto") == "cuda"
+
+
+def test_full_size_models_in_bf16_on_gpu_match_fp32_on_cpu():
+    """The bench preset's architectures (ViT-B-32, the full CLAP): bf16 autocast on CUDA keeps
+    the embeddings of fp32 on CPU."""
+    rng = np.random.default_rng(1)
+    frames = rng.integers(0, 256, size=(8, 224, 298, 3), dtype=np.uint8)
+    windows = [rng.standard_normal(480_000).astype(np.float32) for _ in range(2)]
+    texts = ["a red car", "rain on a roof"]
+    for cls, spec, call in ((ClipEncoder, "bench-clip", lambda e: e.encode_images(frames)),
+                            (ClipEncoder, "bench-clip", lambda e: e.encode_texts(texts)),
+                            (ClapEncoder, "bench-clap", lambda e: e.encode_audio(windows)),
+                            (ClapEncoder, "bench-clap", lambda e: e.encode_texts(texts))):
+        cpu = call(cls(MODELS[spec], device="cpu"))
+        gpu = call(cls(MODELS[spec], device="cuda"))
+        cos = (cpu * gpu).sum(axis=1)
+        assert cos.min() > 0.98, (spec, cos)

@@ -129,6 +129,11 @@ def _print_ingest(data: dict, dry_run: bool) -> None:
         t = data["timings"]
         out.print(f"time: waiting for decoders {t['wait_for_decode_s']:.1f}s, encoding {t['encode_s']:.1f}s, "
                   f"writing {t['write_s']:.1f}s", highlight=False)
+        if "frames_per_s" in t:  # which side bounds the run
+            bound = "decoding bounds this run" if t["encoder_wait_share"] >= 0.5 else "encoding bounds this run"
+            out.print(f"throughput: {t['frames']} frames ({t['frames_per_s']:.1f}/s), {t['audio_windows']} audio windows "
+                      f"({t['audio_windows_per_s']:.1f}/s); the encoder waited {100 * t['encoder_wait_share']:.0f}% "
+                      f"of the run ({bound})", highlight=False)
     for key in ("new", "updated", "restored", "removed"):
         for p in data[key]:
             out.print(f"  {key}: {p}", highlight=False)

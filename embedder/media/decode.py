@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -38,6 +39,7 @@ class DecodeOptions:
                 max_frames=settings.max_frames,
                 scene_threshold=settings.scene_threshold,
                 image_size=image_size,
+                decoder_threads=max(1, (os.cpu_count() or 1) // settings.workers),
             ),
             windows=WindowOptions(
                 window_s=settings.audio_window_s,

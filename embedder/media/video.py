@@ -31,6 +31,9 @@ class SamplingOptions:
     max_frames: int = 32
     scene_threshold: float = 0.12
     image_size: int = 224
+    # Threads each decoder may use: the cores the decoder processes leave free (1 when there are
+    # as many processes as cores, so they never compete).
+    decoder_threads: int = 1
 
 
 @dataclass
@@ -83,10 +86,10 @@ class _Decoder:
 class _DecordDecoder(_Decoder):
     name = "decord"
 
-    def __init__(self, path: str, stream: VideoStream, size: tuple[int, int]):
+    def __init__(self, path: str, stream: VideoStream, size: tuple[int, int], threads: int = 1):
         import decord
 
-        self.reader = decord.VideoReader(path, ctx=decord.cpu(0), width=size[1], height=size[0], num_threads=1)
+        self.reader = decord.VideoReader(path, ctx=decord.cpu(0), width=size[1], height=size[0], num_threads=threads)
         self.count = len(self.reader)
         if self.count <= 0:
             raise RuntimeError("decord reports no frames")
@@ -113,7 +116,7 @@ class _DecordDecoder(_Decoder):
 class _TorchcodecDecoder(_Decoder):
     name = "torchcodec"
 
-    def __init__(self, path: str, stream: VideoStream, size: tuple[int, int]):
+    def __init__(self, path: str, stream: VideoStream, size: tuple[int, int], threads: int = 1):
         from torchcodec.decoders import VideoDecoder
         from torchcodec.transforms import Resize
 
@@ -121,7 +124,7 @@ class _TorchcodecDecoder(_Decoder):
             path,
             stream_index=stream.index,
             dimension_order="NHWC",
-            num_ffmpeg_threads=1,
+            num_ffmpeg_threads=threads,
             transforms=[Resize(size=list(size))],
         )
         meta = self.decoder.metadata
@@ -149,9 +152,9 @@ def _clean(exc: Exception) -> str:
     return text.strip()[:200]
 
 
-def _open(name: str, path: str, stream: VideoStream, size: tuple[int, int]) -> _Decoder:
+def _open(name: str, path: str, stream: VideoStream, size: tuple[int, int], threads: int = 1) -> _Decoder:
     cls = _DecordDecoder if name == "decord" else _TorchcodecDecoder
-    return cls(path, stream, size)
+    return cls(path, stream, size, threads)
 
 
 def _decode(decoder: _Decoder, times: list[float]) -> tuple[np.ndarray, list[float]]:
@@ -208,7 +211,7 @@ def sample_frames(path: str, info: ProbeInfo, opts: SamplingOptions) -> SampledF
     reasons: list[str] = []
     for name in ("decord", "torchcodec"):
         try:
-            decoder = _open(name, path, stream, size)
+            decoder = _open(name, path, stream, size, opts.decoder_threads)
             if opts.mode == "scene":
                 times = scene_timestamps(decoder, duration, opts)
             else:

@@ -81,3 +81,23 @@ def test_truncated_file_is_a_decode_error(media):
         sample(media["truncated_faststart.mp4"])
     assert err.value.stage == "decode"
     assert "decord:" in err.value.reason and "torchcodec:" in err.value.reason
+
+
+@pytest.mark.parametrize("name", ["h264.mp4", "av1.mkv"])  # decord, and torchcodec (its fallback)
+def test_decoder_threads_leave_the_frames_unchanged(media, name):
+    one = sample(media[name], decoder_threads=1)
+    many = sample(media[name], decoder_threads=4)
+    assert one.decoder == many.decoder and one.timestamps == many.timestamps
+    assert np.array_equal(one.frames, many.frames)
+
+
+def test_decoder_processes_share_the_cores():
+    import os
+
+    from embedder.media.decode import DecodeOptions
+    from embedder.settings import load_settings
+
+    cores = os.cpu_count() or 1
+    alone = DecodeOptions.from_settings(load_settings(workers=1), 224).sampling.decoder_threads
+    crowded = DecodeOptions.from_settings(load_settings(workers=64), 224).sampling.decoder_threads
+    assert alone == cores and crowded == 1

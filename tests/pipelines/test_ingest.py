@@ -49,11 +49,19 @@ def test_ingest_reingest_modify_delete(library, settings, encoders, media):
     assert first["failed"] == [{"path": str(library / "truncated.mp4"), "stage": "probe",
                                 "reason": "Invalid data found when processing input"}]
     assert first["skipped"] == [{"path": str(library / "h264.json"), "reason": "sidecar text (read with its media file)"}]
-    assert set(first["timings"]) == {"wait_for_decode_s", "encode_s", "write_s"}
-    assert first["timings"]["encode_s"] > 0 and first["timings"]["write_s"] > 0
+    timings = first["timings"]
+    assert set(timings) == {"wait_for_decode_s", "encode_s", "write_s", "run_s", "frames", "audio_windows",
+                            "frames_per_s", "audio_windows_per_s", "encoder_wait_share"}
+    assert timings["encode_s"] > 0 and timings["write_s"] > 0
+    assert timings["frames_per_s"] == round(timings["frames"] / timings["run_s"], 2)
+    assert 0 < timings["encoder_wait_share"] <= 1
 
     with open_store(settings) as store:
         assert store.count() == 5
+        stored = [r.payload for r in store.scroll()]
+        # what the encoders were given is what was stored: every frame, every window
+        assert timings["frames"] == sum(len(p["frames"]) for p in stored) > 0
+        assert timings["audio_windows"] == sum(p["audio_windows"] for p in stored) > 0
         rec = store.retrieve([point_id(__import__("hashlib").sha256((library / "h264.mp4").read_bytes()).hexdigest())], with_vectors=True)[0]
         assert rec.payload["text"] == "test pattern with a beep" and rec.payload["text_source"] == "sidecar-json"
         assert rec.payload["modalities"] == ["visual", "audio", "text"]
