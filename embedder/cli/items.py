@@ -65,3 +65,31 @@ def items_delete(
         return
     for item in deleted:
         out.print(f"deleted {item['path'] or item['id']} (in the trash)", highlight=False, soft_wrap=True)
+
+
+@items_app.command("thumbnails")
+@guarded
+def items_thumbnails(
+    ctx: typer.Context,
+    redo: bool = typer.Option(False, "--all", help="Make every item's thumbnail again, not only the missing ones."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+) -> None:
+    """Make the thumbnails items lack (ingested before thumbnails existed, or with them off).
+
+    Files are decoded again, nothing is encoded, and vectors are not touched.
+    """
+    from embedder.cli.common import TerminalProgress
+    from embedder.media.thumbnail import make_missing_thumbnails
+    from embedder.store import open_store
+
+    settings = ctx.obj.settings()
+    with open_store(settings) as store:
+        report = make_missing_thumbnails(settings, store, TerminalProgress(quiet or as_json), redo=redo)
+    if as_json:
+        print_json(report)
+        return
+    out.print(f"thumbnails: {report['made']} made, {report['already']} already there, "
+              f"{len(report['no_file'])} items without a file on disk, {len(report['failed'])} failed", highlight=False)
+    for failure in report["failed"]:
+        out.print(f"  [red]failed[/red] {failure['path']}: {failure['stage']}: {failure['reason']}", highlight=False)
