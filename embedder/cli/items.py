@@ -80,7 +80,7 @@ def items_thumbnails(
     Files are decoded again, nothing is encoded, and vectors are not touched.
     """
     from embedder.cli.common import TerminalProgress
-    from embedder.media.thumbnail import make_missing_thumbnails
+    from embedder.thumbnails import make_missing_thumbnails
     from embedder.store import open_store
 
     settings = ctx.obj.settings()
