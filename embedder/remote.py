@@ -86,8 +86,8 @@ class RemoteLibrary:
         self.url = url
         self.settings = settings
         headers = {}
-        if settings.serve_api_key is not None and settings.serve_api_key.get_secret_value():
-            headers["Authorization"] = f"Bearer {settings.serve_api_key.get_secret_value()}"
+        if settings.serve_key:
+            headers["Authorization"] = f"Bearer {settings.serve_key}"
         self._http = httpx.Client(base_url=url, headers=headers, timeout=max(settings.timeout_s, 300.0))
 
     def close(self) -> None:

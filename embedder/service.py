@@ -108,9 +108,7 @@ def create_app(library: "Library", *, max_upload_mb: float = 200.0, preload: boo
                             buckets=(1, 2, 4, 8, 16, 32, 64))
     store_points = Gauge("embedder_store_points", "Items in the media collection", registry=registry)
     jobs: dict[str, IngestJob] = {}
-    state = {"ready": not preload}
-
-    state["batching"] = False
+    state = {"ready": not preload, "batching": False}
 
     def batched() -> None:
         """Concurrent text queries share encoder batches (after the encoders are loaded)."""
@@ -176,8 +174,8 @@ def create_app(library: "Library", *, max_upload_mb: float = 200.0, preload: boo
     async def internal_error(request: Request, exc: Exception):
         return _error(500, f"internal error: {type(exc).__name__}: {str(exc)[:300]}")
 
-    def item_or_404(item_id: str):
-        records = library.media.retrieve([item_id]) if is_point_id(item_id) else []
+    def item_or_404(item_id: str, with_vectors: bool = False):
+        records = library.media.retrieve([item_id], with_vectors=with_vectors) if is_point_id(item_id) else []
         if not records:
             raise HTTPException(status_code=404, detail=f"no item {item_id}")
         return records[0]
@@ -232,10 +230,8 @@ def create_app(library: "Library", *, max_upload_mb: float = 200.0, preload: boo
 
     @app.get("/items/{item_id}", summary="An item's stored details (payload and vector names)")
     def item(item_id: str) -> dict:
-        record = library.media.retrieve([item_id], with_vectors=True) if is_point_id(item_id) else []
-        if not record:
-            raise HTTPException(status_code=404, detail=f"no item {item_id}")
-        return {"id": record[0].id, "payload": record[0].payload, "vectors": sorted(record[0].vectors)}
+        record = item_or_404(item_id, with_vectors=True)
+        return {"id": record.id, "payload": record.payload, "vectors": sorted(record.vectors)}
 
     @app.get("/items/{item_id}/thumbnail", summary="The item's thumbnail (JPEG: a frame, or the audio's waveform)",
              response_class=FileResponse)
@@ -354,8 +350,7 @@ def serve(library: "Library", host: str = "127.0.0.1", port: int = 8080, **kwarg
 
     from embedder.store.edge import SERVE_FILE
 
-    key = library.settings.serve_api_key
-    api_key = key.get_secret_value() if key is not None and key.get_secret_value() else None
+    api_key = library.settings.serve_key
     if not is_loopback(host) and api_key is None:
         raise EmbedderError(f"binding to {host} opens the API to other machines: set EMBEDDER_SERVE_API_KEY "
                             "(clients send it as 'Authorization: Bearer KEY'), or keep the default 127.0.0.1")

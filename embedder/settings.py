@@ -192,6 +192,12 @@ class Settings(BaseSettings):
         return Path(self.store).expanduser()
 
     @property
+    def serve_key(self) -> str | None:
+        """``serve_api_key`` as text, ``None`` when unset or empty."""
+        key = self.serve_api_key
+        return key.get_secret_value() if key is not None and key.get_secret_value() else None
+
+    @property
     def thumbnails_dir(self) -> Path:
         """Where the items' thumbnails (``<point id>.jpg``) live: per store and logical collection,
         so a blue-green rebuild (same ids) keeps them."""

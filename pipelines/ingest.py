@@ -18,7 +18,7 @@ from embedder.encoders.bundle import schema_for
 from embedder.errors import EmbedderError, Failure
 from embedder.failures import FailureMemory, failures_path
 from embedder.jobs_lock import job_lock
-from embedder.media.discover import MISSING, DiscoveredFile, discover
+from embedder.media.discover import MISSING, DiscoveredFile, discover, root_path
 from embedder.progress import Progress
 from embedder.stages import IngestStages, LocalExecutor
 from embedder.payload import folders_above, location_fields
@@ -408,7 +408,7 @@ def _run_ingest(paths, settings: Settings, dry_run, removals, retry_failed, prog
         store.ensure_collection(dims)
     if not dry_run and store.collection_dims() is not None and not has_folder_keys(store):
         progress.note(f"adding folder keys to {add_folder_keys(store)} items stored by an older version (once)")
-    roots = [Path(os.path.abspath(Path(p).expanduser())) for p in paths if os.path.lexists(Path(p).expanduser())]
+    roots = [root for root in map(root_path, paths) if os.path.lexists(root)]
     index = StoreIndex.read(store, roots)
     found = discover(paths, include_hidden=settings.include_hidden, hash_cache=index.hash_cache,
                      max_files=settings.discover_max_files, timeout_s=settings.discover_timeout_s)

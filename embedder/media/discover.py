@@ -177,6 +177,11 @@ def _inside(path: Path, root: Path) -> bool:
         return False
 
 
+def root_path(path: str | Path) -> Path:
+    """A path as discovery names it and stores it: user-expanded and absolute, links unresolved."""
+    return Path(os.path.abspath(Path(path).expanduser()))
+
+
 def discover(
     paths: list[str | Path],
     *,
@@ -208,8 +213,7 @@ def discover(
     limits = _Limits(max_files, timeout_s)
     pseudo = pseudo_mounts()
     for raw in paths:
-        given = Path(raw).expanduser()
-        root = Path(os.path.abspath(given))
+        root = root_path(raw)
         if not os.path.lexists(root):
             result.skipped.append(Skipped(printable(root), MISSING))
             continue
