@@ -78,11 +78,14 @@ def point_problems(record) -> list[str]:
     found = []
     for name, vector in record.vectors.items():
         vector = np.asarray(vector, np.float64)  # float64: garbage values would overflow a float32 norm
-        norm = float(np.linalg.norm(vector)) if np.all(np.isfinite(vector)) else None
-        if norm is None:
+        if not np.all(np.isfinite(vector)):
             found.append(f"{name} vector holds non-finite numbers")
-        elif VECTOR_DISTANCES.get(name, "cosine") == "cosine" and abs(norm - 1) > UNIT_TOLERANCE:
-            found.append(f"{name} vector has length {norm:.4g}, not 1")
+            continue
+        # A multivector (segments) is one unit vector per row.
+        norms = np.linalg.norm(vector, axis=-1).reshape(-1)
+        worst = float(norms[np.argmax(np.abs(norms - 1))]) if norms.size else 0.0
+        if VECTOR_DISTANCES.get(name, "cosine") == "cosine" and abs(worst - 1) > UNIT_TOLERANCE:
+            found.append(f"{name} vector has length {worst:.4g}, not 1")
     payload = record.payload
     if payload.get("kind") in ("video", "audio"):
         missing = [k for k in MEDIA_KEYS if k not in payload]

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from embedder.fusion import MODALITIES, fuse
+from embedder.fusion import MODALITIES, fuse, pool
 
 if TYPE_CHECKING:
     from embedder.settings import Settings
@@ -21,12 +21,14 @@ if TYPE_CHECKING:
 
 @dataclass
 class ItemVectors:
-    """Pooled unit vectors per modality (``None`` when absent) and the fused content vector."""
+    """Pooled unit vectors per modality (``None`` when absent), the fused content vector, and one
+    fused content vector per segment (S x content dim) when the item was cut into segments."""
 
     visual: np.ndarray | None
     audio: np.ndarray | None
     text: np.ndarray
     content: np.ndarray
+    segments: np.ndarray | None = None
 
     def named(self) -> dict[str, np.ndarray]:
         """The named vectors to store (absent modalities are left out, not zero-filled)."""
@@ -35,6 +37,8 @@ class ItemVectors:
             out["visual"] = self.visual
         if self.audio is not None:
             out["audio"] = self.audio
+        if self.segments is not None:
+            out["segments"] = self.segments
         return out
 
 
@@ -66,10 +70,37 @@ def encode_items(items: list, encoders, batch_size: int = 32, modalities=MODALIT
 
 
 def embed_items(items: list, encoders, weights: dict[str, float], batch_size: int = 32) -> list[ItemVectors]:
-    """Encode a group of :class:`~embedder.media.decode.DecodedItem`, then fuse each item's blocks."""
+    """Encode a group of :class:`~embedder.media.decode.DecodedItem`, then fuse each item's blocks,
+    and each segment's blocks for items cut into segments.
+
+    Every frame, window and text is encoded once: the item's vectors pool its own units, and a
+    segment's vectors pool the units under it (:mod:`embedder.media.segments`), so moments cost
+    only the extra frames and windows of segments the item's samples missed, and their texts.
+    """
     dims = encoders.dims
+    units = {m: encoders[m].encode_units(items, batch_size) for m in MODALITIES}
     out = []
-    for vecs in encode_items(items, encoders, batch_size):
-        out.append(ItemVectors(visual=vecs.get("visual"), audio=vecs.get("audio"), text=vecs["text"],
-                               content=fuse(vecs, dims, weights)))
+    for i, item in enumerate(items):
+        pooled: dict[str, np.ndarray] = {}
+        for m in ("visual", "audio"):
+            if i in units[m]:
+                pooled[m] = pool(units[m][i][: encoders[m].item_units(item)])
+        pooled["text"] = units["text"][i][0]
+        segments = None
+        if item.segments:
+            segments = np.stack([
+                fuse(_segment_blocks(units, i, k, segment), dims, weights) for k, segment in enumerate(item.segments)
+            ])
+        out.append(ItemVectors(visual=pooled.get("visual"), audio=pooled.get("audio"), text=pooled["text"],
+                               content=fuse(pooled, dims, weights), segments=segments))
     return out
+
+
+def _segment_blocks(units: dict[str, dict[int, np.ndarray]], i: int, k: int, segment) -> dict[str, np.ndarray]:
+    """Segment ``k`` of item ``i``: its frames and windows pooled, and its own text."""
+    blocks = {"text": units["text"][i][1 + k]}
+    if segment.frames and i in units["visual"]:
+        blocks["visual"] = pool(units["visual"][i][segment.frames])
+    if segment.windows and i in units["audio"]:
+        blocks["audio"] = pool(units["audio"][i][segment.windows])
+    return blocks

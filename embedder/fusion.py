@@ -77,3 +77,10 @@ def split_content(content: np.ndarray, dims: dict[str, int]) -> dict[str, np.nda
         out[m] = content[start : start + dims[m]]
         start += dims[m]
     return out
+
+
+def block_contributions(vector: np.ndarray, query: np.ndarray, dims: dict[str, int]) -> dict[str, float]:
+    """What each modality block adds to ``vector . query`` (two content-space vectors): the dot
+    products of their blocks, which add up to the score exactly (blocks either lacks are left out)."""
+    a, b = split_content(vector, dims), split_content(query, dims)
+    return {m: round(float(np.dot(a[m], b[m])), 6) for m in MODALITIES if np.any(a[m]) and np.any(b[m])}

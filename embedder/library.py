@@ -154,10 +154,14 @@ class Library:
 
     def search(self, text: str | None = None, *, like: str | Path | None = None, limit: int = 10,
                modality: str = "all", filters: dict | list[str] | None = None, min_score: float | None = None,
-               include_self: bool = False) -> list:
+               include_self: bool = False, moments: bool = False, user: str | None = None,
+               seen: str = "demote") -> list:
         """Items matching ``text``, or like ``like`` (an ingested item's id or path, or a new file).
 
         ``filters`` is a parsed filter or ``--filter`` strings (``["kind=video", "duration>10"]``).
+        ``moments``: rank items by their best segment and name it (:class:`embedder.search.Moment`).
+        ``user``: re-rank for that user's taste (:mod:`embedder.personal`); ``seen`` says what
+        happens to items they have seen: ``demote``, ``exclude`` or ``keep``.
 
         Returns:
             :class:`embedder.search.SearchHit` list, best first, with per-modality scores.
@@ -171,10 +175,19 @@ class Library:
 
             filters = parse_filters(filters)
         media = self.media
+        fetch = limit
+        taste = None
+        if user is not None:
+            from embedder.personal import POOL_DEPTH, SEEN_CHOICES, read_taste
+
+            if seen not in SEEN_CHOICES:
+                raise EmbedderError(f"--seen must be one of {', '.join(SEEN_CHOICES)}, not '{seen}'")
+            taste = read_taste(self.settings.stored_user(user), self.history(user), media, self.users)
+            fetch = limit if taste.empty else limit * POOL_DEPTH
         if like is not None:
             encoders = self._encoders  # a new file loads them; an ingested item does not need them
-            hits = search_like(media, str(like), self.settings, encoders=encoders, limit=limit, modality=modality,
-                               filters=filters, include_self=include_self)
+            hits = search_like(media, str(like), self.settings, encoders=encoders, limit=fetch, modality=modality,
+                               filters=filters, include_self=include_self, moments=moments)
         else:
             from embedder.encoders.bundle import configured_model_ids
 
@@ -182,9 +195,21 @@ class Library:
                 raise EmbedderError(f"collection '{self.settings.collection}' is empty or missing; "
                                     "run 'embedder ingest' first")
             check_vector_space(media, configured_model_ids(self.settings))  # before seconds of model loading
-            hits = search_text(media, self._queries or self.encoders, text, weights=self.settings.fusion_weights, limit=limit,
-                               modality=modality, filters=filters)
-        return [h for h in hits if min_score is None or h.score >= min_score]
+            hits = search_text(media, self._queries or self.encoders, text, weights=self.settings.fusion_weights, limit=fetch,
+                               modality=modality, filters=filters, moments=moments)
+        hits = [h for h in hits if min_score is None or h.score >= min_score]
+        if moments:
+            from embedder.media.thumbnail import ThumbnailStore
+
+            previews = ThumbnailStore(self.settings.thumbnails_dir)
+            for hit in hits:
+                if hit.moment is not None and (found := previews.get_moment(hit.id, hit.moment.segment)):
+                    hit.moment.thumbnail = str(found)
+        if taste is not None:
+            from embedder.personal import personalise
+
+            hits = personalise(hits, taste, media, weight=self.settings.personal_weight, limit=limit, seen=seen)
+        return hits
 
     def history(self, user: str) -> list:
         """The user's events, oldest first (``user`` as given: hashed when ids are pseudonymous)."""

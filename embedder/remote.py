@@ -120,29 +120,31 @@ class RemoteLibrary:
 
     def search(self, text: str | None = None, *, like: str | Path | None = None, limit: int = 10,
                modality: str = "all", filters: list[str] | None = None, min_score: float | None = None,
-               include_self: bool = False) -> list:
+               include_self: bool = False, moments: bool = False, user: str | None = None,
+               seen: str = "demote") -> list:
         """As :meth:`Library.search`; ``filters`` are ``--filter`` strings. A ``like`` that is a file
         here is uploaded (the server finds it by content if it is ingested)."""
-        from embedder.search import SearchHit
+        from embedder.search import Moment, SearchHit
 
         if (text is None) == (like is None):
             raise EmbedderError("give either a search text or --like FILE_OR_ID")
         if isinstance(filters, dict):
             raise EmbedderError("a remote search takes --filter strings, not a parsed filter")
-        params = {"limit": limit, "modality": modality, "filter": list(filters or [])}
+        params = {"limit": limit, "modality": modality, "filter": list(filters or []), "moments": moments,
+                  **({"user": user, "seen": seen} if user is not None else {})}
         if text is not None:
             if min_score is not None:
                 params["min_score"] = min_score
             body = self._call("GET", "/search", params={**params, "q": text})
         elif Path(str(like)).expanduser().is_file():
-            if filters:
-                raise EmbedderError("--filter with --like FILE is not supported through embedder serve")
+            if filters or user is not None:
+                raise EmbedderError("--filter or --user with --like FILE is not supported through embedder serve")
             with open(Path(str(like)).expanduser(), "rb") as fh:
-                body = self._call("POST", "/search/file", params={"limit": limit, "modality": modality},
+                body = self._call("POST", "/search/file", params={"limit": limit, "modality": modality, "moments": moments},
                                   files={"file": (Path(str(like)).name, fh)})
         else:
             body = self._call("GET", f"/items/{like}/like", params={**params, "include_self": include_self})
-        hits = [SearchHit(**h) for h in body["hits"]]
+        hits = [SearchHit(**{**h, "moment": Moment(**h["moment"]) if h.get("moment") else None}) for h in body["hits"]]
         return [h for h in hits if min_score is None or h.score >= min_score]
 
     def recommend(self, user: str, *, strategy: str = "hybrid", limit: int = 10, exclude_seen: bool = True,

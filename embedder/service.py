@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Body, FastAPI, File, HTTPException, Query, Request, UploadFile
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -195,23 +196,50 @@ def create_app(library: "Library", *, max_upload_mb: float = 200.0, preload: boo
         store_points.set(library.media.count())
         return PlainTextResponse(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/search", summary="Search by text ('embedder search TEXT')")
+    def hits_json(hits) -> list[dict]:
+        """Hits as JSON, a moment's preview as the URL that serves it (never a server path)."""
+        out = []
+        for h in hits:
+            d = h.to_dict()
+            if d.get("moment") and d["moment"].get("thumbnail"):
+                d["moment"]["thumbnail"] = f"/items/{h.id}/moments/{h.moment.segment}/thumbnail"
+            out.append(d)
+        return out
+
+    @app.get("/search", summary="Search by text ('embedder search TEXT'), for a user, or for moments")
     def search(q: str = Query(..., min_length=1, max_length=MAX_QUERY_CHARS), limit: int = Query(10, ge=1, le=1000), modality: str = "all",
-               filter: list[str] = Query(default=[]), min_score: float | None = None) -> dict:
+               filter: list[str] = Query(default=[]), min_score: float | None = None, moments: bool = False,
+               user: str | None = Query(None, min_length=1, max_length=512), seen: str = "demote") -> dict:
         batched()
-        hits = library.search(q, limit=limit, modality=modality, filters=filter, min_score=min_score)
-        return {"query": q, "like": None, "modality": modality, "min_score": min_score,
-                "hits": [h.to_dict() for h in hits]}
+        hits = library.search(q, limit=limit, modality=modality, filters=filter, min_score=min_score, moments=moments,
+                              user=user, seen=seen)
+        return {"query": q, "like": None, "modality": modality, "min_score": min_score, "moments": moments,
+                "user": user, "hits": hits_json(hits)}
 
     @app.get("/items/{item_id}/like", summary="Items like an ingested item ('embedder search --like ID')")
     def search_like(item_id: str, limit: int = Query(10, ge=1, le=1000), modality: str = "all",
-                    filter: list[str] = Query(default=[]), include_self: bool = False) -> dict:
+                    filter: list[str] = Query(default=[]), include_self: bool = False, moments: bool = False,
+                    user: str | None = Query(None, min_length=1, max_length=512), seen: str = "demote") -> dict:
         item_or_404(item_id)
-        hits = library.search(like=item_id, limit=limit, modality=modality, filters=filter, include_self=include_self)
-        return {"query": None, "like": item_id, "modality": modality, "hits": [h.to_dict() for h in hits]}
+        hits = library.search(like=item_id, limit=limit, modality=modality, filters=filter, include_self=include_self,
+                              moments=moments, user=user, seen=seen)
+        return {"query": None, "like": item_id, "modality": modality, "moments": moments, "user": user,
+                "hits": hits_json(hits)}
+
+    @app.get("/items/{item_id}/moments/{segment}/thumbnail", summary="A preview of one segment of an item (JPEG)",
+             response_class=FileResponse)
+    def moment_thumbnail(item_id: str, segment: int = PathParam(..., ge=0, le=100_000)):
+        from embedder.media.thumbnail import ThumbnailStore
+
+        record = item_or_404(item_id)
+        found = ThumbnailStore(library.settings.thumbnails_dir).get_moment(record.id, segment)
+        if found is None:
+            raise HTTPException(status_code=404, detail=f"item {item_id} has no preview of segment {segment}")
+        return FileResponse(found, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
 
     @app.post("/search/file", summary="Items like an uploaded file (decoded in an isolated worker)")
-    def search_file(file: UploadFile = File(...), limit: int = Query(10, ge=1, le=1000), modality: str = "all") -> dict:
+    def search_file(file: UploadFile = File(...), limit: int = Query(10, ge=1, le=1000), modality: str = "all",
+                    moments: bool = False) -> dict:
         suffix = Path(file.filename or "upload").suffix[:16]
         tmp = Path(tempfile.mkdtemp(prefix="embedder-upload-"))
         try:
@@ -223,8 +251,9 @@ def create_app(library: "Library", *, max_upload_mb: float = 200.0, preload: boo
                     if size > limit_bytes:
                         raise HTTPException(status_code=413, detail=f"the file is over {max_upload_mb:g} MB")
                     out.write(chunk)
-            hits = library.search(like=str(target), limit=limit, modality=modality)
-            return {"query": None, "like": file.filename, "modality": modality, "hits": [h.to_dict() for h in hits]}
+            hits = library.search(like=str(target), limit=limit, modality=modality, moments=moments)
+            return {"query": None, "like": file.filename, "modality": modality, "moments": moments,
+                    "hits": hits_json(hits)}
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 

@@ -60,6 +60,13 @@ class Settings(BaseSettings):
     audio_window_s: float = Field(10.0, gt=0, le=10)  # CLAP-htsat takes 10 s; longer would be cropped
     max_audio_windows: int = Field(30, ge=1, le=1000)
     min_last_window_s: float = Field(1.0, ge=0)
+    # Moments: each item is cut into segments (shots where the video has cuts, else windows of
+    # about segment_s), each with its own fused vector in the "segments" multivector, for
+    # 'search --moments'. Longer files get longer segments past max_segments.
+    segments: bool = True
+    segment_mode: Literal["shots", "windows"] = "shots"
+    segment_s: float = Field(10.0, ge=1, le=600)
+    max_segments: int = Field(360, ge=1, le=4096)
 
     # Refuse files over these before decoding anything.
     max_width: int = Field(7680, ge=16)
@@ -96,6 +103,9 @@ class Settings(BaseSettings):
     cf_iterations: int = Field(15, ge=1, le=1000)
     cf_bm25_k1: float = Field(1.2, gt=0)
     rec_dim: int = Field(64, ge=2, le=1024)  # size of the trained head's "rec" vectors
+    # 'search --user': how many spreads of relevance one spread of the user's taste is worth among
+    # the candidates (embedder.personal); 0 turns personalisation into plain search.
+    personal_weight: float = Field(1.0, ge=0, le=10)
     # Interaction events older than this many days are dropped ('interactions prune', a scheduled
     # step) and never imported; None keeps them for ever.
     retention_days: float | None = Field(None, gt=0)

@@ -30,9 +30,15 @@ from embedder.store import PointRecord, VectorStore, point_id
 GROUP_MAX_ITEMS = 16  # decoded items encoded together; bounds memory while filling batches
 
 
-def build_payload(f: DiscoveredFile, item: DecodedItem, encoders, weights: dict[str, float]) -> MediaPayload:
-    """What a point records about its file, and what produced its vectors (provenance)."""
+def build_payload(f: DiscoveredFile, item: DecodedItem, encoders, weights: dict[str, float],
+                  segmenting: dict | None = None) -> MediaPayload:
+    """What a point records about its file, and what produced its vectors (provenance).
+
+    ``segmenting``: the cutting rule's stamp, stored with the segments when the item has them.
+    """
     present = [m for m in MODALITIES if m in item.modalities]
+    moments = {} if not item.segments else {"segments": [s.to_payload() for s in item.segments],
+                                             "segmenting": segmenting}
     return {
         # where: path, paths, dirs, and mtimes (which let the next run skip re-hashing unchanged files)
         **location_fields([str(f.path)], {str(f.path): f.mtime_ns}),
@@ -48,6 +54,7 @@ def build_payload(f: DiscoveredFile, item: DecodedItem, encoders, weights: dict[
         "frames": [] if item.frames is None else item.frames.timestamps,
         "audio_windows": 0 if item.audio is None else len(item.audio.windows),
         "ingested_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **moments,
     }
 
 
@@ -60,9 +67,16 @@ class IngestStages:
     store: VectorStore
 
     def __post_init__(self):
+        import dataclasses
+
         from embedder.embedding import decode_options
 
         self.options = decode_options(self.settings, self.encoders)
+        if self.options.segments.enabled and not self.store.has_vector("segments"):
+            # A collection made before moments (or with them off) has nowhere to put segment
+            # vectors: cut nothing until 'embedder reembed' rebuilds it.
+            self.options = dataclasses.replace(
+                self.options, segments=dataclasses.replace(self.options.segments, enabled=False))
 
     # A plain module-level function, so that it pickles into worker processes.
     decode = staticmethod(decode_item)
@@ -76,24 +90,29 @@ class IngestStages:
         from embedder.embedding import embed_items
 
         weights = self.settings.fusion_weights
+        stamp = self.options.segments.stamp()
         vectors = embed_items([item for _, item in batch], self.encoders, weights, self.settings.batch_size)
-        return [PointRecord(point_id(f.sha256), v.named(), build_payload(f, item, self.encoders, weights))
+        return [PointRecord(point_id(f.sha256), v.named(), build_payload(f, item, self.encoders, weights, stamp))
                 for (f, item), v in zip(batch, vectors)]
 
     @staticmethod
-    def previews(batch: list[tuple[DiscoveredFile, DecodedItem]]) -> dict[str, bytes]:
-        """The thumbnails the decoders made, by point id."""
-        return {point_id(f.sha256): item.thumbnail for f, item in batch if item.thumbnail}
+    def previews(batch: list[tuple[DiscoveredFile, DecodedItem]]) -> dict[str, tuple[bytes | None, list | None]]:
+        """The thumbnails the decoders made (the item's, and its segments'), by point id."""
+        return {point_id(f.sha256): (item.thumbnail, item.segment_thumbnails) for f, item in batch
+                if item.thumbnail or item.segment_thumbnails}
 
-    def write(self, points: list[PointRecord], previews: dict[str, bytes] | None = None) -> None:
+    def write(self, points: list[PointRecord], previews: dict[str, tuple] | None = None) -> None:
         """Store the points and their thumbnails, then let readers of an embedded store in until
         the next write."""
         from embedder.media.thumbnail import ThumbnailStore
 
         self.store.upsert(points)  # a store error stops the run: nothing can be written anyway
         thumbnails = ThumbnailStore(self.settings.thumbnails_dir)
-        for pid, jpeg in (previews or {}).items():
-            thumbnails.put(pid, jpeg)
+        for pid, (jpeg, moments) in (previews or {}).items():
+            if jpeg:
+                thumbnails.put(pid, jpeg)
+            if moments:
+                thumbnails.put_moments(pid, moments)
         self.store.pause()
 
 

@@ -4,6 +4,9 @@ Causes of staleness, per stored item:
 
 * ``model:<modality>``: the encoder that produced a modality vector is not the configured one;
 * ``fusion``: the content vector was fused by another rule or other weights;
+* ``segments``: the item's moments were cut by another rule (mode, length, version) than the
+  settings name, or it has none (a collection made before moments): its segment vectors are
+  rebuilt from the file, with the rest, blue-green;
 * ``content``: the file at the item's path has other bytes now;
 * ``gone``: none of the item's files exists any more;
 * ``head``: its ``rec`` vector is missing (media added after training) or comes from another
@@ -74,10 +77,21 @@ def _content_changed(payload: dict, path: str) -> bool:
     return hash_file(Path(path)) != payload.get("sha256")
 
 
+def _segments_stale(payload: dict, settings: Settings, stamp: dict, has_vector: bool) -> bool:
+    """Whether an item's moments must be cut again (or dropped, with segments turned off)."""
+    if not settings.segments:
+        return bool(payload.get("segments"))
+    return not has_vector or payload.get("segmenting") != stamp
+
+
 def find_stale(store: VectorStore, settings: Settings, head_version: str | None = None) -> ReembedPlan:
     """Check every stored item's provenance against the current settings and files."""
+    from embedder.media.segments import SegmentOptions
+
     models = configured_model_ids(settings)
     weights = settings.fusion_weights
+    stamp = SegmentOptions.from_settings(settings).stamp()
+    has_segments = store.has_vector("segments")
     plan = ReembedPlan()
     folders: set[str] = set()
     for record in store.scroll():
@@ -97,6 +111,8 @@ def find_stale(store: VectorStore, settings: Settings, head_version: str | None 
             abs(float((fusion.get("weights") or {}).get(m, -1)) - expected[m]) > 1e-6 for m in present
         ):
             causes.append("fusion")
+        if _segments_stale(p, settings, stamp, has_segments):
+            causes.append("segments")
         existing = [x for x in paths if os.path.exists(x)]
         if not existing:
             causes.append("gone")
@@ -108,7 +124,7 @@ def find_stale(store: VectorStore, settings: Settings, head_version: str | None 
             plan.stale.append(StaleItem(record.id, p.get("path"), causes))
             if "gone" in causes or "content" in causes:
                 folders.update(os.path.dirname(x) for x in paths)
-    plan.rebuild_collection = any(c.startswith("model:") or c == "fusion" for s in plan.stale for c in s.causes)
+    plan.rebuild_collection = any(c.startswith("model:") or c in ("fusion", "segments") for s in plan.stale for c in s.causes)
     plan.folders = sorted(f for f in folders if os.path.isdir(f))
     return plan
 
@@ -213,6 +229,9 @@ def _blue_green(settings: Settings, catalog, source: str, progress: Progress, en
         state_file.parent.mkdir(parents=True, exist_ok=True)
         state_file.write_text(json.dumps(state))
     models = configured_model_ids(settings)
+    from embedder.media.segments import SegmentOptions
+
+    stamp = SegmentOptions.from_settings(settings).stamp()
 
     failed: list[Failure] = []
     rebuilt = copied = 0
@@ -233,11 +252,11 @@ def _blue_green(settings: Settings, catalog, source: str, progress: Progress, en
                     continue
                 name = record.payload.get("path") or record.id
                 try:
-                    if encoders is None and _needs_encoders(record, models):
+                    if encoders is None and _needs_encoders(record, models, settings, stamp):
                         from embedder.encoders.bundle import load_encoders
 
                         encoders = load() if load else load_encoders(settings)
-                    point, how = _rebuild_point(record, settings, models, encoders)
+                    point, how = _rebuild_point(record, settings, models, encoders, stamp)
                 except EmbedderError as exc:
                     failed.append(Failure(name, getattr(exc, "stage", "encode"), getattr(exc, "reason", str(exc))))
                     progress.advance(name, "failed")
@@ -263,20 +282,43 @@ def _blue_green(settings: Settings, catalog, source: str, progress: Progress, en
             "failed": [f.to_dict() for f in failed]}
 
 
-def _needs_encoders(record, models) -> bool:
+def _cut_again(payload: dict, settings: Settings, stamp: dict, changed: list[str]) -> bool:
+    """Whether the item's segments must be rebuilt from its file: segmenting is on, and the item
+    has none, was cut by another rule, or a model its segment vectors used has changed."""
+    return settings.segments and (bool(changed) or payload.get("segmenting") != stamp)
+
+
+def _needs_encoders(record, models, settings: Settings, stamp: dict) -> bool:
     p = record.payload
-    return bool(p.get("paths")) and any((p.get("models") or {}).get(m) != models[m] for m in p.get("modalities") or [])
+    changed = [m for m in p.get("modalities") or [] if (p.get("models") or {}).get(m) != models[m]]
+    return bool(p.get("paths")) and (bool(changed) or _cut_again(p, settings, stamp, changed))
 
 
-def _rebuild_point(record, settings: Settings, models, encoders) -> tuple[PointRecord, str]:
-    """The new version of one point: changed modalities re-encoded, the rest reused, re-fused."""
+def _rebuild_point(record, settings: Settings, models, encoders, stamp: dict | None = None) -> tuple[PointRecord, str]:
+    """The new version of one point: changed modalities re-encoded, the rest reused, re-fused; its
+    segments cut and encoded again when they are stale (which needs the file and every encoder)."""
     p = dict(record.payload)
     vectors = dict(record.vectors)
     present = p.get("modalities") or []
     if not p.get("paths"):
         return PointRecord(record.id, vectors, p), "copied"
     changed = [m for m in present if (p.get("models") or {}).get(m) != models[m]]
-    if changed:
+    if not settings.segments:
+        vectors.pop("segments", None)
+        p.pop("segments", None)
+        p.pop("segmenting", None)
+    if stamp is not None and _cut_again(p, settings, stamp, changed):
+        fresh, segments = _encode_with_segments(p, record.id, settings, encoders)
+        vectors.update({m: v for m, v in fresh.items() if m in changed})
+        if segments is not None:
+            vectors["segments"], p["segments"], p["segmenting"] = segments[0], segments[1], stamp
+        if changed:
+            for m in changed:
+                if m not in fresh:
+                    vectors.pop(m, None)
+                    present = [x for x in present if x != m]
+            p["modalities"] = present
+    elif changed:
         fresh = _encode_modalities(p, changed, settings, encoders)
         vectors.update(fresh)
         for m in changed:
@@ -296,6 +338,30 @@ def _rebuild_point(record, settings: Settings, models, encoders) -> tuple[PointR
 def _dims_from(vectors, settings: Settings) -> dict[str, int]:
     dims = schema_for(settings)
     return {m: dims[m] for m in MODALITIES}
+
+
+def _encode_with_segments(payload: dict, point: str, settings: Settings, encoders):
+    """Decode the item's file (isolated) and encode all of it: its modality vectors, and its
+    segments as (S x content vector, segment payloads), or ``None`` when it has none. The segment
+    previews are written beside the store."""
+    from embedder.embedding import decode_file, embed_items
+    from embedder.errors import MediaError
+    from embedder.media.thumbnail import ThumbnailStore
+
+    path = next((x for x in payload.get("paths") or [] if os.path.exists(x)), None)
+    if path is None:
+        raise MediaError(payload.get("path") or "?", "decode", "file is gone")
+    item = decode_file(path, settings, encoders)
+    try:
+        vectors = embed_items([item], encoders, settings.fusion_weights, settings.batch_size)[0]
+    except Exception as exc:
+        raise MediaError(path, "encode", one_line(exc, 200)) from None
+    if item.segment_thumbnails:
+        ThumbnailStore(settings.thumbnails_dir).put_moments(point, item.segment_thumbnails)
+    fresh = {m: v for m, v in vectors.named().items() if m in MODALITIES}
+    if vectors.segments is None:
+        return fresh, None
+    return fresh, (vectors.segments, [s.to_payload() for s in item.segments])
 
 
 def _encode_modalities(payload: dict, modalities: list[str], settings: Settings, encoders) -> dict:

@@ -87,6 +87,31 @@ def test_search_events_and_recommendations_are_the_library_calls(served):
     assert {"/search", "/events", "/users/{user}/recommendations", "/ingest", "/metrics"} <= set(schema["paths"])
 
 
+def test_moments_and_personalised_search_through_the_api(served):
+    client, library, _, ids = served
+    found = client.get("/search", params={"q": "a test pattern", "moments": "true", "limit": 3}).json()
+    local = [h.to_dict() for h in library.search("a test pattern", moments=True, limit=3)]
+    assert found["moments"] is True and [h["id"] for h in found["hits"]] == [h["id"] for h in local]
+    for hit, same in zip(found["hits"], local):
+        assert hit["moment"]["score"] == pytest.approx(hit["score"]) and hit["moment"]["start"] == same["moment"]["start"]
+        assert sum(hit["moment"]["contributions"].values()) == pytest.approx(hit["score"], abs=1e-5)
+        if hit["kind"] == "video":  # a preview per segment, served by URL, never a server path
+            url = hit["moment"]["thumbnail"]
+            assert url == f"/items/{hit['id']}/moments/0/thumbnail"
+            picture = client.get(url)
+            assert picture.status_code == 200 and picture.content[:2] == b"\xff\xd8"
+    assert client.get(f"/items/{ids['h264.mp4']}/moments/7/thumbnail").status_code == 404
+    like = client.get(f"/items/{ids['vp9.webm']}/like", params={"moments": "true"}).json()["hits"]
+    assert like and all(h["moment"] for h in like)
+    client.post("/events", json=[{"user": "dave", "item": ids["h264.mp4"], "weight": 1}])
+    mine = client.get("/search", params={"q": "a test pattern", "user": "dave", "seen": "exclude"}).json()
+    assert ids["h264.mp4"] not in {h["id"] for h in mine["hits"]} and all(h["personal"] for h in mine["hits"])
+    plain = client.get("/search", params={"q": "a test pattern", "user": "nobody"}).json()["hits"]
+    assert plain == client.get("/search", params={"q": "a test pattern"}).json()["hits"]
+    bad = client.get("/search", params={"q": "x", "user": "dave", "seen": "hide"})
+    assert bad.status_code == 400 and "--seen must be one of demote, exclude, keep" in bad.json()["error"]
+
+
 def test_media_is_served_with_ranges_and_only_for_ingested_items(served):
     client, _, folder, ids = served
     data = (folder / "h264.mp4").read_bytes()
@@ -330,6 +355,10 @@ def test_the_page_shows_results_with_thumbnails_in_a_real_browser(served, tmp_pa
     recs = render("user=carol")
     assert "results for carol (content)" in recs and '<span class="branch" title="found by the content branch">' in recs
     assert f'data-id="{ids["h264.mp4"]}"' not in recs  # seen, so not recommended
+    # Moments and the user's taste: each card says when its best moment is and why it is there.
+    moments = render("q=a%20test%20pattern&moments=1&user=carol")
+    assert "(moments), for carol" in moments and 'class="why moment">▶ 0:00.0–0:03.0' in moments
+    assert 'class="why personal">for you' in moments
     shot = tmp_path / "page.png"
     render("q=a%20test%20pattern", shot)
     assert shot.stat().st_size > 10_000

@@ -69,6 +69,12 @@ def _print_inspect(r: dict) -> None:
     a = r["audio"]
     out.print(f"  audio windows: {a['windows'] if a else 0}", highlight=False)
     out.print(f"  text ({r['text']['source']}): {r['text']['text'][:100]}", highlight=False)
+    if r.get("segments"):
+        from embedder.media.segments import seconds
+
+        spans = ", ".join(f"{seconds(s['start'])}-{seconds(s['end'])}" for s in r["segments"][:8])
+        more = f" and {len(r['segments']) - 8} more" if len(r["segments"]) > 8 else ""
+        out.print(f"  segments: {len(r['segments'])} ({spans}{more})", highlight=False)
     for w in r.get("warnings") or []:
         out.print(f"  [yellow]warning:[/yellow] {w}", highlight=False)
 
@@ -166,11 +172,16 @@ def search(
     filters: Optional[list[str]] = typer.Option(None, "--filter", "-f", help="Payload filter: kind=video, kind=video,audio (any), size=16033, duration>10, size<1e6; repeat to combine (AND). Unknown keys list the known ones."),
     min_score: Optional[float] = typer.Option(None, "--min-score", help="Only hits scoring at least this (cosine-based; 1 is identical)."),
     include_self: bool = typer.Option(False, "--include-self", help="With --like an ingested item: list the item itself too."),
-    as_json: bool = typer.Option(False, "--json", help="Print hits as JSON."),
+    moments: bool = typer.Option(False, "--moments", help="Rank items by their best-matching segment and show when it is (start-end), its subtitle line and a preview. With --like a short clip: where it occurs inside longer videos."),
+    user: Optional[str] = typer.Option(None, "--user", "-u", help="Personalise for this user: the most relevant hits, re-ranked by their taste (cf vector and recent likes; setting personal_weight). A user with no history gets plain search."),
+    seen: str = typer.Option("demote", "--seen", help="With --user, items the user has seen: demote (after the unseen), exclude, or keep."),
+    explain: bool = typer.Option(False, "--explain", help="Say why each hit ranks where it does: what each modality added to the score, the best moment, the taste terms (always in --json)."),
+    as_json: bool = typer.Option(False, "--json", help="Print hits as JSON, explanations included."),
 ) -> None:
     """Similarity search by text, or by example with --like. Hits show path, score and per-modality scores.
 
     --like leaves the item itself out, as 'embedder similar' does (--include-self keeps it).
+    Without --moments, --user or --explain the output is the plain ranking of whole items.
     """
     from embedder.payload import parse_filters
 
@@ -179,22 +190,60 @@ def search(
     parse_filters(filters)  # a bad filter is an error before anything opens
     with ctx.obj.library(remote=True) as library:
         hits = library.search(query, like=like, limit=limit, modality=modality, filters=list(filters or []),
-                              min_score=min_score, include_self=include_self)
+                              min_score=min_score, include_self=include_self, moments=moments, user=user, seen=seen)
     if as_json:
-        print_json({"query": query, "like": like, "modality": modality, "min_score": min_score,
-                    "hits": [h.to_dict() for h in hits]})
+        print_json({"query": query, "like": like, "modality": modality, "min_score": min_score, "moments": moments,
+                    "user": user, "hits": [h.to_dict() for h in hits]})
         return
     if not hits:
         out.print("no hits")
         return
+    personal = any(h.personal for h in hits)
     table = Table(show_header=True, header_style="bold")
-    for col in ("#", "score", "visual", "audio", "text"):
+    for col in ("#", "score", *(["for you"] if personal else []), "visual", "audio", "text", *(["moment"] if moments else [])):
         table.add_column(col, justify="right")
     table.add_column("path", overflow="fold")
     for rank, h in enumerate(hits, 1):
         cell = lambda m: "-" if m not in h.scores else f"{h.scores[m]:.3f}"  # noqa: E731
-        table.add_row(str(rank), f"{h.score:.3f}", cell("visual"), cell("audio"), cell("text"), short_path(h.path) or h.id)
+        extra = [f"{h.personal['score']:.3f}" + (" seen" if h.personal["seen"] else "")] if personal else []
+        when = [_moment_span(h.moment)] if moments else []
+        table.add_row(str(rank), f"{h.score:.3f}", *extra, cell("visual"), cell("audio"), cell("text"), *when,
+                      short_path(h.path) or h.id)
     out.print(table)
+    if explain:
+        for rank, h in enumerate(hits, 1):
+            _print_explanation(rank, h)
+
+
+def _moment_span(moment) -> str:
+    from embedder.media.segments import seconds
+
+    return "-" if moment is None else f"{seconds(moment.start)}-{seconds(moment.end)}"
+
+
+def _terms(contributions: dict[str, float]) -> str:
+    return " + ".join(f"{m} {v:.3f}" for m, v in contributions.items()) or "-"
+
+
+def _print_explanation(rank: int, hit) -> None:
+    """Why one hit ranks where it does, in a few indented lines."""
+    out.print(f"{rank}. {short_path(hit.path) or hit.id}: score {hit.score:.3f} = {_terms(hit.contributions)}",
+              highlight=False, soft_wrap=True)
+    if hit.moment is not None:
+        m = hit.moment
+        said = f', subtitle "{m.subtitle}"' if m.subtitle else ""
+        out.print(f"   best moment {_moment_span(m)}: {m.score:.3f} = {_terms(m.contributions)}{said}",
+                  highlight=False, soft_wrap=True)
+    if hit.personal:
+        p = hit.personal
+        parts = [f"cf {p['cf']:.3f}"] if p["cf"] is not None else []
+        if p["nearest_liked"]:
+            liked = p["nearest_liked"]
+            parts.append(f"close to {short_path(liked['path']) or liked['id']} you liked ({liked['similarity']:.3f})")
+        taste = "no taste signal" if p["taste"] is None else f"taste {p['taste']:.3f}, {p['taste_z']:+.2f} spreads"
+        out.print(f"   for you: {p['score']:.3f} = {hit.score:.3f} + {p['weight']:g} x {p['relevance_spread']:.3f} x "
+                  f"{p['taste_z']:+.2f} ({taste}" + "".join(f", {x}" for x in parts) + ")"
+                  + (", already seen" if p["seen"] else ""), highlight=False, soft_wrap=True)
 
 
 @app.command()

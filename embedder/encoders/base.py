@@ -38,11 +38,24 @@ class ModalityEncoder(ABC):
         return self.model.spec.image_size or 224
 
     @abstractmethod
-    def encode_items(self, items, batch_size: int = 32) -> dict[int, np.ndarray]:
-        """One pooled unit vector per decoded item that has this modality, by position in ``items``.
+    def encode_units(self, items, batch_size: int = 32) -> dict[int, np.ndarray]:
+        """Every unit of this modality (frames, audio windows, texts) of each decoded item that has
+        it, as an N_i x dim array of unit vectors, by position in ``items``: the item's own units
+        first (:meth:`item_units` of them), then the extra units its segments needed.
 
         Items share batches, so many short files fill one batch.
         """
+
+    def item_units(self, item) -> int:
+        """How many of the item's units (the first ones) make its own vector."""
+        return 1
+
+    def encode_items(self, items, batch_size: int = 32) -> dict[int, np.ndarray]:
+        """One pooled unit vector per decoded item that has this modality, by position in ``items``."""
+        from embedder.fusion import pool
+
+        units = self.encode_units(items, batch_size)
+        return {i: pool(u[: self.item_units(items[i])]) for i, u in units.items()}
 
     def encode_text(self, texts: list[str]) -> np.ndarray:
         """Query texts in this block's space (N x dim unit vectors): through the model's int8 query

@@ -100,9 +100,13 @@ def modality_dims(specs: dict[str, ModelSpec]) -> dict[str, int]:
 def schema_for(settings: Settings) -> dict[str, int]:
     """The media collection's named vectors for these settings: the content side; CF item
     factors as ``cf`` (dot product: what the model predicts for a user) and ``cf_sim`` (cosine:
-    item-to-item); and ``rec``, the trained two-tower head's item vectors (dot product)."""
+    item-to-item); ``rec``, the trained two-tower head's item vectors (dot product); and
+    ``segments``, the moments' content vectors."""
     cf = settings.cf_factors
-    return {**modality_dims(modality_specs(settings)), "cf": cf, "cf_sim": cf, "rec": settings.rec_dim}
+    content = modality_dims(modality_specs(settings))
+    # "segments": one content vector per moment of an item (a MaxSim multivector), when segmenting.
+    moments = {"segments": content["content"]} if settings.segments else {}
+    return {**content, "cf": cf, "cf_sim": cf, "rec": settings.rec_dim, **moments}
 
 
 def users_schema(settings: Settings) -> dict[str, int]:

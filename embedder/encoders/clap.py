@@ -10,7 +10,6 @@ from embedder.encoders.base import ModalityEncoder
 from embedder.encoders.registry import ModelSpec
 from embedder.encoders.runtime import hub_online, inference_context, l2_normalise, resolve_device, seeded
 from embedder.errors import WeightsUnavailableError, one_line
-from embedder.fusion import pool
 
 TEXT_MAX_TOKENS = 77
 
@@ -147,7 +146,7 @@ class ClapAudio(ModalityEncoder):
 
     modality = "audio"
 
-    def encode_items(self, items, batch_size: int = 32) -> dict[int, np.ndarray]:
+    def encode_units(self, items, batch_size: int = 32) -> dict[int, np.ndarray]:
         with_audio = [i for i, item in enumerate(items) if item.audio is not None]
         windows = [w for i in with_audio for w in items[i].audio.windows]
         if not windows:
@@ -157,9 +156,12 @@ class ClapAudio(ModalityEncoder):
         out, start = {}, 0
         for i in with_audio:
             n = len(items[i].audio.windows)
-            out[i] = pool(flat[start : start + n])
+            out[i] = flat[start : start + n]
             start += n
         return out
+
+    def item_units(self, item) -> int:
+        return len(item.audio.item_windows)
 
 
 def load_blocks(spec: ModelSpec, device: str, weights_dir: Path | None) -> dict[str, ModalityEncoder]:

@@ -11,7 +11,6 @@ from embedder.encoders.base import ModalityEncoder
 from embedder.encoders.registry import ModelSpec
 from embedder.encoders.runtime import hub_online, inference_context, l2_normalise, resolve_device, seeded
 from embedder.errors import WeightsUnavailableError, one_line
-from embedder.fusion import pool
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
@@ -179,16 +178,27 @@ class ClipVisual(ModalityEncoder):
 
     modality = "visual"
 
-    def encode_items(self, items, batch_size: int = 32) -> dict[int, np.ndarray]:
+    def encode_units(self, items, batch_size: int = 32) -> dict[int, np.ndarray]:
         with_frames = [i for i, item in enumerate(items) if item.frames is not None]
         sets = self.model.encode_frame_sets([items[i].frames.frames for i in with_frames], batch_size)
-        return {i: pool(v) for i, v in zip(with_frames, sets)}
+        return dict(zip(with_frames, sets))
+
+    def item_units(self, item) -> int:
+        return len(item.frames.item_frames)
 
 
 class ClipText(ModalityEncoder):
     """The ``text`` block: an item's text (subtitles, sidecar, tags) through the text tower."""
 
     modality = "text"
+
+    def encode_units(self, items, batch_size: int = 32) -> dict[int, np.ndarray]:
+        """The item's text, then each segment's (subtitle lines under it); each distinct text is
+        encoded once, since segments of a file without subtitles all carry the item's text."""
+        per_item = [[item.text.text] + [s.text for s in item.segments or []] for item in items]
+        distinct = list(dict.fromkeys(t for texts in per_item for t in texts))
+        vectors = dict(zip(distinct, self.model.encode_texts(distinct)))
+        return {i: np.stack([vectors[t] for t in texts]) for i, texts in enumerate(per_item)}
 
     def encode_items(self, items, batch_size: int = 32) -> dict[int, np.ndarray]:
         return dict(enumerate(self.model.encode_texts([item.text.text for item in items])))

@@ -34,6 +34,15 @@ class AudioWindows:
     sample_rate: int
     stream_index: int
     source_rate: int
+    # With segments: the first ``item_count`` windows make the item's audio vector; the rest were
+    # added for segments no window covered. ``window_groups``: the windows under each segment.
+    item_count: int | None = None
+    window_groups: list[list[int]] | None = None
+
+    @property
+    def item_windows(self) -> list[np.ndarray]:
+        """The windows that make the item's own audio vector."""
+        return self.windows if self.item_count is None else self.windows[: self.item_count]
 
     @property
     def durations(self) -> list[float]:
@@ -62,8 +71,13 @@ def _is_no_audio(exc: Exception) -> bool:
     return "best audio stream is unknown" in str(exc) or "no audio stream" in str(exc).lower()
 
 
-def load_windows(path: str, info: ProbeInfo, opts: WindowOptions) -> AudioWindows | None:
+def load_windows(path: str, info: ProbeInfo, opts: WindowOptions,
+                 spans: list[tuple[float, float]] | None = None) -> AudioWindows | None:
     """Decode the audio windows of ``path``; ``None`` when the file has no audio stream.
+
+    With segment ``spans``, a window is added at the start of each segment that no window
+    overlaps, and the windows under each segment are recorded; the item's own windows, and so its
+    audio vector, are the same as without.
 
     Raises:
         MediaError: stage "decode", when an audio stream exists but cannot be decoded.
@@ -78,7 +92,14 @@ def load_windows(path: str, info: ProbeInfo, opts: WindowOptions) -> AudioWindow
     duration = stream.duration or info.duration
     windows, starts = [], []
     source_rate = stream.sample_rate
-    for start in window_starts(duration, opts):
+    planned = window_starts(duration, opts)
+    extra: list[float] = []
+    if spans is not None:
+        from embedder.media.segments import windows_for_segments
+
+        _, extra = windows_for_segments(spans, planned, opts.window_s, duration)
+    item_count = 0
+    for number, start in enumerate(planned + extra):
         try:
             wave, rate = torchaudio.load(
                 path,
@@ -97,6 +118,15 @@ def load_windows(path: str, info: ProbeInfo, opts: WindowOptions) -> AudioWindow
             mono = AF.resample(mono, rate, TARGET_RATE)
         windows.append(mono.numpy().astype(np.float32, copy=False))
         starts.append(start)
-    if not windows:
+        item_count += number < len(planned)
+    if not windows or not item_count:
         raise MediaError(path, "decode", "audio stream decoded to no samples")
-    return AudioWindows(windows=windows, starts=starts, sample_rate=TARGET_RATE, stream_index=stream.index, source_rate=source_rate)
+    out = AudioWindows(windows=windows, starts=starts, sample_rate=TARGET_RATE, stream_index=stream.index,
+                       source_rate=source_rate)
+    if spans is not None:
+        from embedder.media.segments import windows_for_segments
+
+        # Grouped by the windows that really decoded (a container may over-report its length).
+        out.item_count = item_count
+        out.window_groups, _ = windows_for_segments(spans, starts, opts.window_s, 0.0)
+    return out

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 from embedder.errors import MediaError, one_line
 from embedder.media.audio import AudioWindows, WindowOptions, load_windows
 from embedder.media.probe import Limits, ProbeInfo, check_limits, probe
-from embedder.media.text import ItemText, find_text
+from embedder.media.segments import Segment, SegmentOptions, build_segments, parse_cues, segment_spans
+from embedder.media.text import ItemText, find_subtitles, find_text
 from embedder.media.video import SampledFrames, SamplingOptions, sample_frames
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ class DecodeOptions:
     limits: Limits = Limits()
     probe_timeout_s: float = 30.0
     thumbnail: bool = True  # make a small JPEG preview (see embedder.media.thumbnail)
+    segments: SegmentOptions = SegmentOptions(enabled=False)  # cut the item into moments
 
     @classmethod
     def from_settings(cls, settings: Settings, image_size: int) -> "DecodeOptions":
@@ -53,6 +55,7 @@ class DecodeOptions:
                 max_file_mb=settings.max_file_mb,
             ),
             thumbnail=settings.thumbnails,
+            segments=SegmentOptions.from_settings(settings),
         )
 
 
@@ -67,6 +70,8 @@ class DecodedItem:
     text: ItemText
     warnings: list[str] = field(default_factory=list)
     thumbnail: bytes | None = None  # JPEG
+    segments: list[Segment] | None = None  # the item's moments, when segmenting is on
+    segment_thumbnails: list[bytes | None] | None = None  # a small JPEG per segment (video only)
 
     @property
     def modalities(self) -> list[str]:
@@ -108,6 +113,8 @@ class DecodedItem:
             },
             "text": {"text": self.text.text, "source": self.text.source, "source_path": self.text.source_path},
             "modalities": self.modalities,
+            "segments": None if self.segments is None else [
+                {**s.to_payload(), "frames": len(s.frames), "windows": len(s.windows)} for s in self.segments],
             "warnings": self.warnings,
         }
 
@@ -120,10 +127,14 @@ def decode_item(path: str, options: DecodeOptions) -> DecodedItem:
     """
     info = probe(path, options.probe_timeout_s)
     check_limits(info, options.limits)
-    frames = sample_frames(path, info, options.sampling)
+    cut = options.segments if options.segments.enabled else None
+    frames = sample_frames(path, info, options.sampling, cut)
+    spans = None
+    if cut is not None:
+        spans = frames.spans if frames is not None else segment_spans(info.duration, [], cut)
     warnings = []
     try:
-        audio = load_windows(path, info, options.windows)
+        audio = load_windows(path, info, options.windows, spans)
     except MediaError as exc:
         if frames is None:
             raise
@@ -132,12 +143,27 @@ def decode_item(path: str, options: DecodeOptions) -> DecodedItem:
     if frames is None and audio is None:
         raise MediaError(path, "decode", "neither video frames nor audio could be decoded")
     try:
-        text = find_text(path, info)
+        subtitles = find_subtitles(path, info) if cut is not None else None
+        text = find_text(path, info, subtitles) if cut is not None else find_text(path, info)
     except OSError as exc:
         raise MediaError(path, "decode", f"reading text: {one_line(exc)}") from None
     thumbnail = _thumbnail(path, info, frames, audio, warnings) if options.thumbnail else None
-    return DecodedItem(path=path, info=info, frames=frames, audio=audio, text=text, warnings=warnings,
+    item = DecodedItem(path=path, info=info, frames=frames, audio=audio, text=text, warnings=warnings,
                        thumbnail=thumbnail)
+    if cut is not None:
+        cues = parse_cues(subtitles.raw) if subtitles is not None else None
+        item.segments = build_segments(spans, frames.frame_groups if frames is not None else None,
+                                       audio.window_groups if audio is not None else None, cues, text.text)
+        if options.thumbnail and frames is not None:
+            item.segment_thumbnails = _segment_thumbnails(frames, item.segments)
+    return item
+
+
+def _segment_thumbnails(frames: SampledFrames, segments: list[Segment]) -> list[bytes | None]:
+    """A small JPEG per segment, from the first of its sampled frames (no extra decoding)."""
+    from embedder.media.thumbnail import small_jpeg
+
+    return [small_jpeg(frames.frames[s.frames[0]]) if s.frames else None for s in segments]
 
 
 def _thumbnail(path: str, info: ProbeInfo, frames: SampledFrames | None, audio: AudioWindows | None,

@@ -71,6 +71,7 @@ def subtitle_text(raw: str) -> str:
 
 
 def _embedded_subtitles(path: Path, info: ProbeInfo) -> str | None:
+    """The first text subtitle stream as SRT (``None`` when there is none or ffmpeg fails)."""
     streams = [s for s in info.subtitles if s.codec in TEXT_SUBTITLE_CODECS]
     exe = shutil.which("ffmpeg")
     if not streams or exe is None:
@@ -83,7 +84,29 @@ def _embedded_subtitles(path: Path, info: ProbeInfo) -> str | None:
         return None
     if proc.returncode != 0:
         return None
-    return subtitle_text(proc.stdout.decode("utf-8", "replace")) or None
+    return proc.stdout.decode("utf-8", "replace")
+
+
+@dataclass(frozen=True)
+class Subtitles:
+    """A file's subtitles as read: raw SRT/WebVTT text, and where it came from."""
+
+    raw: str
+    source: str  # subtitles (a sidecar file) | embedded-subtitles
+    source_path: str | None = None
+
+
+def find_subtitles(path: str | Path, info: ProbeInfo | None = None) -> Subtitles | None:
+    """A same-named ``.srt``/``.vtt`` file, else the first embedded text subtitle stream; ``None``
+    when the file has neither (or they hold no dialogue)."""
+    path = Path(path)
+    for file in _sidecars(path, (".srt", ".vtt")):
+        raw = file.read_text(encoding="utf-8", errors="replace")
+        if subtitle_text(raw):
+            return Subtitles(raw, "subtitles", str(file))
+    if info is not None and (raw := _embedded_subtitles(path, info)) and subtitle_text(raw):
+        return Subtitles(raw, "embedded-subtitles", None)
+    return None
 
 
 def name_text(path: Path) -> str:
@@ -91,11 +114,15 @@ def name_text(path: Path) -> str:
     return " ".join(re.split(r"[\s_.\-]+", path.stem)).strip() or path.name
 
 
-def find_text(path: str | Path, info: ProbeInfo | None = None) -> ItemText:
+_UNREAD = object()
+
+
+def find_text(path: str | Path, info: ProbeInfo | None = None, subtitles=_UNREAD) -> ItemText:
     """The item's text, from the first source that has some.
 
     Order: a same-named ``.json`` sidecar (title, description, tags), a ``.txt`` sidecar, an
     ``.srt``/``.vtt`` subtitle file, an embedded text subtitle stream, then the file name.
+    ``subtitles``: what :func:`find_subtitles` returned, when the caller read them already.
     """
     path = Path(path)
     for file in _sidecars(path, (".json",)):
@@ -105,9 +132,8 @@ def find_text(path: str | Path, info: ProbeInfo | None = None) -> ItemText:
         text = " ".join(file.read_text(encoding="utf-8", errors="replace").split())
         if text:
             return ItemText(text[:MAX_TEXT_CHARS], "sidecar-txt", str(file))
-    for file in _sidecars(path, (".srt", ".vtt")):
-        if text := subtitle_text(file.read_text(encoding="utf-8", errors="replace")):
-            return ItemText(text[:MAX_TEXT_CHARS], "subtitles", str(file))
-    if info is not None and (text := _embedded_subtitles(path, info)):
-        return ItemText(text[:MAX_TEXT_CHARS], "embedded-subtitles", None)
+    if subtitles is _UNREAD:
+        subtitles = find_subtitles(path, info)
+    if subtitles is not None:
+        return ItemText(subtitle_text(subtitles.raw)[:MAX_TEXT_CHARS], subtitles.source, subtitles.source_path)
     return ItemText(name_text(path), "filename", None)

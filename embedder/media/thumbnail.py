@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 THUMBNAIL_WIDTH = 320
+MOMENT_WIDTH = 160  # a segment's preview: small, many per video
 WAVEFORM_HEIGHT = 96
 JPEG_QUALITY = 80
 
@@ -31,6 +32,15 @@ def _jpeg(rgb: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(rgb).save(buffer, format="JPEG", quality=JPEG_QUALITY, optimize=True)
     return buffer.getvalue()
+
+
+def small_jpeg(rgb: np.ndarray, width: int = MOMENT_WIDTH) -> bytes:
+    """A JPEG ``width`` pixels wide of one sampled frame (a segment's preview)."""
+    from PIL import Image
+
+    height = max(2, round(width * rgb.shape[0] / max(1, rgb.shape[1])))
+    picture = Image.fromarray(np.ascontiguousarray(rgb[..., :3])).resize((width, height), Image.BILINEAR)
+    return _jpeg(np.asarray(picture))
 
 
 def video_thumbnail(path: str, stream, decoder_name: str, frames: np.ndarray, times: list[float]) -> bytes:
@@ -75,7 +85,8 @@ def waveform_thumbnail(windows: list[np.ndarray], width: int = THUMBNAIL_WIDTH, 
 
 
 class ThumbnailStore:
-    """The thumbnails of one store and collection: ``<dir>/<point id>.jpg``."""
+    """The thumbnails of one store and collection: ``<dir>/<point id>.jpg``, and the item's
+    segment previews in ``<dir>/<point id>.moments/<segment>.jpg``."""
 
     def __init__(self, directory: str | Path):
         self.directory = Path(directory)
@@ -95,10 +106,31 @@ class ThumbnailStore:
         target = self.path(point_id)
         return target if target.is_file() else None
 
+    def moments_dir(self, point_id: str) -> Path:
+        return self.directory / f"{point_id}.moments"
+
+    def put_moments(self, point_id: str, jpegs: list[bytes | None]) -> None:
+        """Write an item's segment previews (replacing any from an earlier cut)."""
+        import shutil
+
+        folder = self.moments_dir(point_id)
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True, exist_ok=True)
+        for number, jpeg in enumerate(jpegs):
+            if jpeg:
+                (folder / f"{number}.jpg").write_bytes(jpeg)
+
+    def get_moment(self, point_id: str, segment: int) -> Path | None:
+        target = self.moments_dir(point_id) / f"{int(segment)}.jpg"
+        return target if target.is_file() else None
+
     def remove(self, point_ids) -> int:
         """Delete the thumbnails of these items; returns how many there were."""
+        import shutil
+
         removed = 0
         for point_id in point_ids:
+            shutil.rmtree(self.moments_dir(str(point_id)), ignore_errors=True)
             try:
                 self.path(str(point_id)).unlink()
                 removed += 1

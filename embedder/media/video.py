@@ -45,6 +45,17 @@ class SampledFrames:
     decoder: str
     stream_index: int
     fallback_reason: str | None = None
+    # With segments: the first ``item_count`` frames are the item's samples (pooled into its
+    # visual vector); the rest are extra frames for segments that had none. ``spans`` and
+    # ``frame_groups`` say which frames each segment holds (embedder.media.segments).
+    item_count: int | None = None
+    spans: list[tuple[float, float]] | None = None
+    frame_groups: list[list[int]] | None = None
+
+    @property
+    def item_frames(self) -> np.ndarray:
+        """The frames that make the item's own visual vector."""
+        return self.frames if self.item_count is None else self.frames[: self.item_count]
 
 
 def uniform_timestamps(duration: float, fps: float, max_frames: int) -> list[float]:
@@ -174,12 +185,14 @@ def _thumbnail(frames: np.ndarray) -> np.ndarray:
     return small / 255.0
 
 
-def scene_timestamps(decoder: _Decoder, duration: float, opts: SamplingOptions) -> list[float]:
+def scene_timestamps(decoder: _Decoder, duration: float, opts: SamplingOptions, limit: int | None = None) -> list[float]:
     """Times where the picture changes: the first frame plus cuts over ``scene_threshold``.
 
     Candidates are read at a few frames per second in small chunks and reduced to thumbnails, so
-    memory stays bounded. When there are more cuts than ``max_frames``, the strongest are kept.
+    memory stays bounded. When there are more cuts than ``limit`` (default ``max_frames``), the
+    strongest are kept.
     """
+    limit = limit or opts.max_frames
     candidates = uniform_timestamps(duration, SCENE_CANDIDATE_FPS, SCENE_MAX_CANDIDATES)
     thumbs, stamps = [], []
     for start in range(0, len(candidates), DECODE_CHUNK):
@@ -189,13 +202,31 @@ def scene_timestamps(decoder: _Decoder, duration: float, opts: SamplingOptions) 
     thumb = np.concatenate(thumbs, axis=0)
     change = np.abs(np.diff(thumb, axis=0)).mean(axis=(1, 2, 3))
     cuts = [i + 1 for i in np.argsort(-change) if change[i] >= opts.scene_threshold]
-    chosen = sorted({0, *cuts[: opts.max_frames - 1]})
+    chosen = sorted({0, *cuts[: limit - 1]})
     # Several candidates can map to the same decoded frame in short clips; keep times unique.
     return sorted({stamps[i] for i in chosen})
 
 
-def sample_frames(path: str, info: ProbeInfo, opts: SamplingOptions) -> SampledFrames | None:
+def _segment_layout(decoder: _Decoder, duration: float, times: list[float], opts: SamplingOptions, segments):
+    """(spans, frame groups, extra frame times) for a video cut into segments, or ``None``."""
+    if segments is None or not segments.enabled:
+        return None
+    from embedder.media.segments import frames_for_segments, segment_spans
+
+    cuts: list[float] = []
+    if segments.mode == "shots":
+        cuts = times if opts.mode == "scene" else scene_timestamps(decoder, duration, opts, limit=segments.max_segments)
+    spans = segment_spans(duration, cuts, segments)
+    groups, extra = frames_for_segments(spans, times)
+    return spans, groups, extra
+
+
+def sample_frames(path: str, info: ProbeInfo, opts: SamplingOptions, segments=None) -> SampledFrames | None:
     """Decode the sampled frames of the best video stream, or ``None`` for an audio-only file.
+
+    With ``segments`` (:class:`~embedder.media.segments.SegmentOptions`), the video is also cut
+    into segments (at its shots in "shots" mode), and a frame is added in each segment that no
+    sample falls in; the item's own samples, and so its visual vector, are the same as without.
 
     decord is tried first; if it cannot open the file, reads another stream, or fails while
     reading, torchcodec decodes the same timestamps and the reason is kept in the result.
@@ -216,7 +247,8 @@ def sample_frames(path: str, info: ProbeInfo, opts: SamplingOptions) -> SampledF
                 times = scene_timestamps(decoder, duration, opts)
             else:
                 times = uniform_timestamps(duration, opts.fps, opts.max_frames)
-            frames, stamps = _decode(decoder, times)
+            layout = _segment_layout(decoder, duration, times, opts, segments)
+            frames, stamps = _decode(decoder, times + (layout[2] if layout else []))
         except Exception as exc:  # decord raises its own types; any failure moves to the next decoder
             reasons.append(f"{name}: {_clean(exc)}")
             continue
@@ -229,5 +261,8 @@ def sample_frames(path: str, info: ProbeInfo, opts: SamplingOptions) -> SampledF
             decoder=name,
             stream_index=stream.index,
             fallback_reason="; ".join(reasons) or None,
+            item_count=len(times) if layout else None,
+            spans=layout[0] if layout else None,
+            frame_groups=layout[1] if layout else None,
         )
     raise MediaError(path, "decode", "no decoder could read the video (" + "; ".join(reasons) + ")")

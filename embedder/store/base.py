@@ -20,6 +20,12 @@ NUMERIC_INDEXED_FIELDS = ("popularity",)
 # Collaborative-filtering factors score by dot product (what ALS optimises); all else by cosine.
 VECTOR_DISTANCES = {"cf": "dot", "rec": "dot"}  # "cf_sim" holds the same factors under cosine, for item-to-item
 RRF_K = 60  # the usual reciprocal-rank-fusion constant, for every back-end
+# Named vectors that hold several vectors per point, scored by MaxSim (the best of them for a
+# one-vector query): "segments", one fused content vector per moment of an item.
+MULTIVECTORS = ("segments",)
+# Named vectors a collection may lack (made before they existed, or with them turned off); the
+# features that need them say so instead of refusing the collection.
+OPTIONAL_VECTORS = ("segments",)
 
 
 @dataclass
@@ -199,6 +205,10 @@ class VectorStore(ABC):
         """Nearest neighbours of ``vector`` in the named vector ``using``."""
         return self.search(Nearest(vector, using), limit=limit, filter=filter, with_vectors=with_vectors)
 
+    def has_vector(self, name: str) -> bool:
+        """Whether the collection has the named vector ``name`` (an optional one may be missing)."""
+        return name in (self.collection_dims() or {})
+
     def pause(self) -> None:
         """Let other processes use the collection until the next call (a no-op where the back-end
         serves many processes at once, as a Qdrant server does)."""
@@ -227,7 +237,11 @@ def check_dims(existing: dict[str, int], wanted: dict[str, int], where: str) -> 
     """Refuse to mix vectors of different sizes (other models) in one collection."""
     from embedder.errors import StoreError
 
-    if existing != wanted:
+    def required(dims: dict[str, int]) -> dict[str, int]:
+        return {k: v for k, v in dims.items() if k not in OPTIONAL_VECTORS}
+
+    clash = [k for k in OPTIONAL_VECTORS if k in existing and k in wanted and existing[k] != wanted[k]]
+    if required(existing) != required(wanted) or clash:
         raise StoreError(
             f"{where} holds vectors of sizes {existing}, but the current models produce {wanted}; "
             "use another --collection, or the models the collection was built with"

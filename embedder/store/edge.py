@@ -22,6 +22,7 @@ import numpy as np
 from embedder.errors import StoreError, one_line
 from embedder.store.base import (
     INDEXED_FIELDS,
+    MULTIVECTORS,
     NUMERIC_INDEXED_FIELDS,
     RRF_K,
     VECTOR_DISTANCES,
@@ -270,7 +271,16 @@ class EdgeStore(VectorStore):
         if existing is not None:
             check_dims(existing, dims, f"collection '{self.collection}' in {self.root}")
             return
-        from qdrant_edge import Distance, EdgeConfig, EdgeShard, EdgeVectorParams, PayloadSchemaType, UpdateOperation
+        from qdrant_edge import (
+            Distance,
+            EdgeConfig,
+            EdgeShard,
+            EdgeVectorParams,
+            MultiVectorComparator,
+            MultiVectorConfig,
+            PayloadSchemaType,
+            UpdateOperation,
+        )
 
         if self.path.exists():  # a creation cut short (a full disk, a kill): never complete, safe to redo
             shutil.rmtree(self.path)
@@ -278,7 +288,9 @@ class EdgeStore(VectorStore):
         distance = {"cosine": Distance.Cosine, "dot": Distance.Dot}
         config = EdgeConfig(
             vectors={
-                name: EdgeVectorParams(size=size, distance=distance[VECTOR_DISTANCES.get(name, "cosine")], on_disk=True)
+                name: EdgeVectorParams(
+                    size=size, distance=distance[VECTOR_DISTANCES.get(name, "cosine")], on_disk=True,
+                    multivector_config=MultiVectorConfig(MultiVectorComparator.MaxSim) if name in MULTIVECTORS else None)
                 for name, size in dims.items()
             }
         )
@@ -432,7 +444,10 @@ class EdgeStore(VectorStore):
         from qdrant_edge import Query, RecommendQuery
 
         if isinstance(spec, Nearest):
-            return Query.Nearest(_to_list(spec.vector), using=spec.using)
+            vector = np.asarray(spec.vector, np.float32)
+            if spec.using in MULTIVECTORS and vector.ndim == 1:
+                vector = vector[None, :]  # one query vector: MaxSim scores each point by its best segment
+            return Query.Nearest(_to_list(vector), using=spec.using)
         rq = RecommendQuery(positives=[_to_list(v) for v in spec.positives], negatives=[_to_list(v) for v in spec.negatives])
         return Query.RecommendBestScore(rq, using=spec.using)
 

@@ -16,6 +16,7 @@ import numpy as np
 from embedder.errors import StoreError, one_line
 from embedder.store.base import (
     INDEXED_FIELDS,
+    MULTIVECTORS,
     NUMERIC_INDEXED_FIELDS,
     RRF_K,
     VECTOR_DISTANCES,
@@ -139,7 +140,11 @@ class ServerStore(VectorStore):
         self.client.create_collection(
             self.collection,
             vectors_config={
-                n: models.VectorParams(size=s, distance=distance[VECTOR_DISTANCES.get(n, "cosine")]) for n, s in dims.items()
+                n: models.VectorParams(
+                    size=s, distance=distance[VECTOR_DISTANCES.get(n, "cosine")],
+                    multivector_config=models.MultiVectorConfig(comparator=models.MultiVectorComparator.MAX_SIM)
+                    if n in MULTIVECTORS else None)
+                for n, s in dims.items()
             },
         )
         for name in INDEXED_FIELDS:
@@ -246,7 +251,10 @@ class ServerStore(VectorStore):
         from qdrant_client import models
 
         if isinstance(spec, Nearest):
-            return np.asarray(spec.vector, np.float32).tolist()
+            vector = np.asarray(spec.vector, np.float32)
+            if spec.using in MULTIVECTORS and vector.ndim == 1:
+                vector = vector[None, :]  # one query vector: MaxSim scores each point by its best segment
+            return vector.tolist()
         return models.RecommendQuery(
             recommend=models.RecommendInput(
                 positive=[np.asarray(v, np.float32).tolist() for v in spec.positives],

@@ -47,6 +47,36 @@ function scoreBars(scores) {
   return box;
 }
 
+function clock(seconds) {
+  const m = Math.floor(seconds / 60);
+  const s = (seconds - 60 * m).toFixed(1).padStart(4, "0");
+  return `${m}:${s}`;
+}
+
+// One line saying why the hit is here: the best moment and its subtitle, the user's taste, or
+// the recommendation's reason (all computed by the server from stored vectors).
+function explanation(hit) {
+  const lines = [];
+  if (hit.moment) {
+    const said = hit.moment.subtitle ? ` “${hit.moment.subtitle}”` : "";
+    lines.push(["moment", `▶ ${clock(hit.moment.start)}–${clock(hit.moment.end)}${said}`]);
+  }
+  if (hit.personal) {
+    const liked = hit.personal.nearest_liked;
+    const near = liked ? `, close to ${baseName(liked.path, liked.id)} you liked` : "";
+    const seen = hit.personal.seen ? ", seen" : "";
+    const taste = hit.personal.taste === null ? "no taste signal" : `taste ${hit.personal.taste_z >= 0 ? "+" : ""}${hit.personal.taste_z.toFixed(1)}σ`;
+    lines.push(["personal", `for you ${hit.personal.score.toFixed(3)} (${taste}${near}${seen})`]);
+  }
+  if (hit.reason) lines.push(["reason", hit.reason]);
+  return lines.map(([kind, text]) => {
+    const line = document.createElement("div");
+    line.className = `why ${kind}`;
+    line.textContent = text;
+    return line;
+  });
+}
+
 function card(hit) {
   const el = document.createElement("article");
   el.className = "card";
@@ -57,7 +87,7 @@ function card(hit) {
   img.loading = "lazy";
   img.onload = () => { img.dataset.loaded = "1"; };
   img.onerror = () => { img.dataset.loaded = "0"; img.removeAttribute("src"); };
-  img.src = `/items/${encodeURIComponent(hit.id)}/thumbnail`;
+  img.src = (hit.moment && hit.moment.thumbnail) || `/items/${encodeURIComponent(hit.id)}/thumbnail`;
   el.appendChild(img);
   const meta = document.createElement("div");
   meta.className = "meta";
@@ -70,6 +100,7 @@ function card(hit) {
   score.textContent = `${hit.kind || "item"} · score ${hit.score.toFixed(3)}`;
   meta.append(name, score);
   if (hit.scores) meta.appendChild(scoreBars(hit.scores));
+  meta.append(...explanation(hit));
   for (const branch of hit.branches || []) {
     const tag = document.createElement("span");
     tag.className = "branch";
@@ -95,16 +126,20 @@ function play(hit) {
   player.controls = true;
   player.autoplay = true;
   player.src = `/items/${encodeURIComponent(hit.id)}/media`;
+  if (hit.moment) player.addEventListener("loadedmetadata", () => { player.currentTime = hit.moment.start; }, { once: true });
   $("player-body").replaceChildren(player);
   $("player").showModal();
 }
 
 async function search(text) {
   const params = new URLSearchParams({ q: text, limit: "24", modality: $("modality").value });
+  if ($("moments").checked) params.set("moments", "true");
+  if ($("user").value) params.set("user", $("user").value);
   say("searching…");
   try {
     const found = await api(`/search?${params}`);
-    show(found.hits, `for “${text}”`);
+    const who = $("user").value ? `, for ${$("user").value}` : "";
+    show(found.hits, `for “${text}”${found.moments ? " (moments)" : ""}${who}`);
   } catch (e) { say(e.message, true); }
 }
 
@@ -113,7 +148,7 @@ async function moreLike(file) {
   form.append("file", file);
   say(`decoding ${file.name}…`);
   try {
-    const found = await api("/search/file?limit=24", { method: "POST", body: form });
+    const found = await api(`/search/file?limit=24${$("moments").checked ? "&moments=true" : ""}`, { method: "POST", body: form });
     show(found.hits, `like ${file.name}`);
   } catch (e) { say(e.message, true); }
 }
@@ -144,7 +179,10 @@ $("search-form").onsubmit = (event) => {
   event.preventDefault();
   const text = $("q").value.trim();
   if (text) {
-    history.replaceState(null, "", `?q=${encodeURIComponent(text)}`);
+    const state = new URLSearchParams({ q: text });
+    if ($("moments").checked) state.set("moments", "1");
+    if ($("user").value) state.set("user", $("user").value);
+    history.replaceState(null, "", `?${state}`);
     search(text);
   }
 };
@@ -167,10 +205,15 @@ $("key-save").onclick = () => {
 };
 
 const start = new URLSearchParams(location.search);
-loadUsers(start.get("user"));
-if (start.get("q")) {
+$("moments").checked = start.get("moments") === "1";
+if (start.get("q") && start.get("user")) {
+  $("q").value = start.get("q");
+  loadUsers(start.get("user")).then(() => search(start.get("q")));
+} else if (start.get("q")) {
+  loadUsers(null);
   $("q").value = start.get("q");
   search(start.get("q"));
-} else if (start.get("user")) {
-  recommend(start.get("user"));
+} else {
+  loadUsers(start.get("user"));
+  if (start.get("user")) recommend(start.get("user"));
 }

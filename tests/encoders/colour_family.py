@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 
 from embedder.encoders.base import ModalityEncoder
-from embedder.fusion import pool
 
 BINS = 4  # per channel: 64 dimensions
 
@@ -32,9 +31,13 @@ class ColourHistogram:
 class ColourVisual(ModalityEncoder):
     modality = "visual"
 
-    def encode_items(self, items, batch_size: int = 32) -> dict[int, np.ndarray]:
-        return {i: pool(self.model.encode_frames(item.frames.frames)) for i, item in enumerate(items)
+    def encode_units(self, items, batch_size: int = 32) -> dict[int, np.ndarray]:
+        # Every sampled frame (the item's, then the extra ones its segments needed), one vector each.
+        return {i: self.model.encode_frames(item.frames.frames) for i, item in enumerate(items)
                 if item.frames is not None}
+
+    def item_units(self, item) -> int:
+        return len(item.frames.item_frames)
 
     def encode_text(self, texts: list[str]) -> np.ndarray:
         # Queries by colour name would go here; this family answers only "more like this".

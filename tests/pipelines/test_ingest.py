@@ -67,7 +67,11 @@ def test_ingest_reingest_modify_delete(library, settings, encoders, media):
         assert rec.payload["modalities"] == ["visual", "audio", "text"]
         assert rec.payload["models"]["visual"] == "open_clip:embedder-tiny-clip/random@1"
         assert rec.payload["frames"] == pytest.approx([0.5, 1.5, 2.5], abs=0.06)
-        assert set(rec.vectors) == {"visual", "audio", "text", "content"}
+        assert set(rec.vectors) == {"visual", "audio", "text", "content", "segments"}
+        # A 3 s clip is one moment: its segment vector is the item's content vector.
+        assert rec.payload["segments"] == [{"start": 0.0, "end": pytest.approx(3.0, abs=0.1)}]
+        assert rec.vectors["segments"].shape == (1, rec.vectors["content"].shape[0])
+        assert np.allclose(rec.vectors["segments"][0], rec.vectors["content"], atol=1e-5)
         silent = list(store.scroll({"paths": str(library / "sub" / "silent.mp4")}, with_vectors=True))[0]
         assert silent.payload["modalities"] == ["visual", "text"] and "audio" not in silent.vectors
 
@@ -175,7 +179,9 @@ def test_cli_ingest_search_status_json(library, tmp_path):
     assert set(summary) >= {"counts", "new", "updated", "removed", "failed", "skipped", "elapsed_s", "files_per_s", "store"}
     result = json.loads(cli("search", "a beep", "--json", "--limit", "3").stdout)
     assert result["query"] == "a beep" and len(result["hits"]) == 3
-    assert set(result["hits"][0]) == {"id", "path", "score", "scores", "kind", "text"}
+    assert set(result["hits"][0]) == {"id", "path", "score", "scores", "kind", "text", "contributions", "moment", "personal"}
+    assert result["hits"][0]["moment"] is None and result["hits"][0]["personal"] is None  # plain search
+    assert sum(result["hits"][0]["contributions"].values()) == pytest.approx(result["hits"][0]["score"], abs=1e-5)
     like = json.loads(cli("search", "--like", library / "av1.mkv", "--json", "--include-self").stdout)
     assert like["hits"][0]["path"] == str(library / "av1.mkv")
     assert str(library / "av1.mkv") not in {h["path"] for h in json.loads(cli("search", "--like", library / "av1.mkv", "--json").stdout)["hits"]}
