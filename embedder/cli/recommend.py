@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
@@ -183,7 +184,8 @@ def recommend(
     strategy: str = typer.Option("hybrid", "--strategy", help=strategies_help()),
     exclude_seen: bool = typer.Option(True, "--exclude-seen/--include-seen", help="Leave out items the user already had."),
     query: Optional[str] = typer.Option(None, "--query", "-q", help="For a user with no history: narrow popular items by this text."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    explain: bool = typer.Option(False, "--explain", help="Say why each item is there: the liked items nearest to it in the branch that found it, or how many users it is popular with (always in --json)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON, explanations included."),
 ) -> None:
     """Recommend items for a user; each hit says which branch (cf, content, popular) found it."""
     with ctx.obj.library(remote=True) as library:
@@ -193,10 +195,10 @@ def recommend(
         return
     if result.note:
         out.print(f"[yellow]{result.note}[/yellow]", highlight=False)
-    _print_recs(result.items)
+    _print_recs(result.items, explain)
 
 
-def _print_recs(items) -> None:
+def _print_recs(items, explain: bool = False) -> None:
     if not items:
         out.print("no items")
         return
@@ -204,9 +206,28 @@ def _print_recs(items) -> None:
     for col in ("#", "score", "found by"):
         table.add_column(col, justify="right" if col != "found by" else "left")
     table.add_column("item", overflow="fold")
+    if explain:
+        table.add_column("why", overflow="fold")
     for rank, r in enumerate(items, 1):
-        table.add_row(str(rank), f"{r.score:.4f}", "+".join(r.branches), short_path(r.path) or r.item or r.id)
+        why = [_why(r)] if explain else []
+        table.add_row(str(rank), f"{r.score:.4f}", "+".join(r.branches), short_path(r.path) or r.item or r.id, *why)
     out.print(table)
+
+
+def _why(rec) -> str:
+    """One recommendation's explanation in words, with the similarities."""
+    if rec.contributions:
+        return "= " + " + ".join(f"{m} {v:.3f}" for m, v in rec.contributions.items())
+    parts = []
+    for b in rec.because:
+        if "popular_with" in b:
+            parts.append(f"popular with {b['popular_with']} users")
+        elif b.get("because_you_liked"):
+            # File names, not paths: the item column has the path, and this column should stay short.
+            liked = ", ".join(f"{os.path.basename(x['path'] or '') or x['item'] or x['id']} ({x['similarity']:.2f})"
+                              for x in b["because_you_liked"])
+            parts.append(f"{b['branch']}: you liked {liked}")
+    return rec.reason if not parts and rec.reason else "; ".join(parts) or "-"
 
 
 @app.command()
@@ -216,6 +237,7 @@ def similar(
     item: str = typer.Argument(..., help="An ingested path or id, or an item key from the interaction log."),
     by: str = typer.Option("content", "--by", help="content, cf or both."),
     limit: int = typer.Option(10, "--limit", "-n", min=1, max=1000, help="How many items."),
+    explain: bool = typer.Option(False, "--explain", help="With --by content: what each modality added to the score (always in --json)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Item-to-item similarity by content vectors, CF factors, or both fused."""
@@ -224,7 +246,7 @@ def similar(
     if as_json:
         print_json({"item": item, "by": by, "items": [r.to_dict() for r in items]})
     else:
-        _print_recs(items)
+        _print_recs(items, explain)
 
 
 @app.command("similar-users")

@@ -40,6 +40,11 @@ class Recommendation:
     score: float
     branches: list[str]
     kind: str | None = None
+    # Why (explain_recommendations): per branch, the user's liked items nearest to this one in that
+    # branch's space, or how many users it is popular with; ``reason`` says it in words.
+    because: list[dict] = field(default_factory=list)
+    reason: str | None = None
+    contributions: dict[str, float] | None = None  # similar --by content: per modality, adding up to score
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -124,12 +129,14 @@ def recommend_for_user(
                            else f"no {chosen.name} signal for this user yet: popular items")
         hits = most_popular(media, limit=limit, filter=filter, exclude_ids=exclude)
         result.items = [_rec(h, ["popular"]) for h in hits]
+        explain_recommendations(result.items, media, positives)
         return result
     depth = limit * BRANCH_DEPTH
     per_branch = {name: media.search(spec, limit=depth, filter=filter, exclude_ids=exclude) for name, spec in branches.items()}
     if len(branches) == 1:
         (name, hits), = per_branch.items()
         result.items = [_rec(h, [name]) for h in hits[:limit]]
+        explain_recommendations(result.items, media, positives)
         return result
     fusing = dict(branches)
     if "cf" in branches and "content" in branches:
@@ -141,7 +148,74 @@ def recommend_for_user(
     fused = media.fused([(spec, depth) for spec in fusing.values()], limit=limit, filter=filter, exclude_ids=exclude)
     found_by = {name: {h.id for h in hits} for name, hits in per_branch.items()}
     result.items = [_rec(h, [n for n in branches if h.id in found_by[n]]) for h in fused]
+    explain_recommendations(result.items, media, positives)
     return result
+
+
+# The space each branch compares items in (cosine): where "because you liked X" is measured.
+BRANCH_SPACES = {"cf": "cf_sim", "trained": "rec", CONTENT_BRANCH: "content", "new": "content"}
+EXPLAIN_LIKED = 2  # liked items named per branch
+
+
+def _cosine(a, b) -> float:
+    import numpy as np
+
+    a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
+    denominator = float(np.linalg.norm(a) * np.linalg.norm(b))
+    return float(a @ b) / denominator if denominator > 0 else 0.0
+
+
+def _name(payload: dict, point: str) -> str:
+    import os
+
+    return os.path.basename(payload.get("path") or "") or payload.get("item") or point
+
+
+def explain_recommendations(items: list[Recommendation], media: VectorStore, positives: list[str]) -> None:
+    """Fill in why each item was recommended, from stored vectors (no model runs).
+
+    * a cf, trained or content branch: the user's recent positives nearest to the item in that
+      branch's space, with their cosine. For the content branch the nearest one's cosine ``s``
+      gives Qdrant's best-score recommend score exactly, ``0.5 * (1 + s / (1 + |s|))`` (unless a
+      negative example is nearer);
+    * popular: how many users interacted with it (``popularity``);
+    * an item nobody has interacted with yet (no ``cf`` vector), found by content: "new item,
+      close to your recent Z".
+    """
+    if not items:
+        return
+    spaces = sorted({BRANCH_SPACES[b] for r in items for b in r.branches if b in BRANCH_SPACES})
+    found = {r.id: r for r in media.retrieve([r.id for r in items], with_vectors=[*spaces, "cf"])}
+    liked = [r for r in media.retrieve(positives, with_vectors=spaces)] if positives and spaces else []
+    order = {p: i for i, p in enumerate(positives)}
+    liked.sort(key=lambda r: order.get(r.id, len(order)))
+    for rec in items:
+        record = found.get(rec.id)
+        vectors, payload = (record.vectors, record.payload) if record else ({}, {})
+        why, words = [], []
+        for branch in rec.branches:
+            if branch == "popular":
+                count = int(payload.get("popularity") or 0)
+                why.append({"branch": branch, "popular_with": count})
+                words.append(f"popular with {count} user{'s' if count != 1 else ''}")
+                continue
+            space = BRANCH_SPACES.get(branch)
+            if space is None or space not in vectors:
+                continue
+            near = sorted(((_cosine(vectors[space], r.vectors[space]), r) for r in liked if space in r.vectors),
+                          key=lambda pair: -pair[0])[:EXPLAIN_LIKED]
+            why.append({"branch": branch, "space": space, "because_you_liked": [
+                {"id": r.id, "path": r.payload.get("path"), "item": r.payload.get("item"), "similarity": round(sim, 6)}
+                for sim, r in near]})
+            names = [_name(r.payload, r.id) for _, r in near]
+            if not names:
+                continue
+            if "cf" not in vectors and space == "content":
+                words.append(f"new item, close to your recent {names[0]}")
+            else:
+                words.append(f"{branch}: because you liked " + " and ".join(names))
+        rec.because = why
+        rec.reason = "; ".join(dict.fromkeys(words)) or None
 
 
 def most_popular(media: VectorStore, *, limit: int, filter: dict | None = None, exclude_ids=None) -> list:
@@ -164,7 +238,9 @@ def most_popular(media: VectorStore, *, limit: int, filter: dict | None = None, 
 def popular_items(media: VectorStore, *, limit: int = 10, text_hits: list | None = None) -> list[Recommendation]:
     """Most-interacted items; with ``text_hits`` (from a text search), those re-ranked by popularity."""
     if text_hits is None:
-        return [_rec(h, ["popular"]) for h in most_popular(media, limit=limit)]
+        out = [_rec(h, ["popular"]) for h in most_popular(media, limit=limit)]
+        explain_recommendations(out, media, [])
+        return out
     records = {r.id: r for r in media.retrieve([h.id for h in text_hits])}
     ranked = sorted(text_hits, key=lambda h: (-(records[h.id].payload.get("popularity") or 0.0), -h.score))
     out = []
@@ -172,6 +248,7 @@ def popular_items(media: VectorStore, *, limit: int = 10, text_hits: list | None
         p: MediaPayload = records[h.id].payload
         out.append(Recommendation(id=h.id, item=p.get("item"), path=p.get("path"),
                                   score=float(p.get("popularity") or 0.0), branches=["popular", "text"], kind=p.get("kind")))
+    explain_recommendations(out, media, [])
     return out
 
 
@@ -195,10 +272,24 @@ def similar_items(media: VectorStore, item_id: str, *, by: str = "content", limi
     per = {n: media.search(s, limit=limit * BRANCH_DEPTH, exclude_ids=exclude) for n, s in specs.items()}
     if len(specs) == 1:
         (name, hits), = per.items()
-        return [_rec(h, [name]) for h in hits[:limit]]
+        out = [_rec(h, [name]) for h in hits[:limit]]
+        if name == "content":
+            _content_contributions(out, media, vectors["content"])
+        return out
     fused = media.fused([(s, limit * BRANCH_DEPTH) for s in specs.values()], limit=limit, exclude_ids=exclude)
     ids = {n: {h.id for h in hits} for n, hits in per.items()}
     return [_rec(h, [n for n in specs if h.id in ids[n]]) for h in fused]
+
+
+def _content_contributions(items: list[Recommendation], media: VectorStore, content) -> None:
+    """Per-modality parts of each item's content cosine to ``content`` (they add up to its score)."""
+    from embedder.fusion import MODALITIES, block_contributions
+
+    dims = {m: v for m, v in (media.collection_dims() or {}).items() if m in MODALITIES}
+    found = {r.id: r for r in media.retrieve([r.id for r in items], with_vectors=["content"])}
+    for rec in items:
+        if rec.id in found and "content" in found[rec.id].vectors:
+            rec.contributions = block_contributions(found[rec.id].vectors["content"], content, dims)
 
 
 def similar_users(users: VectorStore, user: str, *, limit: int = 10) -> list[dict]:
@@ -228,5 +319,5 @@ def resolve_item_ref(media: VectorStore, ref: str) -> str:
     raise EmbedderError(f"'{ref}' is neither an ingested item (id or path) nor an item from the interaction log")
 
 
-__all__ = ["Recommendation", "RecommendResult", "recommend_for_user", "most_popular", "popular_items", "similar_items",
+__all__ = ["Recommendation", "RecommendResult", "explain_recommendations", "recommend_for_user", "most_popular", "popular_items", "similar_items",
            "similar_users", "resolve_item_ref"]

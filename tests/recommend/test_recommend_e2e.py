@@ -160,6 +160,45 @@ def test_similar_items_and_users(world, trained):
     assert [u["user"][:2] for u in close] == ["t0", "t0", "t0"]
 
 
+def test_every_recommendation_explains_itself_from_stored_vectors(world, trained):
+    import numpy as np
+
+    settings, topic_of = world["settings"], world["topic_of"]
+    user = "t1u2"
+    liked = {e.item for e in history(world, user) if e.weight > 0}
+    with open_store(settings) as media, open_store(settings, collection=users_collection(settings)) as users:
+        content = recommend_for_user(user, history(world, user), media, users, limit=4, strategy="content")
+        for r in content.items:
+            (why,) = r.because
+            assert why["branch"] == "content" and why["space"] == "content"
+            nearest = why["because_you_liked"]
+            assert 1 <= len(nearest) <= 2 and {x["path"] for x in nearest} <= liked
+            assert [x["similarity"] for x in nearest] == sorted((x["similarity"] for x in nearest), reverse=True)
+            # Best-score recommend: the item's score is Qdrant's squashed cosine to the nearest liked item.
+            s = nearest[0]["similarity"]
+            assert r.score == pytest.approx(0.5 * (1 + s / (1 + abs(s))), abs=1e-5)
+            assert r.reason.startswith("content: because you liked clip_") or r.reason.startswith("new item, close to")
+        hybrid = recommend_for_user(user, history(world, user), media, users, limit=6)
+        for r in hybrid.items:
+            assert [b["branch"] for b in r.because] == r.branches
+            for b in r.because:  # each named similarity is the cosine of the stored vectors in that space
+                for x in b["because_you_liked"]:
+                    a, c = media.retrieve([r.id, x["id"]], with_vectors=[b["space"]])
+                    u, v = a.vectors[b["space"]], c.vectors[b["space"]]
+                    assert x["similarity"] == pytest.approx(float(u @ v / np.linalg.norm(u) / np.linalg.norm(v)), abs=1e-5)
+        cold = [r for r in hybrid.items if r.branches == ["content"] and "cf" not in
+                media.retrieve([r.id], with_vectors=["cf"])[0].vectors]
+        assert cold and all(r.reason.startswith("new item, close to your recent clip_") for r in cold)
+        popular = recommend_for_user("stranger", [], media, users, limit=3)
+        assert [r.because for r in popular.items] == [[{"branch": "popular", "popular_with": int(r.score)}]
+                                                      for r in popular.items]
+        assert popular.items[0].reason == "popular with 4 users"
+        red = sorted(p for p, t in topic_of.items() if t == 0)
+        rid = list(media.scroll(filter={"paths": red[0]}))[0].id
+        for r in similar_items(media, rid, by="content", limit=4):
+            assert sum(r.contributions.values()) == pytest.approx(r.score, abs=1e-5)
+
+
 def test_eval_cold_items_content_beats_popularity(world):
     settings = world["settings"]
     with open_store(settings) as media:
@@ -198,7 +237,12 @@ def test_cli_import_train_recommend_eval(world, tmp_path):
     assert trained["users"] == 12 and trained["dim"] == 4
     rec = json.loads(cli("recommend", "--user", "t0u1", "--limit", "3", "--json"))
     assert rec["used"] == ["cf", "content"] and len(rec["items"]) == 3
-    assert all(set(r) == {"id", "item", "path", "score", "branches", "kind"} for r in rec["items"])
+    assert all(set(r) == {"id", "item", "path", "score", "branches", "kind", "because", "reason", "contributions"}
+               for r in rec["items"])
+    assert all(r["reason"] and [b["branch"] for b in r["because"]] == r["branches"] for r in rec["items"])
+    env["COLUMNS"] = "250"  # one line per row, for the assertions below
+    table = cli("recommend", "--user", "t0u1", "--limit", "3", "--explain")
+    assert "why" in table and "you liked clip_" in table
     popular = json.loads(cli("recommend", "--user", "nobody", "--query", "red", "--json"))
     assert popular["used"] == ["popular", "text"] and popular["items"]
     out = tmp_path / "eval"
