@@ -9,7 +9,7 @@ import pytest
 
 from embedder.errors import StoreError
 from embedder.settings import load_settings
-from embedder.store import PointRecord, open_store, point_id
+from embedder.store import Nearest, PointRecord, open_store, point_id
 
 DIMS = {"visual": 4, "audio": 3, "text": 4, "content": 11}
 # A real Qdrant server joins when QDRANT_URL is set; select or skip it with -m server / -m "not server".
@@ -206,3 +206,36 @@ def test_typed_filters_behave_the_same_on_every_backend(store):
     assert paths("kind=video", "modalities=audio") == ["/m/c.mp4"]
     assert paths("kind=video", "kind=audio") == []  # AND of two values of a one-valued key
     assert store.count(parse_filters(["size>=500", "size<=16033"])) == 2
+
+
+def test_segments_multivector_and_optional_vectors(store):
+    """A multivector scored by MaxSim (the best of an item's segments), read back as rows; a
+    collection without the optional ``segments`` vector is still accepted by a schema with it."""
+    store.ensure_collection({"content": 3})
+    store.ensure_collection({"content": 3, "segments": 3})  # an older collection: accepted, without segments
+    assert not store.has_vector("segments")
+
+
+def test_maxsim_segments_on_every_backend(store):
+    store.ensure_collection({"content": 3, "segments": 3})
+    assert store.has_vector("segments")
+    s = np.sqrt(0.5)
+    store.upsert([
+        PointRecord(point_id("long"), {"content": vec(1, 0, 0), "segments": np.array([[1, 0, 0], [0, 0, 1]], np.float32)}, {}),
+        PointRecord(point_id("short"), {"content": vec(0, 1, 0), "segments": np.array([[0, s, s]], np.float32)}, {}),
+    ])
+    hits = store.search(Nearest(vec(0, 0, 1), "segments"), limit=2, with_vectors=["segments"])
+    assert [h.id for h in hits] == [point_id("long"), point_id("short")]
+    assert hits[0].score == pytest.approx(1.0, abs=1e-5) and hits[1].score == pytest.approx(s, abs=1e-5)
+    assert hits[0].vectors["segments"].shape == (2, 3) and set(hits[0].vectors) == {"segments"}
+    (record,) = store.retrieve([point_id("short")], with_vectors=["content"])
+    assert set(record.vectors) == {"content"}
+
+
+def test_a_paused_store_reads_everything_again(store):
+    store.ensure_collection(DIMS)
+    store.upsert(points())
+    store.pause()  # an embedded store closes its shard and lets other processes in
+    assert len(list(store.scroll())) == 3
+    store.pause()
+    assert store.count() == 3 and len(store.retrieve([point_id("a")])) == 1
