@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from embedder.encoders.registry import modality_specs
+from embedder.encoders.bundle import configured_image_size
 from embedder.media.decode import DecodeOptions, decode_item
 from embedder.media.discover import discover
 from embedder.media.isolation import map_isolated
@@ -20,8 +20,7 @@ def inspect_paths(paths: list[str | Path], settings: Settings) -> list[dict]:
     Files that would be skipped or fail carry ``status`` "skipped" or "failed" with the stage
     and reason. The order is the discovery order (sorted by path).
     """
-    visual = modality_specs(settings)["visual"]
-    options = DecodeOptions.from_settings(settings, image_size=visual.image_size or 224)
+    options = DecodeOptions.from_settings(settings, image_size=configured_image_size(settings))
     found = discover(paths, include_hidden=settings.include_hidden, max_files=settings.discover_max_files,
                      timeout_s=settings.discover_timeout_s)
     reports: dict[str, dict] = {}

@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     decode_timeout_s: float = Field(300.0, gt=0)
     workers: int = Field(default_factory=lambda: max(1, min(4, (os.cpu_count() or 2))), ge=1, le=64)
     include_hidden: bool = False
+    # Where ingest runs its stages: "local" (decoder processes on this machine) or "ray" (decode
+    # tasks and encode actors on a Ray cluster at ray_address, a local one when unset).
+    executor: Literal["local", "ray"] = "local"
+    ray_address: str | None = None
+    ray_encoders: int = Field(1, ge=1, le=1024)
+    ray_gpus_per_encoder: float = Field(0.0, ge=0, le=16)
     # Discovery stops with a clear error past these (a root that is not what was meant: a link to /).
     discover_max_files: int = Field(1_000_000, ge=1)
     discover_timeout_s: float = Field(3600.0, gt=0)

@@ -60,19 +60,25 @@ def build_payload(f: DiscoveredFile, item: DecodedItem, encoders, weights: dict[
 
 @dataclass
 class IngestStages:
-    """The decode, encode and write stages of one run, bound to its settings, encoders and store."""
+    """The decode, encode and write stages of one run, bound to its settings, encoders and store.
+
+    ``options``: the decode options, when the run has chosen them already (a distributed run's
+    driver, which loads no encoders; its encode workers get the driver's, and have no store).
+    """
 
     settings: object
     encoders: object
-    store: VectorStore
+    store: VectorStore | None
+    options: object = None
 
     def __post_init__(self):
         import dataclasses
 
         from embedder.embedding import decode_options
 
-        self.options = decode_options(self.settings, self.encoders)
-        if self.options.segments.enabled and not self.store.has_vector("segments"):
+        if self.options is None:
+            self.options = decode_options(self.settings, self.encoders)
+        if self.store is not None and self.options.segments.enabled and not self.store.has_vector("segments"):
             # A collection made before moments (or with them off) has nowhere to put segment
             # vectors: cut nothing until 'embedder reembed' rebuilds it.
             self.options = dataclasses.replace(
@@ -117,6 +123,35 @@ class IngestStages:
 
 
 @dataclass
+class Encoded:
+    """One decoded file after the encode stage: its point, or the failure that replaced it."""
+
+    file: DiscoveredFile
+    item: DecodedItem
+    point: PointRecord | None = None
+    failure: Failure | None = None
+
+
+def encode_or_split(stages: IngestStages, batch: list[tuple[DiscoveredFile, DecodedItem]]) -> list[Encoded]:
+    """Encode a group in shared batches; if the group fails, encode its files one by one to find
+    the one that breaks it, so the others are still stored (every executor encodes through this)."""
+    try:
+        points = stages.encode(batch)
+    except Exception as exc:
+        if len(batch) > 1:
+            return [done for one in batch for done in encode_or_split(stages, [one])]
+        f, item = batch[0]
+        return [Encoded(f, item, failure=Failure(str(f.path), "encode", one_line(exc, 200)))]
+    return [Encoded(f, item, point=p) for (f, item), p in zip(batch, points)]
+
+
+def counted_units(items: list[DecodedItem]) -> tuple[int, int]:
+    """(frames, audio windows) the encoders were given for these items."""
+    return (sum(0 if i.frames is None else len(i.frames.timestamps) for i in items),
+            sum(0 if i.audio is None else len(i.audio.windows) for i in items))
+
+
+@dataclass
 class StageReport:
     """What an executor reports: failed files (stage and reason), decode warnings, where time went."""
 
@@ -150,27 +185,24 @@ class LocalExecutor:
 
         def encode_and_write(batch):
             started = time.perf_counter()
-            try:
-                points = stages.encode(batch)
-                counted["frames"] += sum(0 if i.frames is None else len(i.frames.timestamps) for _, i in batch)
-                counted["audio_windows"] += sum(0 if i.audio is None else len(i.audio.windows) for _, i in batch)
-            except Exception as exc:
-                if len(batch) > 1:  # find the item that breaks the batch; the others still go in
-                    for one in batch:
-                        encode_and_write([one])
-                    return
-                report.failed.append(Failure(str(batch[0][0].path), "encode", one_line(exc, 200)))
-                progress.advance(str(batch[0][0].path), "failed")
-                return
-            finally:
-                timings["encode_s"] += time.perf_counter() - started
+            results = encode_or_split(stages, batch)
+            timings["encode_s"] += time.perf_counter() - started
+            done = [(r.file, r.item) for r in results if r.point is not None]
+            frames, windows = counted_units([item for _, item in done])
+            counted["frames"] += frames
+            counted["audio_windows"] += windows
             started = time.perf_counter()
-            stages.write(points, stages.previews(batch))
+            if done:
+                stages.write([r.point for r in results if r.point is not None], stages.previews(done))
             timings["write_s"] += time.perf_counter() - started
-            for f, item in batch:
-                if item.warnings:
-                    report.warnings.append({"path": str(f.path), "warnings": item.warnings})
-                progress.advance(str(f.path), "ok")
+            for r in results:
+                if r.failure is not None:
+                    report.failed.append(r.failure)
+                    progress.advance(str(r.file.path), "failed")
+                    continue
+                if r.item.warnings:
+                    report.warnings.append({"path": str(r.file.path), "warnings": r.item.warnings})
+                progress.advance(str(r.file.path), "ok")
 
         stages.store.pause()
         progress.start(len(files), "ingest")

@@ -343,6 +343,17 @@ def _apply_links(
     return extra
 
 
+def _executor(settings: Settings, store: VectorStore):
+    """The executor the settings name: local decoder processes, or a Ray cluster."""
+    if settings.executor == "ray":
+        from embedder.ray_executor import RayExecutor
+
+        return RayExecutor(settings.ray_address, encoders=settings.ray_encoders,
+                           gpus_per_encoder=settings.ray_gpus_per_encoder,
+                           decode_timeout_s=settings.decode_timeout_s, embedded_store=store.backend == "edge")
+    return LocalExecutor(settings.workers, settings.decode_timeout_s)
+
+
 def run_ingest(
     paths: list[str | Path],
     settings: Settings,
@@ -433,13 +444,19 @@ def _run_ingest(paths, settings: Settings, dry_run, removals, retry_failed, prog
         restored = _restore_from_trash(store, trash, plan.restore)
         if plan.to_encode:
             store.pause()  # model loading and decoding take seconds to hours: let readers in meanwhile
-            if encoders is None or callable(encoders):
-                from embedder.encoders.bundle import load_encoders
+            if settings.executor == "ray":  # the cluster's encode actors load the models, not this driver
+                from embedder.encoders.bundle import configured_image_size
+                from embedder.media.decode import DecodeOptions
 
-                progress.note("loading models")
-                encoders = encoders() if callable(encoders) else load_encoders(settings)
-            report = LocalExecutor(settings.workers, settings.decode_timeout_s).run(
-                IngestStages(settings, encoders, store), plan.to_encode, progress)
+                stages = IngestStages(settings, None, store, DecodeOptions.from_settings(settings, configured_image_size(settings)))
+            else:
+                if encoders is None or callable(encoders):
+                    from embedder.encoders.bundle import load_encoders
+
+                    progress.note("loading models")
+                    encoders = encoders() if callable(encoders) else load_encoders(settings)
+                stages = IngestStages(settings, encoders, store)
+            report = _executor(settings, store).run(stages, plan.to_encode, progress)
             failed, warnings, timings = report.failed, report.warnings, report.timings
         _remember(memory, plan.to_encode, failed, found)
         failed += recalled

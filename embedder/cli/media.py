@@ -90,6 +90,10 @@ def ingest(
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Try again files that failed before and have not changed since."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+    executor: Optional[str] = typer.Option(None, "--executor", help="local (decoder processes here; the default) or ray (decode tasks and encode actors on a Ray cluster; pip install 'embedder[ray]')."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="With --executor ray: the cluster to join (HOST:6379, or ray://HOST:10001); default: start a local one."),
+    ray_encoders: Optional[int] = typer.Option(None, "--ray-encoders", min=1, help="With --executor ray: encode actors (each loads the models once)."),
+    ray_gpus: Optional[float] = typer.Option(None, "--ray-gpus-per-encoder", min=0, help="With --executor ray: GPUs per encode actor (0: CPU actors)."),
 ) -> None:
     """Decode, embed and store files; skip unchanged ones by hash; drop files gone from the folders.
 
@@ -106,7 +110,10 @@ def ingest(
     if prune and no_delete:
         raise EmbedderError("--prune and --no-delete contradict each other; give one")
     removals = "prune" if prune else "never" if no_delete else "guarded"
-    with ctx.obj.library(remote=True) as library:
+    chosen = {k: v for k, v in (("executor", executor), ("ray_address", ray_address), ("ray_encoders", ray_encoders),
+                                ("ray_gpus_per_encoder", ray_gpus)) if v is not None}
+    # A Ray run is driven from here (its cluster does the work); a local one may go through 'serve'.
+    with ctx.obj.library(remote=chosen.get("executor", "local") == "local", **chosen) as library:
         summary = library.ingest(paths, dry_run=dry_run, removals=removals, retry_failed=retry_failed,
                                  progress=TerminalProgress(quiet or as_json))
     data = summary.to_dict()
@@ -135,7 +142,11 @@ def _print_ingest(data: dict, dry_run: bool) -> None:
         t = data["timings"]
         out.print(f"time: waiting for decoders {t['wait_for_decode_s']:.1f}s, encoding {t['encode_s']:.1f}s, "
                   f"writing {t['write_s']:.1f}s", highlight=False)
-        if "frames_per_s" in t:  # which side bounds the run
+        if t.get("executor") == "ray":
+            out.print(f"throughput on Ray ({t['nodes']} node{'s' if t['nodes'] != 1 else ''}): {t['frames']} frames "
+                      f"({t['frames_per_s']:.1f}/s), {t['audio_windows']} audio windows ({t['audio_windows_per_s']:.1f}/s)",
+                      highlight=False)
+        elif "frames_per_s" in t:  # which side bounds the run
             bound = "decoding bounds this run" if t["encoder_wait_share"] >= 0.5 else "encoding bounds this run"
             out.print(f"throughput: {t['frames']} frames ({t['frames_per_s']:.1f}/s), {t['audio_windows']} audio windows "
                       f"({t['audio_windows_per_s']:.1f}/s); the encoder waited {100 * t['encoder_wait_share']:.0f}% "

@@ -92,6 +92,11 @@ def configured_model_ids(settings: Settings) -> dict[str, str]:
     return modality_model_ids(modality_specs(settings))
 
 
+def configured_image_size(settings: Settings) -> int:
+    """The frame size the configured visual encoder wants, without loading it."""
+    return modality_specs(settings)["visual"].image_size or 224
+
+
 def modality_dims(specs: dict[str, ModelSpec]) -> dict[str, int]:
     """Vector sizes per named vector; ``content`` is the concatenation of the blocks."""
     return with_content({m: spec.dim for m, spec in specs.items()})
