@@ -115,6 +115,24 @@ def test_moment_search_finds_each_clip_inside_its_video(world, ingested):
             assert sum(h.contributions.values()) == pytest.approx(h.score, abs=1e-5)
 
 
+def test_a_new_clip_is_found_inside_its_video(world, ingested, tmp_path):
+    """A file that was never ingested (the clip cut again from its video) is encoded on the fly."""
+    from embedder.ids import point_id
+    from embedder.media.discover import hash_file
+    from tests.conftest import ffmpeg
+
+    clip = world["clips"]["clip03"]
+    cut = tmp_path / "cut.mp4"
+    ffmpeg("-ss", str(clip["offset"] + 0.5), "-t", "3", "-i", world["videos"][clip["video"]]["path"],
+           "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", str(cut))
+    assert ingested.media.retrieve([point_id(hash_file(cut))]) == []  # not ingested
+    hits = ingested.search(like=str(cut), moments=True, limit=3)
+    assert hits[0].path == clip["path"]  # the clip it was cut like, on its own
+    first_video = next(h for h in hits if "/videos/" in h.path)
+    assert first_video.path == world["videos"][clip["video"]]["path"]
+    assert abs(first_video.moment.start - clip["offset"]) <= CLIP_S / 2
+
+
 def test_subtitle_line_finds_the_segment_that_shows_it(world, ingested):
     clip = world["clips"]["clip01"]
     top = ingested.search(clip["line"], moments=True, limit=3)[0]

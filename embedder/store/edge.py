@@ -432,28 +432,6 @@ class EdgeStore(VectorStore):
             self._shard.update(UpdateOperation.create_field_index(name, PayloadSchemaType.Keyword))
 
     @_readable
-    def optimize(self) -> dict:
-        """Turn the shard's appendable segments into indexed, memory-mapped ones (HNSW graphs,
-        vectors on disk).
-
-        Points written since the last optimisation sit in an appendable segment that the engine
-        loads into memory whole when the collection opens; after this, opening maps the files
-        instead (benchmarks/scale: a 1M-item store's open cost and memory). It takes minutes for a
-        million items and holds the collection meanwhile, so it is a maintenance step (the
-        scheduled jobs' ``collections optimize``), not part of every ingest.
-        """
-        shard = self._require()
-        before = shard.info()
-        started = time.monotonic()
-        shard.optimize()
-        shard.flush()
-        after = shard.info()
-        self._holes_mb = holes_mb(self.path)
-        return {"optimized": True, "seconds": round(time.monotonic() - started, 2),
-                "segments_before": before.segments_count, "segments_after": after.segments_count,
-                "indexed_vectors": after.indexed_vectors_count, "points": after.points_count}
-
-    @_readable
     def count(self, filter: Filter | None = None) -> int:
         if self._shard is None:
             return 0
