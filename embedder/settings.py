@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     batch_size: int = Field(32, ge=1, le=4096)
 
+    # Video decoding: "auto" tries the GPU's decoder (NVDEC via torchcodec) when the encoders run on
+    # CUDA, "cuda" always tries it, "cpu" never; the CPU decoders are the fallback in every case.
+    video_decoder: Literal["auto", "cpu", "cuda"] = "auto"
+
     # Sampling limits.
     sampling: Literal["uniform", "scene"] = "uniform"
     video_fps: float = Field(1.0, gt=0, le=60)

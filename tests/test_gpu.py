@@ -47,3 +47,15 @@ def test_full_size_models_in_bf16_on_gpu_match_fp32_on_cpu():
         gpu = call(cls(MODELS[spec], device="cuda"))
         cos = (cpu * gpu).sum(axis=1)
         assert cos.min() > 0.98, (spec, cos)
+
+
+def test_nvdec_decodes_on_the_gpu(media):
+    from embedder.media.probe import probe
+    from embedder.media.video import SamplingOptions, sample_frames
+
+    path = str(media["h264.mp4"])
+    cpu = sample_frames(path, probe(path), SamplingOptions(image_size=40))
+    gpu = sample_frames(path, probe(path), SamplingOptions(image_size=40, gpu_decode=True))
+    assert gpu.decoder == "torchcodec-cuda", gpu.fallback_reason  # a torchcodec built without CUDA says so here
+    assert gpu.frames.shape == cpu.frames.shape
+    assert np.abs(gpu.frames.astype(int) - cpu.frames.astype(int)).mean() < 8

@@ -42,6 +42,7 @@ class DecodeOptions:
                 scene_threshold=settings.scene_threshold,
                 image_size=image_size,
                 decoder_threads=max(1, (os.cpu_count() or 1) // settings.workers),
+                gpu_decode=gpu_decode(settings),
             ),
             windows=WindowOptions(
                 window_s=settings.audio_window_s,
@@ -57,6 +58,19 @@ class DecodeOptions:
             thumbnail=settings.thumbnails,
             segments=SegmentOptions.from_settings(settings),
         )
+
+
+def gpu_decode(settings: Settings) -> bool:
+    """Whether decoders should try the GPU first: asked for, or "auto" with the encoders on CUDA."""
+    if settings.video_decoder != "auto":
+        return settings.video_decoder == "cuda"
+    if settings.device == "cpu":
+        return False
+    if settings.device.startswith("cuda"):
+        return True
+    import torch  # "auto" device: the decoders follow the encoders
+
+    return torch.cuda.is_available()
 
 
 @dataclass

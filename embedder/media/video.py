@@ -34,6 +34,9 @@ class SamplingOptions:
     # Threads each decoder may use: the cores the decoder processes leave free (1 when there are
     # as many processes as cores, so they never compete).
     decoder_threads: int = 1
+    # Try the GPU's video decoder (NVDEC, through torchcodec) first; the CPU decoders stay the
+    # fallback, with the reason kept in ``fallback_reason``.
+    gpu_decode: bool = False
 
 
 @dataclass
@@ -152,6 +155,37 @@ class _TorchcodecDecoder(_Decoder):
         return frames, [float(t) for t in batch.pts_seconds]
 
 
+class _TorchcodecCudaDecoder(_Decoder):
+    """NVDEC through torchcodec: frames decoded on the GPU, resized there, copied to the host once."""
+
+    name = "torchcodec-cuda"
+
+    def __init__(self, path: str, stream: VideoStream, size: tuple[int, int], threads: int = 1):
+        import torch
+        from torchcodec.decoders import VideoDecoder
+
+        if not torch.cuda.is_available():
+            raise RuntimeError("no CUDA device")
+        self.size = size
+        self.decoder = VideoDecoder(path, stream_index=stream.index, dimension_order="NCHW", device="cuda")
+        meta = self.decoder.metadata
+        self.begin = float(meta.begin_stream_seconds or 0.0)
+        self.end = float(meta.end_stream_seconds or 0.0)
+
+    def frames_at(self, times):
+        import torch
+        import torch.nn.functional as F
+
+        last = max(self.begin, self.end - 1e-3)
+        batch = self.decoder.get_frames_played_at(seconds=[min(max(t, self.begin), last) for t in times])
+        frames = batch.data.float()
+        if batch.data.dtype != torch.uint8:  # 10-bit sources may come back wider
+            frames = frames / float(torch.iinfo(batch.data.dtype).max) * 255
+        resized = F.interpolate(frames, size=self.size, mode="bilinear", antialias=True, align_corners=False)
+        host = resized.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy()
+        return host, [float(t) for t in batch.pts_seconds]
+
+
 def _clean(exc: Exception) -> str:
     """Decoder errors carry build paths, source lines and clock times; keep the readable part."""
     text = one_line(exc, 600)
@@ -163,9 +197,11 @@ def _clean(exc: Exception) -> str:
     return text.strip()[:200]
 
 
+DECODERS = {"decord": _DecordDecoder, "torchcodec": _TorchcodecDecoder, "torchcodec-cuda": _TorchcodecCudaDecoder}
+
+
 def _open(name: str, path: str, stream: VideoStream, size: tuple[int, int], threads: int = 1) -> _Decoder:
-    cls = _DecordDecoder if name == "decord" else _TorchcodecDecoder
-    return cls(path, stream, size, threads)
+    return DECODERS[name](path, stream, size, threads)
 
 
 def _decode(decoder: _Decoder, times: list[float]) -> tuple[np.ndarray, list[float]]:
@@ -228,8 +264,9 @@ def sample_frames(path: str, info: ProbeInfo, opts: SamplingOptions, segments=No
     into segments (at its shots in "shots" mode), and a frame is added in each segment that no
     sample falls in; the item's own samples, and so its visual vector, are the same as without.
 
-    decord is tried first; if it cannot open the file, reads another stream, or fails while
-    reading, torchcodec decodes the same timestamps and the reason is kept in the result.
+    decord is tried first (after torchcodec's CUDA decoder, with ``gpu_decode``); if it cannot open
+    the file, reads another stream, or fails while reading, torchcodec decodes the same
+    timestamps on the CPU and the reason is kept in the result.
 
     Raises:
         MediaError: stage "decode", when no decoder can read the stream.
@@ -240,7 +277,7 @@ def sample_frames(path: str, info: ProbeInfo, opts: SamplingOptions, segments=No
     size = target_size(stream.width, stream.height, opts.image_size)
     duration = stream.duration or info.duration
     reasons: list[str] = []
-    for name in ("decord", "torchcodec"):
+    for name in (("torchcodec-cuda",) if opts.gpu_decode else ()) + ("decord", "torchcodec"):
         try:
             decoder = _open(name, path, stream, size, opts.decoder_threads)
             if opts.mode == "scene":

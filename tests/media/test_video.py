@@ -101,3 +101,27 @@ def test_decoder_processes_share_the_cores():
     alone = DecodeOptions.from_settings(load_settings(workers=1), 224).sampling.decoder_threads
     crowded = DecodeOptions.from_settings(load_settings(workers=64), 224).sampling.decoder_threads
     assert alone == cores and crowded == 1
+
+
+def test_the_gpu_decoder_falls_back_to_the_cpu_decoders_with_the_reason(media):
+    import torch
+
+    cpu = sample(media["h264.mp4"])
+    tried = sample(media["h264.mp4"], gpu_decode=True)
+    if torch.cuda.is_available():  # NVDEC: the same pictures within resize and colour rounding
+        assert tried.decoder == "torchcodec-cuda", tried.fallback_reason
+        assert tried.frames.shape == cpu.frames.shape
+        assert np.abs(tried.frames.astype(int) - cpu.frames.astype(int)).mean() < 8
+    else:  # the CPU decoders take over, and say why
+        assert tried.decoder == "decord" and tried.fallback_reason == "torchcodec-cuda: no CUDA device"
+        assert np.array_equal(tried.frames, cpu.frames) and tried.timestamps == cpu.timestamps
+
+
+def test_the_video_decoder_setting_chooses_where_decoding_runs():
+    from embedder.media.decode import gpu_decode
+    from embedder.settings import Settings
+
+    assert gpu_decode(Settings(video_decoder="cuda", device="cpu")) is True
+    assert gpu_decode(Settings(video_decoder="cpu", device="cuda")) is False
+    assert gpu_decode(Settings(device="cpu")) is False  # auto follows the encoders
+    assert gpu_decode(Settings(device="cuda:1")) is True
