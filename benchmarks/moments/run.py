@@ -13,7 +13,10 @@ Measured, for each segmenting mode (shots, windows) in one run:
   short clips compete with it).
 * **subtitle moments**: for each clip's line, ``search LINE --moments``; a hit when the top hit
   is the video that shows the line and its best moment overlaps the time the line is shown.
-* **cost**: ingest time and store size with segments and without, on the same media, as ratios.
+* **cost**: ingest time and store size with segments and without, on the same media, as ratios;
+  and the same for one long video (``--long-s``, default 320 s: a world video looped), whose
+  1-frame-per-second samples are capped at ``max_frames``, so cutting it needs a pass over the
+  video at 1 frame per second and a frame for each segment the samples miss.
 
 Usage:
     .venv/bin/python benchmarks/moments/run.py [--models tiny] [--clips 12] [--per-video 4]
@@ -27,6 +30,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -86,6 +90,7 @@ def main() -> None:
     parser.add_argument("--per-video", type=int, default=4)
     parser.add_argument("--clip-s", type=float, default=8.0)
     parser.add_argument("--segment-s", type=float, default=10.0)
+    parser.add_argument("--long-s", type=float, default=320.0)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     os.environ.setdefault("EMBEDDER_WEIGHTS_DIR", str(Path(tempfile.gettempdir()) / "embedder-bench-weights"))
@@ -120,6 +125,22 @@ def main() -> None:
                              "thumbnails_kb_without": round(plain_thumbs / 1e3, 1)},
                 }
             print(mode, json.dumps(result["modes"][mode]), flush=True)
+        long_dir = tmp / "long"
+        long_dir.mkdir()
+        loops = max(0, int(args.long_s // (args.per_video * args.clip_s)) - 1)
+        subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-stream_loop", str(loops), "-i",
+                        world["videos"]["video00"]["path"], "-c", "copy", str(long_dir / "long.mp4")], check=True)
+        costs = {}
+        for label, overrides in (("without", {"segments": False}), ("shots", {"segments": True})):
+            library, seconds, size, _ = _ingest(long_dir, tmp / f"long-{label}", args.models, **overrides)
+            with library:
+                record = next(iter(library.media.scroll()))
+                costs[label] = {"ingest_s": round(seconds, 2), "store_mb": round(size / 1e6, 2),
+                                "frames": len(record.payload["frames"]), "segments": len(record.payload.get("segments") or [])}
+        result["long_video"] = {"seconds": (loops + 1) * args.per_video * args.clip_s, **costs,
+                                "ingest_ratio": round(costs["shots"]["ingest_s"] / costs["without"]["ingest_s"], 2),
+                                "store_ratio": round(costs["shots"]["store_mb"] / costs["without"]["store_mb"], 2)}
+        print("long", json.dumps(result["long_video"]), flush=True)
     print(json.dumps(result, indent=2))
     if args.out:
         args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -20,6 +20,10 @@ from embedder.media.probe import ProbeInfo, VideoStream
 DECODE_CHUNK = 16  # frames decoded per call: bounds peak memory in scene mode
 SCENE_CANDIDATE_FPS = 4.0
 SCENE_MAX_CANDIDATES = 480
+# Cutting moments needs a shot's start to within half a second (a segment is ~10 s), not the
+# 4-per-second precision of scene sampling: one candidate per second, and none at all when the
+# item's own samples are already that dense (a clip up to max_frames seconds long at 1 fps).
+SEGMENT_CUT_FPS = 1.0
 
 
 @dataclass(frozen=True)
@@ -221,40 +225,51 @@ def _thumbnail(frames: np.ndarray) -> np.ndarray:
     return small / 255.0
 
 
-def scene_timestamps(decoder: _Decoder, duration: float, opts: SamplingOptions, limit: int | None = None) -> list[float]:
-    """Times where the picture changes: the first frame plus cuts over ``scene_threshold``.
+def _cut_indices(thumbs: np.ndarray, threshold: float, limit: int) -> list[int]:
+    """Indices of the frames that start a new shot (0 first), the strongest ``limit`` in time order."""
+    change = np.abs(np.diff(thumbs, axis=0)).mean(axis=(1, 2, 3))
+    cuts = [i + 1 for i in np.argsort(-change) if change[i] >= threshold]
+    return sorted({0, *cuts[: limit - 1]})
 
-    Candidates are read at a few frames per second in small chunks and reduced to thumbnails, so
-    memory stays bounded. When there are more cuts than ``limit`` (default ``max_frames``), the
-    strongest are kept.
-    """
-    limit = limit or opts.max_frames
-    candidates = uniform_timestamps(duration, SCENE_CANDIDATE_FPS, SCENE_MAX_CANDIDATES)
+
+def _candidates(decoder: _Decoder, duration: float, fps: float) -> tuple[np.ndarray, list[float]]:
+    """Thumbnails and times of frames read at ``fps`` (in small chunks: memory stays bounded)."""
+    candidates = uniform_timestamps(duration, fps, SCENE_MAX_CANDIDATES)
     thumbs, stamps = [], []
     for start in range(0, len(candidates), DECODE_CHUNK):
         frames, ts = decoder.frames_at(candidates[start : start + DECODE_CHUNK])
         thumbs.append(_thumbnail(frames))
         stamps.extend(ts)
-    thumb = np.concatenate(thumbs, axis=0)
-    change = np.abs(np.diff(thumb, axis=0)).mean(axis=(1, 2, 3))
-    cuts = [i + 1 for i in np.argsort(-change) if change[i] >= opts.scene_threshold]
-    chosen = sorted({0, *cuts[: limit - 1]})
+    return np.concatenate(thumbs, axis=0), stamps
+
+
+def scene_timestamps(decoder: _Decoder, duration: float, opts: SamplingOptions, limit: int | None = None) -> list[float]:
+    """Times where the picture changes: the first frame plus cuts over ``scene_threshold``.
+
+    Candidates are read at a few frames per second and reduced to thumbnails. When there are more
+    cuts than ``limit`` (default ``max_frames``), the strongest are kept.
+    """
+    thumbs, stamps = _candidates(decoder, duration, SCENE_CANDIDATE_FPS)
+    chosen = _cut_indices(thumbs, opts.scene_threshold, limit or opts.max_frames)
     # Several candidates can map to the same decoded frame in short clips; keep times unique.
     return sorted({stamps[i] for i in chosen})
 
 
-def _segment_layout(decoder: _Decoder, duration: float, times: list[float], opts: SamplingOptions, segments):
-    """(spans, frame groups, extra frame times) for a video cut into segments, or ``None``."""
-    if segments is None or not segments.enabled:
-        return None
-    from embedder.media.segments import frames_for_segments, segment_spans
-
-    cuts: list[float] = []
-    if segments.mode == "shots":
-        cuts = times if opts.mode == "scene" else scene_timestamps(decoder, duration, opts, limit=segments.max_segments)
-    spans = segment_spans(duration, cuts, segments)
-    groups, extra = frames_for_segments(spans, times)
-    return spans, groups, extra
+def _segment_cuts(decoder: _Decoder, duration: float, times: list[float], frames: np.ndarray, stamps: list[float],
+                  opts: SamplingOptions, segments) -> list[float]:
+    """Where the shots start, for cutting segments: the sampled times in scene mode; else halfway
+    between the frames either side of each cut, found among the samples themselves when they are
+    dense enough, otherwise among candidates read at SEGMENT_CUT_FPS."""
+    if segments.mode != "shots":
+        return []
+    if opts.mode == "scene":
+        return times
+    if len(times) > 1 and duration / len(times) <= 1.0 / SEGMENT_CUT_FPS + 1e-6:
+        thumbs = _thumbnail(frames)
+    else:
+        thumbs, stamps = _candidates(decoder, duration, SEGMENT_CUT_FPS)
+    chosen = _cut_indices(thumbs, opts.scene_threshold, segments.max_segments)
+    return sorted({round((stamps[i - 1] + stamps[i]) / 2, 4) for i in chosen if i > 0})
 
 
 def sample_frames(path: str, info: ProbeInfo, opts: SamplingOptions, segments=None) -> SampledFrames | None:
@@ -284,8 +299,18 @@ def sample_frames(path: str, info: ProbeInfo, opts: SamplingOptions, segments=No
                 times = scene_timestamps(decoder, duration, opts)
             else:
                 times = uniform_timestamps(duration, opts.fps, opts.max_frames)
-            layout = _segment_layout(decoder, duration, times, opts, segments)
-            frames, stamps = _decode(decoder, times + (layout[2] if layout else []))
+            frames, stamps = _decode(decoder, times)
+            layout = None
+            if segments is not None and segments.enabled:
+                from embedder.media.segments import frames_for_segments, segment_spans
+
+                spans = segment_spans(duration, _segment_cuts(decoder, duration, times, frames, stamps, opts, segments),
+                                      segments)
+                groups, extra = frames_for_segments(spans, times)
+                if extra:  # a frame in each segment the item's samples missed
+                    more, more_stamps = _decode(decoder, extra)
+                    frames, stamps = np.concatenate([frames, more]), stamps + more_stamps
+                layout = (spans, groups)
         except Exception as exc:  # decord raises its own types; any failure moves to the next decoder
             reasons.append(f"{name}: {_clean(exc)}")
             continue
