@@ -187,7 +187,7 @@ def _content_vectors(media, items: list[str]) -> dict[str, np.ndarray]:
     from embedder.ids import resolve_items
 
     ids = resolve_items(items, media)
-    records = {r.id: r for r in media.retrieve(sorted(set(ids.values())), with_vectors=True)}
+    records = {r.id: r for r in media.retrieve(sorted(set(ids.values())), with_vectors=["content"])}
     return {item: records[pid].vectors["content"] for item, pid in ids.items()
             if pid in records and "content" in records[pid].vectors}
 

@@ -78,7 +78,7 @@ def history_ids(history: list[Interaction], media: VectorStore) -> tuple[list[st
 
 
 def _content_examples(media: VectorStore, positives: list[str], negatives: list[str]):
-    vectors = {r.id: r.vectors.get("content") for r in media.retrieve(positives + negatives, with_vectors=True)}
+    vectors = {r.id: r.vectors.get("content") for r in media.retrieve(positives + negatives, with_vectors=["content"])}
     pos = [vectors[i] for i in positives if vectors.get(i) is not None]
     neg = [vectors[i] for i in negatives if vectors.get(i) is not None]
     return pos, neg
@@ -256,7 +256,7 @@ def similar_items(media: VectorStore, item_id: str, *, by: str = "content", limi
     """Items like ``item_id`` by ``content`` (cosine of fused vectors), ``cf`` (cosine of factors) or ``both`` (RRF)."""
     if by not in ("content", "cf", "both"):
         raise EmbedderError(f"--by must be content, cf or both, not '{by}'")
-    found = media.retrieve([item_id], with_vectors=True)
+    found = media.retrieve([item_id], with_vectors=["content", "cf_sim"])
     if not found:
         raise EmbedderError(f"item {item_id} is not in the collection")
     vectors = found[0].vectors

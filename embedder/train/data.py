@@ -48,7 +48,8 @@ def item_features(items: list[str], media, modalities: list[str]) -> tuple[np.nd
     if not modalities:
         return np.zeros((len(items), 0), np.float32), []
     ids = resolve_items(items, media)
-    records = {r.id: r for r in media.retrieve(sorted(set(ids.values())), with_vectors=True)}
+    # Only the blocks the head reads (never an item's segments).
+    records = {r.id: r for r in media.retrieve(sorted(set(ids.values())), with_vectors=[*modalities, "content"])}
     if not any("content" in r.vectors for r in records.values()):
         return np.zeros((len(items), 0), np.float32), []
     width = sum(dims[m] for m in modalities) + len(modalities)
