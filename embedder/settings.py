@@ -114,7 +114,7 @@ class Settings(BaseSettings):
     cf_bm25_k1: float = Field(1.2, gt=0)
     rec_dim: int = Field(64, ge=2, le=1024)  # size of the trained head's "rec" vectors
     # 'search --user': how many spreads of relevance one spread of the user's taste is worth among
-    # the candidates (embedder.personal); 0 turns personalisation into plain search.
+    # the candidates (embedder.personal); 0 keeps the relevance order (only --seen still applies).
     personal_weight: float = Field(1.0, ge=0, le=10)
     # Interaction events older than this many days are dropped ('interactions prune', a scheduled
     # step) and never imported; None keeps them for ever.
