@@ -65,9 +65,13 @@ def _print_inspect(r: dict) -> None:
     if v:
         fb = f" (fallback: {v['fallback_reason']})" if v["fallback_reason"] else ""
         ts = ", ".join(f"{t:.2f}" for t in v["timestamps"])
-        out.print(f"  frames: {v['frames']} via {v['decoder']}{fb} at [{ts}] s", highlight=False)
+        more = v["frames"] - v["item_frames"]
+        added = f" (+{more} added for segments)" if more else ""
+        out.print(f"  frames: {v['item_frames']}{added} via {v['decoder']}{fb} at [{ts}] s", highlight=False)
     a = r["audio"]
-    out.print(f"  audio windows: {a['windows'] if a else 0}", highlight=False)
+    more = a["windows"] - a["item_windows"] if a else 0
+    out.print(f"  audio windows: {a['item_windows'] if a else 0}" + (f" (+{more} added for segments)" if more else ""),
+              highlight=False)
     out.print(f"  text ({r['text']['source']}): {r['text']['text'][:100]}", highlight=False)
     if r.get("segments"):
         from embedder.media.segments import seconds

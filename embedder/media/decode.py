@@ -112,6 +112,7 @@ class DecodedItem:
                 "fallback_reason": frames.fallback_reason,
                 "stream_index": frames.stream_index,
                 "frames": int(frames.frames.shape[0]),
+                "item_frames": len(frames.item_frames),  # the rest were added for segments
                 "frame_size": [int(frames.frames.shape[2]), int(frames.frames.shape[1])],
                 "timestamps": frames.timestamps,
             },
@@ -122,6 +123,7 @@ class DecodedItem:
                 "source_rate": audio.source_rate,
                 "sample_rate": audio.sample_rate,
                 "windows": len(audio.windows),
+                "item_windows": len(audio.item_windows),  # the rest were added for segments
                 "window_starts": audio.starts,
                 "window_durations": audio.durations,
             },

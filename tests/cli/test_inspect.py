@@ -84,7 +84,9 @@ def test_symlink_loop_is_reported_not_followed(tmp_path, media):
 def test_human_output_and_real_file(real_media):
     proc = run_cli("--models", "tiny", "inspect", real_media / "nasa_13013.mp4")
     assert "*video #3: h264 480x270 @ 29.970 fps" in proc.stdout
-    assert "audio windows: 2" in proc.stdout
+    # The item's own 2 windows, and one more for a 2 s shot that no window lies mostly inside.
+    assert "audio windows: 2 (+1 added for segments)" in proc.stdout
+    assert "segments: 4 (0:00.0-0:05.0, 0:05.0-0:06.0, 0:06.0-0:08.0, 0:08.0-0:13.0)" in proc.stdout
     assert "text (embedded-subtitles): NAR: This is the optical" in proc.stdout
     assert proc.stdout.strip().endswith("1 ok, 0 failed, 0 skipped")
 
