@@ -178,10 +178,9 @@ class Library:
         fetch = limit
         taste = None
         if user is not None:
-            from embedder.personal import POOL_DEPTH, SEEN_CHOICES, read_taste
+            from embedder.personal import POOL_DEPTH, check_seen, read_taste
 
-            if seen not in SEEN_CHOICES:
-                raise EmbedderError(f"--seen must be one of {', '.join(SEEN_CHOICES)}, not '{seen}'")
+            check_seen(seen)
             taste = read_taste(self.settings.stored_user(user), self.history(user), media, self.users)
             fetch = limit if taste.empty else limit * POOL_DEPTH
         if like is not None:

@@ -34,6 +34,12 @@ POOL_DEPTH = 5  # the plain search fetches limit * this candidates for re-rankin
 SEEN_CHOICES = ("demote", "exclude", "keep")
 
 
+def check_seen(seen: str) -> None:
+    """Refuse an unknown ``--seen`` choice (before any search work is done)."""
+    if seen not in SEEN_CHOICES:
+        raise EmbedderError(f"--seen must be one of {', '.join(SEEN_CHOICES)}, not '{seen}'")
+
+
 @dataclass
 class Taste:
     """What a user's taste is made of: their cf vector and recent positive items' content."""
@@ -79,8 +85,7 @@ def personalise(hits: list, taste: Taste, media: VectorStore, *, weight: float, 
     "weight", "cf", "recent", "nearest_liked", "seen"}``, so that ``score = hit.score + weight *
     relevance_spread * taste_z``. With an empty taste the hits come back unchanged (the first ``limit``).
     """
-    if seen not in SEEN_CHOICES:
-        raise EmbedderError(f"--seen must be one of {', '.join(SEEN_CHOICES)}, not '{seen}'")
+    check_seen(seen)
     if taste.empty or not hits:
         return hits[:limit]
     records = {r.id: r for r in media.retrieve([h.id for h in hits], with_vectors=["content", "cf_sim"])}
@@ -118,4 +123,4 @@ def personalise(hits: list, taste: Taste, media: VectorStore, *, weight: float, 
     return ranked[:limit]
 
 
-__all__ = ["POOL_DEPTH", "SEEN_CHOICES", "Taste", "personalise", "read_taste"]
+__all__ = ["POOL_DEPTH", "SEEN_CHOICES", "Taste", "check_seen", "personalise", "read_taste"]

@@ -26,7 +26,7 @@ import time
 
 from embedder.errors import EmbedderError, Failure, MediaError, one_line
 from embedder.progress import Progress
-from embedder.stages import GROUP_MAX_ITEMS, IngestStages, StageReport, counted_units, encode_or_split
+from embedder.stages import GROUP_MAX_ITEMS, IngestStages, StageReport, counted_units, encode_or_split, throughput
 
 
 class _Decode:
@@ -65,35 +65,36 @@ class _Encode:
         self.stages = IngestStages(self.settings, load_encoders(self.settings), None, self.options)
 
     def __call__(self, batch: dict) -> dict:
-        out = {"file": [], "point": [], "previews": [], "warnings": [], "error": [], "frames": [], "windows": [],
-               "encode_s": []}
-        ready = []
+        rows, ready = [], []
         for file_bytes, item_bytes, error in zip(batch["file"], batch["item"], batch["error"]):
             if error:  # a decode failure passes through to the driver
-                out["file"].append(file_bytes)
-                out["point"].append(b"")
-                out["previews"].append(b"")
-                out["warnings"].append("[]")
-                out["error"].append(error)
-                out["frames"].append(0)
-                out["windows"].append(0)
-                out["encode_s"].append(0.0)
+                rows.append(_encoded_row(file_bytes, error=error))
             else:
                 ready.append((pickle.loads(file_bytes), pickle.loads(item_bytes)))
         started = time.perf_counter()
         results = encode_or_split(self.stages, ready) if ready else []
         share = (time.perf_counter() - started) / max(1, len(results))
         for r in results:
+            if r.failure is not None:
+                rows.append(_encoded_row(pickle.dumps(r.file), error=json.dumps([r.failure.path, r.failure.stage,
+                                                                                   r.failure.reason])))
+                continue
             frames, windows = counted_units([r.item])
-            out["file"].append(pickle.dumps(r.file))
-            out["point"].append(b"" if r.point is None else pickle.dumps(r.point, protocol=pickle.HIGHEST_PROTOCOL))
-            out["previews"].append(pickle.dumps(IngestStages.previews([(r.file, r.item)])))
-            out["warnings"].append(json.dumps(r.item.warnings))
-            out["error"].append("" if r.failure is None else json.dumps([r.failure.path, r.failure.stage, r.failure.reason]))
-            out["frames"].append(frames if r.point is not None else 0)
-            out["windows"].append(windows if r.point is not None else 0)
-            out["encode_s"].append(share)
-        return out
+            rows.append(_encoded_row(pickle.dumps(r.file), point=pickle.dumps(r.point, protocol=pickle.HIGHEST_PROTOCOL),
+                                     previews=pickle.dumps(IngestStages.previews([(r.file, r.item)])),
+                                     warnings=json.dumps(r.item.warnings), frames=frames, windows=windows,
+                                     encode_s=share))
+        return {key: [row[key] for row in rows] for key in _ENCODED_COLUMNS}
+
+
+_ENCODED_COLUMNS = ("file", "point", "previews", "warnings", "error", "frames", "windows", "encode_s")
+
+
+def _encoded_row(file: bytes, *, point: bytes = b"", previews: bytes = b"", warnings: str = "[]", error: str = "",
+                 frames: int = 0, windows: int = 0, encode_s: float = 0.0) -> dict:
+    """One file's row out of the encode stage: its point, or the failure (JSON) that replaced it."""
+    return {"file": file, "point": point, "previews": previews, "warnings": warnings, "error": error,
+            "frames": frames, "windows": windows, "encode_s": encode_s}
 
 
 def _encoder_class(settings, options) -> type:
@@ -227,15 +228,10 @@ class RayExecutor:
                                 "run the same ingest again to finish") from None
         progress.finish()
         report.failed.sort(key=lambda f: f.path)
-        wall = max(round(time.perf_counter() - run_started, 3), 0.001)
         report.timings = {k: round(v, 3) for k, v in timings.items()}
-        report.timings.update({
-            "run_s": wall, **counted,
-            "frames_per_s": round(counted["frames"] / wall, 2),
-            "audio_windows_per_s": round(counted["audio_windows"] / wall, 2),
-            "encoder_wait_share": None,  # the pipeline overlaps the stages itself; see Ray's dashboard
-            "executor": "ray", "nodes": cluster["nodes"],
-        })
+        # The pipeline overlaps the stages itself (Ray's dashboard shows where it waits).
+        report.timings.update(throughput(counted, run_started), encoder_wait_share=None, executor="ray",
+                              nodes=cluster["nodes"])
         return report
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from embedder.errors import EmbedderError
-from embedder.fusion import MODALITIES, block_contributions, fuse_query
+from embedder.fusion import MODALITIES, block_contributions, fuse, fuse_query
 from embedder.store import Nearest, VectorStore, is_point_id, point_id
 
 if TYPE_CHECKING:
@@ -249,8 +249,6 @@ def clip_query(vectors: dict[str, np.ndarray], text_source: str | None, dims: di
     """The content-space query that finds where an example clip occurs: its picture and sound, and
     its text only when that is subtitles (what is said in the clip is said in the video too; its
     file name or title is not), fused with the weights renormalised over those blocks."""
-    from embedder.fusion import fuse
-
     keep = ["visual", "audio"] + (["text"] if text_source in ("subtitles", "embedded-subtitles") else [])
     blocks = {m: vectors.get(m) for m in keep if vectors.get(m) is not None}
     if not blocks:

@@ -151,6 +151,14 @@ def counted_units(items: list[DecodedItem]) -> tuple[int, int]:
             sum(0 if i.audio is None else len(i.audio.windows) for i in items))
 
 
+def throughput(counted: dict, started: float) -> dict:
+    """The run's wall time and units per second since ``started`` (``time.perf_counter``), for
+    every executor's report: which side bounds a run is read from these."""
+    wall = max(round(time.perf_counter() - started, 3), 0.001)
+    return {"run_s": wall, **counted, "frames_per_s": round(counted["frames"] / wall, 2),
+            "audio_windows_per_s": round(counted["audio_windows"] / wall, 2)}
+
+
 @dataclass
 class StageReport:
     """What an executor reports: failed files (stage and reason), decode warnings, where time went."""
@@ -232,11 +240,6 @@ class LocalExecutor:
         report.timings = {k: round(v, 3) for k, v in timings.items()}
         # Which side bounds the run: frames and windows per second of the whole run, and the share
         # of it the encoder spent waiting for decoded files (high: decoding is the bound).
-        wall = max(round(time.perf_counter() - run_started, 3), 0.001)
-        report.timings.update({
-            "run_s": wall, **counted,
-            "frames_per_s": round(counted["frames"] / wall, 2),
-            "audio_windows_per_s": round(counted["audio_windows"] / wall, 2),
-            "encoder_wait_share": round(timings["wait_for_decode_s"] / wall, 3),
-        })
+        report.timings.update(throughput(counted, run_started))
+        report.timings["encoder_wait_share"] = round(timings["wait_for_decode_s"] / report.timings["run_s"], 3)
         return report

@@ -288,9 +288,14 @@ def _cut_again(payload: dict, settings: Settings, stamp: dict, changed: list[str
     return settings.segments and (bool(changed) or payload.get("segmenting") != stamp)
 
 
+def _changed_modalities(payload: dict, models: dict[str, str]) -> list[str]:
+    """The item's modalities whose vectors another model made than the configured one."""
+    return [m for m in payload.get("modalities") or [] if (payload.get("models") or {}).get(m) != models[m]]
+
+
 def _needs_encoders(record, models, settings: Settings, stamp: dict) -> bool:
     p = record.payload
-    changed = [m for m in p.get("modalities") or [] if (p.get("models") or {}).get(m) != models[m]]
+    changed = _changed_modalities(p, models)
     return bool(p.get("paths")) and (bool(changed) or _cut_again(p, settings, stamp, changed))
 
 
@@ -302,7 +307,7 @@ def _rebuild_point(record, settings: Settings, models, encoders, stamp: dict | N
     present = p.get("modalities") or []
     if not p.get("paths"):
         return PointRecord(record.id, vectors, p), "copied"
-    changed = [m for m in present if (p.get("models") or {}).get(m) != models[m]]
+    changed = _changed_modalities(p, models)
     if not settings.segments:
         vectors.pop("segments", None)
         p.pop("segments", None)
@@ -340,18 +345,26 @@ def _dims_from(vectors, settings: Settings) -> dict[str, int]:
     return {m: dims[m] for m in MODALITIES}
 
 
-def _encode_with_segments(payload: dict, point: str, settings: Settings, encoders):
-    """Decode the item's file (isolated) and encode all of it: its modality vectors, and its
-    segments as (S x content vector, segment payloads), or ``None`` when it has none. The segment
-    previews are written beside the store."""
-    from embedder.embedding import decode_file, embed_items
+def _decode_stored(payload: dict, settings: Settings, encoders):
+    """(path, decoded item) of the first of the item's files still on disk, decoded in isolation."""
+    from embedder.embedding import decode_file
     from embedder.errors import MediaError
-    from embedder.media.thumbnail import ThumbnailStore
 
     path = next((x for x in payload.get("paths") or [] if os.path.exists(x)), None)
     if path is None:
         raise MediaError(payload.get("path") or "?", "decode", "file is gone")
-    item = decode_file(path, settings, encoders)
+    return path, decode_file(path, settings, encoders)
+
+
+def _encode_with_segments(payload: dict, point: str, settings: Settings, encoders):
+    """Decode the item's file (isolated) and encode all of it: its modality vectors, and its
+    segments as (S x content vector, segment payloads), or ``None`` when it has none. The segment
+    previews are written beside the store."""
+    from embedder.embedding import embed_items
+    from embedder.errors import MediaError
+    from embedder.media.thumbnail import ThumbnailStore
+
+    path, item = _decode_stored(payload, settings, encoders)
     try:
         vectors = embed_items([item], encoders, settings.fusion_weights, settings.batch_size)[0]
     except Exception as exc:
@@ -366,13 +379,10 @@ def _encode_with_segments(payload: dict, point: str, settings: Settings, encoder
 
 def _encode_modalities(payload: dict, modalities: list[str], settings: Settings, encoders) -> dict:
     """Decode the item's file (isolated) and encode only the modalities whose model changed."""
-    from embedder.embedding import decode_file, encode_items
+    from embedder.embedding import encode_items
     from embedder.errors import MediaError
 
-    path = next((x for x in payload.get("paths") or [] if os.path.exists(x)), None)
-    if path is None:
-        raise MediaError(payload.get("path") or "?", "decode", "file is gone")
-    item = decode_file(path, settings, encoders)
+    path, item = _decode_stored(payload, settings, encoders)
     try:
         return encode_items([item], encoders, settings.batch_size, modalities=[m for m in MODALITIES if m in modalities])[0]
     except Exception as exc:

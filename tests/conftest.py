@@ -26,6 +26,23 @@ def _sine(seconds: float, freq: int = 440, rate: int = 44100) -> list[str]:
     return ["-f", "lavfi", "-i", f"sine=frequency={freq}:duration={seconds}:sample_rate={rate}"]
 
 
+def free_port() -> int:
+    """A TCP port nothing listens on now, on loopback."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def copy_media(media: dict[str, Path], names, folder: Path) -> Path:
+    """A fresh folder holding copies of the named generated files."""
+    folder.mkdir()
+    for name in names:
+        shutil.copy(media[name], folder / name)
+    return folder
+
+
 def make_media(root: Path) -> dict[str, Path]:
     """Write every case the media layer must handle into ``root``; return them by name."""
     root.mkdir(parents=True, exist_ok=True)

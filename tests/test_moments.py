@@ -7,15 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from embedder.media.segments import (
-    Cue,
-    SegmentOptions,
-    cue_text,
-    frames_for_segments,
-    parse_cues,
-    segment_spans,
-    windows_for_segments,
-)
+from embedder.media.segments import SegmentOptions, cue_text, frames_for_segments, segment_spans, windows_for_segments
+from embedder.media.text import Cue, parse_cues
 from tests.cli_runner import run_cli
 
 CLIP_S = 4.0

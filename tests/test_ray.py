@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +16,7 @@ import numpy as np
 import pytest
 
 from tests.cli_runner import run_cli
+from tests.conftest import copy_media, free_port
 
 ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'embedder[ray]'")
 REPO = Path(__file__).resolve().parents[1]
@@ -26,9 +25,7 @@ NAMES = ("h264.mp4", "tone.mp3", "vp9.webm", "av1.mkv", "truncated.mp4")
 
 @pytest.fixture(scope="module")
 def cluster():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     # Workers import the test helpers (the crashing decoder) from the repository. A throwaway
     # cluster for this test alone: no token authentication, so the clients need no token either.
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(REPO)}
@@ -45,11 +42,7 @@ def cluster():
 
 @pytest.fixture
 def folder(tmp_path, media):
-    target = tmp_path / "media"
-    target.mkdir()
-    for name in NAMES:
-        shutil.copy(media[name], target / name)
-    return target
+    return copy_media(media, NAMES, tmp_path / "media")
 
 
 def _points(store: Path) -> dict:

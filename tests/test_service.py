@@ -3,7 +3,6 @@
 import concurrent.futures
 import os
 import shutil
-import socket
 import threading
 import time
 from pathlib import Path
@@ -11,13 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import free_port
+
 NAMES = ("h264.mp4", "tone.mp3", "vp9.webm")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

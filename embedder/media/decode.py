@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 from embedder.errors import MediaError, one_line
 from embedder.media.audio import AudioWindows, WindowOptions, load_windows
 from embedder.media.probe import Limits, ProbeInfo, check_limits, probe
-from embedder.media.segments import Segment, SegmentOptions, build_segments, parse_cues, segment_spans
-from embedder.media.text import ItemText, find_subtitles, find_text
+from embedder.media.segments import Segment, SegmentOptions, build_segments, segment_spans
+from embedder.media.text import ItemText, find_subtitles, find_text, parse_cues
 from embedder.media.video import SampledFrames, SamplingOptions, sample_frames
 
 if TYPE_CHECKING:

@@ -7,7 +7,8 @@ about 1.5 segment lengths, and a file without cuts, is cut into even windows of 
 * the sampled frames whose time falls inside it (the item's own samples, plus one extra frame
   in the middle of a segment that has none, so every segment of a long video is seen);
 * the audio windows that overlap it most (plus an extra window at its start when none does);
-* the subtitle lines shown during it, or the item's text when the file has no subtitles.
+* the subtitle lines shown during it (:func:`embedder.media.text.parse_cues`), or the item's
+  text when the file has no subtitles.
 
 Everything here is pure: the decoders call :func:`segment_spans` and the ``*_for_segments``
 helpers, and embedding pools the encoded units per segment (:func:`embedder.embedding.embed_items`).
@@ -15,9 +16,9 @@ helpers, and embedding pools the encoded units per segment (:func:`embedder.embe
 
 from __future__ import annotations
 
-import math
-import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+
+from embedder.media.text import Cue
 
 SEGMENTING_VERSION = 1  # bump when the cutting rule changes, so 'reembed' rebuilds the segments
 MIN_SEGMENT_S = 1.0  # shorter shots are merged into the one before: a flash is not a moment
@@ -136,54 +137,6 @@ def _span_of(spans: list[tuple[float, float]], t: float) -> int:
     return len(spans) - 1
 
 
-# -- subtitles with their times -------------------------------------------------------------
-
-_CUE_TIME = re.compile(
-    r"(?:(\d{1,2}):)?(\d{1,2}):(\d{2})[.,](\d{3})\s*-->\s*(?:(\d{1,2}):)?(\d{1,2}):(\d{2})[.,](\d{3})")
-_TAGS = re.compile(r"<[^>]+>|\{[^}]*\}")
-
-
-@dataclass(frozen=True)
-class Cue:
-    """One subtitle line and when it is shown, in seconds."""
-
-    start: float
-    end: float
-    text: str
-
-
-def _seconds(h, m, s, ms) -> float:
-    return int(h or 0) * 3600 + int(m) * 60 + int(s) + int(ms) / 1000
-
-
-def parse_cues(raw: str) -> list[Cue]:
-    """The timed lines of an SRT or WebVTT file (tags removed, multi-line cues joined)."""
-    cues: list[Cue] = []
-    current: tuple[float, float] | None = None
-    lines: list[str] = []
-
-    def flush():
-        if current is not None and lines:
-            cues.append(Cue(current[0], current[1], " ".join(lines)))
-
-    for line in raw.splitlines():
-        line = line.strip().lstrip("\ufeff")
-        match = _CUE_TIME.search(line)
-        if match:
-            flush()
-            g = match.groups()
-            current, lines = (_seconds(*g[:4]), _seconds(*g[4:])), []
-        elif not line:
-            flush()
-            current, lines = None, []
-        elif current is not None:
-            text = _TAGS.sub("", line).strip()
-            if text:
-                lines.append(text)
-    flush()
-    return cues
-
-
 def cue_text(cues: list[Cue], start: float, end: float) -> str:
     """The subtitle lines shown during [start, end), in order, without repeats."""
     out: list[str] = []
@@ -203,14 +156,8 @@ def build_segments(spans, frame_groups, window_groups, cues: list[Cue] | None, i
     return out
 
 
-def describe(segments: list[Segment]) -> list[dict]:
-    """JSON-friendly segments (for ``inspect``)."""
-    return [asdict(s) for s in segments]
-
-
 def seconds(value: float) -> str:
     """``73.5`` -> ``1:13.5``: a moment's time as a person reads it."""
     minutes, rest = divmod(max(0.0, value), 60)
     hours, minutes = divmod(int(minutes), 60)
-    text = f"{minutes}:{rest:04.1f}" if not hours else f"{hours}:{minutes:02d}:{rest:04.1f}"
-    return text if not math.isnan(value) else "?"
+    return f"{minutes}:{rest:04.1f}" if not hours else f"{hours}:{minutes:02d}:{rest:04.1f}"

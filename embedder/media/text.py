@@ -70,6 +70,51 @@ def subtitle_text(raw: str) -> str:
     return " ".join(lines)
 
 
+_CUE_TIME = re.compile(
+    r"(?:(\d{1,2}):)?(\d{1,2}):(\d{2})[.,](\d{3})\s*-->\s*(?:(\d{1,2}):)?(\d{1,2}):(\d{2})[.,](\d{3})")
+
+
+@dataclass(frozen=True)
+class Cue:
+    """One subtitle line and when it is shown, in seconds."""
+
+    start: float
+    end: float
+    text: str
+
+
+def _seconds(h, m, s, ms) -> float:
+    return int(h or 0) * 3600 + int(m) * 60 + int(s) + int(ms) / 1000
+
+
+def parse_cues(raw: str) -> list[Cue]:
+    """The timed lines of an SRT or WebVTT file (tags removed, multi-line cues joined)."""
+    cues: list[Cue] = []
+    current: tuple[float, float] | None = None
+    lines: list[str] = []
+
+    def flush():
+        if current is not None and lines:
+            cues.append(Cue(current[0], current[1], " ".join(lines)))
+
+    for line in raw.splitlines():
+        line = line.strip().lstrip("\ufeff")
+        match = _CUE_TIME.search(line)
+        if match:
+            flush()
+            g = match.groups()
+            current, lines = (_seconds(*g[:4]), _seconds(*g[4:])), []
+        elif not line:
+            flush()
+            current, lines = None, []
+        elif current is not None:
+            text = _TAGS.sub("", line).strip()
+            if text:
+                lines.append(text)
+    flush()
+    return cues
+
+
 def _embedded_subtitles(path: Path, info: ProbeInfo) -> str | None:
     """The first text subtitle stream as SRT (``None`` when there is none or ffmpeg fails)."""
     streams = [s for s in info.subtitles if s.codec in TEXT_SUBTITLE_CODECS]

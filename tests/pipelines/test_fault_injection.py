@@ -18,6 +18,8 @@ import time
 
 import pytest
 
+from tests.conftest import copy_media
+
 POINTS = int(os.environ.get("EMBEDDER_FAULT_POINTS", "12"))
 SEED = int(os.environ.get("EMBEDDER_FAULT_SEED", "0"))
 NAMES = ("h264.mp4", "hevc.mp4", "vp9.webm", "vfr.mp4", "tone.mp3", "tone.flac", "multistream.mkv", "h264_10bit.mp4")
@@ -65,11 +67,7 @@ def state(env, with_status: bool = False) -> dict:
 
 @pytest.fixture
 def library(tmp_path, media):
-    lib = tmp_path / "lib"
-    lib.mkdir()
-    for name in NAMES:
-        shutil.copy(media[name], lib / name)
-    return lib
+    return copy_media(media, NAMES, tmp_path / "lib")
 
 
 def kill_until(points: int, args, env, clean: float, rng, check_killed, check_done, reset) -> list[int]:

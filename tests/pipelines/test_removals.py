@@ -13,6 +13,7 @@ from embedder.store import open_store
 from embedder.trash import Trash
 from pipelines.ingest import run_ingest
 from tests.cli_runner import run_cli
+from tests.conftest import copy_media
 
 NAMES = ("h264.mp4", "hevc.mp4", "vp9.webm", "tone.mp3")
 
@@ -24,11 +25,7 @@ def encoders():
 
 @pytest.fixture
 def library(tmp_path, media):
-    lib = tmp_path / "share"
-    lib.mkdir()
-    for name in NAMES:
-        shutil.copy(media[name], lib / name)
-    return lib
+    return copy_media(media, NAMES, tmp_path / "share")
 
 
 @pytest.fixture(params=["edge", "server"])
@@ -109,11 +106,8 @@ def test_the_share_rule_holds_back_a_folders_worth_but_not_housekeeping(library,
 
 def test_share_rule_with_media_left(tmp_path, media, encoders):
     settings = load_settings(models="tiny", device="cpu", store=str(tmp_path / "store"), workers=1, max_frames=2)
-    lib = tmp_path / "lib"
-    lib.mkdir()
     names = ("h264.mp4", "hevc.mp4", "vp9.webm", "tone.mp3", "tone.wav")
-    for name in names:
-        shutil.copy(media[name], lib / name)
+    lib = copy_media(media, names, tmp_path / "lib")
     ingest(lib, settings, encoders)
     for name in names[:3]:
         (lib / name).unlink()  # 3 of 5 gone, media still there: over the default share of 0.5
