@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,7 +21,9 @@ def inspect_paths(paths: list[str | Path], settings: Settings) -> list[dict]:
     Files that would be skipped or fail carry ``status`` "skipped" or "failed" with the stage
     and reason. The order is the discovery order (sorted by path).
     """
-    options = DecodeOptions.from_settings(settings, image_size=configured_image_size(settings))
+    # A report names every stream, its disposition and both frame rates: ffprobe for every file.
+    options = replace(DecodeOptions.from_settings(settings, image_size=configured_image_size(settings)),
+                      exact_probe=True)
     found = discover(paths, include_hidden=settings.include_hidden, max_files=settings.discover_max_files,
                      timeout_s=settings.discover_timeout_s)
     reports: dict[str, dict] = {}

@@ -28,6 +28,8 @@ class DecodeOptions:
     windows: WindowOptions = WindowOptions()
     limits: Limits = Limits()
     probe_timeout_s: float = 30.0
+    # ffprobe for every file (inspect: every detail), instead of the header for plain files (ingest)
+    exact_probe: bool = False
     thumbnail: bool = True  # make a small JPEG preview (see embedder.media.thumbnail)
     segments: SegmentOptions = SegmentOptions(enabled=False)  # cut the item into moments
 
@@ -141,7 +143,7 @@ def decode_item(path: str, options: DecodeOptions) -> DecodedItem:
     Raises:
         MediaError: naming the stage ("probe" or "decode") and the reason.
     """
-    info = probe(path, options.probe_timeout_s)
+    info = probe(path, options.probe_timeout_s, exact=options.exact_probe)
     check_limits(info, options.limits)
     cut = options.segments if options.segments.enabled else None
     frames = sample_frames(path, info, options.sampling, cut)

@@ -1,7 +1,16 @@
-"""Read a file's streams with ffprobe before any frame is decoded, and enforce size limits.
+"""Read a file's streams before any frame is decoded, and enforce size limits.
 
-ffprobe runs as a separate process with a timeout, so a file that makes the demuxer hang costs
-one failure record, not the run.
+Two readers give the same :class:`ProbeInfo`:
+
+- ffprobe, as a separate process with a timeout, so a file that makes the demuxer hang costs one
+  failure record, not the run. It sees everything (dispositions, subtitle languages, both frame
+  rates), but starting it costs ~75 ms of CPU per file (it loads ~200 shared libraries), more
+  than decoding the frames of a short clip.
+- the container header, read in-process by torchcodec in a few milliseconds. Ingest uses it for
+  plain files (at most one video and one audio stream, nothing else, no still picture), which
+  are the bulk of a library; any other file, and any file the header reader cannot open, goes to
+  ffprobe, whose answer (or error) is the reference. Decoding runs in an isolated worker with its
+  own timeout, so reading the header there keeps the hang protection.
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ class VideoStream:
     duration: float | None
     pix_fmt: str | None
     bit_depth: int | None
-    variable_frame_rate: bool
+    variable_frame_rate: bool | None  # None: the header alone could not tell
     default: bool
 
 
@@ -55,12 +64,13 @@ class ProbeInfo:
     """What a file holds, read from its headers."""
 
     path: str
-    format: str
+    format: str  # the container format's name; "" when read from the header
     duration: float  # seconds; 0 when unknown
     size: int
     video: list[VideoStream] = field(default_factory=list)
     audio: list[AudioStream] = field(default_factory=list)
     subtitles: list[SubtitleStream] = field(default_factory=list)
+    reader: str = "ffprobe"  # or "header" (see the module's docstring)
 
     @property
     def kind(self) -> str:
@@ -188,13 +198,74 @@ def parse_ffprobe(path: str, data: dict) -> ProbeInfo:
     )
 
 
-def probe(path: str | Path, timeout_s: float = PROBE_TIMEOUT_S) -> ProbeInfo:
-    """Read streams, duration and resolution of ``path`` with ffprobe.
+# Codecs of still pictures: a video stream in one of these may be cover art, which only ffprobe's
+# "attached_pic" disposition tells apart from a video.
+STILL_PICTURE_CODECS = frozenset({"mjpeg", "png", "bmp", "gif", "webp", "tiff", "jpeg2000", "jpegls", "ljpeg",
+                                  "targa", "ppm", "pgm", "qoi", "avif", "heic"})
+
+
+def _header_info(path: str) -> ProbeInfo | None:
+    """The :class:`ProbeInfo` of a plain file from its container header, or ``None`` to ask ffprobe.
+
+    Plain: one video stream (not a still picture) and/or one audio stream, nothing else, with
+    every number decoding needs present. The average frame rate is frames / duration when the
+    header has both (ffprobe's definition); variable frame rate is read by comparing it with the
+    stream's nominal rate, and is ``None`` (unknown) when the header lacks the frame count.
+    """
+    try:
+        from torchcodec.decoders import get_container_metadata
+
+        meta = get_container_metadata(path)
+        size = Path(path).stat().st_size
+    except Exception:  # unreadable here: ffprobe decides, and names the reason
+        return None
+    kinds = [s.media_type for s in meta.streams]
+    if any(k not in ("video", "audio") for k in kinds) or kinds.count("video") > 1 or kinds.count("audio") > 1:
+        return None
+    video, audio = [], []
+    for s in meta.streams:
+        if s.media_type == "video":
+            nominal = float(s.average_fps_from_header or 0.0)
+            frames, duration = s.num_frames_from_header, s.duration_seconds_from_header
+            if (s.codec or "") in STILL_PICTURE_CODECS or frames == 1 or not (s.width and s.height and nominal > 0):
+                return None
+            average = frames / duration if frames and duration else nominal
+            pix_fmt = s.pixel_format
+            video.append(VideoStream(
+                index=s.stream_index, codec=s.codec or "unknown", width=int(s.width), height=int(s.height),
+                fps=average, frames=frames, duration=duration, pix_fmt=pix_fmt,
+                bit_depth=(10 if "10" in pix_fmt else 12 if "12" in pix_fmt else 8) if pix_fmt else None,
+                variable_frame_rate=abs(average - nominal) > 0.01 * nominal if frames and duration else None,
+                default=True,  # the only video stream: the one ffmpeg picks
+            ))
+        else:
+            if not (s.sample_rate and s.num_channels):
+                return None
+            audio.append(AudioStream(index=s.stream_index, codec=s.codec or "unknown", sample_rate=int(s.sample_rate),
+                                     channels=int(s.num_channels), duration=s.duration_seconds_from_header,
+                                     default=True))
+    streams = [s.duration for s in (*video, *audio) if s.duration]
+    duration = meta.duration_seconds_from_header or (max(streams) if streams else 0.0)
+    if duration <= 0 or not (video or audio):
+        return None
+    return ProbeInfo(path=path, format="", duration=float(duration), size=size, video=video, audio=audio,
+                     reader="header")
+
+
+def probe(path: str | Path, timeout_s: float = PROBE_TIMEOUT_S, exact: bool = True) -> ProbeInfo:
+    """Read streams, duration and resolution of ``path``.
+
+    With ``exact`` (the default) ffprobe reads the file. Without it, a plain file is read from its
+    container header in-process (see the module's docstring), which ingest uses for speed.
 
     Raises:
         MediaError: stage "probe", when ffprobe is missing, times out, or cannot read the file.
     """
     path = str(path)
+    if not exact:
+        info = _header_info(path)
+        if info is not None:
+            return info
     exe = shutil.which("ffprobe")
     if exe is None:
         raise MediaError(path, "probe", "ffprobe not found; install FFmpeg (apt-get install ffmpeg)")

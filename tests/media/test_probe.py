@@ -46,3 +46,48 @@ def test_limits_refuse_before_decoding(media):
         check_limits(info, Limits(max_duration_s=2))
     with pytest.raises(MediaError, match=r"over the 0.01 MB limit"):
         check_limits(info, Limits(max_file_mb=0.01))
+
+
+def _facts(info):
+    """What decoding and the payload read from a probe."""
+    v, a = info.best_video, info.best_audio
+    return {
+        "kind": info.kind, "duration": round(info.duration, 3), "size": info.size,
+        "video": None if v is None else (v.index, v.codec, v.width, v.height, round(v.fps, 3), v.frames,
+                                         v.bit_depth),
+        "audio": None if a is None else (a.index, a.codec, a.sample_rate, a.channels),
+        "streams": (len(info.video), len(info.audio), len(info.subtitles)),
+    }
+
+
+def test_header_probe_agrees_with_ffprobe_and_leaves_the_rest_to_it(media, real_media, tmp_path):
+    from tests.conftest import ffmpeg
+
+    cover = tmp_path / "cover.png"
+    ffmpeg("-f", "lavfi", "-i", "color=c=green:size=64x64", "-frames:v", "1", str(cover))
+    with_art = tmp_path / "with_art.mp3"
+    ffmpeg("-i", str(media["tone.mp3"]), "-i", str(cover), "-map", "0", "-map", "1", "-c", "copy",
+           "-disposition:v", "attached_pic", str(with_art))
+    cases = {**{n: p for n, p in media.items() if n not in ("zero.mp4", "truncated.mp4", "fake.mp4")},
+             "nasa_13013.mp4": real_media / "nasa_13013.mp4", "with_art.mp3": with_art}
+    readers = {}
+    for name, path in cases.items():
+        fast, exact = probe(path, exact=False), probe(path)
+        readers[name] = fast.reader
+        assert exact.reader == "ffprobe"
+        assert _facts(fast) == _facts(exact), name
+        if fast.reader == "header" and fast.best_video and fast.best_video.variable_frame_rate is not None:
+            assert fast.best_video.variable_frame_rate == exact.best_video.variable_frame_rate, name
+    # several streams of a kind, subtitles, cover art: only ffprobe reads dispositions and languages
+    assert {n for n, r in readers.items() if r == "ffprobe"} == {"multistream.mkv", "nasa_13013.mp4", "with_art.mp3"}
+    assert probe(media["vfr.mp4"], exact=False).best_video.variable_frame_rate is True
+    assert probe(with_art, exact=False).kind == "audio"
+
+
+@pytest.mark.parametrize("name", ["zero.mp4", "truncated.mp4", "fake.mp4"])
+def test_header_probe_failures_are_ffprobes(media, name):
+    with pytest.raises(MediaError) as fast:
+        probe(media[name], exact=False)
+    with pytest.raises(MediaError) as exact:
+        probe(media[name])
+    assert (fast.value.stage, fast.value.reason) == (exact.value.stage, exact.value.reason)
