@@ -1,8 +1,13 @@
 """Run per-file work in child processes, so that a decoder that crashes or hangs costs one record.
 
-Children are forked from a forkserver that has already imported the decoders, so each task starts
-in milliseconds. A task that exceeds its timeout is killed; one that dies (a segfault, a C++
-``terminate``) is reported with its signal. Up to ``workers`` tasks run at once.
+Children are forked from a forkserver that has already imported the decoders. A task that exceeds
+its timeout is killed; one that dies (a segfault, a C++ ``terminate``) is reported with its signal.
+
+:func:`run_isolated` runs one task in a fresh child. :func:`map_isolated` keeps up to ``workers``
+children alive and hands each one file after another: a fork of a process holding torch costs
+~40 ms, as much as decoding a short clip. A child that crashed or was killed is replaced, and
+each is retired after :data:`TASKS_PER_WORKER` files, so a decoder that leaks memory cannot grow
+for a whole run.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import os
+import queue
 import signal
 import sys
 import threading
@@ -23,6 +29,7 @@ _start_lock = threading.Lock()
 _PRELOAD = ["embedder.media.decode", "torch", "torchaudio", "decord", "torchcodec.decoders"]
 _context_lock = threading.Lock()
 _context: Any = None
+TASKS_PER_WORKER = 100
 
 
 def _get_context():
@@ -58,7 +65,7 @@ def _main_not_reimported():
         main.__spec__ = saved_spec
 
 
-def _child(conn, fn, args) -> None:
+def _prepare_child() -> None:
     if not os.environ.get("EMBEDDER_DEBUG"):
         # FFmpeg and decord print their own complaints about broken files straight to fd 2;
         # the failure record already says what went wrong, so keep the terminal readable.
@@ -73,16 +80,105 @@ def _child(conn, fn, args) -> None:
         torch.set_num_threads(1)
     except ImportError:
         pass
+
+
+def _call(fn, args) -> tuple[str, Any]:
     try:
-        result = ("ok", fn(*args))
+        return ("ok", fn(*args))
     except MediaError as exc:
-        result = ("media-error", (exc.path, exc.stage, exc.reason))
+        return ("media-error", (exc.path, exc.stage, exc.reason))
     except BaseException as exc:  # anything else still becomes a record, never a dead run
-        result = ("error", f"{type(exc).__name__}: {one_line(exc, 240)}")
+        return ("error", f"{type(exc).__name__}: {one_line(exc, 240)}")
+
+
+def _child(conn, fn, args) -> None:
+    _prepare_child()
     try:
-        conn.send(result)
+        conn.send(_call(fn, args))
     finally:
         conn.close()
+
+
+def _serve(conn) -> None:
+    """A reusable child: run ``(fn, args)`` tasks from the pipe until told to stop (``None``)."""
+    _prepare_child()
+    while True:
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):
+            return
+        if task is None:
+            return
+        conn.send(_call(*task))
+
+
+def _start(ctx, target, args) -> Any:
+    proc = ctx.Process(target=target, args=args, daemon=True)
+    with _start_lock, _main_not_reimported():
+        proc.start()
+    return proc
+
+
+def _death(proc, path: str, stage: str) -> MediaError:
+    """The record for a child that closed its pipe without answering: its signal or exit code."""
+    proc.join(5)
+    code = proc.exitcode
+    if code is not None and code < 0:
+        name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
+        return MediaError(path, stage, f"worker crashed with signal {name}")
+    return MediaError(path, stage, f"worker died (exit code {code})")
+
+
+def _answer(status: str, payload: Any, path: str, stage: str) -> Any:
+    if status == "ok":
+        return payload
+    if status == "media-error":
+        raise MediaError(*payload)
+    raise MediaError(path, stage, payload)
+
+
+class _Worker:
+    """One long-lived child process and its pipe (see :func:`map_isolated`)."""
+
+    def __init__(self, ctx):
+        self.conn, child = ctx.Pipe(duplex=True)
+        self.proc = _start(ctx, _serve, (child,))
+        child.close()
+        self.tasks = 0
+
+    def run(self, fn: Callable, args: tuple, path: str, stage: str, timeout_s: float) -> Any:
+        """Run one task; a crash or timeout raises MediaError and leaves this worker dead."""
+        self.tasks += 1
+        try:
+            self.conn.send((fn, args))
+            answered = self.conn.poll(timeout_s)
+        except (BrokenPipeError, EOFError, OSError):
+            self.stop()
+            raise _death(self.proc, path, stage) from None
+        if not answered:
+            self.stop()
+            raise MediaError(path, stage, f"timed out after {timeout_s:g}s (worker killed)")
+        try:
+            status, payload = self.conn.recv()
+        except (EOFError, OSError):
+            self.stop()
+            raise _death(self.proc, path, stage) from None
+        return _answer(status, payload, path, stage)
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.is_alive() and not self.conn.closed
+
+    def stop(self) -> None:
+        """Ask the child to finish; kill it if it does not (or is stuck in a task)."""
+        if not self.conn.closed:
+            with contextlib.suppress(OSError, ValueError):
+                self.conn.send(None)
+        self.proc.join(0.5)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join(1)
+        self.conn.close()
 
 
 @dataclass
@@ -102,9 +198,7 @@ def run_isolated(fn: Callable, args: tuple, *, path: str, stage: str, timeout_s:
     """
     ctx = _get_context()
     parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(child, fn, args), daemon=True)
-    with _start_lock, _main_not_reimported():
-        proc.start()
+    proc = _start(ctx, _child, (child, fn, args))
     child.close()
     try:
         if not parent.poll(timeout_s):
@@ -113,23 +207,14 @@ def run_isolated(fn: Callable, args: tuple, *, path: str, stage: str, timeout_s:
         try:
             status, payload = parent.recv()
         except EOFError:
-            proc.join(5)
-            code = proc.exitcode
-            if code is not None and code < 0:
-                name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
-                raise MediaError(path, stage, f"worker crashed with signal {name}") from None
-            raise MediaError(path, stage, f"worker died (exit code {code})") from None
+            raise _death(proc, path, stage) from None
     finally:
         parent.close()
         proc.join(1)
         if proc.is_alive():
             proc.kill()
             proc.join(1)
-    if status == "ok":
-        return payload
-    if status == "media-error":
-        raise MediaError(*payload)
-    raise MediaError(path, stage, payload)
+    return _answer(status, payload, path, stage)
 
 
 def map_isolated(
@@ -144,27 +229,47 @@ def map_isolated(
 
     ``key`` is usually the file path; it names the file in error records. At most ``2 * workers``
     results wait for the consumer, so a slow consumer (the encoder) bounds memory instead of
-    letting decoded frames pile up.
+    letting decoded frames pile up. The child processes are reused from task to task (see the
+    module's docstring) and stopped when the iteration ends or is abandoned.
     """
     workers = max(1, workers)
+    ctx = _get_context()
+    idle: queue.SimpleQueue = queue.SimpleQueue()
+    started: list[_Worker] = []
+    started_lock = threading.Lock()
 
     def one(key, args):
         try:
-            return TaskResult(key, value=run_isolated(fn, args, path=str(key), stage=stage, timeout_s=timeout_s))
+            worker = idle.get_nowait()
+        except queue.Empty:
+            worker = _Worker(ctx)
+            with started_lock:
+                started.append(worker)
+        try:
+            return TaskResult(key, value=worker.run(fn, args, str(key), stage, timeout_s))
         except MediaError as exc:
             return TaskResult(key, error=exc)
+        finally:
+            if worker.alive and worker.tasks < TASKS_PER_WORKER:
+                idle.put(worker)
+            else:
+                worker.stop()
 
     pending: set = set()
     task_iter = iter(tasks)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        while True:
-            while len(pending) < 2 * workers:
-                nxt = next(task_iter, None)
-                if nxt is None:
-                    break
-                pending.add(pool.submit(one, *nxt))
-            if not pending:
-                return
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                yield future.result()
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            while True:
+                while len(pending) < 2 * workers:
+                    nxt = next(task_iter, None)
+                    if nxt is None:
+                        break
+                    pending.add(pool.submit(one, *nxt))
+                if not pending:
+                    return
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    yield future.result()
+    finally:
+        for worker in started:
+            worker.stop()

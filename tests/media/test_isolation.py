@@ -1,5 +1,7 @@
+import os
 import time
 
+from embedder.media import isolation
 from embedder.media.isolation import map_isolated
 from tests.media import workers_helpers as h
 
@@ -27,3 +29,18 @@ def test_crash_hang_and_errors_become_records_and_the_rest_finish():
     assert results["refuse.mp4"].error.reason == "refused on purpose"
     assert results["broken.mp4"].error.reason == "KeyError: 'missing'"
     assert results["broken.mp4"].error.path == "broken.mp4"
+
+
+def test_workers_are_reused_replaced_after_a_crash_and_retired(monkeypatch):
+    tasks = [(f"{i}.mp4", (h.pid, f"{i}.mp4")) for i in range(4)]
+    tasks[2] = ("crash.mp4", (h.crash, "crash.mp4"))
+    results = list(map_isolated(h.call, tasks, workers=1, timeout_s=10))
+    pids = [r.value for r in results]
+    assert [r.key for r in results] == ["0.mp4", "1.mp4", "crash.mp4", "3.mp4"]
+    assert pids[0] == pids[1] != os.getpid()  # one child ran both files
+    assert results[2].error.reason == "worker crashed with signal SIGABRT"
+    assert pids[3] not in (pids[0], None)  # a new child took over after the crash
+
+    monkeypatch.setattr(isolation, "TASKS_PER_WORKER", 2)
+    retired = [r.value for r in map_isolated(h.call, [(i, (h.pid, i)) for i in range(4)], workers=1, timeout_s=10)]
+    assert retired[0] == retired[1] != retired[2] == retired[3]

@@ -26,6 +26,10 @@ def echo(path):
     return f"read {path}"
 
 
+def pid(path):
+    return os.getpid()
+
+
 def call(fn, arg):
     return fn(arg)
 
