@@ -1,7 +1,7 @@
 """Small JPEG previews made while a file is decoded: a frame for video, a waveform for audio.
 
-They are made in the decode worker (the file is open there already) and cost one extra frame
-decoded at preview size; they travel with the decoded item and are written beside the store by
+They are made in the decode worker from a sampled frame (decoded once more at preview size only
+when the samples are smaller than the preview); they travel with the decoded item and are written beside the store by
 :class:`ThumbnailStore`, named by point id, and removed when their item leaves for good.
 """
 
@@ -22,7 +22,10 @@ JPEG_QUALITY = 80
 def representative_index(frames: np.ndarray) -> int:
     """The sampled frame with the most detail (highest pixel spread), so that a black intro, a
     fade or a blank title card is never the face of a video."""
-    spread = frames.reshape(frames.shape[0], -1).astype(np.float32).std(axis=1)
+    # Every 4th pixel each way: the spread is a property of the whole picture, and 1/16 of the
+    # pixels read it for 1/16 of the cost.
+    sparse = frames[:, ::4, ::4]
+    spread = sparse.reshape(sparse.shape[0], -1).astype(np.float32).std(axis=1)
     return int(np.argmax(spread))
 
 
@@ -46,9 +49,10 @@ def small_jpeg(rgb: np.ndarray, width: int = MOMENT_WIDTH) -> bytes:
 def video_thumbnail(path: str, stream, decoder_name: str, frames: np.ndarray, times: list[float]) -> bytes:
     """A JPEG, :data:`THUMBNAIL_WIDTH` wide, of the most detailed sampled frame.
 
-    The frame is decoded again at preview size with the decoder that read the samples (sampled
-    frames are at the encoder's size, 32 px for the tiny models); if that fails, the sampled frame
-    itself is resized.
+    Sampled frames are whole pictures at the encoder's size. When one is at least as wide as the
+    preview (398 px for a 16:9 video and 224-px models) it is scaled down; when it is smaller (32 px
+    for the tiny models) the frame is decoded again at preview size with the decoder that read the
+    samples, and if that fails, the small frame is scaled up.
     """
     from PIL import Image
 
@@ -57,11 +61,16 @@ def video_thumbnail(path: str, stream, decoder_name: str, frames: np.ndarray, ti
     index = representative_index(frames)
     width = THUMBNAIL_WIDTH
     height = max(2, round(width * (stream.height or 9) / (stream.width or 16)) // 2 * 2)
-    try:
-        decoded, _ = _decode(_open(decoder_name, path, stream, (height, width)), [times[index]])
-        picture = decoded[0]
-    except Exception:  # the samples decoded, so a preview is never worth failing the file for
-        picture = np.asarray(Image.fromarray(frames[index]).resize((width, height), Image.BILINEAR))
+    picture = None
+    if frames.shape[2] < width:
+        try:
+            decoded, _ = _decode(_open(decoder_name, path, stream, (height, width)), [times[index]])
+            picture = decoded[0]
+        except Exception:  # the samples decoded, so a preview is never worth failing the file for
+            pass
+    if picture is None:
+        sample = np.ascontiguousarray(frames[index][..., :3])
+        picture = np.asarray(Image.fromarray(sample).resize((width, height), Image.BILINEAR))
     return _jpeg(np.ascontiguousarray(picture[..., :3]))
 
 
