@@ -1,0 +1,107 @@
+"""What opening an embedded (Qdrant Edge) store costs at N items, and what it depends on.
+
+A no-op ingest and `status` at a million items are dominated by opening the store (see
+README.md). This measures that one step, in a fresh process per measurement, for stores filled
+with the same synthetic items as run.py (tiny preset sizes, ingest's payloads):
+
+- ``no_indexes``: no payload index at all;
+- ``embedder``: the payload indexes embedder creates (keyword and numeric, 11 fields);
+- ``embedder_optimized``: the same after ``EdgeShard.optimize()`` (indexed, immutable segments).
+
+Each reports the seconds of ``EdgeShard.load`` and the peak RSS of the process after an exact
+count, as the median of ``--runs`` fresh processes.
+
+Usage: .venv/bin/python benchmarks/scale/edge_open.py [--items 100000] [--runs 3] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+OPEN = ("import resource, sys, time\n"
+        "from qdrant_edge import CountRequest, EdgeShard\n"
+        "started = time.perf_counter(); shard = EdgeShard.load(sys.argv[1]); load = time.perf_counter() - started\n"
+        "count = shard.count(CountRequest(exact=True)); shard.close()\n"
+        "print(load, count, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n")
+
+
+def make_store(folder: Path, items: int, indexed: bool) -> Path:
+    """A store holding ``items`` synthetic items (plus one seed); returns the shard's directory."""
+    import numpy as np
+
+    import embedder.store.edge as edge
+    from embedder.encoders.bundle import schema_for
+    from embedder.settings import load_settings
+    from embedder.store import PointRecord, open_store, point_id
+    from run import fill
+
+    saved = edge.INDEXED_FIELDS, edge.NUMERIC_INDEXED_FIELDS
+    if not indexed:
+        edge.INDEXED_FIELDS, edge.NUMERIC_INDEXED_FIELDS = (), ()
+    try:
+        settings = load_settings(store=str(folder), models="tiny", device="cpu")
+        with open_store(settings) as store:
+            store.ensure_collection(schema_for(settings))
+            dims = store.collection_dims()
+            seed = {m: np.ones(d, np.float32) for m, d in dims.items() if m != "segments"}
+            store.upsert([PointRecord(point_id("seed"), seed, {"models": {m: "seed" for m in ("visual", "audio", "text")}})])
+        fill(folder, items)
+    finally:
+        edge.INDEXED_FIELDS, edge.NUMERIC_INDEXED_FIELDS = saved
+    return next(folder.glob("*/edge_config.json")).parent
+
+
+def open_cost(shard: Path, runs: int) -> dict:
+    samples = []
+    for _ in range(runs):
+        out = subprocess.run([sys.executable, "-c", OPEN, str(shard)], capture_output=True, text=True, check=True)
+        load, count, peak = out.stdout.split()
+        samples.append((float(load), int(count), float(peak)))
+    disk = sum(f.stat().st_size for f in shard.rglob("*") if f.is_file()) / 1e6
+    return {"load_s": round(statistics.median(s[0] for s in samples), 3), "points": samples[0][1],
+            "peak_rss_mb": round(max(s[2] for s in samples)), "disk_mb": round(disk)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    rows = {}
+    with tempfile.TemporaryDirectory(prefix="embedder-edge-open-") as tmp:
+        for name, indexed in (("no_indexes", False), ("embedder", True)):
+            shard = make_store(Path(tmp) / name, args.items, indexed)
+            rows[name] = open_cost(shard, args.runs)
+            print(name, json.dumps(rows[name]), flush=True)
+        from qdrant_edge import EdgeShard
+
+        started = time.perf_counter()
+        edge_shard = EdgeShard.load(str(shard))
+        edge_shard.optimize()
+        edge_shard.close()
+        rows["embedder_optimized"] = {**open_cost(shard, args.runs), "optimize_s": round(time.perf_counter() - started, 1)}
+        print("embedder_optimized", json.dumps(rows["embedder_optimized"]), flush=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+    report = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+              "items": args.items, "runs_per_measurement": args.runs, "rows": rows}
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
