@@ -9,12 +9,15 @@ Like clip-retrieval's reader -> mapper -> writer, a run is:
 4. write (:meth:`IngestStages.write`): points into the store.
 
 An executor decides where and how concurrently each stage runs. :class:`LocalExecutor` decodes in
-isolated worker processes on this machine while this process encodes and writes the previous
-group; a distributed executor can call the same stage methods without copying them.
+isolated worker processes on this machine while this process encodes one group and a writer
+thread stores the previous one; a distributed executor can call the same stage methods without
+copying them.
 """
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -168,12 +171,67 @@ class StageReport:
     timings: dict = field(default_factory=dict)
 
 
-class LocalExecutor:
-    """Decodes in isolated worker processes, encodes and writes here, overlapping the two.
+class BackgroundWriter:
+    """Runs write jobs in order on one thread, so the next group encodes while this one is stored.
 
-    At most ``2 * workers`` decoded files wait for the encoder (the isolation layer's bound), so
-    memory stays flat whichever side is slower. A group that fails to encode is split to find the
-    one file that breaks it; the others are still stored.
+    At most one job waits behind the one being written: a slow store holds back the encoder
+    instead of letting encoded groups pile up in memory. The first job that raises stops the
+    writing; :meth:`close` (and the next :meth:`submit`) raise it in the caller's thread. Jobs
+    submitted before an error in the caller are still written by :meth:`close`: nothing encoded
+    is dropped.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: queue.Queue = queue.Queue(maxsize=1)
+        self._error: BaseException | None = None
+        self.write_s = 0.0  # time spent writing (on the writer thread)
+        self.wait_s = 0.0  # time the caller waited for the writer (high: writing bounds the run)
+        self._thread = threading.Thread(target=self._loop, name="embedder-writer", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            if self._error is not None:
+                continue  # a store that failed once is not written to again in this run
+            started = time.perf_counter()
+            try:
+                job()
+            except BaseException as exc:  # re-raised in the caller's thread
+                self._error = exc
+            self.write_s += time.perf_counter() - started
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def submit(self, job) -> None:
+        """Queue ``job`` (a callable); waits while the writer is a job behind."""
+        self._raise()
+        started = time.perf_counter()
+        self._jobs.put(job)
+        self.wait_s += time.perf_counter() - started
+
+    def close(self, raise_error: bool = True) -> None:
+        """Wait until every queued job is written, then raise the first error, if any (not when
+        the caller is already handling an error of its own: ``raise_error=False``)."""
+        self._jobs.put(None)
+        self._thread.join()
+        if raise_error:
+            self._raise()
+
+
+class LocalExecutor:
+    """Decodes in isolated worker processes, encodes here, and writes on a writer thread: the
+    three overlap.
+
+    At most ``2 * workers`` decoded files wait for the encoder (the isolation layer's bound), and
+    one encoded group waits for the writer, so memory stays flat whichever side is slowest. A
+    group that fails to encode is split to find the one file that breaks it; the others are
+    still stored.
     """
 
     def __init__(self, workers: int, decode_timeout_s: float):
@@ -187,30 +245,34 @@ class LocalExecutor:
         report = StageReport()
         # Where the time goes (clip-retrieval reports the same split): waiting for decoders means the
         # encoder is starved; encode time dominating means decoding keeps up.
-        timings = {"wait_for_decode_s": 0.0, "encode_s": 0.0, "write_s": 0.0}
+        timings = {"wait_for_decode_s": 0.0, "encode_s": 0.0}
         counted = {"frames": 0, "audio_windows": 0}  # what the encoders were given
         run_started = time.perf_counter()
+        writer = BackgroundWriter()
+        reporting = threading.Lock()  # the writer thread and this one both report progress
+
+        def stored(results: list[Encoded]) -> None:  # runs on the writer thread
+            done = [(r.file, r.item) for r in results if r.point is not None]
+            if done:
+                stages.write([r.point for r in results if r.point is not None], stages.previews(done))
+            with reporting:
+                for r in results:
+                    if r.failure is not None:
+                        report.failed.append(r.failure)
+                        progress.advance(str(r.file.path), "failed")
+                        continue
+                    if r.item.warnings:
+                        report.warnings.append({"path": str(r.file.path), "warnings": r.item.warnings})
+                    progress.advance(str(r.file.path), "ok")
 
         def encode_and_write(batch):
             started = time.perf_counter()
             results = encode_or_split(stages, batch)
             timings["encode_s"] += time.perf_counter() - started
-            done = [(r.file, r.item) for r in results if r.point is not None]
-            frames, windows = counted_units([item for _, item in done])
+            frames, windows = counted_units([r.item for r in results if r.point is not None])
             counted["frames"] += frames
             counted["audio_windows"] += windows
-            started = time.perf_counter()
-            if done:
-                stages.write([r.point for r in results if r.point is not None], stages.previews(done))
-            timings["write_s"] += time.perf_counter() - started
-            for r in results:
-                if r.failure is not None:
-                    report.failed.append(r.failure)
-                    progress.advance(str(r.file.path), "failed")
-                    continue
-                if r.item.warnings:
-                    report.warnings.append({"path": str(r.file.path), "warnings": r.item.warnings})
-                progress.advance(str(r.file.path), "ok")
+            writer.submit(lambda: stored(results))
 
         stages.store.pause()
         progress.start(len(files), "ingest")
@@ -218,25 +280,33 @@ class LocalExecutor:
         results = map_isolated(stages.decode, tasks, workers=self.workers, timeout_s=self.decode_timeout_s)
         group: list[tuple[DiscoveredFile, DecodedItem]] = []
         batch_size = stages.settings.batch_size
-        while True:
-            waited = time.perf_counter()
-            result = next(results, None)
-            timings["wait_for_decode_s"] += time.perf_counter() - waited
-            if result is None:
-                break
-            if result.error is not None:
-                report.failed.append(Failure.from_error(result.error))
-                progress.advance(result.key, "failed")
-                continue
-            group.append((by_path[result.key], result.value))
-            frames = sum(0 if i.frames is None else len(i.frames.timestamps) for _, i in group)
-            if len(group) >= GROUP_MAX_ITEMS or frames >= 4 * batch_size:
+        try:
+            while True:
+                waited = time.perf_counter()
+                result = next(results, None)
+                timings["wait_for_decode_s"] += time.perf_counter() - waited
+                if result is None:
+                    break
+                if result.error is not None:
+                    with reporting:
+                        report.failed.append(Failure.from_error(result.error))
+                        progress.advance(result.key, "failed")
+                    continue
+                group.append((by_path[result.key], result.value))
+                frames = sum(0 if i.frames is None else len(i.frames.timestamps) for _, i in group)
+                if len(group) >= GROUP_MAX_ITEMS or frames >= 4 * batch_size:
+                    encode_and_write(group)
+                    group = []
+            if group:
                 encode_and_write(group)
-                group = []
-        if group:
-            encode_and_write(group)
+        except BaseException:
+            writer.close(raise_error=False)  # what was encoded is stored, even when the run stops early
+            raise
+        writer.close()
         progress.finish()
         report.failed.sort(key=lambda f: f.path)
+        timings["write_s"] = writer.write_s
+        timings["wait_for_write_s"] = writer.wait_s
         report.timings = {k: round(v, 3) for k, v in timings.items()}
         # Which side bounds the run: frames and windows per second of the whole run, and the share
         # of it the encoder spent waiting for decoded files (high: decoding is the bound).

@@ -144,14 +144,19 @@ def _print_ingest(data: dict, dry_run: bool) -> None:
               highlight=False)
     if data["timings"]:
         t = data["timings"]
-        out.print(f"time: waiting for decoders {t['wait_for_decode_s']:.1f}s, encoding {t['encode_s']:.1f}s, "
-                  f"writing {t['write_s']:.1f}s", highlight=False)
+        writing = f"writing {t['write_s']:.1f}s"
+        if "wait_for_write_s" in t:  # the local executor writes on its own thread, alongside encoding
+            writing += f" alongside, {t['wait_for_write_s']:.1f}s of it waited for"
+        out.print(f"time: waiting for decoders {t['wait_for_decode_s']:.1f}s, encoding {t['encode_s']:.1f}s, {writing}",
+                  highlight=False)
         if t.get("executor") == "ray":
             out.print(f"throughput on Ray ({t['nodes']} node{'s' if t['nodes'] != 1 else ''}): {t['frames']} frames "
                       f"({t['frames_per_s']:.1f}/s), {t['audio_windows']} audio windows ({t['audio_windows_per_s']:.1f}/s)",
                       highlight=False)
         elif "frames_per_s" in t:  # which side bounds the run
-            bound = "decoding bounds this run" if t["encoder_wait_share"] >= 0.5 else "encoding bounds this run"
+            write_share = t.get("wait_for_write_s", 0.0) / max(t["run_s"], 1e-9)
+            bound = ("decoding bounds this run" if t["encoder_wait_share"] >= 0.5 else
+                     "writing bounds this run" if write_share >= 0.5 else "encoding bounds this run")
             out.print(f"throughput: {t['frames']} frames ({t['frames_per_s']:.1f}/s), {t['audio_windows']} audio windows "
                       f"({t['audio_windows_per_s']:.1f}/s); the encoder waited {100 * t['encoder_wait_share']:.0f}% "
                       f"of the run ({bound})", highlight=False)

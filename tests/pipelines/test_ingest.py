@@ -50,8 +50,8 @@ def test_ingest_reingest_modify_delete(library, settings, encoders, media):
                                 "reason": "Invalid data found when processing input"}]
     assert first["skipped"] == [{"path": str(library / "h264.json"), "reason": "sidecar text (read with its media file)"}]
     timings = first["timings"]
-    assert set(timings) == {"wait_for_decode_s", "encode_s", "write_s", "run_s", "frames", "audio_windows",
-                            "frames_per_s", "audio_windows_per_s", "encoder_wait_share"}
+    assert set(timings) == {"wait_for_decode_s", "encode_s", "write_s", "wait_for_write_s", "run_s", "frames",
+                            "audio_windows", "frames_per_s", "audio_windows_per_s", "encoder_wait_share"}
     assert timings["encode_s"] > 0 and timings["write_s"] > 0
     assert timings["frames_per_s"] == round(timings["frames"] / timings["run_s"], 2)
     assert 0 < timings["encoder_wait_share"] <= 1
