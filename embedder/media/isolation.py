@@ -8,6 +8,10 @@ children alive and hands each one file after another: a fork of a process holdin
 ~40 ms, as much as decoding a short clip. A child that crashed or was killed is replaced, and
 each is retired after :data:`TASKS_PER_WORKER` files, so a decoder that leaks memory cannot grow
 for a whole run.
+
+Results cross back through shared memory when they carry more than :data:`HANDOFF_MIN_BYTES` of
+array data (a video's frames are megabytes): the pipe then carries only the pickled structure,
+and the arrays arrive as views of one shared block, with no copy on this side. When shared memory is short (a container's small ``/dev/shm``), the pipe is used.
 """
 
 from __future__ import annotations
@@ -15,12 +19,14 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import os
+import pickle
 import queue
 import signal
 import sys
 import threading
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from multiprocessing import resource_tracker, shared_memory
 from typing import Any, Callable, Iterable, Iterator
 
 from embedder.errors import MediaError, one_line
@@ -30,6 +36,7 @@ _PRELOAD = ["embedder.media.decode", "torch", "torchaudio", "decord", "torchcode
 _context_lock = threading.Lock()
 _context: Any = None
 TASKS_PER_WORKER = 100
+HANDOFF_MIN_BYTES = 1 << 20
 
 
 def _get_context():
@@ -91,10 +98,73 @@ def _call(fn, args) -> tuple[str, Any]:
         return ("error", f"{type(exc).__name__}: {one_line(exc, 240)}")
 
 
+def _pack(result: tuple[str, Any]) -> tuple:
+    """The message that carries ``result`` to the parent: inline, or its arrays in shared memory."""
+    status, value = result
+    if status != "ok":
+        return ("inline", result)
+    buffers: list[pickle.PickleBuffer] = []
+    try:
+        data = pickle.dumps(value, protocol=5, buffer_callback=buffers.append)
+    except Exception:  # not picklable out of band: the pipe's pickler reports it
+        return ("inline", result)
+    raws = [b.raw() for b in buffers]
+    total = sum(r.nbytes for r in raws)
+    if total < HANDOFF_MIN_BYTES:
+        return ("inline", result)
+    try:
+        block = shared_memory.SharedMemory(create=True, size=total)
+    except OSError:
+        return ("inline", result)
+    try:
+        # Reserve the pages now: a full /dev/shm is an error here, not a SIGBUS while copying.
+        os.posix_fallocate(block._fd, 0, total)
+        offset = 0
+        for raw in raws:
+            block.buf[offset:offset + raw.nbytes] = raw
+            offset += raw.nbytes
+    except OSError:
+        block.close()
+        block.unlink()
+        return ("inline", result)
+    block.close()
+    # The parent unlinks the block once it has copied it; until this line a crash leaves it to
+    # the resource tracker, which removes it.
+    resource_tracker.unregister(block._name, "shared_memory")
+    return ("shared", block.name, data, [r.nbytes for r in raws])
+
+
+def _unpack(message: tuple) -> tuple[str, Any]:
+    """The ``(status, payload)`` a child sent with :func:`_pack`.
+
+    The arrays are not copied: they are views of the block, mapped here and unlinked at once, so
+    its memory goes back to the system when the last array using it is freed.
+    """
+    if message[0] == "inline":
+        return message[1]
+    import mmap
+
+    from _posixshmem import shm_open, shm_unlink  # what shared_memory uses, without its tracker
+
+    _, name, data, sizes = message
+    path = name if name.startswith("/") else "/" + name
+    fd = shm_open(path, os.O_RDWR, mode=0o600)
+    try:
+        shm_unlink(path)
+        mapping = mmap.mmap(fd, sum(sizes))
+    finally:
+        os.close(fd)
+    view, buffers, offset = memoryview(mapping), [], 0
+    for size in sizes:
+        buffers.append(view[offset:offset + size])
+        offset += size
+    return ("ok", pickle.loads(data, buffers=buffers))
+
+
 def _child(conn, fn, args) -> None:
     _prepare_child()
     try:
-        conn.send(_call(fn, args))
+        conn.send(_pack(_call(fn, args)))
     finally:
         conn.close()
 
@@ -109,7 +179,7 @@ def _serve(conn) -> None:
             return
         if task is None:
             return
-        conn.send(_call(*task))
+        conn.send(_pack(_call(*task)))
 
 
 def _start(ctx, target, args) -> Any:
@@ -127,6 +197,13 @@ def _death(proc, path: str, stage: str) -> MediaError:
         name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
         return MediaError(path, stage, f"worker crashed with signal {name}")
     return MediaError(path, stage, f"worker died (exit code {code})")
+
+
+def _received(message: tuple, path: str, stage: str) -> tuple[str, Any]:
+    try:
+        return _unpack(message)
+    except Exception as exc:  # the block vanished or the value cannot be rebuilt: one record, not a dead run
+        raise MediaError(path, stage, f"cannot read the worker's result: {one_line(exc, 200)}") from None
 
 
 def _answer(status: str, payload: Any, path: str, stage: str) -> Any:
@@ -159,11 +236,11 @@ class _Worker:
             self.stop()
             raise MediaError(path, stage, f"timed out after {timeout_s:g}s (worker killed)")
         try:
-            status, payload = self.conn.recv()
+            message = self.conn.recv()
         except (EOFError, OSError):
             self.stop()
             raise _death(self.proc, path, stage) from None
-        return _answer(status, payload, path, stage)
+        return _answer(*_received(message, path, stage), path, stage)
 
     @property
     def alive(self) -> bool:
@@ -205,7 +282,7 @@ def run_isolated(fn: Callable, args: tuple, *, path: str, stage: str, timeout_s:
             proc.kill()
             raise MediaError(path, stage, f"timed out after {timeout_s:g}s (worker killed)")
         try:
-            status, payload = parent.recv()
+            message = parent.recv()
         except EOFError:
             raise _death(proc, path, stage) from None
     finally:
@@ -214,7 +291,7 @@ def run_isolated(fn: Callable, args: tuple, *, path: str, stage: str, timeout_s:
         if proc.is_alive():
             proc.kill()
             proc.join(1)
-    return _answer(status, payload, path, stage)
+    return _answer(*_received(message, path, stage), path, stage)
 
 
 def map_isolated(

@@ -44,3 +44,40 @@ def test_workers_are_reused_replaced_after_a_crash_and_retired(monkeypatch):
     monkeypatch.setattr(isolation, "TASKS_PER_WORKER", 2)
     retired = [r.value for r in map_isolated(h.call, [(i, (h.pid, i)) for i in range(4)], workers=1, timeout_s=10)]
     assert retired[0] == retired[1] != retired[2] == retired[3]
+
+
+def _blocks() -> set[str]:
+    return {p for p in os.listdir("/dev/shm") if p.startswith("psm_")}
+
+
+def test_large_results_cross_in_shared_memory_and_leave_nothing_behind():
+    import numpy as np
+
+    before = _blocks()
+    results = list(map_isolated(h.call, [(i, (h.frames, f"{i}.mp4")) for i in range(3)], workers=2, timeout_s=30))
+    expected = h.frames("x")
+    for r in results:
+        assert r.error is None and r.value["path"] == f"{r.key}.mp4"
+        assert np.array_equal(r.value["frames"], expected["frames"]) and r.value["frames"].flags.writeable
+        assert np.array_equal(r.value["windows"][0], expected["windows"][0])
+    assert isolation.run_isolated(h.frames, ("one.mp4",), path="one.mp4", stage="decode", timeout_s=30)["path"] == "one.mp4"
+    assert _blocks() == before  # every block was unlinked by the parent
+
+
+def test_the_pipe_is_used_when_shared_memory_is_short(monkeypatch):
+    import errno
+
+    value = h.frames("a.mp4")
+    before = _blocks()
+    shared = isolation._pack(("ok", value))
+    assert shared[0] == "shared" and len(_blocks()) == len(before) + 1
+    assert isolation._unpack(shared)[1]["path"] == "a.mp4" and _blocks() == before
+
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(isolation.os, "posix_fallocate", full)
+    message = isolation._pack(("ok", value))
+    assert message[0] == "inline" and isolation._unpack(message)[1] is value
+    assert _blocks() == before
+    assert isolation._pack(("ok", "small"))[0] == "inline"

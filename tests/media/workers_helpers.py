@@ -42,3 +42,11 @@ def decode_but_abort_on_vp9(path, options):
     if "vp9" in os.path.basename(path):
         os.abort()
     return decode_item(path, options)
+
+
+def frames(path):
+    """A decoded-looking result: 4 MB of frames and a small list, with the path."""
+    import numpy as np
+
+    pixels = np.arange(4 * 1024 * 1024, dtype=np.uint32).reshape(1024, 1024, 4).astype(np.uint8)
+    return {"path": path, "frames": pixels, "windows": [np.linspace(0, 1, 1000, dtype=np.float32)]}
