@@ -11,7 +11,8 @@ for a whole run.
 
 Results cross back through shared memory when they carry more than :data:`HANDOFF_MIN_BYTES` of
 array data (a video's frames are megabytes): the pipe then carries only the pickled structure,
-and the arrays arrive as views of one shared block, with no copy on this side. When shared memory is short (a container's small ``/dev/shm``), the pipe is used.
+and the arrays arrive as views of one shared block, with no copy on this side. When shared
+memory is short (a container's small ``/dev/shm``), the pipe is used.
 """
 
 from __future__ import annotations
@@ -128,8 +129,8 @@ def _pack(result: tuple[str, Any]) -> tuple:
         block.unlink()
         return ("inline", result)
     block.close()
-    # The parent unlinks the block once it has copied it; until this line a crash leaves it to
-    # the resource tracker, which removes it.
+    # The parent unlinks the block as soon as it has mapped it; until this line a crash here
+    # leaves it to the resource tracker, which removes it.
     resource_tracker.unregister(block._name, "shared_memory")
     return ("shared", block.name, data, [r.nbytes for r in raws])
 
