@@ -129,9 +129,9 @@ def _pack(result: tuple[str, Any]) -> tuple:
         block.unlink()
         return ("inline", result)
     block.close()
-    # The parent unlinks the block as soon as it has mapped it; until this line a crash here
-    # leaves it to the resource tracker, which removes it.
-    resource_tracker.unregister(block._name, "shared_memory")
+    # The block stays registered with the resource tracker (one process, shared by the parent,
+    # the forkserver and every worker) until the parent has mapped it: if either side is killed
+    # in between, the tracker removes it when the run's processes are gone.
     return ("shared", block.name, data, [r.nbytes for r in raws])
 
 
@@ -152,6 +152,7 @@ def _unpack(message: tuple) -> tuple[str, Any]:
     fd = shm_open(path, os.O_RDWR, mode=0o600)
     try:
         shm_unlink(path)
+        resource_tracker.unregister(path, "shared_memory")  # the worker registered it
         mapping = mmap.mmap(fd, sum(sizes))
     finally:
         os.close(fd)

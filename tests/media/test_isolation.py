@@ -81,3 +81,33 @@ def test_the_pipe_is_used_when_shared_memory_is_short(monkeypatch):
     assert message[0] == "inline" and isolation._unpack(message)[1] is value
     assert _blocks() == before
     assert isolation._pack(("ok", "small"))[0] == "inline"
+
+
+KILLED_BEFORE_UNPACK = """
+import os, signal, sys
+from embedder.media import isolation
+from tests.media import workers_helpers as h
+
+def killed(message):
+    print(message[0], flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)  # the moment after the worker sent, before the block is mapped
+
+isolation._unpack = killed
+list(isolation.map_isolated(h.call, [("a.mp4", (h.frames, "a.mp4"))], workers=1, timeout_s=30))
+"""
+
+
+def test_a_run_killed_before_it_maps_a_block_leaves_nothing_in_shared_memory():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    before = _blocks()
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, "-c", KILLED_BEFORE_UNPACK], cwd=root, capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "PYTHONPATH": str(root)})
+    assert proc.returncode == -9 and proc.stdout.strip() == "shared"
+    deadline = time.monotonic() + 20  # the resource tracker cleans up once the run's processes are gone
+    while _blocks() != before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _blocks() == before
