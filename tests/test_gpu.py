@@ -59,3 +59,12 @@ def test_nvdec_decodes_on_the_gpu(media):
     assert gpu.decoder == "torchcodec-cuda", gpu.fallback_reason  # a torchcodec built without CUDA says so here
     assert gpu.frames.shape == cpu.frames.shape
     assert np.abs(gpu.frames.astype(int) - cpu.frames.astype(int)).mean() < 8
+
+
+def test_frames_cross_as_uint8_and_are_resized_and_normalised_on_the_gpu():
+    rng = np.random.default_rng(2)
+    frames = rng.integers(0, 256, size=(4, 50, 70, 3), dtype=np.uint8)  # not the encoder's size: resized
+    cpu = ClipEncoder(MODELS["tiny-clip"], device="cpu").preprocess(frames)
+    gpu = ClipEncoder(MODELS["tiny-clip"], device="cuda").preprocess(frames)
+    assert gpu.device.type == "cuda" and gpu.dtype == torch.float32 and gpu.shape == cpu.shape
+    np.testing.assert_allclose(gpu.cpu().numpy(), cpu.numpy(), atol=1e-3)

@@ -109,7 +109,10 @@ class ClapEncoder:
                 sampling_rate=self.sample_rate,
                 return_tensors="pt",
             )
-            feats = {k: v.to(self.device) for k, v in feats.items()}
+            if self.device.startswith("cuda"):  # from pinned memory, without blocking this thread
+                feats = {k: v.pin_memory().to(self.device, non_blocking=True) for k, v in feats.items()}
+            else:
+                feats = {k: v.to(self.device) for k, v in feats.items()}
             with inference_context(self.device):
                 out.append(l2_normalise(self.model.get_audio_features(**feats).pooler_output))
         return np.concatenate(out) if out else np.zeros((0, self.spec.dim), np.float32)

@@ -95,14 +95,23 @@ class ClipEncoder:
         self.image_size = spec.image_size or 224
 
     def preprocess(self, frames: np.ndarray):
-        """uint8 N x H x W x 3 -> normalised N x 3 x S x S tensor: shortest-side resize, centre crop.
+        """uint8 N x H x W x 3 -> normalised N x 3 x S x S tensor on the encoder's device:
+        shortest-side resize, centre crop.
 
         The decoders already resize to the encoder's size, so the resize here is usually a no-op.
+        On a GPU the frames cross as uint8 (a quarter of the float bytes) from pinned memory
+        without blocking, and the resize and normalisation run there; on the CPU the same steps
+        run in the same order.
         """
         import torch
         import torch.nn.functional as F
 
-        x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
+        x = torch.from_numpy(np.ascontiguousarray(frames))
+        if self.device.startswith("cuda"):
+            x = x.pin_memory().to(self.device, non_blocking=True)
+        else:
+            x = x.to(self.device)
+        x = x.permute(0, 3, 1, 2).float()
         size = self.image_size
         h, w = x.shape[2:]
         if min(h, w) != size:
@@ -112,15 +121,15 @@ class ClipEncoder:
             h, w = new
         top, left = int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
         x = x[:, :, top : top + size, left : left + size] / 255.0
-        mean = torch.from_numpy(self.mean).view(1, 3, 1, 1)
-        std = torch.from_numpy(self.std).view(1, 3, 1, 1)
+        mean = torch.from_numpy(self.mean).view(1, 3, 1, 1).to(x.device)
+        std = torch.from_numpy(self.std).view(1, 3, 1, 1).to(x.device)
         return (x - mean) / std
 
     def encode_images(self, frames: np.ndarray, batch_size: int = 32) -> np.ndarray:
         """Embed frames (uint8, N x H x W x 3); returns N x dim unit vectors."""
         out = []
         for start in range(0, len(frames), batch_size):
-            pixels = self.preprocess(frames[start : start + batch_size]).to(self.device)
+            pixels = self.preprocess(frames[start : start + batch_size])
             with inference_context(self.device):
                 out.append(l2_normalise(self.model.encode_image(pixels)))
         return np.concatenate(out) if out else np.zeros((0, self.spec.dim), np.float32)
@@ -139,7 +148,7 @@ class ClipEncoder:
         out = []
         for start in range(0, len(pixels), batch_size):
             with inference_context(self.device):
-                out.append(l2_normalise(self.model.encode_image(pixels[start : start + batch_size].to(self.device))))
+                out.append(l2_normalise(self.model.encode_image(pixels[start : start + batch_size])))
         flat = np.concatenate(out)
         bounds = np.cumsum([len(f) for f in frame_sets])[:-1]
         return np.split(flat, bounds)
