@@ -204,9 +204,9 @@ class BackgroundWriter:
             self.write_s += time.perf_counter() - started
 
     def _raise(self) -> None:
+        # Kept, not cleared: the writer thread reads it to skip every later job.
         if self._error is not None:
-            error, self._error = self._error, None
-            raise error
+            raise self._error
 
     def submit(self, job) -> None:
         """Queue ``job`` (a callable); waits while the writer is a job behind."""
