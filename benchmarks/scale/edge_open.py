@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -29,6 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import machine, publish  # noqa: E402  (the scale benchmark's helpers, beside this file)
 
 OPEN = ("import resource, sys, time\n"
         "from qdrant_edge import CountRequest, EdgeShard\n"
@@ -95,12 +94,7 @@ def main() -> None:
         rows["embedder_optimized"] = {**open_cost(shard, args.runs), "optimize_s": round(time.perf_counter() - started, 1)}
         print("embedder_optimized", json.dumps(rows["embedder_optimized"]), flush=True)
         shutil.rmtree(tmp, ignore_errors=True)
-    report = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
-              "items": args.items, "runs_per_measurement": args.runs, "rows": rows}
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    publish({"machine": machine(), "items": args.items, "runs_per_measurement": args.runs, "rows": rows}, args.out)
 
 
 if __name__ == "__main__":

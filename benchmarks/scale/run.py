@@ -78,6 +78,18 @@ def timed(args: list[str], env: dict) -> tuple[float, float]:
     return wall, usage.ru_maxrss / 1024
 
 
+def machine() -> dict:
+    return {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
+
+
+def publish(report: dict, out: Path | None) -> None:
+    """Print the report as JSON, and write it to ``out`` when given."""
+    text = json.dumps(report, indent=2)
+    print(text)
+    if out:
+        out.write_text(text + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="0,10000,100000,1000000")
@@ -114,12 +126,7 @@ def main() -> None:
     for row in rows:
         row["noop_ingest_vs_smallest"] = round(row["noop_ingest_s"] / base["noop_ingest_s"], 2)
         row["status_vs_smallest"] = round(row["status_s"] / base["status_s"], 2)
-    report = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
-              "runs_per_measurement": args.runs, "rows": rows}
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    publish({"machine": machine(), "runs_per_measurement": args.runs, "rows": rows}, args.out)
 
 
 if __name__ == "__main__":

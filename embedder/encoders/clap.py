@@ -8,7 +8,8 @@ import numpy as np
 
 from embedder.encoders.base import ModalityEncoder
 from embedder.encoders.registry import ModelSpec
-from embedder.encoders.runtime import hub_online, inference_context, l2_normalise, resolve_device, seeded
+from embedder.encoders.runtime import (hub_online, inference_context, l2_normalise, resolve_device, seeded,
+                                       to_device)
 from embedder.errors import WeightsUnavailableError, one_line
 
 TEXT_MAX_TOKENS = 77
@@ -109,10 +110,7 @@ class ClapEncoder:
                 sampling_rate=self.sample_rate,
                 return_tensors="pt",
             )
-            if self.device.startswith("cuda"):  # from pinned memory, without blocking this thread
-                feats = {k: v.pin_memory().to(self.device, non_blocking=True) for k, v in feats.items()}
-            else:
-                feats = {k: v.to(self.device) for k, v in feats.items()}
+            feats = {k: to_device(v, self.device) for k, v in feats.items()}
             with inference_context(self.device):
                 out.append(l2_normalise(self.model.get_audio_features(**feats).pooler_output))
         return np.concatenate(out) if out else np.zeros((0, self.spec.dim), np.float32)

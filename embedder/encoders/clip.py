@@ -9,7 +9,8 @@ import numpy as np
 
 from embedder.encoders.base import ModalityEncoder
 from embedder.encoders.registry import ModelSpec
-from embedder.encoders.runtime import hub_online, inference_context, l2_normalise, resolve_device, seeded
+from embedder.encoders.runtime import (hub_online, inference_context, l2_normalise, resolve_device, seeded,
+                                       to_device)
 from embedder.errors import WeightsUnavailableError, one_line
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -106,12 +107,7 @@ class ClipEncoder:
         import torch
         import torch.nn.functional as F
 
-        x = torch.from_numpy(np.ascontiguousarray(frames))
-        if self.device.startswith("cuda"):
-            x = x.pin_memory().to(self.device, non_blocking=True)
-        else:
-            x = x.to(self.device)
-        x = x.permute(0, 3, 1, 2).float()
+        x = to_device(torch.from_numpy(np.ascontiguousarray(frames)), self.device).permute(0, 3, 1, 2).float()
         size = self.image_size
         h, w = x.shape[2:]
         if min(h, w) != size:

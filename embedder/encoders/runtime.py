@@ -33,6 +33,14 @@ def inference_context(device: str):
     return stack
 
 
+def to_device(tensor, device: str):
+    """``tensor`` on ``device``; on CUDA from pinned memory without blocking this thread, so the
+    copy overlaps the work already queued on the GPU."""
+    if device.startswith("cuda"):
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
+
+
 def l2_normalise(tensor):
     """Unit-length rows as float32 numpy (the stored and compared form of every embedding)."""
     import torch

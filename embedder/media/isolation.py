@@ -100,23 +100,34 @@ def _call(fn, args) -> tuple[str, Any]:
 
 
 def _pack(result: tuple[str, Any]) -> tuple:
-    """The message that carries ``result`` to the parent: inline, or its arrays in shared memory."""
+    """The message that carries ``result`` to the parent.
+
+    A value is pickled once (protocol 5, arrays out of band). Its arrays go into one shared block
+    when they add up to :data:`HANDOFF_MIN_BYTES` and the block can be reserved; otherwise they
+    travel in the pipe beside the pickle. Errors travel as they are.
+    """
     status, value = result
     if status != "ok":
-        return ("inline", result)
+        return ("as-is", result)
     buffers: list[pickle.PickleBuffer] = []
     try:
         data = pickle.dumps(value, protocol=5, buffer_callback=buffers.append)
     except Exception:  # not picklable out of band: the pipe's pickler reports it
-        return ("inline", result)
+        return ("as-is", result)
     raws = [b.raw() for b in buffers]
+    name = _to_shared(raws) if sum(r.nbytes for r in raws) >= HANDOFF_MIN_BYTES else None
+    if name is None:
+        return ("pipe", data, [bytearray(r) for r in raws])  # bytearray: the arrays stay writable
+    return ("shared", name, data, [r.nbytes for r in raws])
+
+
+def _to_shared(raws: list[memoryview]) -> str | None:
+    """Copy ``raws`` into a new shared block; its name, or ``None`` when shared memory is short."""
     total = sum(r.nbytes for r in raws)
-    if total < HANDOFF_MIN_BYTES:
-        return ("inline", result)
     try:
         block = shared_memory.SharedMemory(create=True, size=total)
     except OSError:
-        return ("inline", result)
+        return None
     try:
         # Reserve the pages now: a full /dev/shm is an error here, not a SIGBUS while copying.
         os.posix_fallocate(block._fd, 0, total)
@@ -127,22 +138,26 @@ def _pack(result: tuple[str, Any]) -> tuple:
     except OSError:
         block.close()
         block.unlink()
-        return ("inline", result)
+        return None
     block.close()
     # The block stays registered with the resource tracker (one process, shared by the parent,
     # the forkserver and every worker) until the parent has mapped it: if either side is killed
     # in between, the tracker removes it when the run's processes are gone.
-    return ("shared", block.name, data, [r.nbytes for r in raws])
+    return block.name
 
 
 def _unpack(message: tuple) -> tuple[str, Any]:
     """The ``(status, payload)`` a child sent with :func:`_pack`.
 
-    The arrays are not copied: they are views of the block, mapped here and unlinked at once, so
-    its memory goes back to the system when the last array using it is freed.
+    Arrays in a shared block are not copied: they are views of the block, mapped here and
+    unlinked at once, so its memory goes back to the system when the last array using it is freed.
     """
-    if message[0] == "inline":
+    kind = message[0]
+    if kind == "as-is":
         return message[1]
+    if kind == "pipe":
+        _, data, buffers = message
+        return ("ok", pickle.loads(data, buffers=buffers))
     import mmap
 
     from _posixshmem import shm_open, shm_unlink  # what shared_memory uses, without its tracker
@@ -163,16 +178,8 @@ def _unpack(message: tuple) -> tuple[str, Any]:
     return ("ok", pickle.loads(data, buffers=buffers))
 
 
-def _child(conn, fn, args) -> None:
-    _prepare_child()
-    try:
-        conn.send(_pack(_call(fn, args)))
-    finally:
-        conn.close()
-
-
 def _serve(conn) -> None:
-    """A reusable child: run ``(fn, args)`` tasks from the pipe until told to stop (``None``)."""
+    """A child: run ``(fn, args)`` tasks from the pipe until told to stop (``None``)."""
     _prepare_child()
     while True:
         try:
@@ -182,13 +189,6 @@ def _serve(conn) -> None:
         if task is None:
             return
         conn.send(_pack(_call(*task)))
-
-
-def _start(ctx, target, args) -> Any:
-    proc = ctx.Process(target=target, args=args, daemon=True)
-    with _start_lock, _main_not_reimported():
-        proc.start()
-    return proc
 
 
 def _death(proc, path: str, stage: str) -> MediaError:
@@ -201,14 +201,12 @@ def _death(proc, path: str, stage: str) -> MediaError:
     return MediaError(path, stage, f"worker died (exit code {code})")
 
 
-def _received(message: tuple, path: str, stage: str) -> tuple[str, Any]:
+def _result(message: tuple, path: str, stage: str) -> Any:
+    """The task's value, or the MediaError it became."""
     try:
-        return _unpack(message)
+        status, payload = _unpack(message)
     except Exception as exc:  # the block vanished or the value cannot be rebuilt: one record, not a dead run
         raise MediaError(path, stage, f"cannot read the worker's result: {one_line(exc, 200)}") from None
-
-
-def _answer(status: str, payload: Any, path: str, stage: str) -> Any:
     if status == "ok":
         return payload
     if status == "media-error":
@@ -217,11 +215,14 @@ def _answer(status: str, payload: Any, path: str, stage: str) -> Any:
 
 
 class _Worker:
-    """One long-lived child process and its pipe (see :func:`map_isolated`)."""
+    """A child process and its pipe: one task (:func:`run_isolated`) or many (:func:`map_isolated`)."""
 
     def __init__(self, ctx):
         self.conn, child = ctx.Pipe(duplex=True)
-        self.proc = _start(ctx, _serve, (child,))
+        proc = ctx.Process(target=_serve, args=(child,), daemon=True)
+        with _start_lock, _main_not_reimported():
+            proc.start()
+        self.proc = proc
         child.close()
         self.tasks = 0
 
@@ -235,6 +236,7 @@ class _Worker:
             self.stop()
             raise _death(self.proc, path, stage) from None
         if not answered:
+            self.proc.kill()
             self.stop()
             raise MediaError(path, stage, f"timed out after {timeout_s:g}s (worker killed)")
         try:
@@ -242,7 +244,7 @@ class _Worker:
         except (EOFError, OSError):
             self.stop()
             raise _death(self.proc, path, stage) from None
-        return _answer(*_received(message, path, stage), path, stage)
+        return _result(message, path, stage)
 
     @property
     def alive(self) -> bool:
@@ -275,25 +277,11 @@ def run_isolated(fn: Callable, args: tuple, *, path: str, stage: str, timeout_s:
     Raises:
         MediaError: whatever the child raised, a crash (naming the signal) or a timeout.
     """
-    ctx = _get_context()
-    parent, child = ctx.Pipe(duplex=False)
-    proc = _start(ctx, _child, (child, fn, args))
-    child.close()
+    worker = _Worker(_get_context())
     try:
-        if not parent.poll(timeout_s):
-            proc.kill()
-            raise MediaError(path, stage, f"timed out after {timeout_s:g}s (worker killed)")
-        try:
-            message = parent.recv()
-        except EOFError:
-            raise _death(proc, path, stage) from None
+        return worker.run(fn, args, path, stage, timeout_s)
     finally:
-        parent.close()
-        proc.join(1)
-        if proc.is_alive():
-            proc.kill()
-            proc.join(1)
-    return _answer(*_received(message, path, stage), path, stage)
+        worker.stop()
 
 
 def map_isolated(

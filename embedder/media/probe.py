@@ -133,6 +133,13 @@ def _int(text) -> int | None:
         return None
 
 
+def _bit_depth(pix_fmt: str | None) -> int | None:
+    """Bits per sample read from a pixel format's name (yuv420p10le: 10), when nothing says it."""
+    if not pix_fmt:
+        return None
+    return 10 if "10" in pix_fmt else 12 if "12" in pix_fmt else 8
+
+
 def parse_ffprobe(path: str, data: dict) -> ProbeInfo:
     """Turn ffprobe's JSON into a :class:`ProbeInfo`."""
     fmt = data.get("format") or {}
@@ -145,10 +152,10 @@ def parse_ffprobe(path: str, data: dict) -> ProbeInfo:
             if disposition.get("attached_pic"):  # cover art in an audio file is not video
                 continue
             avg, real = _rate(s.get("avg_frame_rate")), _rate(s.get("r_frame_rate"))
-            depth = _int(s.get("bits_per_raw_sample"))
             pix_fmt = s.get("pix_fmt")
-            if depth is None and pix_fmt:
-                depth = 10 if "10" in pix_fmt else 12 if "12" in pix_fmt else 8
+            depth = _int(s.get("bits_per_raw_sample"))
+            if depth is None:
+                depth = _bit_depth(pix_fmt)
             video.append(
                 VideoStream(
                     index=int(s["index"]),
@@ -234,7 +241,7 @@ def _header_info(path: str) -> ProbeInfo | None:
             video.append(VideoStream(
                 index=s.stream_index, codec=s.codec or "unknown", width=int(s.width), height=int(s.height),
                 fps=average, frames=frames, duration=duration, pix_fmt=pix_fmt,
-                bit_depth=(10 if "10" in pix_fmt else 12 if "12" in pix_fmt else 8) if pix_fmt else None,
+                bit_depth=_bit_depth(pix_fmt),
                 variable_frame_rate=abs(average - nominal) > 0.01 * nominal if frames and duration else None,
                 default=True,  # the only video stream: the one ffmpeg picks
             ))
