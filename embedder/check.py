@@ -134,6 +134,7 @@ def check_collection(store: VectorStore, catalog=None) -> CheckReport:
                 report.problems.append(Problem(None, None, f"alias '{alias}' points at missing collection '{target}'"))
     if store.collection_dims() is None:
         return report
+    store.forget_reads()  # the engine's own answers, not ones kept from earlier commands
     seen = 0
     for record in _read_pages(store, report):
         seen += 1

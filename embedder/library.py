@@ -309,7 +309,7 @@ class Library:
 
     def status(self) -> dict:
         """Back-end, collection, item count, modalities, models and size (``embedder status``)."""
-        from embedder.search import collection_status
+        from embedder.store.status import collection_status
 
         return collection_status(self.media)
 

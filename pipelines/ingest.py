@@ -23,6 +23,7 @@ from embedder.progress import Progress
 from embedder.stages import IngestStages, LocalExecutor
 from embedder.payload import folders_above, location_fields
 from embedder.store import PointRecord, VectorStore, open_store, point_id
+from embedder.store.status import collection_status
 from embedder.trash import Trash
 
 if TYPE_CHECKING:
@@ -343,6 +344,18 @@ def _apply_links(
     return extra
 
 
+def _read_for_next_run(store: VectorStore, roots: list[Path]) -> None:
+    """Read, after this run's last write, what the next run over the same folders plans from and
+    what ``embedder status`` shows. An embedded store keeps those answers until its next write
+    (:mod:`embedder.store.reads`), so a next run that finds nothing changed, and a ``status``,
+    answer without opening the engine. When this run wrote nothing, these are its own answers."""
+    if store.collection_dims() is None:
+        return
+    has_folder_keys(store)
+    StoreIndex.read(store, roots)
+    collection_status(store)
+
+
 def _executor(settings: Settings, store: VectorStore):
     """The executor the settings name: local decoder processes, or a Ray cluster."""
     if settings.executor == "ray":
@@ -466,6 +479,7 @@ def _run_ingest(paths, settings: Settings, dry_run, removals, retry_failed, prog
         unlink = {p: ids for p, ids in plan.unlink.items() if p not in failed_paths}
         trash_info["moved"] = _apply_unlinks(store, unlink, trash, set(plan.removed))
         trash_info["purged"] = trash.purge(settings.trash_days)
+        _read_for_next_run(store, roots)
     if dry_run:
         failed = recalled
     failed.sort(key=lambda f: f.path)

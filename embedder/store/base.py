@@ -213,6 +213,10 @@ class VectorStore(ABC):
         """Let other processes use the collection until the next call (a no-op where the back-end
         serves many processes at once, as a Qdrant server does)."""
 
+    def forget_reads(self) -> None:
+        """Drop answers kept from earlier reads, so the next reads ask the engine (a no-op where
+        nothing is kept, as on a Qdrant server)."""
+
     @abstractmethod
     def info(self) -> dict[str, Any]:
         """Back-end, location (never secrets), collection and size facts."""

@@ -3,6 +3,11 @@
 Layout: ``<store>/<collection>/`` is one Edge shard; ``<store>/.<collection>.lock`` is held
 (flock) while a process has the collection open, so a second process gets a clear error instead
 of corrupting it.
+
+The engine itself loads on the first read that needs it, not when the collection is opened:
+loading reads the whole collection, and small reads a command repeats against an unchanged
+collection (counts, facets, the points under a folder) are answered from
+:mod:`embedder.store.reads` instead.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from embedder.store.base import (
     check_dims,
     filter_conditions,
 )
+from embedder.store.reads import ReadCache, read_key
 
 EDGE_VECTOR_DIMS_FILE = "embedder-dims.json"
 # Qdrant Edge dies with SIGBUS (no message, nothing to catch) when it touches a page of its
@@ -92,6 +98,11 @@ def edge_filter(filter: Filter | None, exclude_ids: list[str] | None = None, lac
     return EdgeFilter(must=must or None, must_not=must_not or None)
 
 
+def _conditions(filter: Filter | None) -> list:
+    """A filter as a canonical list of conditions: the same filter always gives the same key."""
+    return sorted((list(c) for c in filter_conditions(filter)), key=lambda c: json.dumps(c, default=str))
+
+
 def _readable(method):
     """Turn the engine's errors on damaged files into a StoreError that says what to do (reads and writes)."""
     import functools
@@ -130,7 +141,7 @@ class _Pages:
 
     @_readable
     def __call__(self, request):
-        return self.store._shard.scroll(request)
+        return self.store._require().scroll(request)
 
     # _readable reads these for its message
     @property
@@ -156,6 +167,7 @@ class EdgeStore(VectorStore):
                  min_free_mb: float = DEFAULT_MIN_FREE_MB):
         """Open (and lock) a collection; ``load=False`` only takes the lock (snapshots copy the files).
 
+        The engine loads when a read or write first needs it (see the module's docstring).
         Writes stop with a StoreError when the filesystem has less than ``min_free_mb`` free.
         """
         self._thread_lock = threading.RLock()  # the store may be shared between threads (a service)
@@ -169,17 +181,46 @@ class EdgeStore(VectorStore):
             raise StoreError(f"cannot create store directory {self.root}: {exc.strerror or exc}") from None
         self._lock_fd = self._acquire_lock(wait_s)
         self._shard = None
+        self._may_load = load
         self._paused = False
         self._holes_mb = 0.0
+        self._writes = 0  # writes by this process: a read that spans one is not kept
+        self.engine_loads = 0  # how often this store loaded the engine (tests, benchmarks)
+        self._reads = ReadCache(self.path)
         if load:
-            self._open_shard()
+            self._reads.load()
 
     # -- lifecycle ---------------------------------------------------------------------------
-    def _open_shard(self) -> None:
-        if (self.path / EDGE_VECTOR_DIMS_FILE).is_file():
+    def _engine(self):
+        """The loaded shard, loading it now if needed; ``None`` when the collection does not exist."""
+        if self._shard is None and self._may_load and (self.path / EDGE_VECTOR_DIMS_FILE).is_file():
             self._holes_mb = holes_mb(self.path)
             self._require_space(self._holes_mb + MARGIN_MB, "open")
             self._shard = self._load()
+            self.engine_loads += 1
+        return self._shard
+
+    @property
+    def engine_loaded(self) -> bool:
+        """Whether the engine is loaded now (reads answered from kept answers do not load it)."""
+        return self._shard is not None
+
+    def _before_write(self) -> None:
+        self._writes += 1
+        self._reads.invalidate()
+
+    def forget_reads(self) -> None:
+        """Drop the kept answers (``embedder check`` reads the engine itself)."""
+        with self._thread_lock:
+            self._reads.invalidate()
+
+    def _kept(self, key: str, read):
+        """The kept answer for ``key``, or ``read()``'s, then kept."""
+        found = self._reads.get(key)
+        if found is None:
+            found = read()
+            self._reads.put(key, found)
+        return found
 
     def pause(self) -> None:
         """Close the shard and release the collection's lock until the next call needs them.
@@ -198,7 +239,7 @@ class EdgeStore(VectorStore):
             # Readers hold the collection for a moment: wait longer for them than a reader waits.
             self._lock_fd = self._acquire_lock(RESUME_WAIT_S)
             self._paused = False
-            self._open_shard()
+            self._reads.load()  # another process may have written meanwhile
 
     def _acquire_lock(self, wait_s: float) -> int:
         lock_path = self.root / f".{self.collection}.lock"
@@ -254,6 +295,8 @@ class EdgeStore(VectorStore):
                 self._shard.close()
                 self._shard = None
             if self._lock_fd is not None:
+                if self._may_load:
+                    self._reads.save()  # while the lock is still held
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
                 os.close(self._lock_fd)
                 self._lock_fd = None
@@ -282,6 +325,7 @@ class EdgeStore(VectorStore):
             UpdateOperation,
         )
 
+        self._before_write()
         if self.path.exists():  # a creation cut short (a full disk, a kill): never complete, safe to redo
             shutil.rmtree(self.path)
         self._require_space(max(CREATE_MB, self.min_free_mb), "create")
@@ -320,50 +364,56 @@ class EdgeStore(VectorStore):
                 "free some space and run the command again: nothing stored is lost")
 
     def _require(self):
-        if self._shard is None:
+        shard = self._engine()
+        if shard is None:
             raise StoreError(f"collection '{self.logical or self.collection}' does not exist in {self.root}; run 'embedder ingest' first")
-        return self._shard
+        return shard
 
     # -- writes ------------------------------------------------------------------------------
     @_readable
     def upsert(self, points: list[PointRecord]) -> None:
-        self._require_space(max(self.min_free_mb, self._holes_mb + MARGIN_MB), "write to")
         if not points:
             return
         from qdrant_edge import Point, UpdateOperation
 
         shard = self._require()
+        self._require_space(max(self.min_free_mb, self._holes_mb + MARGIN_MB), "write to")
+        self._before_write()
         edge_points = [Point(p.id, {k: _to_list(v) for k, v in p.vectors.items()}, p.payload) for p in points]
         shard.update(UpdateOperation.upsert_points(edge_points))
         shard.flush()
 
     @_readable
     def update_vectors(self, vectors: dict[str, dict[str, np.ndarray]]) -> None:
-        self._require_space(max(self.min_free_mb, self._holes_mb + MARGIN_MB), "write to")
         if not vectors:
             return
         from qdrant_edge import PointVectors, UpdateOperation
 
         shard = self._require()
+        self._require_space(max(self.min_free_mb, self._holes_mb + MARGIN_MB), "write to")
+        self._before_write()
         ops = [PointVectors(pid, {k: _to_list(v) for k, v in named.items()}) for pid, named in vectors.items()]
         shard.update(UpdateOperation.update_vectors(ops))
         shard.flush()
 
     @_readable
     def set_payload(self, ids: list[str], payload: dict[str, Any]) -> None:
-        self._require_space(max(self.min_free_mb, self._holes_mb + MARGIN_MB), "write to")
         if ids:
             from qdrant_edge import UpdateOperation
 
+            shard = self._require()
+            self._require_space(max(self.min_free_mb, self._holes_mb + MARGIN_MB), "write to")
+            self._before_write()
             # No flush: the engine's write-ahead log already makes the update survive a kill -9
             # (tested), and flushing per call made per-point payload updates (write_cf) take minutes.
-            self._require().update(UpdateOperation.set_payload(list(ids), payload))
+            shard.update(UpdateOperation.set_payload(list(ids), payload))
 
     @_readable
     def delete(self, ids: list[str]) -> None:
-        if ids and self._shard is not None:
+        if ids and self._engine() is not None:
             from qdrant_edge import UpdateOperation
 
+            self._before_write()
             self._shard.update(UpdateOperation.delete_points(list(ids)))
             self._shard.flush()
 
@@ -377,7 +427,7 @@ class EdgeStore(VectorStore):
 
     @_readable
     def retrieve(self, ids: list[str], with_vectors: bool = False) -> list[PointRecord]:
-        if not ids or self._shard is None:
+        if not ids or self._engine() is None:
             return []
         records = self._shard.retrieve(list(ids), with_payload=True, with_vector=with_vectors)
         return [self._record(r, with_vectors) for r in records]
@@ -385,23 +435,40 @@ class EdgeStore(VectorStore):
     def scroll(self, filter: Filter | None = None, with_vectors: bool = False, batch: int = 256) -> Iterator[PointRecord]:
         from qdrant_edge import ScrollRequest
 
-        self._resume()  # before looking at the shard: a paused store has closed it
-        if self._shard is None:
+        key = None if with_vectors else read_key("scroll", _conditions(filter))
+        with self._thread_lock:
+            self._resume()  # before looking at the shard: a paused store has closed it
+            kept = None if key is None else self._reads.get(key)
+            if kept is None and self._engine() is None:
+                return
+            writes = self._writes
+        if kept is not None:
+            for pid, payload in kept:
+                yield PointRecord(id=pid, vectors={}, payload=payload)
             return
         offset = None
         read = _Pages(self)
+        answer = []
         while True:
             records, offset = read(
                 ScrollRequest(offset=offset, limit=batch, filter=edge_filter(filter), with_payload=True, with_vector=with_vectors)
             )
             for r in records:
-                yield self._record(r, with_vectors)
+                record = self._record(r, with_vectors)
+                if key is not None and answer is not None:
+                    answer.append((record.id, record.payload))
+                    if len(answer) > 20_000:  # too big to keep: stop collecting
+                        answer = None
+                yield record
             if offset is None:
-                return
+                break
+        with self._thread_lock:
+            if key is not None and answer is not None and writes == self._writes:  # nothing written in between
+                self._reads.put(key, answer)
 
     @_readable
     def page(self, offset=None, limit=256, with_vectors=False):
-        if self._shard is None:
+        if self._engine() is None:
             return [], None
         from qdrant_edge import ScrollRequest
 
@@ -410,7 +477,10 @@ class EdgeStore(VectorStore):
 
     @_readable
     def facet(self, key: str, limit: int = 100) -> dict[str, int] | None:
-        if self._shard is None:
+        return self._kept(read_key("facet", key, limit), lambda: self._engine_facet(key, limit))
+
+    def _engine_facet(self, key: str, limit: int) -> dict[str, int] | None:
+        if self._engine() is None:
             return {}
         from qdrant_edge import FacetRequest
 
@@ -424,20 +494,25 @@ class EdgeStore(VectorStore):
 
     @_readable
     def ensure_indexes(self) -> None:
-        if self._shard is None:
+        if self._engine() is None:
             return
         from qdrant_edge import PayloadSchemaType, UpdateOperation
+
+        self._before_write()  # a new index changes what facets answer
 
         for name in INDEXED_FIELDS:
             self._shard.update(UpdateOperation.create_field_index(name, PayloadSchemaType.Keyword))
 
     @_readable
     def count(self, filter: Filter | None = None) -> int:
-        if self._shard is None:
-            return 0
-        from qdrant_edge import CountRequest
+        def engine_count() -> int:
+            if self._engine() is None:
+                return 0
+            from qdrant_edge import CountRequest
 
-        return int(self._shard.count(CountRequest(exact=True, filter=edge_filter(filter))))
+            return int(self._shard.count(CountRequest(exact=True, filter=edge_filter(filter))))
+
+        return self._kept(read_key("count", _conditions(filter)), engine_count)
 
     @staticmethod
     def _edge_query(spec: QuerySpec):
@@ -498,7 +573,7 @@ class EdgeStore(VectorStore):
             "location": str(self.root),
             "collection": self.collection,
             "alias": self.logical,
-            "exists": self._shard is not None,
+            "exists": self.collection_dims() is not None,
             "points": self.count(),
             "vectors": self.collection_dims() or {},
             "size_bytes": size,

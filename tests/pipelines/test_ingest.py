@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from embedder.encoders.bundle import load_encoders
-from embedder.search import collection_status, search_like, search_text
+from embedder.search import search_like, search_text
+from embedder.store.status import collection_status
 from embedder.settings import load_settings
 from embedder.store import open_store, point_id
 from pipelines.ingest import run_ingest

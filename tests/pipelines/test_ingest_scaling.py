@@ -5,7 +5,7 @@ import shutil
 import pytest
 
 from embedder.encoders.bundle import load_encoders
-from embedder.search import collection_status
+from embedder.store.status import collection_status
 from embedder.settings import load_settings
 from embedder.store import PointRecord, open_store
 from pipelines.ingest import StoreIndex, has_folder_keys, run_ingest

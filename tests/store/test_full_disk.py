@@ -57,10 +57,17 @@ def test_create_and_growth_on_a_full_disk(small_fs, tmp_path, media):
     # The disk fills up: opening and writing stop with a clear error, never SIGBUS (exit 135).
     fill(small_fs, leave_mb=100)
     shutil.copy(media["tone.mp3"], lib / "tone.mp3")
-    for args in (("ingest", lib), ("status",), ("search", "a tone")):
+    for args in (("ingest", lib), ("search", "a tone")):
         proc = cli(*args, env=env)
         assert proc.returncode == 2, (args, proc.returncode, proc.stderr)
         assert "not enough free space to open collection" in proc.stderr and "nothing stored is lost" in proc.stderr
+    # `status` answers from the answers kept at the last ingest: it never opens the engine here.
+    status = cli("status", "--json", env=env)
+    assert status.returncode == 0 and json.loads(status.stdout)["points"] == 1, status.stderr
+    for kept in (small_fs / "store").glob("*/embedder-reads.json"):
+        kept.unlink()  # as another write would leave it: now it must open, and refuses as the others do
+    proc = cli("status", env=env)
+    assert proc.returncode == 2 and "not enough free space to open collection" in proc.stderr, proc.stderr
 
     (small_fs / "filler").unlink()  # space is back: the same command completes, nothing was lost
     proc = cli("ingest", lib, "--json", env=env)
