@@ -73,25 +73,46 @@ def open_cost(shard: Path, runs: int) -> dict:
             "peak_rss_mb": round(max(s[2] for s in samples)), "disk_mb": round(disk)}
 
 
+def optimize(shard: Path) -> float:
+    """Optimize the shard (HNSW graphs, immutable segments); returns the seconds it took."""
+    from qdrant_edge import EdgeShard
+
+    started = time.perf_counter()
+    edge_shard = EdgeShard.load(str(shard))
+    edge_shard.optimize()
+    edge_shard.close()
+    return time.perf_counter() - started
+
+
+def in_child(*job: str) -> str:
+    """Run one of this script's jobs in a process of its own and return what it printed. Linux
+    carries a process's peak RSS across fork and exec, so the process that starts the measured
+    ones must never have held a loaded collection itself."""
+    return subprocess.run([sys.executable, __file__, "--job", *job], check=True, capture_output=True, text=True).stdout
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--items", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--job", nargs="+", help=argparse.SUPPRESS)  # a child's part: make or optimize
     args = parser.parse_args()
+    if args.job:
+        if args.job[0] == "make":
+            print(make_store(Path(args.job[1]), int(args.job[2]), args.job[3] == "indexed"))
+        else:
+            print(optimize(Path(args.job[1])))
+        return
     rows = {}
     with tempfile.TemporaryDirectory(prefix="embedder-edge-open-") as tmp:
         for name, indexed in (("no_indexes", False), ("embedder", True)):
-            shard = make_store(Path(tmp) / name, args.items, indexed)
+            made = in_child("make", str(Path(tmp) / name), str(args.items), "indexed" if indexed else "plain")
+            shard = Path(made.split()[-1])
             rows[name] = open_cost(shard, args.runs)
             print(name, json.dumps(rows[name]), flush=True)
-        from qdrant_edge import EdgeShard
-
-        started = time.perf_counter()
-        edge_shard = EdgeShard.load(str(shard))
-        edge_shard.optimize()
-        edge_shard.close()
-        rows["embedder_optimized"] = {**open_cost(shard, args.runs), "optimize_s": round(time.perf_counter() - started, 1)}
+        optimize_s = float(in_child("optimize", str(shard)).split()[-1])
+        rows["embedder_optimized"] = {**open_cost(shard, args.runs), "optimize_s": round(optimize_s, 1)}
         print("embedder_optimized", json.dumps(rows["embedder_optimized"]), flush=True)
         shutil.rmtree(tmp, ignore_errors=True)
     publish({"machine": machine(), "items": args.items, "runs_per_measurement": args.runs, "rows": rows}, args.out)
