@@ -4,9 +4,11 @@
                               -> encode + fuse, a pool of actors (GPU actors with ``num_gpus``)
                               -> write, in the driver, into the store
 
-Nothing is copied from the local executor: decode is :attr:`IngestStages.decode` run inside
-:func:`embedder.media.isolation.run_isolated` (so a decoder that crashes or hangs costs one
-failure record, not a Ray task retry loop or a lost job); encode is
+Nothing is copied from the local executor: decode is :attr:`IngestStages.decode` run in an
+isolated child process (:class:`embedder.media.isolation.IsolatedRunner`, so a decoder that
+crashes or hangs costs one failure record, not a Ray task retry loop or a lost job; Ray reuses
+its worker processes from task to task, and each keeps its child for the next file, as the local
+executor's decoder processes do); encode is
 :func:`embedder.stages.encode_or_split` on an :class:`IngestStages` each actor builds once with
 its own encoders; write is :meth:`IngestStages.write`. The plan (content-hash skip, idempotent
 point ids) is made before, in the driver, so a killed run is resumed by the next one like a local
@@ -29,6 +31,18 @@ from embedder.progress import Progress
 from embedder.stages import GROUP_MAX_ITEMS, IngestStages, StageReport, counted_units, encode_or_split, throughput
 
 
+_decode_runner = None  # per Ray worker process: its isolated decoder child, kept between tasks
+
+
+def _runner():
+    global _decode_runner
+    if _decode_runner is None:
+        from embedder.media.isolation import IsolatedRunner
+
+        _decode_runner = IsolatedRunner()
+    return _decode_runner
+
+
 class _Decode:
     """One file -> a row with its decoded item (pickled) or the failure it became."""
 
@@ -37,12 +51,10 @@ class _Decode:
         self.timeout_s = timeout_s
 
     def __call__(self, row: dict) -> dict:
-        from embedder.media.isolation import run_isolated
-
         f = pickle.loads(row["file"])
         try:
-            item = run_isolated(self.decode, pickle.loads(row["args"]), path=str(f.path), stage="decode",
-                                timeout_s=self.timeout_s)
+            item = _runner().run(self.decode, pickle.loads(row["args"]), path=str(f.path), stage="decode",
+                                 timeout_s=self.timeout_s)
         except MediaError as exc:
             return {**row, "item": b"", "error": json.dumps([exc.path, exc.stage, exc.reason])}
         return {**row, "item": pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL), "error": ""}

@@ -4,7 +4,8 @@ Children are forked from a forkserver that has already imported the decoders. A 
 its timeout is killed; one that dies (a segfault, a C++ ``terminate``) is reported with its signal.
 
 :func:`run_isolated` runs one task in a fresh child. :func:`map_isolated` keeps up to ``workers``
-children alive and hands each one file after another: a fork of a process holding torch costs
+children alive and hands each one file after another (:class:`IsolatedRunner` keeps one, for a
+caller that gets one file at a time): a fork of a process holding torch costs
 ~40 ms, as much as decoding a short clip. A child that crashed or was killed is replaced, and
 each is retired after :data:`TASKS_PER_WORKER` files, so a decoder that leaks memory cannot grow
 for a whole run.
@@ -250,6 +251,11 @@ class _Worker:
     def alive(self) -> bool:
         return self.proc.is_alive() and not self.conn.closed
 
+    @property
+    def reusable(self) -> bool:
+        """Alive after its last task, and not yet due to retire (:data:`TASKS_PER_WORKER`)."""
+        return self.alive and self.tasks < TASKS_PER_WORKER
+
     def stop(self) -> None:
         """Ask the child to finish; kill it if it does not (or is stuck in a task)."""
         if not self.conn.closed:
@@ -282,6 +288,36 @@ def run_isolated(fn: Callable, args: tuple, *, path: str, stage: str, timeout_s:
         return worker.run(fn, args, path, stage, timeout_s)
     finally:
         worker.stop()
+
+
+class IsolatedRunner:
+    """Runs tasks one at a time in a child process it keeps from call to call, for a long-lived
+    caller that gets one file at a time (a Ray worker process). The child is replaced after a
+    crash or a timeout, and retired after :data:`TASKS_PER_WORKER` tasks, as in :func:`map_isolated`."""
+
+    def __init__(self):
+        self._worker: _Worker | None = None
+        self._lock = threading.Lock()
+
+    def run(self, fn: Callable, args: tuple, *, path: str, stage: str, timeout_s: float) -> Any:
+        """Like :func:`run_isolated`, without starting a process when the last one can go on."""
+        with self._lock:
+            if self._worker is None:
+                self._worker = _Worker(_get_context())
+            worker = self._worker
+            try:
+                return worker.run(fn, args, path, stage, timeout_s)
+            finally:
+                if not worker.reusable:
+                    worker.stop()
+                    self._worker = None
+
+    def close(self) -> None:
+        """Stop the child, if one is running."""
+        with self._lock:
+            if self._worker is not None:
+                self._worker.stop()
+                self._worker = None
 
 
 def map_isolated(
@@ -317,7 +353,7 @@ def map_isolated(
         except MediaError as exc:
             return TaskResult(key, error=exc)
         finally:
-            if worker.alive and worker.tasks < TASKS_PER_WORKER:
+            if worker.reusable:
                 idle.put(worker)
             else:
                 worker.stop()

@@ -46,6 +46,30 @@ def test_workers_are_reused_replaced_after_a_crash_and_retired(monkeypatch):
     assert retired[0] == retired[1] != retired[2] == retired[3]
 
 
+def test_a_runner_keeps_its_child_between_calls_and_replaces_it_after_a_crash(monkeypatch):
+    runner = isolation.IsolatedRunner()
+
+    def call(fn, arg):
+        try:
+            return runner.run(h.call, (fn, arg), path=arg, stage="decode", timeout_s=10)
+        except isolation.MediaError as exc:
+            return exc
+
+    try:
+        first, second = call(h.pid, "a.mp4"), call(h.pid, "b.mp4")
+        assert first == second != os.getpid()  # one child ran both files
+        refused = call(h.refuse, "refuse.mp4")
+        assert refused.reason == "refused on purpose" and call(h.pid, "c.mp4") == first  # an error is not a crash
+        crashed = call(h.crash, "crash.mp4")
+        assert (crashed.path, crashed.reason) == ("crash.mp4", "worker crashed with signal SIGABRT")
+        after = call(h.pid, "d.mp4")
+        assert after not in (first, os.getpid())
+        monkeypatch.setattr(isolation, "TASKS_PER_WORKER", 2)
+        assert call(h.pid, "e.mp4") == after and call(h.pid, "f.mp4") != after  # retired after its 2nd task
+    finally:
+        runner.close()
+
+
 def _blocks() -> set[str]:
     return {p for p in os.listdir("/dev/shm") if p.startswith("psm_")}
 
