@@ -59,7 +59,7 @@ def decode_file(path: str, settings: Settings, encoders):
                         timeout_s=settings.decode_timeout_s)
 
 
-def encode_items(items: list, encoders, batch_size: int = 32, modalities=MODALITIES) -> list[dict[str, np.ndarray]]:
+def encode_items(items: list, encoders, batch_size: int | str = "auto", modalities=MODALITIES) -> list[dict[str, np.ndarray]]:
     """Encode decoded items block by block, in shared batches: modality -> pooled unit vector,
     per item, for the ``modalities`` asked for and present in the item."""
     out: list[dict[str, np.ndarray]] = [{} for _ in items]
@@ -69,7 +69,7 @@ def encode_items(items: list, encoders, batch_size: int = 32, modalities=MODALIT
     return out
 
 
-def embed_items(items: list, encoders, weights: dict[str, float], batch_size: int = 32) -> list[ItemVectors]:
+def embed_items(items: list, encoders, weights: dict[str, float], batch_size: int | str = "auto") -> list[ItemVectors]:
     """Encode a group of :class:`~embedder.media.decode.DecodedItem`, then fuse each item's blocks,
     and each segment's blocks for items cut into segments.
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
@@ -50,7 +50,9 @@ class Settings(BaseSettings):
     text_model: str | None = None
     weights_dir: Path | None = None
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    batch_size: int = Field(32, ge=1, le=4096)
+    # Frames per encoder batch (audio windows take half): "auto" is 32 on a CPU and 256 on a GPU,
+    # halved for the rest of the run if the GPU runs out of memory.
+    batch_size: Annotated[int, Field(ge=1, le=4096)] | Literal["auto"] = "auto"
 
     # Video decoding: "auto" tries the GPU's decoder (NVDEC via torchcodec) when the encoders run on
     # CUDA, "cuda" always tries it, "cpu" never; the CPU decoders are the fallback in every case.

@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from embedder.encoders.runtime import batch_size_for
 from embedder.errors import Failure, one_line
 from embedder.fusion import FUSION_VERSION, MODALITIES, item_weights
 from embedder.media.decode import DecodedItem, decode_item
@@ -279,7 +280,7 @@ class LocalExecutor:
         tasks = [(str(f.path), stages.decode_args(f)) for f in files]
         results = map_isolated(stages.decode, tasks, workers=self.workers, timeout_s=self.decode_timeout_s)
         group: list[tuple[DiscoveredFile, DecodedItem]] = []
-        batch_size = stages.settings.batch_size
+        batch_size = batch_size_for(stages.settings.batch_size, stages.encoders.device)
         try:
             while True:
                 waited = time.perf_counter()

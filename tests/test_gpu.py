@@ -68,3 +68,15 @@ def test_frames_cross_as_uint8_and_are_resized_and_normalised_on_the_gpu():
     gpu = ClipEncoder(MODELS["tiny-clip"], device="cuda").preprocess(frames)
     assert gpu.device.type == "cuda" and gpu.dtype == torch.float32 and gpu.shape == cpu.shape
     np.testing.assert_allclose(gpu.cpu().numpy(), cpu.numpy(), atol=1e-3)
+
+
+def test_auto_batches_fill_the_gpu_without_running_out_of_memory():
+    """300 frames at the default batch on CUDA: two batches (256 + 44), no halving, the same
+    vectors as the CPU's batches of 32."""
+    rng = np.random.default_rng(3)
+    frames = rng.integers(0, 256, size=(300, 224, 224, 3), dtype=np.uint8)
+    gpu_encoder = ClipEncoder(MODELS["bench-clip"], device="cuda")
+    gpu = gpu_encoder.encode_images(frames)
+    assert gpu_encoder.batches.cap is None  # 256 frames of ViT-B-32 fit
+    cpu = ClipEncoder(MODELS["bench-clip"], device="cpu").encode_images(frames[:40])
+    assert (cpu * gpu[:40]).sum(axis=1).min() > 0.98

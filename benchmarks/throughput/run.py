@@ -103,7 +103,12 @@ def encode_alone(items: list, encoders, settings) -> dict:
     wall = time.perf_counter() - started
     frames = sum(0 if i.frames is None else len(i.frames.timestamps) for i in items)
     windows = sum(0 if i.audio is None else len(i.audio.windows) for i in items)
-    return {"wall_s": round(wall, 3), "batch_size": settings.batch_size, "frames_per_s": round(frames / wall, 2),
+    from embedder.encoders.runtime import batch_size_for
+
+    batch = batch_size_for(settings.batch_size, encoders.device)
+    if encoders["visual"].model.batches.cap is not None:  # the GPU ran out of memory at the asked size
+        batch = encoders["visual"].model.batches.cap
+    return {"wall_s": round(wall, 3), "batch_size": batch, "frames_per_s": round(frames / wall, 2),
             "audio_windows_per_s": round(windows / wall, 2)}
 
 

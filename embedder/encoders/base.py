@@ -38,7 +38,7 @@ class ModalityEncoder(ABC):
         return self.model.spec.image_size or 224
 
     @abstractmethod
-    def encode_units(self, items, batch_size: int = 32) -> dict[int, np.ndarray]:
+    def encode_units(self, items, batch_size: int | str = "auto") -> dict[int, np.ndarray]:
         """Every unit of this modality (frames, audio windows, texts) of each decoded item that has
         it, as an N_i x dim array of unit vectors, by position in ``items``: the item's own units
         first (:meth:`item_units` of them), then the extra units its segments needed.
@@ -50,7 +50,7 @@ class ModalityEncoder(ABC):
         """How many of the item's units (the first ones) make its own vector."""
         return 1
 
-    def encode_items(self, items, batch_size: int = 32) -> dict[int, np.ndarray]:
+    def encode_items(self, items, batch_size: int | str = "auto") -> dict[int, np.ndarray]:
         """One pooled unit vector per decoded item that has this modality, by position in ``items``."""
         from embedder.fusion import pool
 

@@ -42,6 +42,12 @@ class Encoders(Mapping):
         return {m: enc.model_id for m, enc in self._blocks.items()}
 
     @property
+    def device(self) -> str:
+        """Where the visual block's model runs (``cpu``, ``cuda``, ``cuda:1``); a family whose
+        models do not say runs on the CPU."""
+        return getattr(self._blocks["visual"].model, "device", "cpu")
+
+    @property
     def image_size(self) -> int:
         """The frame size the visual encoder wants (decoders resize to it)."""
         return self._blocks["visual"].image_size

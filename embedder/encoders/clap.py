@@ -8,8 +8,8 @@ import numpy as np
 
 from embedder.encoders.base import ModalityEncoder
 from embedder.encoders.registry import ModelSpec
-from embedder.encoders.runtime import (hub_online, inference_context, l2_normalise, resolve_device, seeded,
-                                       to_device)
+from embedder.encoders.runtime import (Batches, batch_size_for, hub_online, inference_context, l2_normalise,
+                                       resolve_device, seeded, to_device)
 from embedder.errors import WeightsUnavailableError, one_line
 
 TEXT_MAX_TOKENS = 77
@@ -95,24 +95,26 @@ class ClapEncoder:
         self.spec = spec
         self.device = resolve_device(device)
         self.model, self.extractor, self.tokenizer = load_clap(spec, self.device, weights_dir)
+        self.batches = Batches(self.device, f"CLAP {spec.model_id}")
         self.sample_rate = spec.sample_rate or 48_000
 
-    def encode_audio(self, windows: list[np.ndarray], batch_size: int = 16) -> np.ndarray:
+    def encode_audio(self, windows: list[np.ndarray], batch_size: int | str = "auto") -> np.ndarray:
         """Embed audio windows (float32 mono at 48 kHz, up to 10 s each); N x dim unit vectors.
 
         Windows shorter than 10 s are padded by the feature extractor ("repeatpad"), exactly as
         CLAP was trained; windows are never longer, so no random crop happens.
         """
-        out = []
-        for start in range(0, len(windows), batch_size):
+        def encode(start: int, stop: int) -> np.ndarray:
             feats = self.extractor(
-                [np.asarray(w, dtype=np.float32) for w in windows[start : start + batch_size]],
+                [np.asarray(w, dtype=np.float32) for w in windows[start:stop]],
                 sampling_rate=self.sample_rate,
                 return_tensors="pt",
             )
             feats = {k: to_device(v, self.device) for k, v in feats.items()}
             with inference_context(self.device):
-                out.append(l2_normalise(self.model.get_audio_features(**feats).pooler_output))
+                return l2_normalise(self.model.get_audio_features(**feats).pooler_output)
+
+        out = self.batches.run(len(windows), batch_size, encode)
         return np.concatenate(out) if out else np.zeros((0, self.spec.dim), np.float32)
 
     query_model = None  # an int8 copy of the text tower for queries (quantize_queries)
@@ -147,13 +149,13 @@ class ClapAudio(ModalityEncoder):
 
     modality = "audio"
 
-    def encode_units(self, items, batch_size: int = 32) -> dict[int, np.ndarray]:
+    def encode_units(self, items, batch_size: int | str = "auto") -> dict[int, np.ndarray]:
         with_audio = [i for i, item in enumerate(items) if item.audio is not None]
         windows = [w for i in with_audio for w in items[i].audio.windows]
         if not windows:
             return {}
         # Audio windows are ten seconds of 48 kHz samples: half the frame batch keeps memory level.
-        flat = self.model.encode_audio(windows, batch_size=max(1, batch_size // 2))
+        flat = self.model.encode_audio(windows, batch_size=max(1, batch_size_for(batch_size, self.model.device) // 2))
         out, start = {}, 0
         for i in with_audio:
             n = len(items[i].audio.windows)

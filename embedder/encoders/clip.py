@@ -9,7 +9,7 @@ import numpy as np
 
 from embedder.encoders.base import ModalityEncoder
 from embedder.encoders.registry import ModelSpec
-from embedder.encoders.runtime import (hub_online, inference_context, l2_normalise, resolve_device, seeded,
+from embedder.encoders.runtime import (Batches, hub_online, inference_context, l2_normalise, resolve_device, seeded,
                                        to_device)
 from embedder.errors import WeightsUnavailableError, one_line
 
@@ -89,6 +89,7 @@ class ClipEncoder:
         self.spec = spec
         self.device = resolve_device(device)
         self.model = load_clip(spec, self.device, weights_dir)
+        self.batches = Batches(self.device, f"CLIP {spec.arch}")
         self.tokenizer = open_clip.get_tokenizer(spec.arch)
         cfg = getattr(self.model.visual, "preprocess_cfg", {}) or {}
         self.mean = np.asarray(cfg.get("mean", open_clip.OPENAI_DATASET_MEAN), dtype=np.float32)
@@ -121,16 +122,17 @@ class ClipEncoder:
         std = torch.from_numpy(self.std).view(1, 3, 1, 1).to(x.device)
         return (x - mean) / std
 
-    def encode_images(self, frames: np.ndarray, batch_size: int = 32) -> np.ndarray:
+    def encode_images(self, frames: np.ndarray, batch_size: int | str = "auto") -> np.ndarray:
         """Embed frames (uint8, N x H x W x 3); returns N x dim unit vectors."""
-        out = []
-        for start in range(0, len(frames), batch_size):
-            pixels = self.preprocess(frames[start : start + batch_size])
+        def encode(start: int, stop: int) -> np.ndarray:
+            pixels = self.preprocess(frames[start:stop])
             with inference_context(self.device):
-                out.append(l2_normalise(self.model.encode_image(pixels)))
+                return l2_normalise(self.model.encode_image(pixels))
+
+        out = self.batches.run(len(frames), batch_size, encode)
         return np.concatenate(out) if out else np.zeros((0, self.spec.dim), np.float32)
 
-    def encode_frame_sets(self, frame_sets: list[np.ndarray], batch_size: int = 32) -> list[np.ndarray]:
+    def encode_frame_sets(self, frame_sets: list[np.ndarray], batch_size: int | str = "auto") -> list[np.ndarray]:
         """Embed the frames of many items in shared batches (sizes may differ between items).
 
         Short items fill a batch together, so the GPU sees full batches even for many short clips.
@@ -141,11 +143,12 @@ class ClipEncoder:
         if not frame_sets:
             return []
         pixels = torch.cat([self.preprocess(frames) for frames in frame_sets])
-        out = []
-        for start in range(0, len(pixels), batch_size):
+
+        def encode(start: int, stop: int) -> np.ndarray:
             with inference_context(self.device):
-                out.append(l2_normalise(self.model.encode_image(pixels[start : start + batch_size])))
-        flat = np.concatenate(out)
+                return l2_normalise(self.model.encode_image(pixels[start:stop]))
+
+        flat = np.concatenate(self.batches.run(len(pixels), batch_size, encode))
         bounds = np.cumsum([len(f) for f in frame_sets])[:-1]
         return np.split(flat, bounds)
 
@@ -183,7 +186,7 @@ class ClipVisual(ModalityEncoder):
 
     modality = "visual"
 
-    def encode_units(self, items, batch_size: int = 32) -> dict[int, np.ndarray]:
+    def encode_units(self, items, batch_size: int | str = "auto") -> dict[int, np.ndarray]:
         with_frames = [i for i, item in enumerate(items) if item.frames is not None]
         sets = self.model.encode_frame_sets([items[i].frames.frames for i in with_frames], batch_size)
         return dict(zip(with_frames, sets))
@@ -197,7 +200,7 @@ class ClipText(ModalityEncoder):
 
     modality = "text"
 
-    def encode_units(self, items, batch_size: int = 32) -> dict[int, np.ndarray]:
+    def encode_units(self, items, batch_size: int | str = "auto") -> dict[int, np.ndarray]:
         """The item's text, then each segment's (subtitle lines under it); each distinct text is
         encoded once, since segments of a file without subtitles all carry the item's text."""
         per_item = [[item.text.text] + [s.text for s in item.segments or []] for item in items]
@@ -205,7 +208,7 @@ class ClipText(ModalityEncoder):
         vectors = dict(zip(distinct, self.model.encode_texts(distinct)))
         return {i: np.stack([vectors[t] for t in texts]) for i, texts in enumerate(per_item)}
 
-    def encode_items(self, items, batch_size: int = 32) -> dict[int, np.ndarray]:
+    def encode_items(self, items, batch_size: int | str = "auto") -> dict[int, np.ndarray]:
         return dict(enumerate(self.model.encode_texts([item.text.text for item in items])))
 
 

@@ -18,6 +18,54 @@ def resolve_device(requested: str = "auto") -> str:
     return requested
 
 
+CPU_BATCH = 32  # frames per batch on a CPU: bigger batches are no faster there and hold more memory
+CUDA_BATCH = 256  # on a GPU: enough to keep a ViT-B/32 busy (clip-retrieval's default too)
+
+
+def batch_size_for(requested: int | str, device: str) -> int:
+    """The frames per encoder batch: ``requested``, or for ``auto`` a size that suits the device."""
+    if requested != "auto":
+        return int(requested)
+    return CUDA_BATCH if device.startswith("cuda") else CPU_BATCH
+
+
+class Batches:
+    """Runs an encoder over consecutive slices of its inputs. When CUDA runs out of memory the
+    slice is halved and tried again, and the smaller size is kept for the rest of the process,
+    so one batch size that is too big for a GPU costs a warning, not the run."""
+
+    def __init__(self, device: str, name: str):
+        self.device = device
+        self.name = name
+        self.cap: int | None = None  # the size that fitted after running out of memory
+
+    def run(self, count: int, batch_size: int | str, encode) -> list:
+        """``[encode(start, stop), ...]`` over ``range(count)`` in slices of at most ``batch_size``."""
+        import torch
+
+        size = batch_size_for(batch_size, self.device)
+        if self.cap is not None:
+            size = min(size, self.cap)
+        out, start = [], 0
+        while start < count:
+            stop = min(count, start + size)
+            try:
+                out.append(encode(start, stop))
+            except torch.cuda.OutOfMemoryError:
+                if stop - start == 1:
+                    raise
+                size = self.cap = (stop - start) // 2
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                import logging
+
+                logging.getLogger("embedder").warning(
+                    "%s ran out of GPU memory; going on with batches of %d (set batch_size to choose)", self.name, size)
+                continue
+            start = stop
+        return out
+
+
 def inference_context(device: str):
     """``inference_mode`` everywhere, plus bf16 (or fp16 where bf16 is missing) autocast on GPU.
 
