@@ -101,21 +101,52 @@ class ClapEncoder:
     def encode_audio(self, windows: list[np.ndarray], batch_size: int | str = "auto") -> np.ndarray:
         """Embed audio windows (float32 mono at 48 kHz, up to 10 s each); N x dim unit vectors.
 
-        Windows shorter than 10 s are padded by the feature extractor ("repeatpad"), exactly as
-        CLAP was trained; windows are never longer, so no random crop happens.
+        Windows shorter than 10 s are padded as the feature extractor pads them ("repeatpad"),
+        exactly as CLAP was trained; windows are never longer, so no random crop happens.
         """
         def encode(start: int, stop: int) -> np.ndarray:
-            feats = self.extractor(
-                [np.asarray(w, dtype=np.float32) for w in windows[start:stop]],
-                sampling_rate=self.sample_rate,
-                return_tensors="pt",
-            )
-            feats = {k: to_device(v, self.device) for k, v in feats.items()}
+            feats = self.features(windows[start:stop])
             with inference_context(self.device):
                 return l2_normalise(self.model.get_audio_features(**feats).pooler_output)
 
         out = self.batches.run(len(windows), batch_size, encode)
         return np.concatenate(out) if out else np.zeros((0, self.spec.dim), np.float32)
+
+    def features(self, windows: list[np.ndarray]) -> dict:
+        """The model's input for ``windows``, on the encoder's device: what transformers'
+        ``ClapFeatureExtractor`` computes, with the STFT and the mel filters run by torch.
+
+        The extractor runs a float64 numpy STFT on one CPU thread: about 23 ms per 10 s window,
+        ten times what the audio tower needs per window on a GPU, so it would bound a GPU ingest
+        of audio. Here only the padding happens on the CPU; the log-mel spectrogram is computed
+        where the model runs, with the extractor's own filter bank (``mel_filters_slaney``, the
+        one its "rand_trunc" mode uses). Another mode (a "fusion" checkpoint), or a window over
+        10 s, goes through the extractor itself.
+        """
+        import torch
+
+        ex = self.extractor
+        samples = ex.nb_max_samples
+        if ex.truncation != "rand_trunc" or ex.padding != "repeatpad" or any(len(w) > samples for w in windows):
+            feats = ex([np.asarray(w, dtype=np.float32) for w in windows], sampling_rate=self.sample_rate,
+                       return_tensors="pt")
+            return {k: to_device(v, self.device) for k, v in feats.items()}
+        padded = np.zeros((len(windows), samples), np.float32)
+        for row, window in zip(padded, windows):
+            tiled = np.tile(np.asarray(window, dtype=np.float32), samples // max(1, len(window)))  # repeat, then zeros
+            row[: len(tiled)] = tiled
+        with torch.inference_mode():
+            audio = to_device(torch.from_numpy(padded), self.device)
+            if self._mel_filters is None:
+                self._mel_filters = torch.from_numpy(np.asarray(ex.mel_filters_slaney, np.float32).T).to(audio.device)
+            window = torch.hann_window(ex.fft_window_size, periodic=True, device=audio.device)
+            power = torch.stft(audio, ex.fft_window_size, ex.hop_length, window=window, center=True, pad_mode="reflect",
+                               return_complex=True).abs().pow(2)
+            log_mel = 10.0 * torch.log10(torch.matmul(self._mel_filters, power).clamp(min=1e-10))
+            return {"input_features": log_mel.transpose(1, 2).unsqueeze(1),
+                    "is_longer": torch.zeros((len(windows), 1), dtype=torch.bool, device=audio.device)}
+
+    _mel_filters = None  # the extractor's filter bank, mel x frequency, on the device (made once)
 
     query_model = None  # an int8 copy of the text tower for queries (quantize_queries)
 

@@ -84,6 +84,25 @@ def test_clap_audio_and_text_match_transformers(clap):
     np.testing.assert_allclose(clap.encode_texts(texts), torch.nn.functional.normalize(ref, dim=-1).numpy(), atol=1e-5)
 
 
+def test_clap_log_mel_in_torch_matches_the_feature_extractor(clap, monkeypatch):
+    from transformers import ClapFeatureExtractor
+
+    rng = np.random.default_rng(4)
+    # Full, short (repeated then zero-padded), one sample short, very short, and silence (the floor).
+    lengths = [480_000, 120_000, 479_999, 4_800, 250_000]
+    windows = [0.1 * rng.standard_normal(n).astype(np.float32) for n in lengths] + [np.zeros(96_000, np.float32)]
+    extractor = ClapFeatureExtractor(feature_size=64, sampling_rate=48_000, truncation="rand_trunc")
+    ref = extractor(windows, sampling_rate=48_000, return_tensors="pt")
+    ours = clap.features(windows)
+    assert ours["input_features"].shape == ref["input_features"].shape == (6, 1, 1001, 64)
+    np.testing.assert_allclose(ours["input_features"].numpy(), ref["input_features"].numpy(), atol=1e-3)  # dB
+    assert ref["input_features"].min() == -100.0 and not ours["is_longer"].any()
+
+    # A mode the torch path does not cover goes through the extractor itself.
+    monkeypatch.setattr(clap.extractor, "truncation", "fusion")
+    assert clap.features(windows[:2])["input_features"].shape == (2, 4, 1001, 64)
+
+
 def test_tiny_models_are_deterministic_and_do_not_touch_global_rng(clip):
     torch.manual_seed(123)
     before = torch.rand(1)
