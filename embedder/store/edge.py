@@ -369,7 +369,7 @@ class EdgeStore(VectorStore):
             raise StoreError(f"collection '{self.logical or self.collection}' does not exist in {self.root}; run 'embedder ingest' first")
         return shard
 
-    # -- writes ------------------------------------------------------------------------------
+    # -- writes: each calls _before_write() before it reaches the engine (embedder.store.reads) --
     @_readable
     def upsert(self, points: list[PointRecord]) -> None:
         if not points:

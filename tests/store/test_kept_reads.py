@@ -146,3 +146,25 @@ def test_a_restored_snapshot_brings_its_own_answers_back(root, tmp_path):
     with EdgeStore(root, "media") as store:
         assert store.count() == 6 and store.engine_loads == 0
         assert len(store.retrieve([point_id("item-10")])) == 0  # the engine agrees
+
+
+WRITES = {
+    "upsert": lambda s: s.upsert([item(20)]),
+    "update_vectors": lambda s: s.update_vectors({point_id("item-1"): {"visual": np.ones(4, np.float32)}}),
+    "set_payload": lambda s: s.set_payload([point_id("item-1")], {"kind": "audio"}),
+    "delete": lambda s: s.delete([point_id("item-1")]),
+    "ensure_indexes": lambda s: s.ensure_indexes(),
+}
+
+
+@pytest.mark.parametrize("write", sorted(WRITES))
+def test_every_kind_of_write_drops_the_kept_answers(root, write):
+    with EdgeStore(root, "media") as store:
+        reads(store)
+    with EdgeStore(root, "media") as store:
+        assert reads(store) and store.engine_loads == 0 and (root / "media" / READS_FILE).is_file()
+        WRITES[write](store)
+        assert not (root / "media" / READS_FILE).exists()
+        hits = store._reads.hits
+        reads(store)
+        assert store._reads.hits == hits  # asked the engine again, not the answers from before the write
