@@ -13,7 +13,8 @@ then measures, in this order:
 
 Ratios printed: decode stage (1 worker) vs raw libraries; on a CPU, ingest vs the serial bound
 (decode alone with the configured workers + encoders alone: they share the cores); on a GPU,
-ingest vs min(decode bound, encode bound). The machine (CPUs, GPU, torch, CUDA) is printed too.
+ingest vs min(decode bound, encode bound), and the GPU's mean utilization during the ingest
+(``nvidia-smi``, every 200 ms). The machine (CPUs, GPU, torch, CUDA) is printed too.
 
 Usage:
     .venv/bin/python benchmarks/throughput/run.py [--models bench] [--device auto] [--clips 12]
@@ -112,6 +113,35 @@ def encode_alone(items: list, encoders, settings) -> dict:
             "audio_windows_per_s": round(windows / wall, 2)}
 
 
+class GpuBusy:
+    """The GPU's mean utilization while a step runs (the share of time a kernel was running),
+    sampled every 200 ms by ``nvidia-smi``; ``share`` stays ``None`` without CUDA or the tool."""
+
+    def __init__(self, device: str):
+        self.device = device
+        self.share: float | None = None
+        self._proc = None
+
+    def __enter__(self) -> "GpuBusy":
+        import shutil
+
+        if self.device.startswith("cuda") and shutil.which("nvidia-smi"):
+            index = self.device.split(":")[1] if ":" in self.device else "0"
+            self._proc = subprocess.Popen(
+                ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits", "-i", index, "-lms", "200"],
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._proc is None:
+            return
+        self._proc.terminate()
+        out, _ = self._proc.communicate(timeout=10)
+        samples = [int(line) for line in out.split() if line.strip().isdigit()]
+        if samples:
+            self.share = round(sum(samples) / len(samples) / 100, 3)
+
+
 def machine(device: str) -> dict:
     import torch
 
@@ -154,12 +184,13 @@ def main() -> None:
         many, items = decode_stage(files, settings, encoders.image_size, settings.workers)
         encode = encode_alone(items, encoders, settings)
         started = time.perf_counter()
-        summary = run_ingest([folder], settings, encoders=encoders).to_dict()
+        with GpuBusy(device) as busy:
+            summary = run_ingest([folder], settings, encoders=encoders).to_dict()
         ingest_s = time.perf_counter() - started
         assert summary["counts"]["new"] == len(files), summary["counts"]
         frames = many["frames"]
         ingest = {"wall_s": round(ingest_s, 3), "frames_per_s": round(frames / ingest_s, 2),
-                  "timings": summary["timings"]}
+                  "gpu_busy_share": busy.share, "timings": summary["timings"]}
         serial_s = many["wall_s"] + encode["wall_s"]
         decode_bound = many["frames_per_s"]
         encode_bound = encode["frames_per_s"]
@@ -176,6 +207,9 @@ def main() -> None:
                 "decode_stage_no_thumbnails_vs_raw": round(raw["wall_s"] / bare["wall_s"], 3),
                 "cpu_ingest_vs_serial_bound": round(serial_s / ingest_s, 3),
                 "gpu_ingest_vs_min_bound": round(ingest["frames_per_s"] / min(decode_bound, encode_bound), 3),
+                # The issue's second GPU target: busy >= 0.7 of the ingest when decoding is not the bound.
+                "gpu_busy_share_of_ingest": busy.share,
+                "decoding_is_the_bound": decode_bound < encode_bound,
             },
         }
     text = json.dumps(report, indent=2)
