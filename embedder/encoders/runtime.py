@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 
 from embedder.errors import EmbedderError
 
@@ -57,8 +58,6 @@ class Batches:
                 size = self.cap = (stop - start) // 2
                 if torch.cuda.is_available():
                     torch.cuda.empty_cache()
-                import logging
-
                 logging.getLogger("embedder").warning(
                     "%s ran out of GPU memory; going on with batches of %d (set batch_size to choose)", self.name, size)
                 continue

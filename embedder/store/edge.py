@@ -40,7 +40,7 @@ from embedder.store.base import (
     check_dims,
     filter_conditions,
 )
-from embedder.store.reads import ReadCache, read_key
+from embedder.store.reads import MAX_ENTRY_RECORDS, ReadCache, read_key
 
 EDGE_VECTOR_DIMS_FILE = "embedder-dims.json"
 # Qdrant Edge dies with SIGBUS (no message, nothing to catch) when it touches a page of its
@@ -457,7 +457,7 @@ class EdgeStore(VectorStore):
                 record = self._record(r, with_vectors)
                 if key is not None and answer is not None:
                     answer.append((record.id, record.payload))
-                    if len(answer) > 20_000:  # too big to keep: stop collecting
+                    if len(answer) > MAX_ENTRY_RECORDS:  # too big to keep: stop collecting
                         answer = None
                 yield record
             if offset is None:

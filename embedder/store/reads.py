@@ -32,8 +32,9 @@ from pathlib import Path
 from typing import Any
 
 READS_FILE = "embedder-reads.json"
-FORMAT = 1
+FORMAT = 2
 MAX_ENTRY_BYTES = 4_000_000  # about 10,000 items' payloads: bigger reads are not kept
+MAX_ENTRY_RECORDS = 20_000  # a scroll stops collecting past this, before measuring its bytes
 MAX_FILE_BYTES = 16_000_000  # the least recently used answers go first past this
 MAX_ENTRIES = 256
 
@@ -67,8 +68,8 @@ class ReadCache:
             self._unsaved = True
             return
         self._on_disk = True
-        for key, answer in entries:
-            self._add(key, answer)
+        for key, size, answer in entries:
+            self._add(key, answer, size)
 
     def get(self, key: str) -> Any | None:
         """A copy of the kept answer for ``key``, or ``None``."""
@@ -81,11 +82,12 @@ class ReadCache:
 
     def put(self, key: str, answer: Any) -> None:
         """Keep ``answer`` (JSON-compatible) for ``key`` if it is small enough."""
-        if self._add(key, copy.deepcopy(answer)):
+        text = json.dumps(answer, separators=(",", ":"))
+        # Kept as read back from JSON: a copy, and the same form it will have after a reload.
+        if len(text) <= MAX_ENTRY_BYTES and self._add(key, json.loads(text), len(text)):
             self._unsaved = True
 
-    def _add(self, key: str, answer: Any) -> bool:
-        size = len(json.dumps(answer, separators=(",", ":")))
+    def _add(self, key: str, answer: Any, size: int) -> bool:
         if size > MAX_ENTRY_BYTES:
             return False
         if key in self._entries:
@@ -117,7 +119,7 @@ class ReadCache:
         tmp = self.path.with_name(self.path.name + ".partial")
         try:
             with open(tmp, "w") as fh:
-                json.dump({"format": FORMAT, "entries": [[k, a] for k, (a, _) in self._entries.items()]}, fh,
+                json.dump({"format": FORMAT, "entries": [[k, n, a] for k, (a, n) in self._entries.items()]}, fh,
                           separators=(",", ":"))
                 fh.flush()
                 os.fsync(fh.fileno())
