@@ -6,8 +6,14 @@ pipeline turns it into a :class:`Failure` record, and the CLI prints records, no
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+# C0 and C1 control characters and DEL: a newline in a file name would split a log record in two,
+# an escape sequence would move a terminal's cursor.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
 
 class EmbedderError(Exception):
     """An error the user can act on; the CLI prints its message as one line."""
@@ -63,3 +69,9 @@ def one_line(exc: BaseException, limit: int = 300) -> str:
     if len(text) > limit:
         text = text[: limit - 3] + "..."
     return text
+
+
+def printable_line(text: str) -> str:
+    """``text`` with every control character written as a backslash escape (``\\n``, ``\\x1b``),
+    so one record stays one line whatever a file name holds."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)

@@ -31,6 +31,7 @@ class MediaPayload(TypedDict, total=False):
     path: str  # the first of ``paths``
     paths: list[str]  # every file with this content (same sha256)
     mtimes: dict[str, int]  # path -> mtime_ns, so the next ingest skips re-hashing unchanged files
+    identities: dict[str, dict]  # path -> FileIdentity.to_dict(): what serving checks before reading it
     dirs: list[str]  # every folder above any of ``paths`` (indexed): ingest reads only the points under its roots
     sha256: str
     size: int  # bytes
@@ -67,10 +68,27 @@ def folders_above(paths: list[str]) -> list[str]:
     return sorted(out)
 
 
-def location_fields(paths: list[str], mtimes: dict[str, int]) -> MediaPayload:
-    """The payload keys that say where an item's files are; written together whenever they change."""
-    return {"path": paths[0], "paths": list(paths), "mtimes": {p: mtimes[p] for p in paths if p in mtimes},
+def location_fields(paths: list[str], identities: dict[str, dict]) -> MediaPayload:
+    """The payload keys that say where an item's files are; written together whenever they change.
+
+    ``identities`` maps a path to what it was at ingest (``FileIdentity.to_dict()``:
+    size, mtime, device, inode, real path, root), or, for an item stored before identities were
+    recorded, to ``{"mtime_ns": ...}`` alone (see :func:`stored_identities`).
+    """
+    known = {p: identities[p] for p in paths if p in identities}
+    return {"path": paths[0], "paths": list(paths),
+            "mtimes": {p: int(v["mtime_ns"]) for p, v in known.items() if "mtime_ns" in v},
+            "identities": {p: dict(v) for p, v in known.items() if v.get("ino")},
             "dirs": folders_above(paths)}
+
+
+def stored_identities(payload: MediaPayload) -> dict[str, dict]:
+    """Path -> identity for every path of a stored item; items from before identities were
+    recorded give ``{"size", "mtime_ns"}`` from their ``mtimes``."""
+    out: dict[str, dict] = {p: {"size": int(payload.get("size", -1)), "mtime_ns": int(m)}
+                            for p, m in (payload.get("mtimes") or {}).items()}
+    out.update(payload.get("identities") or {})
+    return out
 
 
 class UserPayload(TypedDict, total=False):

@@ -11,6 +11,7 @@ paths on the server's disk; an upload is size-limited and decoded in the isolate
 
 import hmac
 import ipaddress
+import logging
 import math
 import os
 import shutil
@@ -20,6 +21,7 @@ import time
 import uuid
 from urllib.parse import unquote
 from pathlib import Path
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Body, FastAPI, File, HTTPException, Query, Request, UploadFile
@@ -29,8 +31,10 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTex
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from embedder.errors import EmbedderError
+from embedder.errors import EmbedderError, printable_line
 from embedder.ids import is_point_id
+from embedder.media.access import FileIdentity, NotServable, open_inside, open_recorded
+from embedder.payload import stored_identities
 from embedder.progress import Progress
 
 if TYPE_CHECKING:
@@ -41,6 +45,32 @@ MAX_QUERY_CHARS = 1000
 WEB_DIR = Path(__file__).parent / "web"
 # Open without a key: probes for orchestration, and the page itself (its API calls carry the key).
 PUBLIC_PATHS = {"/health", "/ready", "/", "/ui/app.js", "/ui/style.css"}
+log = logging.getLogger("embedder.serve")
+
+
+class OpenedFileResponse(FileResponse):
+    """A file response (ranges, ETag, HEAD: Starlette's) that reads a file already opened and
+    checked (:mod:`embedder.media.access`), never its path again: a link swapped in after the
+    check cannot change what is sent."""
+
+    def __init__(self, file, stat_result: os.stat_result, **kwargs):
+        self._file = file
+        super().__init__(f"/proc/self/fd/{file.fileno()}", stat_result=stat_result, **kwargs)
+
+    @asynccontextmanager
+    async def _open_file(self):
+        import anyio
+
+        self._file.seek(0)
+        yield anyio.wrap_file(self._file)
+
+    async def __call__(self, scope, receive, send) -> None:
+        # "pathsend" would hand the server a path to open again; the descriptor is what was checked.
+        extensions = {k: v for k, v in scope.get("extensions", {}).items() if k != "http.response.pathsend"}
+        try:
+            await super().__call__({**scope, "extensions": extensions}, receive, send)
+        finally:
+            self._file.close()
 
 
 def is_loopback(host: str) -> bool:
@@ -181,6 +211,15 @@ def create_app(library: "Library", *, max_upload_mb: float = 200.0, preload: boo
             raise HTTPException(status_code=404, detail=f"no item {item_id}")
         return records[0]
 
+    def picture(path: Path) -> OpenedFileResponse:
+        """A preview embedder wrote, only as the regular file inside the thumbnails folder."""
+        try:
+            fh, st = open_inside(str(path), library.settings.thumbnails_dir)
+        except NotServable as exc:
+            log.warning("preview refused: %s", printable_line(str(exc)))
+            raise HTTPException(status_code=404, detail="no such preview") from None
+        return OpenedFileResponse(fh, st, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
+
     @app.get("/health", summary="The process answers")
     def health() -> dict:
         return {"status": "ok"}
@@ -235,7 +274,7 @@ def create_app(library: "Library", *, max_upload_mb: float = 200.0, preload: boo
         found = ThumbnailStore(library.settings.thumbnails_dir).get_moment(record.id, segment)
         if found is None:
             raise HTTPException(status_code=404, detail=f"item {item_id} has no preview of segment {segment}")
-        return FileResponse(found, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
+        return picture(found)
 
     @app.post("/search/file", summary="Items like an uploaded file (decoded in an isolated worker)")
     def search_file(file: UploadFile = File(...), limit: int = Query(10, ge=1, le=1000), modality: str = "all",
@@ -245,12 +284,24 @@ def create_app(library: "Library", *, max_upload_mb: float = 200.0, preload: boo
         try:
             target = tmp / f"upload{suffix}"
             size, limit_bytes = 0, int(max_upload_mb * 1e6)
-            with open(target, "wb") as out:
+            # Created here, never followed: the decoder reads exactly the file this request wrote.
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "wb") as out:
                 while chunk := file.file.read(UPLOAD_CHUNK):
                     size += len(chunk)
                     if size > limit_bytes:
                         raise HTTPException(status_code=413, detail=f"the file is over {max_upload_mb:g} MB")
                     out.write(chunk)
+                out.flush()
+                written = os.fstat(out.fileno())
+            try:
+                fh, _ = open_recorded(str(target), FileIdentity(
+                    size, written.st_mtime_ns, written.st_dev, written.st_ino, str(target.resolve()), str(tmp.resolve()),
+                    written.st_ctime_ns), "")
+            except NotServable as exc:
+                log.warning("upload refused: %s", printable_line(str(exc)))
+                raise HTTPException(status_code=400, detail="the upload changed on disk before it was read") from None
+            fh.close()
             hits = library.search(like=str(target), limit=limit, modality=modality, moments=moments)
             return {"query": None, "like": file.filename, "modality": modality, "moments": moments,
                     "hits": hits_json(hits)}
@@ -272,7 +323,7 @@ def create_app(library: "Library", *, max_upload_mb: float = 200.0, preload: boo
         if found is None:
             raise HTTPException(status_code=404, detail=f"item {item_id} has no thumbnail (ingested before they existed, "
                                                         "or with thumbnails off)")
-        return FileResponse(found, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
+        return picture(found)
 
     @app.get("/status", summary="Back-end, collection, items, modalities and models ('embedder status')")
     def status() -> dict:
@@ -285,10 +336,17 @@ def create_app(library: "Library", *, max_upload_mb: float = 200.0, preload: boo
     @app.get("/items/{item_id}/media", summary="The item's file, with HTTP range requests (seekable)")
     def media(item_id: str):
         record = item_or_404(item_id)
-        for path in record.payload.get("paths") or []:
-            if os.path.isfile(path):  # only a path this item was ingested from
-                return FileResponse(path, filename=os.path.basename(path))
-        raise HTTPException(status_code=404, detail=f"item {item_id}: none of its files is on disk any more")
+        identities = stored_identities(record.payload)
+        reasons = []
+        for path in record.payload.get("paths") or []:  # only a path this item was ingested from
+            try:
+                fh, st = open_recorded(path, FileIdentity.from_dict(identities[path]), record.payload.get("sha256", ""))
+            except NotServable as exc:
+                reasons.append(str(exc))
+                continue
+            return OpenedFileResponse(fh, st, filename=os.path.basename(path))
+        log.warning("media of item %s refused: %s", item_id, printable_line("; ".join(reasons) or "it has no file"))
+        raise HTTPException(status_code=404, detail=f"item {item_id}: none of its files is still the file ingested")
 
     @app.get("/items/{item_id}/similar", summary="Similar items ('embedder similar')")
     def similar(item_id: str, by: str = "content", limit: int = Query(10, ge=1, le=1000)) -> dict:

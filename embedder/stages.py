@@ -44,8 +44,9 @@ def build_payload(f: DiscoveredFile, item: DecodedItem, encoders, weights: dict[
     moments = {} if not item.segments else {"segments": [s.to_payload() for s in item.segments],
                                              "segmenting": segmenting}
     return {
-        # where: path, paths, dirs, and mtimes (which let the next run skip re-hashing unchanged files)
-        **location_fields([str(f.path)], {str(f.path): f.mtime_ns}),
+        # where: path, paths, dirs, mtimes (which let the next run skip re-hashing unchanged files) and
+        # identities (which serving checks before it reads a file again)
+        **location_fields([str(f.path)], {str(f.path): f.identity().to_dict()}),
         "sha256": f.sha256,
         "size": f.size,
         "duration": round(item.info.duration, 3),

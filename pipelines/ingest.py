@@ -21,7 +21,7 @@ from embedder.jobs_lock import job_lock
 from embedder.media.discover import MISSING, DiscoveredFile, discover, root_path
 from embedder.progress import Progress
 from embedder.stages import IngestStages, LocalExecutor
-from embedder.payload import folders_above, location_fields
+from embedder.payload import folders_above, location_fields, stored_identities
 from embedder.store import PointRecord, VectorStore, open_store, point_id
 from embedder.store.status import collection_status
 from embedder.trash import Trash
@@ -291,7 +291,7 @@ def _apply_unlinks(store: VectorStore, unlink: dict[str, set[str]], trash: Trash
     for record in store.retrieve(sorted(by_id)):
         keep = [p for p in record.payload.get("paths") or [] if p not in by_id[record.id]]
         if keep:
-            store.set_payload([record.id], location_fields(keep, record.payload.get("mtimes") or {}))
+            store.set_payload([record.id], location_fields(keep, stored_identities(record.payload)))
         else:
             gone = all(p in removed for p in by_id[record.id])
             emptied["file removed" if gone else "file replaced by other content"].append(record.id)
@@ -322,7 +322,7 @@ def _restore_from_trash(store: VectorStore, trash: Trash, files: list[Discovered
     records = trash.take(sorted(by_id))
     for r in records:
         f = by_id[r.id]
-        r.payload.update(location_fields([str(f.path)], {str(f.path): f.mtime_ns}))
+        r.payload.update(location_fields([str(f.path)], {str(f.path): f.identity().to_dict()}))
     trash.restore(records)
     return sorted(str(by_id[r.id].path) for r in records)
 
@@ -339,8 +339,8 @@ def _apply_links(
     for record in store.retrieve(sorted(links)):
         files = links[record.id]
         paths = list(dict.fromkeys([*(record.payload.get("paths") or []), *(str(f.path) for f in files)]))
-        mtimes = {**(record.payload.get("mtimes") or {}), **{str(f.path): f.mtime_ns for f in files}}
-        store.set_payload([record.id], location_fields(paths, mtimes))
+        identities = {**stored_identities(record.payload), **{str(f.path): f.identity().to_dict() for f in files}}
+        store.set_payload([record.id], location_fields(paths, identities))
     return extra
 
 

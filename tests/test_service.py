@@ -10,49 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import free_port
-
-NAMES = ("h264.mp4", "tone.mp3", "vp9.webm")
-
-
-@pytest.fixture
-def served(tmp_path, media):
-    import uvicorn
-
-    from embedder import Library
-    from embedder.service import create_app
-    from embedder.settings import load_settings
-
-    folder = tmp_path / "media"
-    folder.mkdir()
-    for name in NAMES:
-        shutil.copy(media[name], folder / name)
-    settings = load_settings(store=str(tmp_path / "store"), models="tiny", device="cpu", workers=1, max_frames=2)
-    library = Library.open(settings)
-    library.ingest([folder])
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(library, max_upload_mb=1), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if client.get("/ready").status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    else:
-        pytest.fail("the server did not become ready")
-    ids = {r.payload["path"].rsplit("/", 1)[-1]: r.id for r in library.media.scroll()}
-    yield client, library, folder, ids
-    client.close()
-    server.should_exit = True
-    thread.join(10)
-    library.close()
-
+from tests.conftest import SERVED_NAMES as NAMES, free_port
 
 def test_search_events_and_recommendations_are_the_library_calls(served):
     client, library, folder, ids = served

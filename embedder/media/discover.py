@@ -12,10 +12,11 @@ import hashlib
 import os
 import stat
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from embedder.errors import EmbedderError
+from embedder.media.access import FileIdentity
 
 PARTIAL_SUFFIXES = (".part", ".crdownload", ".partial", ".download", ".tmp")
 SIDECAR_SUFFIXES = (".json", ".txt", ".srt", ".vtt")
@@ -57,6 +58,15 @@ class DiscoveredFile:
     sha256: str
     container: str  # what the signature says, e.g. "mp4", "matroska", "wav", "text", "empty"
     mtime_ns: int = 0
+    dev: int = 0
+    ino: int = 0
+    real: str = ""  # the path with links resolved
+    root: str = ""  # the real path of the folder or file named to discovery
+    ctime_ns: int = 0
+
+    def identity(self) -> FileIdentity:
+        """What serving checks before it reads this path again (:mod:`embedder.media.access`)."""
+        return FileIdentity(self.size, self.mtime_ns, self.dev, self.ino, self.real, self.root, self.ctime_ns)
 
 
 @dataclass(frozen=True)
@@ -158,7 +168,8 @@ def describe_file(path: Path, hash_cache: HashCache | None = None) -> Discovered
         sha = cached[2]
     else:
         sha = hash_file(path)
-    return DiscoveredFile(path=path, kind=kind, size=st.st_size, sha256=sha, container=container, mtime_ns=st.st_mtime_ns)
+    return DiscoveredFile(path=path, kind=kind, size=st.st_size, sha256=sha, container=container, mtime_ns=st.st_mtime_ns,
+                          dev=st.st_dev, ino=st.st_ino, real=os.path.realpath(path), ctime_ns=st.st_ctime_ns)
 
 
 def _is_hidden_or_partial(name: str) -> str | None:
@@ -224,7 +235,7 @@ def discover(
             candidates = [root]
         for path in candidates:
             limits.check(root, count=not root.is_dir())  # files under a folder were counted by the walk
-            _take(path, result, seen_files, media_only, hash_cache)
+            _take(path, result, seen_files, media_only, hash_cache, os.path.realpath(root))
     result.files.sort(key=lambda f: str(f.path))
     result.skipped.sort(key=lambda s: s.path)
     return result
@@ -249,7 +260,7 @@ class _Limits:
                 f"{self.files} files; is this the folder you meant? Raise the limit for a slow or huge share")
 
 
-def _take(path: Path, result: Discovery, seen: set[tuple[int, int]], media_only: bool, hash_cache) -> None:
+def _take(path: Path, result: Discovery, seen: set[tuple[int, int]], media_only: bool, hash_cache, real_root: str) -> None:
     try:
         str(path).encode("utf-8")
     except UnicodeEncodeError:
@@ -283,7 +294,7 @@ def _take(path: Path, result: Discovery, seen: set[tuple[int, int]], media_only:
             why = "empty file" if found.container == "empty" else f"not audio or video (content: {found.container})"
             result.skipped.append(Skipped(printable(path), why))
         return
-    result.files.append(found)
+    result.files.append(replace(found, root=real_root))
 
 
 def _walk(root: Path, include_hidden: bool, skipped: list[Skipped], pseudo: set[str], limits: _Limits) -> list[Path]:
