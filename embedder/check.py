@@ -5,11 +5,15 @@ fail later, and random bytes in a vector file read back as numbers, so searches 
 with exit 0. The check reads every point and reports, per point, what is wrong:
 
 - vectors that cannot be read, or that hold non-finite numbers;
-- cosine vectors (``visual``, ``audio``, ``text``, ``content``, ``cf_sim``) whose length is not 1;
+- cosine vectors (``visual``, ``audio``, ``text``, ``content``, ``cf_sim``) whose length is not 1,
+  and dot-product vectors (``cf``, ``rec``) far longer than any trained factor
+  (:mod:`embedder.store.integrity`, which every query applies too);
 - a media point whose payload misses a key ingest always writes, whose listed modalities have no
   vector, or whose id is not the one its content hash gives;
 and for the collection: an alias that points at a missing collection, and a count that does not
-match the points read.
+match the points read. :func:`check_store` runs that over every collection embedder owns in the
+store (the media collection's versions, their trash, the users collections) and checks the
+interaction log with SQLite's ``PRAGMA integrity_check``.
 
 ``--repair`` deletes the damaged points whose files still exist and ingests those files again
 (their hash is unchanged, so only re-encoding brings them back); it reports what it could not fix.
@@ -24,13 +28,12 @@ import numpy as np
 
 from embedder.errors import EmbedderError, one_line
 from embedder.store import VectorStore, point_id
-from embedder.store.base import VECTOR_DISTANCES
+from embedder.store.integrity import vector_problem
 
 if TYPE_CHECKING:
     from embedder.settings import Settings
 
 MEDIA_KEYS = ("path", "paths", "sha256", "size", "kind", "modalities", "models", "fusion")
-UNIT_TOLERANCE = 1e-3
 
 
 @dataclass
@@ -75,17 +78,7 @@ class CheckReport:
 
 def point_problems(record) -> list[str]:
     """What is wrong with one point read with its vectors (empty when it is sound)."""
-    found = []
-    for name, vector in record.vectors.items():
-        vector = np.asarray(vector, np.float64)  # float64: garbage values would overflow a float32 norm
-        if not np.all(np.isfinite(vector)):
-            found.append(f"{name} vector holds non-finite numbers")
-            continue
-        # A multivector (segments) is one unit vector per row.
-        norms = np.linalg.norm(vector, axis=-1).reshape(-1)
-        worst = float(norms[np.argmax(np.abs(norms - 1))]) if norms.size else 0.0
-        if VECTOR_DISTANCES.get(name, "cosine") == "cosine" and abs(worst - 1) > UNIT_TOLERANCE:
-            found.append(f"{name} vector has length {worst:.4g}, not 1")
+    found = [problem for name, vector in record.vectors.items() if (problem := vector_problem(name, vector))]
     payload = record.payload
     if payload.get("kind") in ("video", "audio"):
         missing = [k for k in MEDIA_KEYS if k not in payload]
@@ -106,13 +99,13 @@ def _read_pages(store: VectorStore, report: CheckReport, batch: int = 128):
     offset = None
     while True:
         try:
-            page, nxt = store.page(offset, limit=batch, with_vectors=True)
+            page, nxt = store.page(offset, limit=batch, with_vectors=True, raw=True)
         except Exception as exc:  # the page holds an unreadable point: find which
             ids_page, nxt = store.page(offset, limit=batch, with_vectors=False)
             page = []
             for record in ids_page:
                 try:
-                    page += store.retrieve([record.id], with_vectors=True)
+                    page += store.page(record.id, limit=1, with_vectors=True, raw=True)[0][:1]
                 except Exception as one:
                     report.problems.append(Problem(record.id, record.payload.get("path"),
                                                    f"vectors cannot be read: {one_line(one, 160)}"))
@@ -145,6 +138,74 @@ def check_collection(store: VectorStore, catalog=None) -> CheckReport:
     if counted != seen + len({p.id for p in report.problems if p.problem.startswith("vectors cannot be read")}):
         report.problems.append(Problem(None, None, f"the collection counts {counted} points but {seen} could be read"))
     return report
+
+
+def owned_collections(names: list[str], logical: str) -> list[str]:
+    """The physical collections embedder made for ``logical``: its versions, their trash, the
+    users collections (``media_v1``, ``media_v1_trash``, ``media_users_v2``, ...)."""
+    return [n for n in names if n == logical or n.startswith(logical + "_")]
+
+
+def check_log(path) -> Problem | None:
+    """What is wrong with the interaction log at ``path`` (None when it is sound or absent)."""
+    import sqlite3
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        try:
+            rows = [r[0] for r in db.execute("PRAGMA integrity_check(20)")]
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as exc:
+        rows = [str(exc)]
+    if rows == ["ok"]:
+        return None
+    return Problem(None, str(path), "interaction log is damaged: " + "; ".join(rows[:3]) +
+                   " (restore a snapshot: 'embedder snapshot restore')")
+
+
+@dataclass
+class StoreCheck:
+    """``check_store``'s answer: the collection searches use (the one ``--repair`` mends), every
+    other collection embedder owns in the store, and the interaction log."""
+
+    main: CheckReport
+    others: list[CheckReport] = field(default_factory=list)
+    log: Problem | None = None
+    log_path: str | None = None
+
+    @property
+    def healthy(self) -> bool:
+        return self.main.healthy and all(r.healthy for r in self.others) and self.log is None
+
+    @property
+    def settled(self) -> bool:
+        """Nothing is left wrong: healthy, or every problem was in the main collection and repaired."""
+        return self.healthy or (self.main.fixed and all(r.healthy for r in self.others) and self.log is None)
+
+    def to_dict(self) -> dict:
+        return {**self.main.to_dict(), "healthy": self.healthy,
+                "collections": [r.to_dict() for r in self.others],
+                "interaction_log": {"path": self.log_path, "healthy": self.log is None,
+                                    "problem": self.log.problem if self.log else None}}
+
+
+def check_store(store: VectorStore, catalog, open_collection, logical: str, log_path=None) -> StoreCheck:
+    """Check ``store`` (the collection searches use), then every other collection embedder owns
+    for ``logical`` beside it, each opened with ``open_collection(name)``, and the interaction log."""
+    result = StoreCheck(check_collection(store, catalog), log_path=str(log_path) if log_path else None)
+    for name in owned_collections(catalog.collections(), logical):
+        if name == store.collection:
+            continue
+        with open_collection(name) as other:
+            result.others.append(check_collection(other))
+    if log_path is not None:
+        result.log = check_log(log_path)
+    return result
 
 
 def repair(report: CheckReport, store: VectorStore, settings: Settings, *, progress=None) -> None:

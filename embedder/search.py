@@ -75,9 +75,6 @@ def _explain(hits, query_parts: dict[str, np.ndarray], query: np.ndarray | None 
              dims: dict[str, int] | None = None, using: str = "content") -> list[SearchHit]:
     out = []
     for h in hits:
-        if not np.isfinite(h.score):  # damaged vector files read back as garbage: never print it
-            raise EmbedderError(f"the store returned a non-finite score for item {h.id}: its vectors are damaged; "
-                                "restore a snapshot, or remove the item and ingest its file again")
         scores = {
             m: round(float(np.dot(h.vectors[m], query_parts[m])), 6)
             for m in MODALITIES
@@ -214,13 +211,7 @@ def search_like(
     if moments:
         _moment_space(store, modality)
     record = find_item(store, ref, with_vectors=[*MODALITIES, "content"])
-    if record is not None:
-        from embedder.check import point_problems
-
-        damage = point_problems(record)
-        if damage:
-            raise EmbedderError(f"--like {ref}: the stored item is damaged ({damage[0]}); "
-                                "'embedder check --repair' encodes it again")
+    if record is not None:  # its vectors were checked as they were read (embedder.store.integrity)
         vectors = record.vectors
         text_source = record.payload.get("text_source")
     else:

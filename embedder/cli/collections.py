@@ -4,6 +4,7 @@ from __future__ import annotations
 
 
 import typer
+from rich.markup import escape
 
 from embedder.cli.common import app, guarded, out, print_json, TerminalProgress
 from embedder.errors import EmbedderError
@@ -124,42 +125,59 @@ def check(
     repair_damage: bool = typer.Option(False, "--repair", help="Delete damaged points and encode their files again."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Verify every point: vectors readable, finite and unit length, payload complete, aliases and counts.
+    """Verify every point of every collection (each version, trash, users): vectors readable and
+    sound, payload complete, aliases and counts; and the interaction log (SQLite integrity check).
 
-    Exit codes: 0 healthy (or everything found was repaired), 3 problems remain, 2 the store
+    Only the collection searches use is repaired. Exit codes: 0 healthy (or everything found was repaired), 3 problems remain, 2 the store
     cannot be opened at all.
     """
-    from embedder.check import check_collection, repair
+    from embedder.check import check_store, repair
     from embedder.jobs_lock import job_lock
+    from embedder.recommend.interactions import default_log_path
     from embedder.store import open_store
     from embedder.store.catalog import open_catalog
+    from embedder.store.factory import open_physical
 
     settings = ctx.obj.settings()
     with job_lock(settings, "check"), open_store(settings) as store:
-        report = check_collection(store, open_catalog(settings))
+        result = check_store(store, open_catalog(settings), lambda name: open_physical(settings, name),
+                             settings.collection, default_log_path(settings))
+        report = result.main
         if repair_damage and report.damaged_ids:
             repair(report, store, settings, progress=TerminalProgress(as_json))
-    data = report.to_dict()
+    data = result.to_dict()
     if as_json:
         print_json(data)
     else:
-        out.print(f"{data['points']} points read in '{data['collection']}': "
-                  + ("healthy" if report.healthy else f"{len(report.problems)} problems, "
-                     f"{data['damaged_points']} damaged points"), highlight=False)
-        for p in report.problems[:100]:
-            out.print(f"  [red]{p.path or p.id or 'collection'}[/red]: {p.problem}", highlight=False, soft_wrap=True)
-        if len(report.problems) > 100:
-            out.print(f"  ... and {len(report.problems) - 100} more (--json lists all)", highlight=False)
-        for path in report.repaired:
-            out.print(f"  repaired {path} (encoded again)", highlight=False, soft_wrap=True)
-        for u in report.unrepaired:
-            out.print(f"  [yellow]not repaired[/yellow] {u.get('path') or u.get('id')}: {u['reason']}", highlight=False,
-                      soft_wrap=True)
-        if not report.healthy and not repair_damage:
+        for part in (report, *result.others):
+            _print_check(part, repaired=part is report)
+        log = data["interaction_log"]
+        if log["path"]:
+            out.print(f"interaction log {log['path']}: " + ("healthy" if log["healthy"] else f"[red]{log['problem']}[/red]"),
+                      highlight=False, soft_wrap=True)
+        if not result.healthy and not repair_damage:
             out.print("'embedder check --repair' encodes damaged items again; 'embedder snapshot restore' "
                       "goes back to a snapshot", highlight=False)
-    if not report.healthy and not report.fixed:
+    if not result.settled:
         raise typer.Exit(3)
+
+
+def _print_check(report, repaired: bool) -> None:
+    data = report.to_dict()
+    out.print(f"{data['points']} points read in '{data['collection']}': "
+              + ("healthy" if report.healthy else f"{len(report.problems)} problems, "
+                 f"{data['damaged_points']} damaged points"), highlight=False)
+    for p in report.problems[:100]:
+        out.print(f"  [red]{escape(p.path or p.id or 'collection')}[/red]: {escape(p.problem)}", highlight=False,
+                  soft_wrap=True)
+    if len(report.problems) > 100:
+        out.print(f"  ... and {len(report.problems) - 100} more (--json lists all)", highlight=False)
+    if repaired:
+        for path in report.repaired:
+            out.print(f"  repaired {escape(path)} (encoded again)", highlight=False, soft_wrap=True)
+        for u in report.unrepaired:
+            out.print(f"  [yellow]not repaired[/yellow] {escape(str(u.get('path') or u.get('id')))}: {escape(u['reason'])}",
+                      highlight=False, soft_wrap=True)
 
 
 snapshot_app = typer.Typer(help="Consistent copies of the store to go back to: create, list, restore.", no_args_is_help=True)

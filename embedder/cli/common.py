@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
-from embedder.errors import EmbedderError
+from embedder.errors import EmbedderError, printable_line
 
 app = typer.Typer(
     name="embedder",
@@ -66,23 +69,38 @@ def guarded(fn: Callable) -> Callable:
         except typer.Exit:
             raise
         except EmbedderError as exc:
-            err.print(f"[red]error:[/red] {exc}", highlight=False, markup=True, soft_wrap=True)
-            raise typer.Exit(2) from None
+            fail(str(exc))
+        except sqlite3.DatabaseError as exc:  # every reader of the log: one line, and what to do
+            if "full" in str(exc):
+                fail(f"the disk holding the interaction log is full ({exc}); free some space and run the command "
+                     "again: nothing stored is lost")
+            fail(f"the interaction log is damaged ({exc}); run 'embedder check', then 'embedder snapshot restore' "
+                 "to go back to a snapshot")
         except KeyboardInterrupt:
             err.print("interrupted")
             raise typer.Exit(130) from None
-        except Exception as exc:  # a bug: say so in one line, keep the traceback for debugging
-            if os.environ.get("EMBEDDER_DEBUG"):
+        except Exception as exc:
+            if is_disk_full(exc):  # the engine's, a thumbnail's or a snapshot's write: not a bug
+                fail(f"no space left on the device ({getattr(exc, 'filename', None) or 'while writing'}); free some "
+                     "space and run the command again: what was stored before is kept ('embedder check' verifies it)")
+            if os.environ.get("EMBEDDER_DEBUG"):  # a bug: say so in one line, keep the traceback for debugging
                 raise
-            err.print(
-                f"[red]internal error:[/red] {type(exc).__name__}: {exc} "
-                "(set EMBEDDER_DEBUG=1 for the traceback)",
-                highlight=False,
-                soft_wrap=True,
-            )
+            err.print(Text.assemble(("internal error:", "red"), f" {type(exc).__name__}: {printable_line(str(exc))} "
+                                    "(set EMBEDDER_DEBUG=1 for the traceback)"), highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
 
     return wrapper
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` is a write that found the disk full (``ENOSPC``, or the engine's message for it)."""
+    return (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or "No space left on device" in str(exc)
+
+
+def fail(message: str, code: int = 2):
+    """Print ``message`` as the one ``error:`` line (control characters escaped) and exit."""
+    err.print(Text.assemble(("error:", "red"), " ", printable_line(message)), highlight=False, soft_wrap=True)
+    raise typer.Exit(code) from None
 
 
 def short_path(path: str | None) -> str | None:
@@ -154,7 +172,8 @@ class TerminalProgress:
             if not self.per_item:  # e.g. the running loss
                 self.bar.update(self.task, description=f"{self.label} {path}")
         elif not self.quiet and self.per_item:
-            err.print(f"[{self.done}/{self.total}] {status}: {path}", highlight=False, markup=False, soft_wrap=True)
+            err.print(f"[{self.done}/{self.total}] {status}: {printable_line(path)}", highlight=False, markup=False,
+                      soft_wrap=True)
 
     def update(self, completed: int, detail: str = "") -> None:
         self.done = completed
@@ -166,7 +185,7 @@ class TerminalProgress:
 
     def note(self, message: str) -> None:
         if not self.quiet:
-            err.print(message, highlight=False, markup=False)
+            err.print(printable_line(message), highlight=False, markup=False, soft_wrap=True)
 
     def finish(self) -> None:
         if self.bar is not None:

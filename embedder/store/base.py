@@ -136,15 +136,22 @@ class VectorStore(ABC):
 
     @abstractmethod
     def retrieve(self, ids: list[str], with_vectors: bool = False) -> list[PointRecord]:
-        """Points by id (missing ids are left out)."""
+        """Points by id (missing ids are left out). Every read that returns vectors, and every
+        query, checks what the engine gave (:mod:`embedder.store.integrity`): damage raises
+        ``DamagedStoreError``, never reaches an answer."""
 
     @abstractmethod
     def scroll(self, filter: Filter | None = None, with_vectors: bool = False, batch: int = 256) -> Iterator[PointRecord]:
         """Every point matching ``filter``."""
 
     @abstractmethod
-    def page(self, offset=None, limit: int = 256, with_vectors: bool = False) -> tuple[list[PointRecord], object]:
-        """One page of points in id order and the offset of the next page (``None`` at the end)."""
+    def page(self, offset=None, limit: int = 256, with_vectors: bool = False,
+             raw: bool = False) -> tuple[list[PointRecord], object]:
+        """One page of points in id order and the offset of the next page (``None`` at the end).
+
+        Vectors are checked as every read's are (:mod:`embedder.store.integrity`) unless ``raw``:
+        ``embedder check`` reads them as stored, to report the damage itself.
+        """
 
     @abstractmethod
     def facet(self, key: str, limit: int = 100) -> dict[str, int] | None:

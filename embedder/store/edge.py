@@ -40,6 +40,7 @@ from embedder.store.base import (
     check_dims,
     filter_conditions,
 )
+from embedder.store.integrity import checked_fused, checked_records, checked_search
 from embedder.store.reads import MAX_ENTRY_RECORDS, ReadCache, read_key
 
 EDGE_VECTOR_DIMS_FILE = "embedder-dims.json"
@@ -430,7 +431,7 @@ class EdgeStore(VectorStore):
         if not ids or self._engine() is None:
             return []
         records = self._shard.retrieve(list(ids), with_payload=True, with_vector=with_vectors)
-        return [self._record(r, with_vectors) for r in records]
+        return checked_records([self._record(r, with_vectors) for r in records], self.logical or self.collection)
 
     def scroll(self, filter: Filter | None = None, with_vectors: bool = False, batch: int = 256) -> Iterator[PointRecord]:
         from qdrant_edge import ScrollRequest
@@ -455,6 +456,7 @@ class EdgeStore(VectorStore):
             )
             for r in records:
                 record = self._record(r, with_vectors)
+                checked_records([record], self.logical or self.collection)
                 if key is not None and answer is not None:
                     answer.append((record.id, record.payload))
                     if len(answer) > MAX_ENTRY_RECORDS:  # too big to keep: stop collecting
@@ -467,13 +469,14 @@ class EdgeStore(VectorStore):
                 self._reads.put(key, answer)
 
     @_readable
-    def page(self, offset=None, limit=256, with_vectors=False):
+    def page(self, offset=None, limit=256, with_vectors=False, raw=False):
         if self._engine() is None:
             return [], None
         from qdrant_edge import ScrollRequest
 
         records, nxt = self._shard.scroll(ScrollRequest(offset=offset, limit=limit, with_payload=True, with_vector=with_vectors))
-        return [self._record(r, with_vectors) for r in records], nxt
+        page = [self._record(r, with_vectors) for r in records]
+        return (page if raw else checked_records(page, self.logical or self.collection)), nxt
 
     @_readable
     def facet(self, key: str, limit: int = 100) -> dict[str, int] | None:
@@ -541,7 +544,8 @@ class EdgeStore(VectorStore):
             limit=limit, query=self._edge_query(spec), filter=edge_filter(filter, exclude_ids, spec.lacking),
             with_payload=True, with_vector=with_vectors,
         )
-        return self._hits(self._require().query(request), with_vectors)
+        return checked_search(self._hits(self._require().query(request), with_vectors), self.logical or self.collection,
+                              spec)
 
     @_readable
     def fused(self, branches, limit=10, filter=None, exclude_ids=None, weights=None) -> list[Hit]:
@@ -552,7 +556,8 @@ class EdgeStore(VectorStore):
             for spec, n in branches
         ]
         request = QueryRequest(limit=limit, prefetches=prefetches, query=Fusion.Rrf(k=RRF_K, weights=weights), with_payload=True)
-        return self._hits(self._require().query(request), False)
+        return checked_fused(self._hits(self._require().query(request), False), self.logical or self.collection,
+                             len(branches), weights)
 
     @_readable
     def top_by(self, key, limit=10, filter=None, exclude_ids=None) -> list[Hit]:

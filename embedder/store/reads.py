@@ -17,6 +17,11 @@ Why this is safe:
   only after taking that lock.
 - The file lives inside the collection's directory, so snapshots copy it and restores replace
   it together with the data it describes, and dropping a collection removes it.
+- The file carries an HMAC-SHA256 of its answers under a random key kept beside it
+  (``embedder-reads.key``, mode 0600, one per collection). A file edited by hand, written by
+  another tool, or copied from another collection does not verify and is ignored: the engine
+  answers instead. (Someone who can read the key can forge a file; they can also rewrite the
+  collection itself.)
 
 Only small answers are kept (see ``MAX_ENTRY_BYTES`` and ``MAX_FILE_BYTES``): a read of a
 folder of a million items opens the engine as before.
@@ -25,14 +30,18 @@ folder of a million items opens the engine as before.
 from __future__ import annotations
 
 import copy
+import hashlib
+import hmac
 import json
 import os
+import secrets
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 READS_FILE = "embedder-reads.json"
-FORMAT = 2
+KEY_FILE = "embedder-reads.key"
+FORMAT = 3
 MAX_ENTRY_BYTES = 4_000_000  # about 10,000 items' payloads: bigger reads are not kept
 MAX_ENTRY_RECORDS = 20_000  # a scroll stops collecting past this, before measuring its bytes
 MAX_FILE_BYTES = 16_000_000  # the least recently used answers go first past this
@@ -44,6 +53,7 @@ class ReadCache:
 
     def __init__(self, collection_dir: Path):
         self.path = Path(collection_dir) / READS_FILE
+        self.key_path = Path(collection_dir) / KEY_FILE
         self._entries: OrderedDict[str, tuple[Any, int]] = OrderedDict()  # key -> (answer, its size)
         self._bytes = 0
         self._unsaved = False
@@ -60,6 +70,9 @@ class ReadCache:
             if data.get("format") != FORMAT:
                 raise ValueError("another format")
             entries = data["entries"]
+            expected = self._mac(_dumps(entries), create=False)
+            if not expected or not hmac.compare_digest(str(data.get("mac", "")), expected):
+                raise ValueError("the answers do not verify")  # forged, edited or from another collection
         except FileNotFoundError:
             self._on_disk = False
             return
@@ -118,9 +131,10 @@ class ReadCache:
             return
         tmp = self.path.with_name(self.path.name + ".partial")
         try:
+            entries = _dumps([[k, n, a] for k, (a, n) in self._entries.items()])
+            mac = self._mac(entries, create=True)
             with open(tmp, "w") as fh:
-                json.dump({"format": FORMAT, "entries": [[k, n, a] for k, (a, n) in self._entries.items()]}, fh,
-                          separators=(",", ":"))
+                fh.write(f'{{"format":{FORMAT},"mac":"{mac}","entries":{entries}}}')
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, self.path)
@@ -129,6 +143,30 @@ class ReadCache:
             return
         self._on_disk = True
         self._unsaved = False
+
+
+    def _mac(self, entries: str, create: bool) -> str:
+        """HMAC-SHA256 of the answers' JSON and the collection's schema, under this collection's key."""
+        try:
+            key = self.key_path.read_bytes()
+        except FileNotFoundError:
+            if not create:
+                return ""
+            key = secrets.token_bytes(32)
+            fd = os.open(self.key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(key)
+                fh.flush()
+                os.fsync(fh.fileno())
+        if len(key) < 32:
+            return ""
+        dims = self.path.parent / "embedder-dims.json"
+        schema = dims.read_bytes() if dims.is_file() else b""
+        return hmac.new(key, schema + b"\n" + entries.encode(), hashlib.sha256).hexdigest()
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
 
 
 def _sync_dir(path: Path) -> None:

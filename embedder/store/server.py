@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from embedder.errors import StoreError, one_line
+from embedder.store.integrity import checked_fused, checked_records, checked_search
 from embedder.store.base import (
     INDEXED_FIELDS,
     MULTIVECTORS,
@@ -195,7 +196,7 @@ class ServerStore(VectorStore):
         if not ids or self.collection_dims() is None:
             return []
         records = self.client.retrieve(self.collection, ids=list(ids), with_payload=True, with_vectors=with_vectors)
-        return [self._record(r, with_vectors) for r in records]
+        return checked_records([self._record(r, with_vectors) for r in records], self.logical or self.collection)
 
     def scroll(self, filter: Filter | None = None, with_vectors: bool = False, batch: int = 256) -> Iterator[PointRecord]:
         if self.collection_dims() is None:
@@ -207,16 +208,17 @@ class ServerStore(VectorStore):
                 with_payload=True, with_vectors=with_vectors,
             )
             for r in records:
-                yield self._record(r, with_vectors)
+                yield checked_records([self._record(r, with_vectors)], self.logical or self.collection)[0]
             if offset is None:
                 return
 
-    def page(self, offset=None, limit=256, with_vectors=False):
+    def page(self, offset=None, limit=256, with_vectors=False, raw=False):
         if self.collection_dims() is None:
             return [], None
         records, nxt = self.client.scroll(self.collection, limit=limit, offset=offset, with_payload=True,
                                           with_vectors=with_vectors)
-        return [self._record(r, with_vectors) for r in records], nxt
+        page = [self._record(r, with_vectors) for r in records]
+        return (page if raw else checked_records(page, self.logical or self.collection)), nxt
 
     def facet(self, key: str, limit: int = 100) -> dict[str, int] | None:
         if self.collection_dims() is None:
@@ -277,7 +279,7 @@ class ServerStore(VectorStore):
             self.collection, query=self._query(spec), using=spec.using, limit=limit,
             query_filter=server_filter(filter, exclude_ids, spec.lacking), with_payload=True, with_vectors=with_vectors,
         )
-        return self._hits(result.points, with_vectors)
+        return checked_search(self._hits(result.points, with_vectors), self.logical or self.collection, spec)
 
     def fused(self, branches, limit=10, filter=None, exclude_ids=None, weights=None) -> list[Hit]:
         from qdrant_client import models
@@ -292,7 +294,7 @@ class ServerStore(VectorStore):
             self.collection, prefetch=prefetch, query=models.RrfQuery(rrf=models.Rrf(k=RRF_K, weights=weights)),
             limit=limit, with_payload=True,
         )
-        return self._hits(result.points, False)
+        return checked_fused(self._hits(result.points, False), self.logical or self.collection, len(branches), weights)
 
     def top_by(self, key, limit=10, filter=None, exclude_ids=None) -> list[Hit]:
         from qdrant_client import models

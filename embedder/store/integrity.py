@@ -1,0 +1,122 @@
+"""What the engine returns is checked before anyone answers with it.
+
+Qdrant Edge does not verify its files when it opens them, so random bytes in a vector file read
+back as numbers: a cosine of 1.29e37, a ``nan`` in a table, a user vector of norm 1e36. Every
+read of vectors and every query result of both back-ends passes through here, and a value that a
+sound collection cannot hold stops the command with :class:`DamagedStoreError`, one line that
+names the collection and what to do next.
+
+What a sound collection can hold:
+
+- cosine vectors (every named vector but ``cf`` and ``rec``) are stored normalised: length 1;
+- a cosine query's score is a cosine: within [-1, 1]; a recommend query's best score is
+  squashed into the same interval; a MaxSim score is the best of cosines;
+- dot-product vectors (collaborative factors, the trained head's vectors) are finite and far
+  below :data:`DOT_NORM_LIMIT`, so a dot score is at most the query's length times that limit;
+- reciprocal-rank-fusion scores are positive and at most the sum of the branch weights over
+  ``RRF_K``.
+
+All of these with a small tolerance for float32 rounding.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from embedder.errors import StoreError
+from embedder.store.base import MULTIVECTORS, RRF_K, VECTOR_DISTANCES, Hit, Nearest, PointRecord, QuerySpec
+
+UNIT_TOLERANCE = 1e-3
+# No trained factor comes near this length (ALS and head vectors are of order 1 to 10); random
+# bytes read as float32 exceed it with near certainty (their exponents are spread to 1e38).
+DOT_NORM_LIMIT = 1e4
+NEXT_STEP = ("run 'embedder check' to find the damaged points ('--repair' encodes them again), or "
+             "'embedder snapshot restore' to go back to a snapshot")
+
+
+class DamagedStoreError(StoreError):
+    """The store returned a value no sound collection holds."""
+
+
+def damaged(collection: str, what: str) -> DamagedStoreError:
+    """The one-line error for damage found in ``collection``."""
+    return DamagedStoreError(f"collection '{collection}' is damaged: {what}; {NEXT_STEP}")
+
+
+def is_cosine(name: str) -> bool:
+    """Whether the named vector is compared by cosine (stored normalised)."""
+    return VECTOR_DISTANCES.get(name, "cosine") == "cosine"
+
+
+def vector_problem(name: str, vector) -> str | None:
+    """What is wrong with one stored named vector (a multivector is one vector per row), or None."""
+    values = np.asarray(vector, np.float64)  # float64: garbage values would overflow a float32 norm
+    if not np.all(np.isfinite(values)):
+        return f"{name} vector holds non-finite numbers"
+    norms = np.linalg.norm(values, axis=-1).reshape(-1)
+    if not norms.size:
+        return None
+    if is_cosine(name):
+        worst = float(norms[np.argmax(np.abs(norms - 1))])
+        if abs(worst - 1) > UNIT_TOLERANCE:
+            return f"{name} vector has length {worst:.4g}, not 1"
+    elif float(norms.max()) > DOT_NORM_LIMIT:
+        return f"{name} vector has length {float(norms.max()):.4g}, far beyond any trained factor"
+    return None
+
+
+def checked_records(records: list[PointRecord], collection: str) -> list[PointRecord]:
+    """``records`` if every vector in them is sound.
+
+    Raises:
+        DamagedStoreError: naming the collection, the point and the vector.
+    """
+    for record in records:
+        for name, vector in record.vectors.items():
+            problem = vector_problem(name, vector)
+            if problem:
+                raise damaged(collection, f"point {record.id}: {problem}")
+    return records
+
+
+def score_bound(spec: QuerySpec) -> float:
+    """The largest score magnitude ``spec`` can give on a sound collection."""
+    if not isinstance(spec, Nearest):
+        return 1.0  # a recommend query's best score is squashed into [-1, 1]
+    vector = np.asarray(spec.vector, np.float64)
+    if not is_cosine(spec.using):
+        return float(np.linalg.norm(vector)) * DOT_NORM_LIMIT
+    if spec.using in MULTIVECTORS and vector.ndim == 2:
+        return float(vector.shape[0])  # MaxSim adds each query row's best cosine
+    return 1.0
+
+
+def checked_hits(hits: list[Hit], collection: str, bound: float, low: float | None = None) -> list[Hit]:
+    """``hits`` if every score is finite and within [``low`` or -bound, bound] (plus tolerance)
+    and every vector returned with them is sound.
+
+    Raises:
+        DamagedStoreError: naming the collection, the item and the score.
+    """
+    top = bound * (1 + UNIT_TOLERANCE) + UNIT_TOLERANCE
+    bottom = -top if low is None else low - UNIT_TOLERANCE
+    for hit in hits:
+        if not np.isfinite(hit.score) or not bottom <= hit.score <= top:
+            raise damaged(collection, f"item {hit.id} scored {hit.score:.4g}, outside [{bottom:.4g}, {top:.4g}] "
+                                      "that its vectors allow")
+        for name, vector in hit.vectors.items():
+            problem = vector_problem(name, vector)
+            if problem:
+                raise damaged(collection, f"item {hit.id}: {problem}")
+    return hits
+
+
+def checked_search(hits: list[Hit], collection: str, spec: QuerySpec) -> list[Hit]:
+    """The hits of one nearest or recommend query, checked (see :func:`checked_hits`)."""
+    return checked_hits(hits, collection, score_bound(spec))
+
+
+def checked_fused(hits: list[Hit], collection: str, branches: int, weights: list[float] | None) -> list[Hit]:
+    """The hits of a reciprocal-rank fusion, checked: positive, at most sum(weights) / RRF_K."""
+    total = float(sum(weights)) if weights else float(branches)
+    return checked_hits(hits, collection, total / RRF_K, low=0.0)
