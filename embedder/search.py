@@ -18,6 +18,7 @@ import numpy as np
 from embedder.errors import EmbedderError
 from embedder.fusion import MODALITIES, block_contributions, fuse, fuse_query
 from embedder.store import Nearest, VectorStore, is_point_id, point_id
+from embedder.store.status import check_models
 
 if TYPE_CHECKING:
     from embedder.settings import Settings
@@ -133,27 +134,13 @@ def _check_modality(modality: str) -> None:
 
 
 def check_vector_space(store: VectorStore, model_ids: dict[str, str]) -> None:
-    """Refuse to rank stored vectors of one model with query vectors of another.
-
-    Two models of the same size (two ViT-B-32 checkpoints) give vectors Qdrant accepts but whose
-    scores mean nothing. The collection's models are read from a sample of its points' provenance
-    (``models`` in the payload), which costs one small read.
+    """Refuse to rank stored vectors of one model with query vectors of another
+    (:func:`embedder.store.status.check_models`).
 
     Raises:
         EmbedderError: naming the modality, the collection's model and the configured one.
     """
-    records, _ = store.page(limit=32)
-    stored: dict[str, set[str]] = {}
-    for record in records:
-        for modality, model_id in (record.payload.get("models") or {}).items():
-            stored.setdefault(modality, set()).add(model_id)
-    for modality, ids in sorted(stored.items()):
-        if modality in model_ids and model_ids[modality] not in ids:
-            raise EmbedderError(
-                f"collection '{store.logical or store.collection}' holds {modality} vectors of {', '.join(sorted(ids))}, "
-                f"but the configured model is {model_ids[modality]}: configure the collection's models "
-                "(EMBEDDER_MODELS, EMBEDDER_CLIP_MODEL, EMBEDDER_CLAP_MODEL), or rebuild it with 'embedder reembed'"
-            )
+    check_models(store, model_ids)
 
 
 def search_text(

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from embedder.encoders.bundle import schema_for
+from embedder.encoders.bundle import configured_model_ids, schema_for
 from embedder.errors import EmbedderError, Failure
 from embedder.failures import FailureMemory, failures_path
 from embedder.jobs_lock import job_lock
@@ -23,7 +23,7 @@ from embedder.progress import Progress
 from embedder.stages import IngestStages, LocalExecutor
 from embedder.payload import folders_above, location_fields, stored_identities
 from embedder.store import PointRecord, VectorStore, open_store, point_id
-from embedder.store.status import collection_status
+from embedder.store.status import check_models, collection_status
 from embedder.trash import Trash
 
 if TYPE_CHECKING:
@@ -430,6 +430,9 @@ def _run_ingest(paths, settings: Settings, dry_run, removals, retry_failed, prog
             store.ensure_collection(dims)  # raises the mismatch error
     else:
         store.ensure_collection(dims)
+    # Same sizes, other models (a rollback, then an ingest with the newer models): never mixed.
+    loaded = encoders is not None and not callable(encoders)
+    check_models(store, encoders.model_ids if loaded else configured_model_ids(settings), writing=True)
     if not dry_run and store.collection_dims() is not None and not has_folder_keys(store):
         progress.note(f"adding folder keys to {add_folder_keys(store)} items stored by an older version (once)")
     roots = [root for root in map(root_path, paths) if os.path.lexists(root)]

@@ -216,6 +216,30 @@ def test_a_failure_is_remembered_until_the_file_changes_or_retry(library, settin
     assert FailureMemory(failures_path(settings)).entries == {}  # the old content's failure is forgotten
 
 
+def test_a_rollback_then_an_ingest_with_the_newer_models_is_refused_not_mixed(tmp_path, media):
+    """The campaign's case: reembed to another CLIP model, roll back, ingest with that model."""
+    from tests.cli_runner import run_cli
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for name in ("h264.mp4", "tone.mp3"):
+        shutil.copy(media[name], lib / name)
+    env = {"EMBEDDER_MODELS": "tiny", "EMBEDDER_STORE": str(tmp_path / "store"), "EMBEDDER_WORKERS": "1"}
+    newer = {**env, "EMBEDDER_CLIP_MODEL": "tiny-clip-b"}
+    run_cli("ingest", lib, env=env)
+    run_cli("reembed", env=newer)
+    run_cli("collections", "rollback", env=env)
+    shutil.copy(media["vp9.webm"], lib / "vp9.webm")
+    refused = run_cli("ingest", lib, env=newer, code=2)
+    assert "refusing to write text vectors of open_clip:embedder-tiny-clip/random@1b" in refused.stderr
+    assert "which holds text vectors of open_clip:embedder-tiny-clip/random@1:" in refused.stderr
+    with open_store(load_settings(models="tiny", store=str(tmp_path / "store"))) as store:
+        assert store.collection == "media_v1"
+        assert collection_status(store)["models"]["visual"] == ["open_clip:embedder-tiny-clip/random@1"]
+        assert store.count() == 2  # nothing written
+    run_cli("ingest", lib, env=env)  # the collection's own models still write
+
+
 def test_queries_refuse_another_models_vector_space(library, settings, encoders, media, tmp_path):
     ingest(library, settings, encoders)
     other = settings.model_copy(update={"clip_model": "tiny-clip-b"})  # same size, other weights
