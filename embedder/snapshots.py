@@ -66,13 +66,29 @@ def _copy_tree(source: Path, target: Path) -> None:
         if entry.match(LOCK_GLOB) or entry.name.endswith((".sqlite-wal", ".sqlite-shm")):
             continue
         if entry.suffix == ".sqlite":
-            with sqlite3.connect(entry) as src, sqlite3.connect(target / entry.name) as dst:
-                src.backup(dst)  # a consistent copy even while the log is being appended to
+            try:
+                with sqlite3.connect(entry) as src, sqlite3.connect(target / entry.name) as dst:
+                    src.backup(dst)  # a consistent copy even while the log is being appended to
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot copy {entry} into the snapshot: {exc}") from None
             continue
         proc = subprocess.run(["cp", "-a", "--sparse=always", str(entry), str(target / entry.name)],
                               capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise StoreError(f"cannot copy {entry} into the snapshot: {proc.stderr.strip()}")
+        if proc.returncode != 0:  # cp says it once per file: the first line is the reason
+            lines = proc.stderr.strip().splitlines() or ["cp failed"]
+            more = f" (and {len(lines) - 1} more errors)" if len(lines) > 1 else ""
+            raise StoreError(f"cannot copy {entry} into the snapshot: {lines[0]}{more}")
+
+
+def _require_room(store_dir: Path, root: Path) -> None:
+    """Refuse before copying when the snapshot's filesystem cannot hold what the store takes."""
+    existing = root
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    need, free = _size(store_dir), shutil.disk_usage(existing).free
+    if need > free:
+        raise StoreError(f"not enough free space for a snapshot in {root}: the store takes {need / 1e6:.0f} MB, "
+                         f"{free / 1e6:.0f} MB are free; free some space or set snapshot_dir; nothing was written")
 
 
 def create_snapshot(settings: Settings, label: str = "") -> dict:
@@ -87,12 +103,16 @@ def create_snapshot(settings: Settings, label: str = "") -> dict:
     with ExitStack() as stack:
         stack.enter_context(job_lock(settings, "snapshot"))
         collections = _lock_collections(stack, store_dir)
+        _require_room(store_dir, root)
         tmp = root / f".{name}.partial"
         try:
             _copy_tree(store_dir, tmp)
         except OSError as exc:
             shutil.rmtree(tmp, ignore_errors=True)
-            raise StoreError(f"cannot write the snapshot to {root}: {exc.strerror or exc}") from None
+            raise StoreError(f"cannot write the snapshot to {root}: {exc.strerror or exc}; nothing was kept") from None
+        except StoreError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise StoreError(f"{exc}; the partial snapshot was removed") from None
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

@@ -47,11 +47,15 @@ EDGE_VECTOR_DIMS_FILE = "embedder-dims.json"
 # Qdrant Edge dies with SIGBUS (no message, nothing to catch) when it touches a page of its
 # memory-mapped files that the filesystem cannot allocate. Its files are preallocated sparse
 # (32 MB per named vector chunk, the payload index, the WAL), and opening a collection may fill
-# those holes (on tmpfs it does: 22 MB on disk became 279 MB at the first reopen). So the free
-# space must cover the holes of the collection's files, plus a margin, before the engine opens or
-# writes; a new collection takes about 22 MB before the first point.
+# some of those holes (see OPEN_FILLS). So the free space must cover the holes of the collection's
+# files, plus a margin, before the engine writes, and the holes opening fills before it opens; a
+# new collection takes about 22 MB before the first point.
 CREATE_MB = 64.0
 MARGIN_MB = 16.0
+# What opening fills, measured on tmpfs: the payload indexes' pages and trackers (4 MB and 1 MB
+# per index), once, at the first open after they were made; vector chunks and the WAL stay sparse.
+# So a read needs free space only for those holes, and none on a collection opened before.
+OPEN_FILLS = "payload_index/**/*"
 DEFAULT_MIN_FREE_MB = 256.0
 
 
@@ -61,10 +65,11 @@ def free_mb(path: Path) -> float:
     return st.f_bavail * st.f_frsize / 1e6
 
 
-def holes_mb(path: Path) -> float:
-    """How much the sparse files under ``path`` could still claim: apparent size minus allocated."""
+def holes_mb(path: Path, pattern: str = "*") -> float:
+    """How much the sparse files under ``path`` (matching ``pattern``) could still claim:
+    apparent size minus allocated."""
     total = 0
-    for file in path.rglob("*"):
+    for file in path.rglob(pattern):
         try:
             st = file.stat()
         except OSError:
@@ -117,6 +122,11 @@ def _readable(method):
             except StoreError:
                 raise
             except Exception as exc:
+                if "No space left on device" in str(exc):
+                    raise StoreError(
+                        f"no space left on the device holding {self.root} while writing collection "
+                        f"'{self.logical or self.collection}'; free some space and run the command again: what was "
+                        "written before is kept ('embedder check' verifies it)") from None
                 if "Service" not in str(exc) and "out of bounds" not in str(exc):
                     raise
                 raise StoreError(
@@ -195,8 +205,10 @@ class EdgeStore(VectorStore):
     def _engine(self):
         """The loaded shard, loading it now if needed; ``None`` when the collection does not exist."""
         if self._shard is None and self._may_load and (self.path / EDGE_VECTOR_DIMS_FILE).is_file():
-            self._holes_mb = holes_mb(self.path)
-            self._require_space(self._holes_mb + MARGIN_MB, "open")
+            self._holes_mb = holes_mb(self.path)  # what writes may claim: they keep the full guard
+            opening = holes_mb(self.path, OPEN_FILLS)
+            if opening > 0:  # the first open after writes fills the payload indexes' pages; later ones nearly none
+                self._require_space(opening + min(MARGIN_MB, opening), "open")
             self._shard = self._load()
             self.engine_loads += 1
         return self._shard

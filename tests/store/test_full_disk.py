@@ -57,17 +57,32 @@ def test_create_and_growth_on_a_full_disk(small_fs, tmp_path, media):
     # The disk fills up: opening and writing stop with a clear error, never SIGBUS (exit 135).
     fill(small_fs, leave_mb=100)
     shutil.copy(media["tone.mp3"], lib / "tone.mp3")
-    for args in (("ingest", lib), ("search", "a tone")):
-        proc = cli(*args, env=env)
-        assert proc.returncode == 2, (args, proc.returncode, proc.stderr)
-        assert "not enough free space to open collection" in proc.stderr and "nothing stored is lost" in proc.stderr
-    # `status` answers from the answers kept at the last ingest: it never opens the engine here.
-    status = cli("status", "--json", env=env)
-    assert status.returncode == 0 and json.loads(status.stdout)["points"] == 1, status.stderr
+    # Writes keep the guard: the collection's preallocated files could claim more than is free.
+    proc = cli("ingest", lib, env=env)
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    assert "not enough free space to write to collection" in proc.stderr and "nothing stored is lost" in proc.stderr
+    # Reads write nothing (the collection was opened before: opening fills no hole now), so they
+    # answer on the nearly full disk, whatever min_free_mb says, and never die with SIGBUS.
+    (small_fs / "filler").unlink()
+    fill(small_fs, leave_mb=3)
     for kept in (small_fs / "store").glob("*/embedder-reads.json"):
-        kept.unlink()  # as another write would leave it: now it must open, and refuses as the others do
-    proc = cli("status", env=env)
-    assert proc.returncode == 2 and "not enough free space to open collection" in proc.stderr, proc.stderr
+        kept.unlink()  # as another write would leave it: the engine itself must open
+    for extra in ({}, {"EMBEDDER_MIN_FREE_MB": "0"}):
+        for args in (("search", "a tone", "--json"), ("check", "--json"), ("items", "list", "--json"), ("status", "--json")):
+            proc = cli(*args, env={**env, **extra})
+            assert proc.returncode == 0, (args, proc.returncode, proc.stderr)
+    assert json.loads(cli("status", "--json", env=env).stdout)["points"] == 1
+    # A snapshot that cannot fit: one line, nothing half-made.
+    proc = cli("snapshot", "create", env={**env, "EMBEDDER_SNAPSHOT_DIR": str(small_fs / "snaps")})
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "not enough free space for a snapshot" in proc.stderr
+    assert not (small_fs / "snaps").exists() or not any((small_fs / "snaps").iterdir())
+    # A write that really meets the full disk (the interaction log, past every guard): exit 2, one line.
+    events = tmp_path / "events.csv"
+    events.write_text("user,item,weight\n" + "".join(f"user{i},{lib / 'tone.wav'},1\n" for i in range(200_000)))
+    proc = cli("interactions", "import", events, env=env)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "full" in proc.stderr and "nothing stored is lost" in proc.stderr
 
     (small_fs / "filler").unlink()  # space is back: the same command completes, nothing was lost
     proc = cli("ingest", lib, "--json", env=env)
