@@ -147,6 +147,7 @@ class StoreIndex:
     ids_by_path: dict[str, set[str]] = field(default_factory=dict)
     paths_by_id: dict[str, list[str]] = field(default_factory=dict)
     hash_cache: dict[str, tuple[int, int, str]] = field(default_factory=dict)
+    devices: dict[str, int] = field(default_factory=dict)  # path -> device its file was on at ingest
 
     @classmethod
     def read(cls, store: VectorStore, roots: list[Path] | None = None) -> "StoreIndex":
@@ -173,6 +174,9 @@ class StoreIndex:
         paths = list(payload.get("paths") or [])
         self.paths_by_id[record.id] = paths
         stamps = payload.get("mtimes") or {}
+        for p, identity in (payload.get("identities") or {}).items():
+            if identity.get("dev"):
+                self.devices[p] = int(identity["dev"])
         for p in paths:
             self.ids_by_path.setdefault(p, set()).add(record.id)
             if p in stamps and "sha256" in payload:
@@ -254,11 +258,18 @@ def guard_removals(plan: IngestPlan, found, index: StoreIndex, removals: str, ma
         raise EmbedderError(f"removals must be one of {', '.join(REMOVALS)}, not {removals!r}")
     if removals == "prune" or not plan.removed:
         return
+    held: set[str] = set()
+    if removals == "guarded":
+        for folder, paths, reason in _vanished_folders(plan.removed, found, index):
+            stored = sum(1 for p in index.ids_by_path if _below_any(p, [folder]))
+            plan.held_back.append(HeldBack(folder, paths, stored, reason))
+            held.update(paths)
     by_root: dict[str, list[str]] = {}
     for path in plan.removed:
+        if path in held:
+            continue
         root = max((str(r) for r in found.roots if _under(path, [r])), key=len)
         by_root.setdefault(root, []).append(path)
-    held: set[str] = set()
     for root, paths in by_root.items():
         stored = sum(1 for p in index.ids_by_path if _under(p, [Path(root)]))
         media_now = sum(1 for f in found.files if _under(str(f.path), [Path(root)]))
@@ -276,6 +287,52 @@ def guard_removals(plan: IngestPlan, found, index: StoreIndex, removals: str, ma
     plan.removed = [p for p in plan.removed if p not in held]
     for path in held:
         plan.unlink.pop(path, None)
+
+
+def _vanished_folders(removed: list[str], found, index: StoreIndex) -> list[tuple[str, list[str], str]]:
+    """Removals below the named roots that look like a share gone rather than files deleted:
+    ``(folder, paths, reason)`` for each folder to hold back.
+
+    - files that were on another device than the folder that holds their place now: a share
+      unmounted (its mount point left empty) or gone with its mount point;
+    - a folder's worth (``REMOVE_GUARD_MIN_ITEMS`` or more) of files whose folder below the root
+      has no media files now, or is gone.
+    """
+    with_media = set(folders_above([str(f.path) for f in found.files]))
+    device_of: dict[str, int | None] = {}
+
+    def device(folder: str) -> int | None:
+        if folder not in device_of:
+            try:
+                device_of[folder] = os.stat(folder).st_dev
+            except OSError:
+                device_of[folder] = None
+        return device_of[folder]
+
+    groups: dict[tuple[str, str], list[str]] = {}
+    for path in removed:
+        root = max((str(r) for r in found.roots if _under(path, [r])), key=len)
+        chain = []  # the file's folders, deepest first, down to (not including) the root
+        folder = os.path.dirname(path)
+        while folder != root and _below_any(folder, [root]):
+            chain.append(folder)
+            folder = os.path.dirname(folder)
+        existing = next((f for f in chain if device(f) is not None), root)
+        recorded = index.devices.get(path)
+        if recorded is not None and device(existing) not in (None, recorded):
+            groups.setdefault((existing, "device"), []).append(path)
+            continue
+        empty = [f for f in chain if f not in with_media]
+        if empty:
+            groups.setdefault((empty[-1], "empty"), []).append(path)  # the highest such folder
+    out = []
+    for (folder, why), paths in sorted(groups.items()):
+        if why == "device":
+            out.append((folder, paths, f"its files were on another device than {folder} is on now (an unmounted share?)"))
+        elif len(paths) >= REMOVE_GUARD_MIN_ITEMS:
+            state = "has no media files now" if device(folder) is not None else "is gone"
+            out.append((folder, paths, f"the folder {state} (unmounted, moved away or emptied?)"))
+    return out
 
 
 def _apply_unlinks(store: VectorStore, unlink: dict[str, set[str]], trash: Trash, removed: set[str]) -> int:

@@ -182,3 +182,58 @@ def test_items_list_pages_and_delete_goes_to_the_trash(library, env, encoders):
             assert {e.reason for e in trash.entries()} == {"deleted by hand"}
             trash.restore_selected(None)
         assert store.count() == 4
+
+
+def test_a_nested_share_unmounted_is_held_back_without_prune(tmp_path, media, encoders):
+    """The campaign's case: root/ holds files, root/share/ is a mount with 3 more; unmount the
+    share and ingest root/ again: the 3 (under the 0.5 fraction of the root) stay."""
+    import subprocess
+
+    fs = tmp_path / "fs"
+    fs.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(fs)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    root = copy_media(media, ("h264.mp4", "hevc.mp4", "vp9.webm", "tone.mp3", "tone.wav", "tone.flac", "tone.ogg"),
+                      tmp_path / "root")
+    share = root / "share"
+    share.mkdir()
+    try:
+        for name in ("vfr.mp4", "tone.m4a", "scene.mp4"):
+            shutil.copy(media[name], fs / name)
+        subprocess.run(["mount", "--bind", str(fs), str(share)], check=True)
+        settings = load_settings(models="tiny", device="cpu", store=str(tmp_path / "store"), workers=1, max_frames=2)
+        assert ingest(root, settings, encoders).to_dict()["counts"]["new"] == 10
+        subprocess.run(["umount", str(share)], check=True)  # the mount point is left, empty
+        held = ingest(root, settings, encoders)
+        assert held.removed == [] and held.removals_held_back
+        [h] = held.held_back
+        assert h.root == str(share) and len(h.paths) == 3 and "another device" in h.reason
+        assert count(settings) == 10
+        share.rmdir()  # the mount point itself gone: still the share's files, still held
+        again = ingest(root, settings, encoders)
+        assert again.removed == [] and [len(x.paths) for x in again.held_back] == [3]
+        share.mkdir()
+        subprocess.run(["mount", "--bind", str(fs), str(share)], check=True)
+        back = ingest(root, settings, encoders=None)
+        assert back.held_back == [] and back.removed == [] and len(back.unchanged) == 10
+    finally:
+        subprocess.run(["umount", "-l", str(share)], capture_output=True)
+        subprocess.run(["umount", "-l", str(fs)], capture_output=True)
+
+
+def test_a_subfolders_worth_gone_is_held_back_and_a_single_file_is_not(tmp_path, media, encoders):
+    root = copy_media(media, ("h264.mp4", "hevc.mp4", "vp9.webm", "tone.mp3", "tone.wav", "tone.flac"), tmp_path / "root")
+    for sub, names in (("season1", ("vfr.mp4", "tone.m4a", "scene.mp4")), ("extras", ("tone.ogg",))):
+        (root / sub).mkdir()
+        for name in names:
+            shutil.copy(media[name], root / sub / name)
+    settings = load_settings(models="tiny", device="cpu", store=str(tmp_path / "store"), workers=1, max_frames=2)
+    assert ingest(root, settings, encoders).to_dict()["counts"]["new"] == 10
+    shutil.rmtree(root / "season1")
+    shutil.rmtree(root / "extras")
+    run = ingest(root, settings, encoders)
+    assert run.removed == [str(root / "extras" / "tone.ogg")]  # housekeeping: one file
+    [h] = run.held_back
+    assert h.root == str(root / "season1") and len(h.paths) == 3 and "is gone" in h.reason
+    pruned = ingest(root, settings, encoders, removals="prune")
+    assert len(pruned.removed) == 3 and count(settings) == 6
