@@ -169,7 +169,11 @@ class RemoteLibrary:
 
         from embedder.recommend.queries import Recommendation
 
-        body = self._call("GET", f"/items/{quote(item, safe='')}/similar", params={"by": by, "limit": limit})
+        from embedder.ids import is_point_id
+
+        local = not is_point_id(item) and os.path.exists(os.path.expanduser(item))
+        ref = os.path.abspath(os.path.expanduser(item)) if local else item  # a path: the server's disk is this one
+        body = self._call("GET", f"/items/{quote(ref, safe='')}/similar", params={"by": by, "limit": limit})
         return [Recommendation(**r) for r in body["items"]]
 
     def similar_users(self, user: str, *, limit: int = 10) -> list[dict]:

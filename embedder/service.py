@@ -348,7 +348,8 @@ def create_app(library: "Library", *, max_upload_mb: float = 200.0, preload: boo
         log.warning("media of item %s refused: %s", item_id, printable_line("; ".join(reasons) or "it has no file"))
         raise HTTPException(status_code=404, detail=f"item {item_id}: none of its files is still the file ingested")
 
-    @app.get("/items/{item_id}/similar", summary="Similar items ('embedder similar')")
+    # ':path': the item may be named by an ingested file's path, whose '/'s arrive decoded from %2F.
+    @app.get("/items/{item_id:path}/similar", summary="Similar items ('embedder similar'): by id or ingested path")
     def similar(item_id: str, by: str = "content", limit: int = Query(10, ge=1, le=1000)) -> dict:
         items = library.similar(item_id, by=by, limit=limit)
         return {"item": item_id, "by": by, "items": [r.to_dict() for r in items]}

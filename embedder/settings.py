@@ -21,6 +21,7 @@ from embedder.errors import SettingsError
 
 ENV_PREFIX = "EMBEDDER_"
 DEFAULT_CONFIG_NAME = "embedder.toml"
+MIN_SERVE_KEY_CHARS = 16
 
 
 def _default_store() -> str:
@@ -168,6 +169,18 @@ class Settings(BaseSettings):
         if value is not None and not value.strip().startswith(("http://", "https://")):
             raise ValueError("must be the http(s) URL of an 'embedder serve' (e.g. http://127.0.0.1:8080)")
         return value.strip() if value else None
+
+    @field_validator("serve_api_key")
+    @classmethod
+    def _check_serve_key(cls, value: SecretStr | None) -> SecretStr | None:
+        # Spaces around a key are a copy-paste slip, never part of it; a short key is guessable.
+        key = value.get_secret_value().strip() if value is not None else ""
+        if not key:
+            return None
+        if len(key) < MIN_SERVE_KEY_CHARS or any(c.isspace() for c in key):
+            raise ValueError(f"must be at least {MIN_SERVE_KEY_CHARS} characters with no spaces "
+                             "(e.g. the output of 'openssl rand -hex 24')")
+        return SecretStr(key)
 
     @field_validator("collection")
     @classmethod

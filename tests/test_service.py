@@ -150,6 +150,9 @@ def test_cli_commands_on_a_served_store_go_through_the_server(tmp_path, media):
         assert json.loads(run_cli("status", "--json", env=env).stdout)["points"] == 3
         like = json.loads(run_cli("search", "--like", media["vp9.webm"], "--json", env=env).stdout)["hits"]
         assert [h["path"] for h in like][:1] == [str(media["h264.mp4"])] and len(like) == 2
+        by_path = json.loads(run_cli("similar", media["vp9.webm"], "--json", env=env).stdout)  # a path: '/'s in the URL
+        assert len(by_path["items"]) == 2 and media["vp9.webm"].name not in {os.path.basename(i["path"] or "")
+                                                                             for i in by_path["items"]}
         missing = run_cli("ingest", tmp_path / "nowhere", env=env, code=2)
         assert "not found" in missing.stderr and "Traceback" not in missing.stderr
         refused = run_cli("trash", "list", env=env, code=2)  # not offered over HTTP: told where the server is
@@ -230,6 +233,13 @@ def test_binding_beyond_loopback_needs_a_key(tmp_path):
     env = {"EMBEDDER_STORE": str(tmp_path / "store"), "EMBEDDER_MODELS": "tiny"}
     refused = run_cli("serve", "--host", "0.0.0.0", "--no-preload", env=env, code=2)
     assert "set EMBEDDER_SERVE_API_KEY" in refused.stderr and "Traceback" not in refused.stderr
+    spaces = run_cli("serve", "--host", "0.0.0.0", "--no-preload", env={**env, "EMBEDDER_SERVE_API_KEY": "   "}, code=2)
+    assert "set EMBEDDER_SERVE_API_KEY" in spaces.stderr  # three spaces are no key
+    short = run_cli("serve", "--host", "0.0.0.0", "--no-preload", env={**env, "EMBEDDER_SERVE_API_KEY": "hunter2"}, code=2)
+    assert "at least 16 characters" in short.stderr
+    from embedder.settings import load_settings
+
+    assert load_settings(serve_api_key=" " + "k" * 20 + "\n").serve_key == "k" * 20
     from embedder.service import is_loopback
 
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")

@@ -24,8 +24,18 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-out = Console()
-err = Console(stderr=True)
+class _Console(Console):
+    """A console whose text never carries a control character: a newline or an escape sequence in a
+    file name is printed as ``\\n`` / ``\\x1b``, so each record stays one line and the terminal is safe."""
+
+    def print(self, *objects, **kwargs) -> None:
+        super().print(*(printable_line(o) if isinstance(o, str) else o for o in objects), **kwargs)
+
+
+# soft_wrap: a line longer than the terminal (or than 80 columns, when redirected to a log) is
+# left whole, never split mid-message or mid-path.
+out = _Console(soft_wrap=True)
+err = _Console(stderr=True, soft_wrap=True)
 
 
 class _Context:
@@ -101,6 +111,11 @@ def fail(message: str, code: int = 2):
     """Print ``message`` as the one ``error:`` line (control characters escaped) and exit."""
     err.print(Text.assemble(("error:", "red"), " ", printable_line(message)), highlight=False, soft_wrap=True)
     raise typer.Exit(code) from None
+
+
+def plain(text: str | None) -> Text:
+    """A table cell or line part printed as it is: no markup read from it, control characters escaped."""
+    return Text(printable_line(text or ""))
 
 
 def short_path(path: str | None) -> str | None:

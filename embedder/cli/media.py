@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from embedder.cli.common import app, err, guarded, out, print_json, short_path, TerminalProgress
+from embedder.cli.common import app, err, guarded, out, plain, print_json, short_path, TerminalProgress
 from embedder.errors import EmbedderError
 
 
@@ -40,14 +41,14 @@ def inspect(
               f"{sum(r['status'] == 'skipped' for r in reports)} skipped")
     missing = [r["path"] for r in reports if r.get("reason") == MISSING]
     if missing:
-        err.print("[red]error:[/red] not found: " + ", ".join(missing), highlight=False, soft_wrap=True)
+        err.print("[red]error:[/red] not found: " + escape(", ".join(missing)), highlight=False, soft_wrap=True)
         raise typer.Exit(2)
 
 
 def _print_inspect(r: dict) -> None:
     status = r["status"]
     colour = {"ok": "green", "failed": "red", "skipped": "yellow"}[status]
-    out.print(f"[bold]{r['path']}[/bold]  [{colour}]{status}[/{colour}]", highlight=False)
+    out.print(f"[bold]{escape(r['path'])}[/bold]  [{colour}]{status}[/{colour}]", highlight=False)
     if status != "ok":
         out.print(f"  {r['stage']}: {r['reason']}", highlight=False)
         return
@@ -126,7 +127,7 @@ def ingest(
     else:
         _print_ingest(data, dry_run)
     if summary.missing:
-        err.print("[red]error:[/red] not found: " + ", ".join(summary.missing) + " (the other paths were ingested)",
+        err.print("[red]error:[/red] not found: " + escape(", ".join(summary.missing)) + " (the other paths were ingested)",
                   highlight=False, soft_wrap=True)
         raise typer.Exit(2)
     if summary.removals_held_back:
@@ -162,21 +163,22 @@ def _print_ingest(data: dict, dry_run: bool) -> None:
                       f"of the run ({bound})", highlight=False)
     for key in ("new", "updated", "restored", "removed"):
         for p in data[key]:
-            out.print(f"  {key}: {p}", highlight=False)
+            out.print(f"  {key}: {escape(p)}", highlight=False)
     if data["trash"].get("moved"):
         out.print(f"  {data['trash']['moved']} removed items kept in the trash ('embedder trash list')", highlight=False)
     for f in data["failed"]:
-        out.print(f"  [red]failed[/red] {f['path']}: {f['stage']}: {f['reason']}", highlight=False)
+        out.print(f"  [red]failed[/red] {escape(f['path'])}: {escape(f['stage'])}: {escape(f['reason'])}", highlight=False)
     for w in data["warnings"]:
-        out.print(f"  [yellow]warning[/yellow] {w['path']}: {'; '.join(w['warnings'])}", highlight=False)
+        out.print(f"  [yellow]warning[/yellow] {escape(w['path'])}: {escape('; '.join(w['warnings']))}", highlight=False)
     _print_skipped(data["skipped"])
     for h in data["held_back"]:
         if h["guard"]:
-            err.print(f"[bold yellow]kept {h['items']} of {h['stored']} items under {h['root']}[/bold yellow]: "
-                      f"{h['reason']}. Their files are missing; if that is intended, run again with --prune.",
-                      highlight=False)
+            err.print(f"[bold yellow]kept {h['items']} of {h['stored']} items under {escape(h['root'])}[/bold yellow]: "
+                      f"{escape(h['reason'])}. Their files are missing; if that is intended, run again with --prune.",
+                      highlight=False, soft_wrap=True)
         else:
-            out.print(f"  kept {h['items']} items under {h['root']} whose files are missing ({h['reason']})", highlight=False)
+            out.print(f"  kept {h['items']} items under {escape(h['root'])} whose files are missing ({escape(h['reason'])})",
+                      highlight=False, soft_wrap=True)
     out.print(f"store: {data['store']['backend']} {data['store']['location']} "
               f"collection {_collection_name(data['store'])}, {data['store']['points']} items", highlight=False)
 
@@ -228,7 +230,7 @@ def search(
         extra = [f"{h.personal['score']:.3f}" + (" seen" if h.personal["seen"] else "")] if personal else []
         when = [_moment_span(h.moment)] if moments else []
         table.add_row(str(rank), f"{h.score:.3f}", *extra, cell("visual"), cell("audio"), cell("text"), *when,
-                      short_path(h.path) or h.id)
+                      plain(short_path(h.path) or h.id))
     out.print(table)
     if explain:
         for rank, h in enumerate(hits, 1):
@@ -299,7 +301,7 @@ def _print_skipped(skipped: list[dict]) -> None:
     for s in skipped:
         if s["reason"] != SIDECAR:
             colour = "red" if s["reason"] == MISSING else "yellow"
-            out.print(f"  [{colour}]skipped[/{colour}] {s['path']}: {s['reason']}", highlight=False, soft_wrap=True)
+            out.print(f"  [{colour}]skipped[/{colour}] {escape(s['path'])}: {escape(s['reason'])}", highlight=False, soft_wrap=True)
     if sidecars:
         out.print(f"  {sidecars} sidecar text files read with their media files", highlight=False)
 

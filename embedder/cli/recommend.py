@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Optional
 import typer
 from rich.table import Table
 
-from embedder.cli.common import app, err, guarded, out, print_json, short_path, TerminalProgress
+from embedder.cli.common import app, err, guarded, out, plain, print_json, short_path, TerminalProgress
 from embedder.errors import EmbedderError
 from embedder.recommend.strategies import STRATEGIES, strategies_help
 
@@ -210,7 +210,7 @@ def _print_recs(items, explain: bool = False) -> None:
         table.add_column("why", overflow="fold")
     for rank, r in enumerate(items, 1):
         why = [_why(r)] if explain else []
-        table.add_row(str(rank), f"{r.score:.4f}", "+".join(r.branches), short_path(r.path) or r.item or r.id, *why)
+        table.add_row(str(rank), f"{r.score:.4f}", "+".join(r.branches), plain(short_path(r.path) or r.item or r.id), *why)
     out.print(table)
 
 

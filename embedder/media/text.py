@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -29,7 +30,9 @@ def _sidecars(path: Path, suffixes: tuple[str, ...]) -> list[Path]:
     out = []
     for suffix in suffixes:
         for candidate in (path.with_suffix(suffix), path.with_name(path.name + suffix)):
-            if candidate.is_file() and candidate not in out:
+            # os.path.isfile, not Path.is_file: a sidecar name past NAME_MAX (a 254-character media
+            # name plus ".json") raises ENAMETOOLONG there, and such a sidecar simply cannot exist.
+            if os.path.isfile(candidate) and candidate not in out:
                 out.append(candidate)
     return out
 

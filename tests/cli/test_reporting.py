@@ -34,3 +34,22 @@ def test_inspect_of_a_missing_path_exits_2(tmp_path, media):
     proc = cli("--models", "tiny", "inspect", media["tone.wav"], tmp_path / "nope.mp4", env={}, code=2)
     assert "1 ok, 0 failed, 1 skipped" in proc.stdout
     assert proc.stderr.strip() == f"error: not found: {tmp_path / 'nope.mp4'}"
+
+
+def test_control_characters_and_brackets_in_names_are_printed_escaped_on_one_line(tmp_path, media):
+    """The campaign's case: a file name with a newline was printed raw, splitting a log record."""
+    lib = tmp_path / "lib"
+    (lib / "d[").mkdir(parents=True)
+    (lib / "d[" / "red]").mkdir()
+    shutil.copy(media["tone.wav"], lib / "bad\nname[x]\x1b[31m.wav")
+    shutil.copy(media["truncated.mp4"], lib / "d[" / "red]" / "e.mp4")  # a path holding '[/red]'
+    env = {"EMBEDDER_MODELS": "tiny", "EMBEDDER_STORE": str(tmp_path / "store"), "EMBEDDER_WORKERS": "1"}
+    proc = cli("ingest", lib, env=env)
+    text = proc.stdout + proc.stderr
+    assert "\x1b" not in text
+    assert f"new: {lib}/bad\\nname[x]\\x1b[31m.wav" in proc.stdout
+    assert f"failed {lib}/d[/red]/e.mp4: probe:" in proc.stdout
+    assert all(line.startswith(("  ", "[", "ingested", "time", "throughput", "store", "loading", "1 media", "2 media"))
+               for line in text.splitlines()), text
+    hits = cli("search", "a tone", env=env).stdout
+    assert "bad\\nname[x]" in hits and "\x1b" not in hits

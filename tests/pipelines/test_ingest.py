@@ -259,3 +259,17 @@ def test_queries_refuse_another_models_vector_space(library, settings, encoders,
                           env=env, timeout=300)
     assert proc.returncode == 2 and "configured model is open_clip:embedder-tiny-clip/random@1b" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_254_character_file_name_goes_in_with_its_name_as_text(tmp_path, media, encoders):
+    """The campaign's case: the sidecar look-up (name + '.json') passes NAME_MAX and failed the file."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    name = "a" * 250 + ".mp3"
+    shutil.copy(media["tone.mp3"], lib / name)
+    settings = load_settings(models="tiny", device="cpu", store=str(tmp_path / "store"), workers=1)
+    summary = run_ingest([lib], settings, encoders=encoders)
+    assert summary.failed == [] and summary.new == [str(lib / name)]
+    with open_store(settings) as store:
+        [record] = list(store.scroll())
+        assert record.payload["text_source"] == "filename" and record.payload["text"].startswith("a" * 200)
