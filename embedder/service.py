@@ -14,6 +14,8 @@ import ipaddress
 import logging
 import math
 import os
+import re
+import sqlite3
 import shutil
 import tempfile
 import threading
@@ -81,6 +83,43 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+_USER_IN_PATH = re.compile(r"^(/users/)([^/?]+)")
+_USER_IN_QUERY = re.compile(r"([?&]user=)([^&]*)")
+
+
+class AccessLogUsers(logging.Filter):
+    """Rewrites the user ids in the URLs uvicorn's access log writes (``/users/ID/...`` and
+    ``?user=ID``): as the stored pseudonym, or ``-``, so ``forget`` leaves no raw id in the log."""
+
+    def __init__(self, settings):
+        super().__init__()
+        self.settings = settings
+        self.mode = settings.access_log_user_ids
+
+    def _replace(self, quoted: str) -> str:
+        if self.mode == "drop":
+            return "-"
+        user = unquote(quoted)
+        if self.settings.pseudonymous_users:
+            return self.settings.stored_user(user)
+        import hashlib
+
+        return "h:" + hashlib.sha256(user.encode()).hexdigest()[:16]
+
+    def redact(self, url: str) -> str:
+        """``url`` with its user ids replaced."""
+        url = _USER_IN_PATH.sub(lambda m: m.group(1) + self._replace(m.group(2)), url)
+        return _USER_IN_QUERY.sub(lambda m: m.group(1) + self._replace(m.group(2)), url)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # uvicorn's access record: args = (client, method, path with query, HTTP version, status)
+        if self.mode != "keep" and isinstance(record.args, tuple) and len(record.args) >= 3:
+            args = list(record.args)
+            args[2] = self.redact(str(args[2]))
+            record.args = tuple(args)
+        return True
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -200,6 +239,11 @@ def create_app(library: "Library", *, max_upload_mb: float = 200.0, preload: boo
         problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', 'invalid')}"
                              for e in exc.errors())
         return _error(422, problems or "invalid request")
+
+    @app.exception_handler(sqlite3.DatabaseError)
+    async def log_error(request: Request, exc: sqlite3.DatabaseError):
+        return _error(503, f"the interaction log is damaged or full ({exc}); run 'embedder check' on the server, "
+                           "then 'embedder snapshot restore' if it finds damage")
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception):
@@ -451,7 +495,12 @@ def serve(library: "Library", host: str = "127.0.0.1", port: int = 8080, **kwarg
         marker.write_text(json.dumps({"url": f"http://{shown}:{port}", "pid": os.getpid(),
                                       "collection": library.settings.collection}))
     try:
-        uvicorn.run(create_app(library, api_key=api_key, **kwargs), host=host, port=port, log_level="info")
+        config = uvicorn.Config(create_app(library, api_key=api_key, **kwargs), host=host, port=port, log_level="info")
+        logging.getLogger("uvicorn.access").addFilter(AccessLogUsers(library.settings))  # after Config set logging up
+        try:
+            uvicorn.Server(config).run()
+        except KeyboardInterrupt:  # Ctrl-C is how a server is stopped (uvicorn re-raises it after shutting down)
+            pass
     finally:
         if marker is not None:
             marker.unlink(missing_ok=True)

@@ -93,7 +93,9 @@ class Settings(BaseSettings):
     ray_gpus_per_encoder: float = Field(0.0, ge=0, le=16)
     # Discovery stops with a clear error past these (a root that is not what was meant: a link to /).
     discover_max_files: int = Field(1_000_000, ge=1)
-    discover_timeout_s: float = Field(3600.0, gt=0)
+    # Ten minutes walk millions of files on a local disk; a walk that needs longer is usually not the
+    # folder meant (a link to a whole share), and it reports progress meanwhile.
+    discover_timeout_s: float = Field(600.0, gt=0)
 
     # Removals: ingest drops items whose files are gone, but never a folder's worth by accident.
     # A run holds back (and reports) removals from a folder that has no media left, or of more
@@ -127,6 +129,10 @@ class Settings(BaseSettings):
     # up by their raw id as before.
     pseudonymous_users: bool = False
     user_key: SecretStr | None = None
+    # What serve's access log writes for a user id in a URL (/users/ID/..., ?user=ID): "keep",
+    # "pseudonym" (the stored id: a keyed hash when pseudonymous_users) or "drop"; default: keep,
+    # and pseudonym when pseudonymous_users is on.
+    access_log_users: Literal["keep", "pseudonym", "drop"] | None = None
 
     # embedder serve: a key every API request must carry (Authorization: Bearer KEY or X-API-Key),
     # from EMBEDDER_SERVE_API_KEY, never logged; required to bind beyond loopback. The CLI sends
@@ -200,6 +206,11 @@ class Settings(BaseSettings):
         if self.pseudonymous_users and not (self.user_key and self.user_key.get_secret_value()):
             raise ValueError("pseudonymous_users needs a key: set EMBEDDER_USER_KEY (keep it out of config files)")
         return self
+
+    @property
+    def access_log_user_ids(self) -> str:
+        """``access_log_users`` as it applies: keep, pseudonym or drop."""
+        return self.access_log_users or ("pseudonym" if self.pseudonymous_users else "keep")
 
     def stored_user(self, user: str) -> str:
         """The id a user has in the log and the store: the raw id, or its keyed hash

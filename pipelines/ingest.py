@@ -495,7 +495,8 @@ def _run_ingest(paths, settings: Settings, dry_run, removals, retry_failed, prog
     roots = [root for root in map(root_path, paths) if os.path.lexists(root)]
     index = StoreIndex.read(store, roots)
     found = discover(paths, include_hidden=settings.include_hidden, hash_cache=index.hash_cache,
-                     max_files=settings.discover_max_files, timeout_s=settings.discover_timeout_s)
+                     max_files=settings.discover_max_files, timeout_s=settings.discover_timeout_s,
+                     on_progress=progress.note)
     index.add_content(store, found.files)
     plan = plan_ingest(found, index)
     guard_removals(plan, found, index, removals, settings.max_remove_fraction)

@@ -357,3 +357,50 @@ def test_two_replicas_on_one_qdrant_server_store_serve_side_by_side(tmp_path, me
         assert recs["used"] == ["content"] and video not in {r["id"] for r in recs["items"]}
     first.close()
     second.close()
+
+
+def test_the_access_log_holds_no_raw_user_id_in_privacy_mode(tmp_path, media):
+    """After 'forget', serve's own log must not still name the user: in the pseudonymous mode the
+    access log writes the stored pseudonym; access_log_users=drop writes '-'."""
+    import signal
+    import subprocess
+    import sys
+
+    from embedder.service import AccessLogUsers
+    from embedder.settings import load_settings
+
+    secret = "k" * 32
+    private = load_settings(pseudonymous_users=True, user_key=secret)
+    redact = AccessLogUsers(private).redact
+    assert redact("/users/alice%40example.org/recommendations?limit=5") == \
+        f"/users/{private.stored_user('alice@example.org')}/recommendations?limit=5"
+    assert redact("/search?q=jazz&user=alice&seen=exclude") == f"/search?q=jazz&user={private.stored_user('alice')}&seen=exclude"
+    assert AccessLogUsers(load_settings(access_log_users="drop")).redact("/users/bob/similar") == "/users/-/similar"
+    assert AccessLogUsers(load_settings()).mode == "keep"
+
+    env = {"EMBEDDER_STORE": str(tmp_path / "store"), "EMBEDDER_MODELS": "tiny", "EMBEDDER_WORKERS": "1",
+           "EMBEDDER_PSEUDONYMOUS_USERS": "true", "EMBEDDER_USER_KEY": secret}
+    from tests.cli_runner import run_cli
+
+    run_cli("ingest", media["tone.mp3"], "--quiet", env=env)
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "embedder.cli", "serve", "--port", str(port), "--no-preload"],
+                              env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline and server.poll() is None
+            time.sleep(0.2)
+        assert httpx.get(f"http://127.0.0.1:{port}/users/alice-raw-id/recommendations", timeout=60).status_code == 200
+        assert httpx.get(f"http://127.0.0.1:{port}/search", params={"q": "a tone", "user": "alice-raw-id"},
+                         timeout=60).status_code == 200
+    finally:
+        server.send_signal(signal.SIGINT)
+        log = server.communicate(timeout=30)[0]
+    assert f"/users/{private.stored_user('alice-raw-id')}/recommendations" in log
+    assert "alice-raw-id" not in log

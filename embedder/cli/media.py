@@ -28,7 +28,8 @@ def inspect(
     from embedder.media.discover import MISSING
 
     settings = ctx.obj.settings(sampling=sampling, video_fps=fps, max_frames=max_frames)
-    reports = inspect_paths(paths, settings)
+    # The report prints at the end; meanwhile a bar on a terminal, a line per file in a log.
+    reports = inspect_paths(paths, settings, progress=TerminalProgress(quiet=as_json))
     if as_json:
         print_json(reports)
         if any(r.get("reason") == MISSING for r in reports):

@@ -201,6 +201,7 @@ def discover(
     hash_cache: HashCache | None = None,
     max_files: int | None = None,
     timeout_s: float | None = None,
+    on_progress=None,
 ) -> Discovery:
     """Find media files under ``paths`` (folders are walked, files taken as they are).
 
@@ -215,19 +216,23 @@ def discover(
         hash_cache: hashes known from an earlier run, reused when size and mtime match.
         max_files, timeout_s: stop with :class:`DiscoveryLimitError` past this many files or
             seconds (a root that is much bigger than meant, such as a link to ``/``).
+        on_progress: called with a one-line message every few seconds while a walk goes on, so a
+            long walk is never silent.
 
     Only regular files are opened; kernel and virtual filesystems (``/proc``, ``/sys``, ``/dev``)
     are never entered, and a name that is not valid UTF-8 is skipped with its reason.
     """
     result = Discovery()
     seen_files: set[tuple[int, int]] = set()
-    limits = _Limits(max_files, timeout_s)
+    limits = _Limits(max_files, timeout_s, on_progress)
     pseudo = pseudo_mounts()
     for raw in paths:
         root = root_path(raw)
         if not os.path.lexists(root):
             result.skipped.append(Skipped(printable(root), MISSING))
             continue
+        if os.path.realpath(root) == os.sep:
+            raise DiscoveryLimitError(f"{printable(root)} is the whole filesystem (/); name the folder that holds the media")
         result.roots.append(root)
         if root.is_dir():
             candidates = _walk(root, include_hidden, result.skipped, pseudo, limits)
@@ -241,15 +246,25 @@ def discover(
     return result
 
 
+PROGRESS_EVERY_S = 5.0
+
+
 @dataclass
 class _Limits:
     max_files: int | None
     timeout_s: float | None
+    on_progress: object = None
     started: float = field(default_factory=time.monotonic)
     files: int = 0
+    reported: float = field(default_factory=time.monotonic)
 
     def check(self, root: Path, count: bool = True) -> None:
         self.files += count
+        now = time.monotonic()
+        if self.on_progress is not None and now - self.reported >= PROGRESS_EVERY_S:
+            self.reported = now
+            limit = f"; stops at {self.timeout_s:g} s (discover_timeout_s)" if self.timeout_s else ""
+            self.on_progress(f"discovering under {printable(root)}: {self.files} files after {now - self.started:.0f} s{limit}")
         if self.max_files is not None and self.files > self.max_files:
             raise DiscoveryLimitError(
                 f"discovery under {printable(root)} passed {self.max_files} files (discover_max_files); "

@@ -87,7 +87,8 @@ class EdgeCatalog(Catalog):
         try:
             return dict(json.loads(path.read_text()))
         except (OSError, ValueError) as exc:
-            raise StoreError(f"cannot read {path}: {exc}") from None
+            raise StoreError(f"cannot read {path}: {exc}; 'embedder snapshot restore' goes back to a snapshot "
+                             "(or remove the file: the collection's first version answers again)") from None
 
     def switch_alias(self, alias: str, target: str) -> None:
         if target not in self.collections():

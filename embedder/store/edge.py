@@ -40,7 +40,7 @@ from embedder.store.base import (
     check_dims,
     filter_conditions,
 )
-from embedder.store.integrity import checked_fused, checked_records, checked_search
+from embedder.store.integrity import NEXT_STEP, checked_fused, checked_records, checked_search
 from embedder.store.reads import MAX_ENTRY_RECORDS, ReadCache, read_key
 
 EDGE_VECTOR_DIMS_FILE = "embedder-dims.json"
@@ -131,8 +131,7 @@ def _readable(method):
                     raise
                 raise StoreError(
                     f"collection '{self.logical or self.collection}' in {self.root} is damaged ({one_line(exc, 160)}); "
-                    "'embedder check' finds the damaged points, '--repair' encodes them again, "
-                    "'embedder snapshot restore' goes back to a snapshot") from None
+                    f"{NEXT_STEP}") from None
 
     return wrapper
 
@@ -299,7 +298,7 @@ class EdgeStore(VectorStore):
         try:
             return EdgeShard.load(str(self.path))
         except Exception as exc:
-            raise StoreError(f"cannot open collection at {self.path}: {exc}") from None
+            raise StoreError(f"cannot open collection at {self.path}: {one_line(exc, 200)}; {NEXT_STEP}") from None
 
     def close(self) -> None:
         with self._thread_lock:

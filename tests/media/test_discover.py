@@ -1,6 +1,8 @@
 import hashlib
 import os
 
+import pytest
+
 from embedder.media.discover import discover, sniff_container
 
 
@@ -91,8 +93,34 @@ def test_hostile_paths_never_hang_and_are_named(tmp_path, media):
     (tmp_path / "kernel").symlink_to("/proc")
     assert [s.reason for s in discover([tmp_path / "kernel"]).skipped] == ["kernel or virtual filesystem (not media)"]
     # A root that is much bigger than meant stops with a clear error.
-    (tmp_path / "everything").symlink_to("/")
+    (tmp_path / "usr").symlink_to("/usr")
     with pytest.raises(DiscoveryLimitError, match=r"passed 50 files \(discover_max_files\); is this the folder you meant"):
-        discover([tmp_path / "everything"], max_files=50)
+        discover([tmp_path / "usr"], max_files=50)
     with pytest.raises(DiscoveryLimitError, match=r"took over 1e-09 s \(discover_timeout_s\)"):
         discover([lib], timeout_s=1e-9)
+
+
+def test_a_link_to_the_whole_filesystem_is_refused_at_once(tmp_path):
+    from embedder.media.discover import DiscoveryLimitError, discover
+
+    os.symlink("/", tmp_path / "everything")
+    for root in ("/", tmp_path / "everything"):
+        with pytest.raises(DiscoveryLimitError, match="is the whole filesystem"):
+            discover([root])
+
+
+def test_a_long_walk_reports_progress_and_stops_at_its_limit(tmp_path, monkeypatch):
+    import embedder.media.discover as discovery
+
+    for i in range(30):
+        (tmp_path / f"d{i}").mkdir()
+        (tmp_path / f"d{i}" / "x.txt").write_text("x")
+    monkeypatch.setattr(discovery, "PROGRESS_EVERY_S", 0.0)
+    heard: list[str] = []
+    discovery.discover([tmp_path], on_progress=heard.append, media_only=False, timeout_s=600)
+    assert heard and heard[-1].startswith(f"discovering under {tmp_path}: ") and "discover_timeout_s" in heard[-1]
+    with pytest.raises(discovery.DiscoveryLimitError, match="took over"):
+        discovery.discover([tmp_path], timeout_s=1e-9)
+    from embedder.settings import load_settings
+
+    assert load_settings().discover_timeout_s == 600

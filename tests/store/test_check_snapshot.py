@@ -75,7 +75,7 @@ def test_a_truncated_chunk_is_found_and_a_snapshot_brings_the_store_back(world, 
     report = check(settings)
     assert len(report.damaged_ids) == 3 and all(p.problem.startswith("vectors cannot be read") for p in report.problems)
     with open_store(settings) as store:
-        with pytest.raises(StoreError, match="is damaged .*'embedder check' finds the damaged points"):
+        with pytest.raises(StoreError, match="is damaged .*run 'embedder check' to find the damaged points"):
             list(store.scroll(with_vectors=True))
         repair(report, store, settings)  # never writes into a cut-short shard
     assert report.repaired == [] and len(report.unrepaired) == 3 and "restore a snapshot" in report.unrepaired[0]["reason"]
