@@ -77,16 +77,17 @@ def location_fields(paths: list[str], identities: dict[str, dict]) -> MediaPaylo
     """
     known = {p: identities[p] for p in paths if p in identities}
     return {"path": paths[0], "paths": list(paths),
-            "mtimes": {p: int(v["mtime_ns"]) for p, v in known.items() if "mtime_ns" in v},
+            "mtimes": {p: int(v["mtime_ns"]) for p, v in known.items() if int(v.get("mtime_ns", -1)) >= 0},
             "identities": {p: dict(v) for p, v in known.items() if v.get("ino")},
             "dirs": folders_above(paths)}
 
 
 def stored_identities(payload: MediaPayload) -> dict[str, dict]:
     """Path -> identity for every path of a stored item; items from before identities were
-    recorded give ``{"size", "mtime_ns"}`` from their ``mtimes``."""
-    out: dict[str, dict] = {p: {"size": int(payload.get("size", -1)), "mtime_ns": int(m)}
-                            for p, m in (payload.get("mtimes") or {}).items()}
+    recorded give ``{"size", "mtime_ns"}`` from their ``mtimes`` (-1 when even that is missing)."""
+    size = int(payload.get("size", -1))
+    out: dict[str, dict] = {p: {"size": size, "mtime_ns": -1} for p in payload.get("paths") or []}
+    out.update({p: {"size": size, "mtime_ns": int(m)} for p, m in (payload.get("mtimes") or {}).items()})
     out.update(payload.get("identities") or {})
     return out
 
