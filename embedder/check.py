@@ -24,8 +24,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from embedder.errors import EmbedderError, one_line
 from embedder.store import VectorStore, point_id
 from embedder.store.integrity import vector_problem
@@ -71,9 +69,16 @@ class CheckReport:
         return sorted({p.id for p in self.problems if p.id is not None})
 
     def to_dict(self) -> dict:
-        return {"collection": self.collection, "points": self.points, "problems": [p.to_dict() for p in self.problems],
-                "damaged_points": len(self.damaged_ids), "repaired": self.repaired, "unrepaired": self.unrepaired,
-                "healthy": self.healthy, "fixed": self.fixed}
+        return {
+            "collection": self.collection,
+            "points": self.points,
+            "problems": [p.to_dict() for p in self.problems],
+            "damaged_points": len(self.damaged_ids),
+            "repaired": self.repaired,
+            "unrepaired": self.unrepaired,
+            "healthy": self.healthy,
+            "fixed": self.fixed,
+        }
 
 
 def point_problems(record) -> list[str]:
@@ -107,8 +112,9 @@ def _read_pages(store: VectorStore, report: CheckReport, batch: int = 128):
                 try:
                     page += store.page(record.id, limit=1, with_vectors=True, raw=True)[0][:1]
                 except Exception as one:
-                    report.problems.append(Problem(record.id, record.payload.get("path"),
-                                                   f"vectors cannot be read: {one_line(one, 160)}"))
+                    report.problems.append(
+                        Problem(record.id, record.payload.get("path"), f"vectors cannot be read: {one_line(one, 160)}")
+                    )
             if not ids_page:
                 raise EmbedderError(f"cannot read collection '{report.collection}': {one_line(exc, 200)}") from None
         yield from page
@@ -164,8 +170,11 @@ def check_log(path) -> Problem | None:
         rows = [str(exc)]
     if rows == ["ok"]:
         return None
-    return Problem(None, str(path), "interaction log is damaged: " + "; ".join(rows[:3]) +
-                   " (restore a snapshot: 'embedder snapshot restore')")
+    return Problem(
+        None,
+        str(path),
+        "interaction log is damaged: " + "; ".join(rows[:3]) + " (restore a snapshot: 'embedder snapshot restore')",
+    )
 
 
 @dataclass
@@ -188,10 +197,16 @@ class StoreCheck:
         return self.healthy or (self.main.fixed and all(r.healthy for r in self.others) and self.log is None)
 
     def to_dict(self) -> dict:
-        return {**self.main.to_dict(), "healthy": self.healthy,
-                "collections": [r.to_dict() for r in self.others],
-                "interaction_log": {"path": self.log_path, "healthy": self.log is None,
-                                    "problem": self.log.problem if self.log else None}}
+        return {
+            **self.main.to_dict(),
+            "healthy": self.healthy,
+            "collections": [r.to_dict() for r in self.others],
+            "interaction_log": {
+                "path": self.log_path,
+                "healthy": self.log is None,
+                "problem": self.log.problem if self.log else None,
+            },
+        }
 
 
 def check_store(store: VectorStore, catalog, open_collection, logical: str, log_path=None) -> StoreCheck:
@@ -217,8 +232,13 @@ def repair(report: CheckReport, store: VectorStore, settings: Settings, *, progr
     unreadable = sorted({p.id for p in report.problems if p.id and p.problem.startswith("vectors cannot be read")})
     if unreadable:  # writing into a shard whose files are cut short makes it unopenable: never try
         for pid in report.damaged_ids:
-            report.unrepaired.append({"id": pid, "reason": "the collection's files are damaged (vectors cannot be read); "
-                                      "restore a snapshot ('embedder snapshot restore') or ingest into a new collection"})
+            report.unrepaired.append(
+                {
+                    "id": pid,
+                    "reason": "the collection's files are damaged (vectors cannot be read); "
+                    "restore a snapshot ('embedder snapshot restore') or ingest into a new collection",
+                }
+            )
         return
     records = {r.id: r for r in store.retrieve(report.damaged_ids)}
     files, ids = [], []
@@ -232,11 +252,14 @@ def repair(report: CheckReport, store: VectorStore, settings: Settings, *, progr
     if not files:
         return
     store.delete(ids)  # damaged vectors are not worth keeping in the trash
-    summary = run_ingest(files, settings, store=store, locked=True, removals="never",
-                         retry_failed=True, progress=progress)
+    summary = run_ingest(
+        files, settings, store=store, locked=True, removals="never", retry_failed=True, progress=progress
+    )
     failed = {f.path: f for f in summary.failed}
     for path in files:
         if path in failed:
-            report.unrepaired.append({"id": None, "path": path, "reason": f"{failed[path].stage}: {failed[path].reason}"})
+            report.unrepaired.append(
+                {"id": None, "path": path, "reason": f"{failed[path].stage}: {failed[path].reason}"}
+            )
         else:
             report.repaired.append(path)

@@ -55,11 +55,18 @@ def decode_file(path: str, settings: Settings, encoders):
     from embedder.media.decode import decode_item
     from embedder.media.isolation import run_isolated
 
-    return run_isolated(decode_item, (path, decode_options(settings, encoders)), path=path, stage="decode",
-                        timeout_s=settings.decode_timeout_s)
+    return run_isolated(
+        decode_item,
+        (path, decode_options(settings, encoders)),
+        path=path,
+        stage="decode",
+        timeout_s=settings.decode_timeout_s,
+    )
 
 
-def encode_items(items: list, encoders, batch_size: int | str = "auto", modalities=MODALITIES) -> list[dict[str, np.ndarray]]:
+def encode_items(
+    items: list, encoders, batch_size: int | str = "auto", modalities=MODALITIES
+) -> list[dict[str, np.ndarray]]:
     """Encode decoded items block by block, in shared batches: modality -> pooled unit vector,
     per item, for the ``modalities`` asked for and present in the item."""
     out: list[dict[str, np.ndarray]] = [{} for _ in items]
@@ -88,11 +95,18 @@ def embed_items(items: list, encoders, weights: dict[str, float], batch_size: in
         pooled["text"] = units["text"][i][0]
         segments = None
         if item.segments:
-            segments = np.stack([
-                fuse(_segment_blocks(units, i, k, segment), dims, weights) for k, segment in enumerate(item.segments)
-            ])
-        out.append(ItemVectors(visual=pooled.get("visual"), audio=pooled.get("audio"), text=pooled["text"],
-                               content=fuse(pooled, dims, weights), segments=segments))
+            segments = np.stack(
+                [fuse(_segment_blocks(units, i, k, segment), dims, weights) for k, segment in enumerate(item.segments)]
+            )
+        out.append(
+            ItemVectors(
+                visual=pooled.get("visual"),
+                audio=pooled.get("audio"),
+                text=pooled["text"],
+                content=fuse(pooled, dims, weights),
+                segments=segments,
+            )
+        )
     return out
 
 

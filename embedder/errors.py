@@ -56,7 +56,7 @@ class Failure:
     reason: str
 
     @classmethod
-    def from_error(cls, err: MediaError) -> "Failure":
+    def from_error(cls, err: MediaError) -> Failure:
         return cls(err.path, err.stage, err.reason)
 
     def to_dict(self) -> dict:

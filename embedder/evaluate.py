@@ -18,13 +18,25 @@ import numpy as np
 from embedder.errors import EmbedderError
 from embedder.recommend.cf import CFParams, fit_cf
 from embedder.recommend.interactions import Interaction
-from embedder.recommend.strategies import get_strategy
 from embedder.recommend.splits import SPLITS, Split, coverage, hr_recall_at_k, ndcg_at_k, recall_at_k, split_events
+from embedder.recommend.strategies import get_strategy
 from embedder.recommend.tune import tune_cf
 from embedder.store.base import RRF_K
 
-__all__ = ["KS", "METHODS", "SPLITS", "Split", "coverage", "evaluate", "evaluate_seeds", "hr_recall_at_k", "ndcg_at_k", "plot",
-           "recall_at_k", "split_events"]
+__all__ = [
+    "KS",
+    "METHODS",
+    "SPLITS",
+    "Split",
+    "coverage",
+    "evaluate",
+    "evaluate_seeds",
+    "hr_recall_at_k",
+    "ndcg_at_k",
+    "plot",
+    "recall_at_k",
+    "split_events",
+]
 
 KS = (10, 20, 50)
 # The strategies of embedder.recommend.strategies, in report order; "als" and "popularity" (the
@@ -32,9 +44,21 @@ KS = (10, 20, 50)
 METHODS = ("popular", "cf", "content", "hybrid", "trained")
 
 
-def evaluate(events: list[Interaction], *, split: str = "leave-last-out", methods: tuple[str, ...] = METHODS[:4],
-             ks: tuple[int, ...] = KS, seed: int = 0, cf: CFParams | None = None, tune: bool = False, media=None,
-             max_users: int | None = None, test_fraction: float = 0.2, progress=None, train_config=None) -> dict:
+def evaluate(
+    events: list[Interaction],
+    *,
+    split: str = "leave-last-out",
+    methods: tuple[str, ...] = METHODS[:4],
+    ks: tuple[int, ...] = KS,
+    seed: int = 0,
+    cf: CFParams | None = None,
+    tune: bool = False,
+    media=None,
+    max_users: int | None = None,
+    test_fraction: float = 0.2,
+    progress=None,
+    train_config=None,
+) -> dict:
     """Compare recommendation methods on one split of an interaction log.
 
     Args:
@@ -78,7 +102,9 @@ def evaluate(events: list[Interaction], *, split: str = "leave-last-out", method
     for name in methods:
         strategy = get_strategy(name)
         if strategy.needs_content and not content:
-            skipped[strategy.name] = "no item in the log has a content vector (ingest media whose paths or ids match the items)"
+            skipped[strategy.name] = (
+                "no item in the log has a content vector (ingest media whose paths or ids match the items)"
+            )
         elif strategy.name not in runnable:
             runnable.append(strategy.name)
     if "trained" in runnable and train_config is None:
@@ -100,8 +126,9 @@ def evaluate(events: list[Interaction], *, split: str = "leave-last-out", method
             model = fit_cf(data.train, cf, seed=seed)
             write_cf(model, scratch, users_store)
             if "trained" in runnable:
-                extra["trained"] = _train_head(data, media if content else None, train_config, scratch, users_store,
-                                               Path(tmp), cf)
+                extra["trained"] = _train_head(
+                    data, media if content else None, train_config, scratch, users_store, Path(tmp), cf
+                )
             _mark_candidates(scratch, data.candidates)
             results = {}
             for method in runnable:
@@ -114,15 +141,27 @@ def evaluate(events: list[Interaction], *, split: str = "leave-last-out", method
         finally:
             scratch.close()
             users_store.close()
-    settings = {"popular": {"rank": "training-split interaction count", "exclude_seen": True},
-                "cf": {**cf.to_dict(), "tuned": tune}, "content": {"query": "recommend on content, 20 latest positives"},
-                "hybrid": {"cf": {**cf.to_dict(), "tuned": tune}, "fusion": "rrf", "rrf_k": RRF_K},
-                "trained": train_config.model_dump() if train_config is not None else None}
+    settings = {
+        "popular": {"rank": "training-split interaction count", "exclude_seen": True},
+        "cf": {**cf.to_dict(), "tuned": tune},
+        "content": {"query": "recommend on content, 20 latest positives"},
+        "hybrid": {"cf": {**cf.to_dict(), "tuned": tune}, "fusion": "rrf", "rrf_k": RRF_K},
+        "trained": train_config.model_dump() if train_config is not None else None,
+    }
     return {
-        "split": split, "seed": seed, "factors": factors, "ks": list(ks), "details": extra,
-        "train_events": len(data.train), "test_events": len(data.test), "users_evaluated": len(test_users),
-        "catalogue": len(catalogue), "methods": results, "skipped": skipped,
-        "settings": {m: settings[m] for m in results}, "tuning": tuning,
+        "split": split,
+        "seed": seed,
+        "factors": factors,
+        "ks": list(ks),
+        "details": extra,
+        "train_events": len(data.train),
+        "test_events": len(data.test),
+        "users_evaluated": len(test_users),
+        "catalogue": len(catalogue),
+        "methods": results,
+        "skipped": skipped,
+        "settings": {m: settings[m] for m in results},
+        "tuning": tuning,
     }
 
 
@@ -143,9 +182,23 @@ def evaluate_seeds(events: list[Interaction], seeds: list[int], **kwargs) -> dic
             values = [r["methods"][method][metric] for r in runs]
             means[method][metric] = round(float(np.mean(values)), 5)
             spread[method][metric] = round(float(np.std(values)), 5)
-    report.update(seeds=list(seeds), seed=None, methods=means, spread=spread,
-                  per_seed=[{"seed": r["seed"], "methods": r["methods"], "tuning": r["tuning"], "details": r["details"],
-                             "train_events": r["train_events"], "test_events": r["test_events"]} for r in runs])
+    report.update(
+        seeds=list(seeds),
+        seed=None,
+        methods=means,
+        spread=spread,
+        per_seed=[
+            {
+                "seed": r["seed"],
+                "methods": r["methods"],
+                "tuning": r["tuning"],
+                "details": r["details"],
+                "train_events": r["train_events"],
+                "test_events": r["test_events"],
+            }
+            for r in runs
+        ],
+    )
     return report
 
 
@@ -154,8 +207,9 @@ def _rank(method, user, history, media, users, k, candidates) -> list[str]:
     from embedder.recommend.queries import recommend_for_user
 
     flt = {"eval_role": "candidate"} if candidates is not None else None
-    result = recommend_for_user(user, history, media, users, limit=k, strategy=method, filter=flt,
-                                popular_fallback=False)
+    result = recommend_for_user(
+        user, history, media, users, limit=k, strategy=method, filter=flt, popular_fallback=False
+    )
     return [r.item for r in result.items]
 
 
@@ -166,10 +220,24 @@ def _train_head(data: Split, media, cfg, scratch, users_store, tmp: Path, cf: CF
 
     cold = sorted(data.candidates) if data.candidates else None
     result, tdata, users_vecs, items_vecs, version, metrics = train_head(
-        data.train, cfg, media=media, run_dir=tmp / "run", extra_items=cold, cf=cf)
+        data.train, cfg, media=media, run_dir=tmp / "run", extra_items=cold, cf=cf
+    )
     write_rec(users_vecs, items_vecs, tdata, scratch, users_store, version)
-    return {k: metrics[k] for k in ("best_epoch", "epochs", "stopped_early", "robustness", "head_parameters", "history",
-                                     "init", "cf_init", "refit_epochs", "privacy")}
+    return {
+        k: metrics[k]
+        for k in (
+            "best_epoch",
+            "epochs",
+            "stopped_early",
+            "robustness",
+            "head_parameters",
+            "history",
+            "init",
+            "cf_init",
+            "refit_epochs",
+            "privacy",
+        )
+    }
 
 
 def _scores(lists, relevant, ks, catalogue_size) -> dict:
@@ -188,16 +256,23 @@ def _content_vectors(media, items: list[str]) -> dict[str, np.ndarray]:
 
     ids = resolve_items(items, media)
     records = {r.id: r for r in media.retrieve(sorted(set(ids.values())), with_vectors=["content"])}
-    return {item: records[pid].vectors["content"] for item, pid in ids.items()
-            if pid in records and "content" in records[pid].vectors}
+    return {
+        item: records[pid].vectors["content"]
+        for item, pid in ids.items()
+        if pid in records and "content" in records[pid].vectors
+    }
 
 
 def _load_content(store, content: dict[str, np.ndarray], candidates) -> None:
     from embedder.ids import item_point_id
     from embedder.store import PointRecord
 
-    store.upsert([PointRecord(item_point_id(item), {"content": vec}, {"item": item, "popularity": 0.0, "paths": []})
-                  for item, vec in content.items()])
+    store.upsert(
+        [
+            PointRecord(item_point_id(item), {"content": vec}, {"item": item, "popularity": 0.0, "paths": []})
+            for item, vec in content.items()
+        ]
+    )
 
 
 def _mark_candidates(store, candidates) -> None:
@@ -206,7 +281,9 @@ def _mark_candidates(store, candidates) -> None:
     from embedder.ids import item_point_id
 
     # Cold items have no interactions in training, so they may have no point yet: give them one.
-    store.set_payload([item_point_id(i) for i in sorted(candidates) if store.retrieve([item_point_id(i)])], {"eval_role": "candidate"})
+    store.set_payload(
+        [item_point_id(i) for i in sorted(candidates) if store.retrieve([item_point_id(i)])], {"eval_role": "candidate"}
+    )
 
 
 def plot(result: dict, path: str | Path, title: str = "") -> None:

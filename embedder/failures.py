@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -48,8 +48,12 @@ class FailureMemory:
         return Failure(path, entry["stage"], reason)
 
     def remember(self, sha256: str, failure: Failure) -> None:
-        self.entries[sha256] = {"stage": failure.stage, "reason": failure.reason, "path": failure.path,
-                                "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        self.entries[sha256] = {
+            "stage": failure.stage,
+            "reason": failure.reason,
+            "path": failure.path,
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
         self.changed = True
 
     def forget(self, sha256: str) -> None:

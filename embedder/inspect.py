@@ -25,10 +25,16 @@ def inspect_paths(paths: list[str | Path], settings: Settings, progress: Progres
     """
     progress = progress or Progress()
     # A report names every stream, its disposition and both frame rates: ffprobe for every file.
-    options = replace(DecodeOptions.from_settings(settings, image_size=configured_image_size(settings)),
-                      exact_probe=True)
-    found = discover(paths, include_hidden=settings.include_hidden, max_files=settings.discover_max_files,
-                     timeout_s=settings.discover_timeout_s, on_progress=progress.note)
+    options = replace(
+        DecodeOptions.from_settings(settings, image_size=configured_image_size(settings)), exact_probe=True
+    )
+    found = discover(
+        paths,
+        include_hidden=settings.include_hidden,
+        max_files=settings.discover_max_files,
+        timeout_s=settings.discover_timeout_s,
+        on_progress=progress.note,
+    )
     reports: dict[str, dict] = {}
     tasks = []
     for f in found.files:

@@ -35,9 +35,16 @@ class ItemPage:
 def summary(record) -> dict:
     """What a listing shows of an item."""
     p = record.payload
-    return {"id": record.id, "path": p.get("path"), "paths": p.get("paths") or [], "kind": p.get("kind"),
-            "modalities": p.get("modalities") or [], "duration": p.get("duration"), "size": p.get("size"),
-            "ingested_at": p.get("ingested_at")}
+    return {
+        "id": record.id,
+        "path": p.get("path"),
+        "paths": p.get("paths") or [],
+        "kind": p.get("kind"),
+        "modalities": p.get("modalities") or [],
+        "duration": p.get("duration"),
+        "size": p.get("size"),
+        "ingested_at": p.get("ingested_at"),
+    }
 
 
 def list_items(store: VectorStore, *, offset: int = 0, limit: int = 50, filter: Filter | None = None) -> ItemPage:

@@ -38,11 +38,11 @@ class Library:
     same name and returns the same objects the command prints as ``--json``.
     """
 
-    _open: ClassVar[dict[tuple[str, str], "Library"]] = {}
+    _open: ClassVar[dict[tuple[str, str], Library]] = {}
     _open_lock: ClassVar[threading.Lock] = threading.Lock()
     strategies: ClassVar[dict[str, Strategy]] = STRATEGIES
 
-    def __init__(self, settings: "Settings"):
+    def __init__(self, settings: Settings):
         self.settings = settings
         self._media: VectorStore | None = None
         self._users: VectorStore | None = None
@@ -55,7 +55,7 @@ class Library:
         self.closed = False
 
     @classmethod
-    def open(cls, settings: "Settings | None" = None, **overrides) -> "Library":
+    def open(cls, settings: Settings | None = None, **overrides) -> Library:
         """The library for ``settings`` (else :func:`~embedder.settings.load_settings` with
         ``overrides``), reusing one already open in this process for the same store and collection.
 
@@ -70,8 +70,10 @@ class Library:
             found = cls._open.get(key)
             if found is not None and not found.closed:
                 if found.settings != settings:
-                    raise EmbedderError(f"{settings.store} (collection {settings.collection}) is already open in this "
-                                        "process with other settings; close that Library first")
+                    raise EmbedderError(
+                        f"{settings.store} (collection {settings.collection}) is already open in this "
+                        "process with other settings; close that Library first"
+                    )
                 return found
             library = cls(settings)
             cls._open[key] = library
@@ -88,14 +90,14 @@ class Library:
             return getattr(self, attr)
 
     @property
-    def media(self) -> "VectorStore":
+    def media(self) -> VectorStore:
         """The media collection (through its alias)."""
         from embedder.store import open_store
 
         return self._opened("_media", lambda: open_store(self.settings))
 
     @property
-    def users(self) -> "VectorStore":
+    def users(self) -> VectorStore:
         """The users collection (collaborative and trained user vectors)."""
         from embedder.store import open_store, users_collection
 
@@ -127,8 +129,15 @@ class Library:
 
     # -- the work --------------------------------------------------------------------------
 
-    def ingest(self, paths: list[str | Path], *, dry_run: bool = False, removals: str = "guarded",
-               retry_failed: bool = False, progress=None):
+    def ingest(
+        self,
+        paths: list[str | Path],
+        *,
+        dry_run: bool = False,
+        removals: str = "guarded",
+        retry_failed: bool = False,
+        progress=None,
+    ):
         """Decode, encode and store files and folders (see :func:`pipelines.ingest.run_ingest`).
 
         Returns:
@@ -137,8 +146,16 @@ class Library:
         from pipelines.ingest import run_ingest
 
         # The encoders load only if a file needs encoding, and stay loaded for the next call.
-        return run_ingest(paths, self.settings, dry_run=dry_run, removals=removals, retry_failed=retry_failed,
-                          progress=progress, store=self.media, encoders=self._encoders or (lambda: self.encoders))
+        return run_ingest(
+            paths,
+            self.settings,
+            dry_run=dry_run,
+            removals=removals,
+            retry_failed=retry_failed,
+            progress=progress,
+            store=self.media,
+            encoders=self._encoders or (lambda: self.encoders),
+        )
 
     def reembed(self, *, dry_run: bool = False, allow_failures: bool = False, progress=None) -> dict:
         """Find stale vectors and rebuild them (see :func:`pipelines.reembed.run_reembed`).
@@ -149,13 +166,28 @@ class Library:
         from pipelines.reembed import run_reembed
 
         self._release_stores()
-        return run_reembed(self.settings, dry_run=dry_run, allow_failures=allow_failures, progress=progress,
-                           encoders=self._encoders or (lambda: self.encoders))
+        return run_reembed(
+            self.settings,
+            dry_run=dry_run,
+            allow_failures=allow_failures,
+            progress=progress,
+            encoders=self._encoders or (lambda: self.encoders),
+        )
 
-    def search(self, text: str | None = None, *, like: str | Path | None = None, limit: int = 10,
-               modality: str = "all", filters: dict | list[str] | None = None, min_score: float | None = None,
-               include_self: bool = False, moments: bool = False, user: str | None = None,
-               seen: str = "demote") -> list:
+    def search(
+        self,
+        text: str | None = None,
+        *,
+        like: str | Path | None = None,
+        limit: int = 10,
+        modality: str = "all",
+        filters: dict | list[str] | None = None,
+        min_score: float | None = None,
+        include_self: bool = False,
+        moments: bool = False,
+        user: str | None = None,
+        seen: str = "demote",
+    ) -> list:
         """Items matching ``text``, or like ``like`` (an ingested item's id or path, or a new file).
 
         ``filters`` is a parsed filter or ``--filter`` strings (``["kind=video", "duration>10"]``).
@@ -185,17 +217,35 @@ class Library:
             fetch = limit if taste.empty else limit * POOL_DEPTH
         if like is not None:
             encoders = self._encoders  # a new file loads them; an ingested item does not need them
-            hits = search_like(media, str(like), self.settings, encoders=encoders, limit=fetch, modality=modality,
-                               filters=filters, include_self=include_self, moments=moments)
+            hits = search_like(
+                media,
+                str(like),
+                self.settings,
+                encoders=encoders,
+                limit=fetch,
+                modality=modality,
+                filters=filters,
+                include_self=include_self,
+                moments=moments,
+            )
         else:
             from embedder.encoders.bundle import configured_model_ids
 
             if media.collection_dims() is None:
-                raise EmbedderError(f"collection '{self.settings.collection}' is empty or missing; "
-                                    "run 'embedder ingest' first")
+                raise EmbedderError(
+                    f"collection '{self.settings.collection}' is empty or missing; run 'embedder ingest' first"
+                )
             check_vector_space(media, configured_model_ids(self.settings))  # before seconds of model loading
-            hits = search_text(media, self._queries or self.encoders, text, weights=self.settings.fusion_weights, limit=fetch,
-                               modality=modality, filters=filters, moments=moments)
+            hits = search_text(
+                media,
+                self._queries or self.encoders,
+                text,
+                weights=self.settings.fusion_weights,
+                limit=fetch,
+                modality=modality,
+                filters=filters,
+                moments=moments,
+            )
         hits = [h for h in hits if min_score is None or h.score >= min_score]
         if moments:
             from embedder.media.thumbnail import ThumbnailStore
@@ -220,8 +270,16 @@ class Library:
         with self._log_lock:
             return self.log.users(limit)
 
-    def recommend(self, user: str, *, strategy: str = "hybrid", limit: int = 10, exclude_seen: bool = True,
-                  query: str | None = None, filters: dict | None = None):
+    def recommend(
+        self,
+        user: str,
+        *,
+        strategy: str = "hybrid",
+        limit: int = 10,
+        exclude_seen: bool = True,
+        query: str | None = None,
+        filters: dict | None = None,
+    ):
         """Items for ``user`` by a strategy of :data:`embedder.recommend.strategies.STRATEGIES`.
 
         A user with no events gets popular items; with ``query``, popular items among those
@@ -238,11 +296,23 @@ class Library:
             history = self.log.for_user(stored)
         if not history and query:
             hits = self.search(query, limit=limit * 5)
-            return RecommendResult(user=stored, strategy=chosen.name, used=["popular", "text"],
-                                   items=popular_items(self.media, limit=limit, text_hits=hits),
-                                   note="no interactions for this user: popular items matching the text")
-        return recommend_for_user(stored, history, self.media, self._users_if_any(), limit=limit,
-                                  strategy=chosen.name, exclude_seen=exclude_seen, filter=filters)
+            return RecommendResult(
+                user=stored,
+                strategy=chosen.name,
+                used=["popular", "text"],
+                items=popular_items(self.media, limit=limit, text_hits=hits),
+                note="no interactions for this user: popular items matching the text",
+            )
+        return recommend_for_user(
+            stored,
+            history,
+            self.media,
+            self._users_if_any(),
+            limit=limit,
+            strategy=chosen.name,
+            exclude_seen=exclude_seen,
+            filter=filters,
+        )
 
     def similar(self, item: str, *, by: str = "content", limit: int = 10) -> list:
         """Items like ``item`` (id, ingested path, or interaction item key) by content, cf or both."""
@@ -277,8 +347,10 @@ class Library:
         """
         from embedder.recommend.interactions import Interaction
 
-        rows = [e if isinstance(e, Interaction) else Interaction(self.settings.stored_user(e[0]), e[1], float(e[2]))
-                for e in events]
+        rows = [
+            e if isinstance(e, Interaction) else Interaction(self.settings.stored_user(e[0]), e[1], float(e[2]))
+            for e in events
+        ]
         users = sorted({e.user for e in rows})
         with self._log_lock:
             before = {u: {e.item for e in self.log.for_user(u) if e.weight > 0} for u in users}
@@ -293,8 +365,9 @@ class Library:
 
         with self._lock:  # one realtime update at a time: popularity is read, then written
             report["popularity_updated"] = count_new_positives(self.media, before, after)
-            report.update(fold_in_users(self.media, self.users, after, self.item_factors(),
-                                        CFParams.from_settings(self.settings)))
+            report.update(
+                fold_in_users(self.media, self.users, after, self.item_factors(), CFParams.from_settings(self.settings))
+            )
         return report
 
     def item_factors(self):
@@ -328,7 +401,7 @@ class Library:
             if self._open.get(key) is self:
                 del self._open[key]
 
-    def __enter__(self) -> "Library":
+    def __enter__(self) -> Library:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -76,10 +76,13 @@ def location_fields(paths: list[str], identities: dict[str, dict]) -> MediaPaylo
     recorded, to ``{"mtime_ns": ...}`` alone (see :func:`stored_identities`).
     """
     known = {p: identities[p] for p in paths if p in identities}
-    return {"path": paths[0], "paths": list(paths),
-            "mtimes": {p: int(v["mtime_ns"]) for p, v in known.items() if int(v.get("mtime_ns", -1)) >= 0},
-            "identities": {p: dict(v) for p, v in known.items() if v.get("ino")},
-            "dirs": folders_above(paths)}
+    return {
+        "path": paths[0],
+        "paths": list(paths),
+        "mtimes": {p: int(v["mtime_ns"]) for p, v in known.items() if int(v.get("mtime_ns", -1)) >= 0},
+        "identities": {p: dict(v) for p, v in known.items() if v.get("ino")},
+        "dirs": folders_above(paths),
+    }
 
 
 def stored_identities(payload: MediaPayload) -> dict[str, dict]:

@@ -72,13 +72,16 @@ def read_taste(user: str, history: list, media: VectorStore, users: VectorStore 
         if found and "cf" in found[0].vectors:
             cf = _unit(found[0].vectors["cf"])
     records = {r.id: r for r in media.retrieve(positives, with_vectors=["content"])} if positives else {}
-    content = {i: _unit(records[i].vectors["content"]) for i in positives if i in records and "content" in records[i].vectors}
+    content = {
+        i: _unit(records[i].vectors["content"]) for i in positives if i in records and "content" in records[i].vectors
+    }
     paths = {i: records[i].payload.get("path") for i in content}
     return Taste(user=user, cf=cf, positives=content, positive_paths=paths, seen=set(seen))
 
 
-def personalise(hits: list, taste: Taste, media: VectorStore, *, weight: float, limit: int,
-                seen: str = "demote") -> list:
+def personalise(
+    hits: list, taste: Taste, media: VectorStore, *, weight: float, limit: int, seen: str = "demote"
+) -> list:
     """Re-rank search hits (:class:`embedder.search.SearchHit`, most relevant first) for a user.
 
     Each re-ranked hit gains ``personal``: ``{"score", "taste", "taste_z", "relevance_spread",
@@ -101,8 +104,11 @@ def personalise(hits: list, taste: Taste, media: VectorStore, *, weight: float, 
             sims = liked @ _unit(vectors["content"])
             k = int(np.argmax(sims))
             signals["recent"] = round(float(sims[k]), 6)
-            signals["nearest_liked"] = {"id": liked_ids[k], "path": taste.positive_paths.get(liked_ids[k]),
-                                        "similarity": round(float(sims[k]), 6)}
+            signals["nearest_liked"] = {
+                "id": liked_ids[k],
+                "path": taste.positive_paths.get(liked_ids[k]),
+                "similarity": round(float(sims[k]), 6),
+            }
         present = [v for v in (signals["cf"], signals["recent"]) if v is not None]
         signals_of.append((round(float(np.mean(present)), 6) if present else None, signals))
     known = [t for t, _ in signals_of if t is not None]
@@ -112,9 +118,15 @@ def personalise(hits: list, taste: Taste, media: VectorStore, *, weight: float, 
     for hit, (value, signals) in zip(hits, signals_of):
         # An item without any signal (no content, no cf) is neither pushed up nor down.
         z = (value - centre) / spread if value is not None and spread > 1e-9 else 0.0
-        hit.personal = {"score": round(hit.score + weight * relevance_spread * z, 6), "taste": value,
-                        "taste_z": round(z, 6), "relevance_spread": round(relevance_spread, 6), "weight": weight,
-                        **signals, "seen": hit.id in taste.seen}
+        hit.personal = {
+            "score": round(hit.score + weight * relevance_spread * z, 6),
+            "taste": value,
+            "taste_z": round(z, 6),
+            "relevance_spread": round(relevance_spread, 6),
+            "weight": weight,
+            **signals,
+            "seen": hit.id in taste.seen,
+        }
     ranked = sorted(hits, key=lambda h: -h.personal["score"])  # stable: equal blends keep relevance order
     if seen == "exclude":
         ranked = [h for h in ranked if not h.personal["seen"]]

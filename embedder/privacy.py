@@ -33,7 +33,7 @@ import hmac
 import json
 import os
 import secrets
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -197,15 +197,24 @@ def forget_user(settings: Settings, user: str) -> dict:
         users_report = _rewrite_without(settings, users_collection(settings), user_point_id(user))
         scrubbed = _scrub_runs(settings, user, hashed, run_dirs)
         if scrubbed:
-            (state_dir(settings) / HEAD_STALE_FILE).write_text(json.dumps(
-                {"reason": "a user was forgotten", "at": _now(), "runs": scrubbed}))
+            (state_dir(settings) / HEAD_STALE_FILE).write_text(
+                json.dumps({"reason": "a user was forgotten", "at": _now(), "runs": scrubbed})
+            )
         if not events and not had_vector and not scrubbed:
             raise EmbedderError("no trace of that user: no events, no user vector, no trained head row")
         snapshots = [s["name"] for s in list_snapshots(settings)] if not settings.is_server else []
-        record = {"at": _now(), "action": "forget-user", "user_hmac": hashed, "events_removed": events,
-                  "cf_retrained": retrained, "users_point_removed": had_vector,
-                  "users_versions_dropped": users_report["versions_dropped"], "runs_scrubbed": scrubbed,
-                  "head_stale": bool(scrubbed), "snapshots_still_holding_the_user": snapshots}
+        record = {
+            "at": _now(),
+            "action": "forget-user",
+            "user_hmac": hashed,
+            "events_removed": events,
+            "cf_retrained": retrained,
+            "users_point_removed": had_vector,
+            "users_versions_dropped": users_report["versions_dropped"],
+            "runs_scrubbed": scrubbed,
+            "head_stale": bool(scrubbed),
+            "snapshots_still_holding_the_user": snapshots,
+        }
         audit = state_dir(settings) / AUDIT_FILE
         with open(audit, "a") as fh:
             fh.write(json.dumps(record) + "\n")
@@ -244,7 +253,15 @@ def forget_item(settings: Settings, ref: str) -> dict:
         with open_store(settings) as media:
             pid = resolve_item_ref(media, ref)
             payload = media.retrieve([pid])[0].payload
-        keys = sorted({pid, ref, os.path.abspath(ref), *(payload.get("paths") or []), *([payload["item"]] if payload.get("item") else [])})
+        keys = sorted(
+            {
+                pid,
+                ref,
+                os.path.abspath(ref),
+                *(payload.get("paths") or []),
+                *([payload["item"]] if payload.get("item") else []),
+            }
+        )
         events, remaining = _forget_events(settings, keys, column="item")
         catalog = open_catalog(settings)
         names = [name for _, name in versions_of(settings.collection, catalog.collections())]
@@ -262,13 +279,21 @@ def forget_item(settings: Settings, ref: str) -> dict:
             memory.save()
         retrained = _retrain_cf(settings, remaining)
         still_on_disk = [p for p in payload.get("paths") or [] if os.path.exists(p)]
-        record = {"at": _now(), "action": "forget-item", "item": pid, "events_removed": events,
-                  "removed_from": held_by, "thumbnails_removed": thumbnails,
-                  "versions_dropped": rewrite["versions_dropped"], "cf_retrained": retrained, "files_still_on_disk": still_on_disk}
+        record = {
+            "at": _now(),
+            "action": "forget-item",
+            "item": pid,
+            "events_removed": events,
+            "removed_from": held_by,
+            "thumbnails_removed": thumbnails,
+            "versions_dropped": rewrite["versions_dropped"],
+            "cf_retrained": retrained,
+            "files_still_on_disk": still_on_disk,
+        }
         with open(state_dir(settings) / AUDIT_FILE, "a") as fh:
             fh.write(json.dumps(record) + "\n")
         return record
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")

@@ -30,7 +30,6 @@ from embedder.errors import EmbedderError, Failure, MediaError, one_line
 from embedder.progress import Progress
 from embedder.stages import GROUP_MAX_ITEMS, IngestStages, StageReport, counted_units, encode_or_split, throughput
 
-
 _decode_runner = None  # per Ray worker process: its isolated decoder child, kept between tasks
 
 
@@ -53,8 +52,9 @@ class _Decode:
     def __call__(self, row: dict) -> dict:
         f = pickle.loads(row["file"])
         try:
-            item = _runner().run(self.decode, pickle.loads(row["args"]), path=str(f.path), stage="decode",
-                                 timeout_s=self.timeout_s)
+            item = _runner().run(
+                self.decode, pickle.loads(row["args"]), path=str(f.path), stage="decode", timeout_s=self.timeout_s
+            )
         except MediaError as exc:
             return {**row, "item": b"", "error": json.dumps([exc.path, exc.stage, exc.reason])}
         return {**row, "item": pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL), "error": ""}
@@ -88,25 +88,52 @@ class _Encode:
         share = (time.perf_counter() - started) / max(1, len(results))
         for r in results:
             if r.failure is not None:
-                rows.append(_encoded_row(pickle.dumps(r.file), error=json.dumps([r.failure.path, r.failure.stage,
-                                                                                   r.failure.reason])))
+                rows.append(
+                    _encoded_row(
+                        pickle.dumps(r.file), error=json.dumps([r.failure.path, r.failure.stage, r.failure.reason])
+                    )
+                )
                 continue
             frames, windows = counted_units([r.item])
-            rows.append(_encoded_row(pickle.dumps(r.file), point=pickle.dumps(r.point, protocol=pickle.HIGHEST_PROTOCOL),
-                                     previews=pickle.dumps(IngestStages.previews([(r.file, r.item)])),
-                                     warnings=json.dumps(r.item.warnings), frames=frames, windows=windows,
-                                     encode_s=share))
+            rows.append(
+                _encoded_row(
+                    pickle.dumps(r.file),
+                    point=pickle.dumps(r.point, protocol=pickle.HIGHEST_PROTOCOL),
+                    previews=pickle.dumps(IngestStages.previews([(r.file, r.item)])),
+                    warnings=json.dumps(r.item.warnings),
+                    frames=frames,
+                    windows=windows,
+                    encode_s=share,
+                )
+            )
         return {key: [row[key] for row in rows] for key in _ENCODED_COLUMNS}
 
 
 _ENCODED_COLUMNS = ("file", "point", "previews", "warnings", "error", "frames", "windows", "encode_s")
 
 
-def _encoded_row(file: bytes, *, point: bytes = b"", previews: bytes = b"", warnings: str = "[]", error: str = "",
-                 frames: int = 0, windows: int = 0, encode_s: float = 0.0) -> dict:
+def _encoded_row(
+    file: bytes,
+    *,
+    point: bytes = b"",
+    previews: bytes = b"",
+    warnings: str = "[]",
+    error: str = "",
+    frames: int = 0,
+    windows: int = 0,
+    encode_s: float = 0.0,
+) -> dict:
     """One file's row out of the encode stage: its point, or the failure (JSON) that replaced it."""
-    return {"file": file, "point": point, "previews": previews, "warnings": warnings, "error": error,
-            "frames": frames, "windows": windows, "encode_s": encode_s}
+    return {
+        "file": file,
+        "point": point,
+        "previews": previews,
+        "warnings": warnings,
+        "error": error,
+        "frames": frames,
+        "windows": windows,
+        "encode_s": encode_s,
+    }
 
 
 def _encoder_class(settings, options) -> type:
@@ -133,16 +160,24 @@ def connect(address: str | None) -> dict:
     try:
         import ray
     except ImportError:
-        raise EmbedderError("--executor ray needs Ray: pip install 'embedder[ray]' (or pip install 'ray[data]')") from None
+        raise EmbedderError(
+            "--executor ray needs Ray: pip install 'embedder[ray]' (or pip install 'ray[data]')"
+        ) from None
     if not ray.is_initialized():
         try:
-            ray.init(address=address, include_dashboard=False if address is None else None, log_to_driver=False,
-                     logging_level=logging.ERROR, configure_logging=False)
+            ray.init(
+                address=address,
+                include_dashboard=False if address is None else None,
+                log_to_driver=False,
+                logging_level=logging.ERROR,
+                configure_logging=False,
+            )
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise EmbedderError(
                 f"cannot join the Ray cluster at {address or 'a new local cluster'}: {one_line(exc, 300)} (a cluster "
                 "with token authentication, Ray's default, needs RAY_AUTH_MODE=token and its token in RAY_AUTH_TOKEN "
-                "or ~/.ray/auth_token)") from None
+                "or ~/.ray/auth_token)"
+            ) from None
     _quiet_ray()
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     return {"resources": ray.cluster_resources(), "nodes": len(nodes)}
@@ -159,8 +194,15 @@ class RayExecutor:
         embedded_store: the run writes an embedded store, which only a one-node cluster may do.
     """
 
-    def __init__(self, address: str | None, *, encoders: int = 1, gpus_per_encoder: float = 0.0,
-                 decode_timeout_s: float = 300.0, embedded_store: bool = False):
+    def __init__(
+        self,
+        address: str | None,
+        *,
+        encoders: int = 1,
+        gpus_per_encoder: float = 0.0,
+        decode_timeout_s: float = 300.0,
+        embedded_store: bool = False,
+    ):
         self.address = address
         self.encoders = max(1, encoders)
         self.gpus_per_encoder = gpus_per_encoder
@@ -174,10 +216,13 @@ class RayExecutor:
         if self.embedded_store and cluster["nodes"] > 1:
             raise EmbedderError(
                 f"the Ray cluster has {cluster['nodes']} nodes, but the store is embedded (one machine's files): "
-                "use a Qdrant server store (--store http://HOST:6333) for a multi-node cluster")
+                "use a Qdrant server store (--store http://HOST:6333) for a multi-node cluster"
+            )
         if self.gpus_per_encoder and cluster["resources"].get("GPU", 0) < self.gpus_per_encoder:
-            raise EmbedderError(f"the Ray cluster has {cluster['resources'].get('GPU', 0):g} GPUs; each encoder "
-                                f"asks for {self.gpus_per_encoder:g} (--ray-gpus-per-encoder)")
+            raise EmbedderError(
+                f"the Ray cluster has {cluster['resources'].get('GPU', 0):g} GPUs; each encoder "
+                f"asks for {self.gpus_per_encoder:g} (--ray-gpus-per-encoder)"
+            )
         report = StageReport()
         timings = {"wait_for_decode_s": 0.0, "encode_s": 0.0, "write_s": 0.0}
         counted = {"frames": 0, "audio_windows": 0}
@@ -196,8 +241,12 @@ class RayExecutor:
         # two stages in separate processes instead of fusing decode into the encode actors.
         encode_resources = {"num_gpus": self.gpus_per_encoder} if self.gpus_per_encoder else {"num_cpus": 0.5}
         dataset = dataset.map_batches(
-            _encoder_class(stages.settings, stages.options), batch_size=GROUP_MAX_ITEMS,
-            compute=ray.data.ActorPoolStrategy(size=self.encoders), batch_format="numpy", **encode_resources)
+            _encoder_class(stages.settings, stages.options),
+            batch_size=GROUP_MAX_ITEMS,
+            compute=ray.data.ActorPoolStrategy(size=self.encoders),
+            batch_format="numpy",
+            **encode_resources,
+        )
         pending_points, pending_previews, pending_files = [], {}, []
 
         def flush():
@@ -236,14 +285,17 @@ class RayExecutor:
             raise
         except Exception as exc:  # Ray's own failures (a lost node, an actor that cannot start)
             flush()  # what was encoded is kept: the next run resumes from there
-            raise EmbedderError(f"the Ray pipeline stopped: {one_line(exc, 300)}; what was written is kept, "
-                                "run the same ingest again to finish") from None
+            raise EmbedderError(
+                f"the Ray pipeline stopped: {one_line(exc, 300)}; what was written is kept, "
+                "run the same ingest again to finish"
+            ) from None
         progress.finish()
         report.failed.sort(key=lambda f: f.path)
         report.timings = {k: round(v, 3) for k, v in timings.items()}
         # The pipeline overlaps the stages itself (Ray's dashboard shows where it waits).
-        report.timings.update(throughput(counted, run_started), encoder_wait_share=None, executor="ray",
-                              nodes=cluster["nodes"])
+        report.timings.update(
+            throughput(counted, run_started), encoder_wait_share=None, executor="ray", nodes=cluster["nodes"]
+        )
         return report
 
 

@@ -93,7 +93,7 @@ class RemoteLibrary:
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> "RemoteLibrary":
+    def __enter__(self) -> RemoteLibrary:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -105,8 +105,9 @@ class RemoteLibrary:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
-            raise EmbedderError(f"embedder serve at {self.url} does not answer ({type(exc).__name__}: {exc}); "
-                                "is it still running?") from None
+            raise EmbedderError(
+                f"embedder serve at {self.url} does not answer ({type(exc).__name__}: {exc}); is it still running?"
+            ) from None
         try:
             body = response.json()
         except ValueError:
@@ -118,10 +119,20 @@ class RemoteLibrary:
 
     # -- the Library methods the CLI uses ------------------------------------------------------
 
-    def search(self, text: str | None = None, *, like: str | Path | None = None, limit: int = 10,
-               modality: str = "all", filters: list[str] | None = None, min_score: float | None = None,
-               include_self: bool = False, moments: bool = False, user: str | None = None,
-               seen: str = "demote") -> list:
+    def search(
+        self,
+        text: str | None = None,
+        *,
+        like: str | Path | None = None,
+        limit: int = 10,
+        modality: str = "all",
+        filters: list[str] | None = None,
+        min_score: float | None = None,
+        include_self: bool = False,
+        moments: bool = False,
+        user: str | None = None,
+        seen: str = "demote",
+    ) -> list:
         """As :meth:`Library.search`; ``filters`` are ``--filter`` strings. A ``like`` that is a file
         here is uploaded (the server finds it by content if it is ingested)."""
         from embedder.search import Moment, SearchHit
@@ -130,8 +141,13 @@ class RemoteLibrary:
             raise EmbedderError("give either a search text or --like FILE_OR_ID")
         if isinstance(filters, dict):
             raise EmbedderError("a remote search takes --filter strings, not a parsed filter")
-        params = {"limit": limit, "modality": modality, "filter": list(filters or []), "moments": moments,
-                  **({"user": user, "seen": seen} if user is not None else {})}
+        params = {
+            "limit": limit,
+            "modality": modality,
+            "filter": list(filters or []),
+            "moments": moments,
+            **({"user": user, "seen": seen} if user is not None else {}),
+        }
         if text is not None:
             if min_score is not None:
                 params["min_score"] = min_score
@@ -140,15 +156,27 @@ class RemoteLibrary:
             if filters or user is not None:
                 raise EmbedderError("--filter or --user with --like FILE is not supported through embedder serve")
             with open(Path(str(like)).expanduser(), "rb") as fh:
-                body = self._call("POST", "/search/file", params={"limit": limit, "modality": modality, "moments": moments},
-                                  files={"file": (Path(str(like)).name, fh)})
+                body = self._call(
+                    "POST",
+                    "/search/file",
+                    params={"limit": limit, "modality": modality, "moments": moments},
+                    files={"file": (Path(str(like)).name, fh)},
+                )
         else:
             body = self._call("GET", f"/items/{like}/like", params={**params, "include_self": include_self})
         hits = [SearchHit(**{**h, "moment": Moment(**h["moment"]) if h.get("moment") else None}) for h in body["hits"]]
         return [h for h in hits if min_score is None or h.score >= min_score]
 
-    def recommend(self, user: str, *, strategy: str = "hybrid", limit: int = 10, exclude_seen: bool = True,
-                  query: str | None = None, filters=None):
+    def recommend(
+        self,
+        user: str,
+        *,
+        strategy: str = "hybrid",
+        limit: int = 10,
+        exclude_seen: bool = True,
+        query: str | None = None,
+        filters=None,
+    ):
         """As :meth:`Library.recommend`."""
         from urllib.parse import quote
 
@@ -167,9 +195,8 @@ class RemoteLibrary:
         """As :meth:`Library.similar`."""
         from urllib.parse import quote
 
-        from embedder.recommend.queries import Recommendation
-
         from embedder.ids import is_point_id
+        from embedder.recommend.queries import Recommendation
 
         local = not is_point_id(item) and os.path.exists(os.path.expanduser(item))
         ref = os.path.abspath(os.path.expanduser(item)) if local else item  # a path: the server's disk is this one
@@ -186,16 +213,26 @@ class RemoteLibrary:
         """As :meth:`Library.status`."""
         return self._call("GET", "/status")
 
-    def ingest(self, paths: list[str | Path], *, dry_run: bool = False, removals: str = "guarded",
-               retry_failed: bool = False, progress=None) -> RemoteIngestSummary:
+    def ingest(
+        self,
+        paths: list[str | Path],
+        *,
+        dry_run: bool = False,
+        removals: str = "guarded",
+        retry_failed: bool = False,
+        progress=None,
+    ) -> RemoteIngestSummary:
         """As :meth:`Library.ingest`, run by the server as a job; progress follows it by polling.
 
         Paths are made absolute here: the server reads them from its own disk (the same disk when
         it was found through the store's marker file).
         """
         absolute = [os.path.abspath(os.path.expanduser(str(p))) for p in paths]
-        job = self._call("POST", "/ingest", json={"paths": absolute, "dry_run": dry_run, "removals": removals,
-                                                  "retry_failed": retry_failed})
+        job = self._call(
+            "POST",
+            "/ingest",
+            json={"paths": absolute, "dry_run": dry_run, "removals": removals, "retry_failed": retry_failed},
+        )
         started = False
         while True:
             if progress is not None and job["total"] and not started:

@@ -34,19 +34,56 @@ def make_samples(folder: str | Path, seconds: float = 4.0) -> list[Path]:
         path = folder / f"{name}.mp4"
         if not path.exists():
             subprocess.run(
-                [exe, "-nostdin", "-loglevel", "error", "-y",
-                 "-f", "lavfi", "-i", f"color=c={colour}:size=160x120:rate=10:duration={seconds}",
-                 "-f", "lavfi", "-i", f"sine=frequency={freq}:duration={seconds}:sample_rate=48000",
-                 "-vf", "noise=alls=20:allf=t", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
-                 "-c:a", "aac", "-shortest", str(path)],
+                [
+                    exe,
+                    "-nostdin",
+                    "-loglevel",
+                    "error",
+                    "-y",
+                    "-f",
+                    "lavfi",
+                    "-i",
+                    f"color=c={colour}:size=160x120:rate=10:duration={seconds}",
+                    "-f",
+                    "lavfi",
+                    "-i",
+                    f"sine=frequency={freq}:duration={seconds}:sample_rate=48000",
+                    "-vf",
+                    "noise=alls=20:allf=t",
+                    "-c:v",
+                    "libx264",
+                    "-preset",
+                    "ultrafast",
+                    "-pix_fmt",
+                    "yuv420p",
+                    "-c:a",
+                    "aac",
+                    "-shortest",
+                    str(path),
+                ],
                 check=True,
             )
             (folder / f"{name}.json").write_text(json.dumps({"title": title, "tags": [colour]}))
         made.append(path)
     tone = folder / "low_hum.mp3"
     if not tone.exists():
-        subprocess.run([exe, "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi",
-                        "-i", "sine=frequency=110:duration=12", "-c:a", "libmp3lame", str(tone)], check=True)
+        subprocess.run(
+            [
+                exe,
+                "-nostdin",
+                "-loglevel",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=110:duration=12",
+                "-c:a",
+                "libmp3lame",
+                str(tone),
+            ],
+            check=True,
+        )
     made.append(tone)
     return made
 
@@ -54,12 +91,24 @@ def make_samples(folder: str | Path, seconds: float = 4.0) -> list[Path]:
 # -- a world for moment search: long videos made of known short clips ---------------------------
 
 # Each clip's subtitle line uses its own words, so lines differ as much as sentences can.
-_LINES = ["red fox crosses frozen river", "old sailor mends torn nets", "children chase paper kites",
-          "grey heron waits motionless", "night train thunders past", "street band plays loud jazz",
-          "chess player ponders quietly", "mountain goat climbs cliffs", "glass blower shapes vases",
-          "lighthouse keeper lights lamps", "desert caravan crosses dunes", "snow leopard stalks prey",
-          "city tram rattles downtown", "harbour crane lifts containers", "baker kneads warm dough",
-          "violinist tunes strings"]
+_LINES = [
+    "red fox crosses frozen river",
+    "old sailor mends torn nets",
+    "children chase paper kites",
+    "grey heron waits motionless",
+    "night train thunders past",
+    "street band plays loud jazz",
+    "chess player ponders quietly",
+    "mountain goat climbs cliffs",
+    "glass blower shapes vases",
+    "lighthouse keeper lights lamps",
+    "desert caravan crosses dunes",
+    "snow leopard stalks prey",
+    "city tram rattles downtown",
+    "harbour crane lifts containers",
+    "baker kneads warm dough",
+    "violinist tunes strings",
+]
 
 
 def _hex_colour(index: int, count: int) -> str:
@@ -74,8 +123,9 @@ def _srt_time(seconds: float) -> str:
     return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
 
 
-def make_moment_world(folder: str | Path, clips: int = 12, per_video: int = 4, clip_s: float = 8.0,
-                      size: str = "160x120") -> dict:
+def make_moment_world(
+    folder: str | Path, clips: int = 12, per_video: int = 4, clip_s: float = 8.0, size: str = "160x120"
+) -> dict:
     """Write short clips and long videos made by concatenating them, with the truth.
 
     Clip ``i`` has its own colour (hues spread around the wheel), tone and subtitle line. Each long
@@ -95,26 +145,52 @@ def make_moment_world(folder: str | Path, clips: int = 12, per_video: int = 4, c
     world: dict = {"clips": {}, "videos": {}, "clip_s": clip_s}
     specs = []
     for i in range(clips):
-        spec = {"colour": _hex_colour(i, clips), "tone": 220 + 97 * i,
-                "line": _LINES[i % len(_LINES)] + ("" if i < len(_LINES) else f" number {i}")}
+        spec = {
+            "colour": _hex_colour(i, clips),
+            "tone": 220 + 97 * i,
+            "line": _LINES[i % len(_LINES)] + ("" if i < len(_LINES) else f" number {i}"),
+        }
         specs.append(spec)
 
     def sources(spec) -> list[str]:
-        return ["-f", "lavfi", "-i", f"color=c={spec['colour']}:size={size}:rate=10:duration={clip_s}",
-                "-f", "lavfi", "-i", f"sine=frequency={spec['tone']}:duration={clip_s}:sample_rate=48000"]
+        return [
+            "-f",
+            "lavfi",
+            "-i",
+            f"color=c={spec['colour']}:size={size}:rate=10:duration={clip_s}",
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=frequency={spec['tone']}:duration={clip_s}:sample_rate=48000",
+        ]
 
     encode = ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac"]
     for i, spec in enumerate(specs):
         name = f"clip{i:02d}"
         path = folder / "clips" / f"{name}.mp4"
         if not path.exists():
-            subprocess.run([exe, "-nostdin", "-loglevel", "error", "-y", *sources(spec),
-                            "-vf", "noise=alls=12:allf=t", *encode, "-shortest", str(path)], check=True)
+            subprocess.run(
+                [
+                    exe,
+                    "-nostdin",
+                    "-loglevel",
+                    "error",
+                    "-y",
+                    *sources(spec),
+                    "-vf",
+                    "noise=alls=12:allf=t",
+                    *encode,
+                    "-shortest",
+                    str(path),
+                ],
+                check=True,
+            )
             (folder / "clips" / f"{name}.json").write_text(json.dumps({"title": f"clip number {i}"}))
         world["clips"][name] = {"path": str(path), **spec}
     # Interleave hues (0, n/2, 1, n/2+1, ...) so neighbours in a video differ strongly: each join is a cut.
     order = [j for pair in zip(range(clips // 2), range(clips // 2, clips)) for j in pair] + (
-        [clips - 1] if clips % 2 else [])
+        [clips - 1] if clips % 2 else []
+    )
     for v in range(0, clips, per_video):
         members = order[v : v + per_video]
         name = f"video{v // per_video:02d}"
@@ -124,17 +200,38 @@ def make_moment_world(folder: str | Path, clips: int = 12, per_video: int = 4, c
             joined = "".join(f"[{2 * k}:v]noise=alls=12:allf=t[v{k}];" for k in range(len(members)))
             joined += "".join(f"[v{k}][{2 * k + 1}:a]" for k in range(len(members)))
             joined += f"concat=n={len(members)}:v=1:a=1[v][a]"
-            subprocess.run([exe, "-nostdin", "-loglevel", "error", "-y", *inputs, "-filter_complex", joined,
-                            "-map", "[v]", "-map", "[a]", *encode, str(path)], check=True)
+            subprocess.run(
+                [
+                    exe,
+                    "-nostdin",
+                    "-loglevel",
+                    "error",
+                    "-y",
+                    *inputs,
+                    "-filter_complex",
+                    joined,
+                    "-map",
+                    "[v]",
+                    "-map",
+                    "[a]",
+                    *encode,
+                    str(path),
+                ],
+                check=True,
+            )
         cues = []
         for k, j in enumerate(members):
             clip = f"clip{j:02d}"
             world["clips"][clip].update(video=name, offset=k * clip_s)
-            cues.append(f"{k + 1}\n{_srt_time(k * clip_s + 0.5)} --> {_srt_time((k + 1) * clip_s - 0.5)}\n"
-                        f"{specs[j]['line']}\n")
+            cues.append(
+                f"{k + 1}\n{_srt_time(k * clip_s + 0.5)} --> {_srt_time((k + 1) * clip_s - 0.5)}\n{specs[j]['line']}\n"
+            )
         (folder / "videos" / f"{name}.srt").write_text("\n".join(cues))
-        world["videos"][name] = {"path": str(path), "clips": [f"clip{j:02d}" for j in members],
-                                 "duration": len(members) * clip_s}
+        world["videos"][name] = {
+            "path": str(path),
+            "clips": [f"clip{j:02d}" for j in members],
+            "duration": len(members) * clip_s,
+        }
     (folder / "world.json").write_text(json.dumps(world, indent=2))
     return world
 

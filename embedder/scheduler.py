@@ -11,10 +11,10 @@ import logging
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
 from embedder.errors import SettingsError
 from embedder.settings import read_toml
@@ -50,7 +50,7 @@ def load_jobs(path: str | Path) -> dict[str, Job]:
             raise SettingsError(f"jobs file {path}: job '{name}' has an invalid cron expression '{cron}'")
         steps = spec.get("steps") or []
         if not steps or not all(isinstance(s, list) and s and all(isinstance(a, str) for a in s) for s in steps):
-            raise SettingsError(f"jobs file {path}: job '{name}' needs steps = [[\"command\", \"arg\", ...], ...]")
+            raise SettingsError(f'jobs file {path}: job \'{name}\' needs steps = [["command", "arg", ...], ...]')
         jobs[name] = Job(name, cron, tuple(tuple(s) for s in steps))
     return jobs
 
@@ -72,7 +72,7 @@ class Scheduler:
 
     jobs: dict[str, Job]
     runner: Callable[[Job], tuple[bool, str]] = run_steps
-    clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     next_run: dict[str, datetime] = field(default_factory=dict)
     running: dict[str, threading.Thread] = field(default_factory=dict)
     outcomes: list[dict] = field(default_factory=list)

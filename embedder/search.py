@@ -67,13 +67,23 @@ def best_moment(segments: np.ndarray, described: list[dict], query: np.ndarray, 
     scores = np.asarray(segments, np.float32) @ np.asarray(query, np.float32)
     k = int(np.argmax(scores))
     about = described[k] if k < len(described) else {}
-    return Moment(segment=k, start=float(about.get("start", 0.0)), end=float(about.get("end", 0.0)),
-                  score=round(float(scores[k]), 6), contributions=block_contributions(segments[k], query, dims),
-                  subtitle=about.get("subtitle"))
+    return Moment(
+        segment=k,
+        start=float(about.get("start", 0.0)),
+        end=float(about.get("end", 0.0)),
+        score=round(float(scores[k]), 6),
+        contributions=block_contributions(segments[k], query, dims),
+        subtitle=about.get("subtitle"),
+    )
 
 
-def _explain(hits, query_parts: dict[str, np.ndarray], query: np.ndarray | None = None,
-             dims: dict[str, int] | None = None, using: str = "content") -> list[SearchHit]:
+def _explain(
+    hits,
+    query_parts: dict[str, np.ndarray],
+    query: np.ndarray | None = None,
+    dims: dict[str, int] | None = None,
+    using: str = "content",
+) -> list[SearchHit]:
     out = []
     for h in hits:
         scores = {
@@ -118,7 +128,8 @@ def _moment_space(store: VectorStore, modality: str) -> str:
     if not store.has_vector("segments"):
         raise EmbedderError(
             f"collection '{store.logical or store.collection}' has no segment vectors (made before moments, or with "
-            "segments = false): run 'embedder reembed' to rebuild it with them")
+            "segments = false): run 'embedder reembed' to rebuild it with them"
+        )
     return "segments"
 
 
@@ -144,8 +155,15 @@ def check_vector_space(store: VectorStore, model_ids: dict[str, str]) -> None:
 
 
 def search_text(
-    store: VectorStore, encoders, query: str, *, weights: dict[str, float], limit: int = 10,
-    modality: str = "all", filters: dict | None = None, moments: bool = False,
+    store: VectorStore,
+    encoders,
+    query: str,
+    *,
+    weights: dict[str, float],
+    limit: int = 10,
+    modality: str = "all",
+    filters: dict | None = None,
+    moments: bool = False,
 ) -> list[SearchHit]:
     """Find items matching a text query.
 
@@ -185,8 +203,16 @@ def find_item(store: VectorStore, ref: str, with_vectors: bool | list[str] = Tru
 
 
 def search_like(
-    store: VectorStore, ref: str, settings: Settings, *, encoders=None, limit: int = 10, modality: str = "all",
-    filters: dict | None = None, include_self: bool = False, moments: bool = False,
+    store: VectorStore,
+    ref: str,
+    settings: Settings,
+    *,
+    encoders=None,
+    limit: int = 10,
+    modality: str = "all",
+    filters: dict | None = None,
+    include_self: bool = False,
+    moments: bool = False,
 ) -> list[SearchHit]:
     """Items similar to an ingested item (id or path) or to a new file, which is encoded on the fly.
 
@@ -217,13 +243,19 @@ def search_like(
         query = clip_query(vectors, text_source, dims, settings.fusion_weights)
     using = "segments" if moments else source
     exclude = [record.id] if record is not None and not include_self else None
-    hits = store.search(Nearest(query if moments else vectors[source], using), limit=limit, filter=filters or None,
-                        exclude_ids=exclude, with_vectors=_read_back(using))
+    hits = store.search(
+        Nearest(query if moments else vectors[source], using),
+        limit=limit,
+        filter=filters or None,
+        exclude_ids=exclude,
+        with_vectors=_read_back(using),
+    )
     return _explain(hits, {m: vectors[m] for m in MODALITIES if m in vectors}, query, dims, using)
 
 
-def clip_query(vectors: dict[str, np.ndarray], text_source: str | None, dims: dict[str, int],
-               weights: dict[str, float]) -> np.ndarray:
+def clip_query(
+    vectors: dict[str, np.ndarray], text_source: str | None, dims: dict[str, int], weights: dict[str, float]
+) -> np.ndarray:
     """The content-space query that finds where an example clip occurs: its picture and sound, and
     its text only when that is subtitles (what is said in the clip is said in the video too; its
     file name or title is not), fused with the weights renormalised over those blocks."""

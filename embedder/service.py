@@ -15,16 +15,16 @@ import logging
 import math
 import os
 import re
-import sqlite3
 import shutil
+import sqlite3
 import tempfile
 import threading
 import time
 import uuid
-from urllib.parse import unquote
-from pathlib import Path
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 from fastapi import Body, FastAPI, File, HTTPException, Query, Request, UploadFile
 from fastapi import Path as PathParam
@@ -148,13 +148,28 @@ class IngestJob(Progress):
         self.failed += status == "failed"
 
     def to_dict(self) -> dict:
-        return {"id": self.id, "paths": self.paths, "state": self.state, "total": self.total, "done": self.done,
-                "failed": self.failed, "summary": self.summary, "error": self.error,
-                "elapsed_s": round(time.time() - self.started, 3)}
+        return {
+            "id": self.id,
+            "paths": self.paths,
+            "state": self.state,
+            "total": self.total,
+            "done": self.done,
+            "failed": self.failed,
+            "summary": self.summary,
+            "error": self.error,
+            "elapsed_s": round(time.time() - self.started, 3),
+        }
 
 
-def create_app(library: "Library", *, max_upload_mb: float = 200.0, preload: bool = True,
-               api_key: str | None = None, cors_origins: list[str] | None = None, max_body_kb: float = 1024.0):
+def create_app(
+    library: "Library",
+    *,
+    max_upload_mb: float = 200.0,
+    preload: bool = True,
+    api_key: str | None = None,
+    cors_origins: list[str] | None = None,
+    max_body_kb: float = 1024.0,
+):
     """The FastAPI application serving ``library``.
 
     Args:
@@ -167,15 +182,29 @@ def create_app(library: "Library", *, max_upload_mb: float = 200.0, preload: boo
         cors_origins: origins allowed to call the API from a browser (none by default).
         max_body_kb: the largest request body other than an upload.
     """
-    app = FastAPI(title="embedder", version=__import__("embedder").__version__,
-                  description="Search, recommend and ingest an embedder library over HTTP.")
+    app = FastAPI(
+        title="embedder",
+        version=__import__("embedder").__version__,
+        description="Search, recommend and ingest an embedder library over HTTP.",
+    )
     registry = CollectorRegistry()
-    requests_total = Counter("embedder_requests_total", "HTTP requests", ["route", "method", "status"], registry=registry)
-    latency = Histogram("embedder_request_seconds", "HTTP request latency", ["route"], registry=registry,
-                        buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+    requests_total = Counter(
+        "embedder_requests_total", "HTTP requests", ["route", "method", "status"], registry=registry
+    )
+    latency = Histogram(
+        "embedder_request_seconds",
+        "HTTP request latency",
+        ["route"],
+        registry=registry,
+        buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    )
     events_total = Counter("embedder_events_total", "Interaction events received", registry=registry)
-    batch_sizes = Histogram("embedder_query_batch_size", "Text queries encoded together", registry=registry,
-                            buckets=(1, 2, 4, 8, 16, 32, 64))
+    batch_sizes = Histogram(
+        "embedder_query_batch_size",
+        "Text queries encoded together",
+        registry=registry,
+        buckets=(1, 2, 4, 8, 16, 32, 64),
+    )
     store_points = Gauge("embedder_store_points", "Items in the media collection", registry=registry)
     jobs: dict[str, IngestJob] = {}
     state = {"ready": not preload, "batching": False}
@@ -205,8 +234,11 @@ def create_app(library: "Library", *, max_upload_mb: float = 200.0, preload: boo
         path = request.url.path
         if api_key and path not in PUBLIC_PATHS:
             # The page's <img> and <video> cannot send headers: it keeps the key in a cookie.
-            given = (request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix("Bearer ")
-                     or unquote(request.cookies.get("embedder_api_key", "")))
+            given = (
+                request.headers.get("x-api-key")
+                or request.headers.get("authorization", "").removeprefix("Bearer ")
+                or unquote(request.cookies.get("embedder_api_key", ""))
+            )
             if not hmac.compare_digest(given.encode(), api_key.encode()):
                 return _error(401, "missing or wrong API key (send Authorization: Bearer KEY or X-API-Key: KEY)")
         length = request.headers.get("content-length")
@@ -223,8 +255,12 @@ def create_app(library: "Library", *, max_upload_mb: float = 200.0, preload: boo
     if cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
-        app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "POST"],
-                           allow_headers=["Authorization", "X-API-Key", "Content-Type"])
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type"],
+        )
 
     @app.exception_handler(EmbedderError)
     async def embedder_error(request: Request, exc: EmbedderError):
@@ -236,14 +272,18 @@ def create_app(library: "Library", *, max_upload_mb: float = 200.0, preload: boo
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError):
-        problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', 'invalid')}"
-                             for e in exc.errors())
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in exc.errors()
+        )
         return _error(422, problems or "invalid request")
 
     @app.exception_handler(sqlite3.DatabaseError)
     async def log_error(request: Request, exc: sqlite3.DatabaseError):
-        return _error(503, f"the interaction log is damaged or full ({exc}); run 'embedder check' on the server, "
-                           "then 'embedder snapshot restore' if it finds damage")
+        return _error(
+            503,
+            f"the interaction log is damaged or full ({exc}); run 'embedder check' on the server, "
+            "then 'embedder snapshot restore' if it finds damage",
+        )
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception):
@@ -290,27 +330,73 @@ def create_app(library: "Library", *, max_upload_mb: float = 200.0, preload: boo
         return out
 
     @app.get("/search", summary="Search by text ('embedder search TEXT'), for a user, or for moments")
-    def search(q: str = Query(..., min_length=1, max_length=MAX_QUERY_CHARS), limit: int = Query(10, ge=1, le=1000), modality: str = "all",
-               filter: list[str] = Query(default=[]), min_score: float | None = None, moments: bool = False,
-               user: str | None = Query(None, min_length=1, max_length=512), seen: str = "demote") -> dict:
+    def search(
+        q: str = Query(..., min_length=1, max_length=MAX_QUERY_CHARS),
+        limit: int = Query(10, ge=1, le=1000),
+        modality: str = "all",
+        filter: list[str] = Query(default=[]),
+        min_score: float | None = None,
+        moments: bool = False,
+        user: str | None = Query(None, min_length=1, max_length=512),
+        seen: str = "demote",
+    ) -> dict:
         batched()
-        hits = library.search(q, limit=limit, modality=modality, filters=filter, min_score=min_score, moments=moments,
-                              user=user, seen=seen)
-        return {"query": q, "like": None, "modality": modality, "min_score": min_score, "moments": moments,
-                "user": user, "hits": hits_json(hits)}
+        hits = library.search(
+            q,
+            limit=limit,
+            modality=modality,
+            filters=filter,
+            min_score=min_score,
+            moments=moments,
+            user=user,
+            seen=seen,
+        )
+        return {
+            "query": q,
+            "like": None,
+            "modality": modality,
+            "min_score": min_score,
+            "moments": moments,
+            "user": user,
+            "hits": hits_json(hits),
+        }
 
     @app.get("/items/{item_id}/like", summary="Items like an ingested item ('embedder search --like ID')")
-    def search_like(item_id: str, limit: int = Query(10, ge=1, le=1000), modality: str = "all",
-                    filter: list[str] = Query(default=[]), include_self: bool = False, moments: bool = False,
-                    user: str | None = Query(None, min_length=1, max_length=512), seen: str = "demote") -> dict:
+    def search_like(
+        item_id: str,
+        limit: int = Query(10, ge=1, le=1000),
+        modality: str = "all",
+        filter: list[str] = Query(default=[]),
+        include_self: bool = False,
+        moments: bool = False,
+        user: str | None = Query(None, min_length=1, max_length=512),
+        seen: str = "demote",
+    ) -> dict:
         item_or_404(item_id)
-        hits = library.search(like=item_id, limit=limit, modality=modality, filters=filter, include_self=include_self,
-                              moments=moments, user=user, seen=seen)
-        return {"query": None, "like": item_id, "modality": modality, "moments": moments, "user": user,
-                "hits": hits_json(hits)}
+        hits = library.search(
+            like=item_id,
+            limit=limit,
+            modality=modality,
+            filters=filter,
+            include_self=include_self,
+            moments=moments,
+            user=user,
+            seen=seen,
+        )
+        return {
+            "query": None,
+            "like": item_id,
+            "modality": modality,
+            "moments": moments,
+            "user": user,
+            "hits": hits_json(hits),
+        }
 
-    @app.get("/items/{item_id}/moments/{segment}/thumbnail", summary="A preview of one segment of an item (JPEG)",
-             response_class=FileResponse)
+    @app.get(
+        "/items/{item_id}/moments/{segment}/thumbnail",
+        summary="A preview of one segment of an item (JPEG)",
+        response_class=FileResponse,
+    )
     def moment_thumbnail(item_id: str, segment: int = PathParam(..., ge=0, le=100_000)):
         from embedder.media.thumbnail import ThumbnailStore
 
@@ -321,8 +407,12 @@ def create_app(library: "Library", *, max_upload_mb: float = 200.0, preload: boo
         return picture(found)
 
     @app.post("/search/file", summary="Items like an uploaded file (decoded in an isolated worker)")
-    def search_file(file: UploadFile = File(...), limit: int = Query(10, ge=1, le=1000), modality: str = "all",
-                    moments: bool = False) -> dict:
+    def search_file(
+        file: UploadFile = File(...),
+        limit: int = Query(10, ge=1, le=1000),
+        modality: str = "all",
+        moments: bool = False,
+    ) -> dict:
         suffix = Path(file.filename or "upload").suffix[:16]
         tmp = Path(tempfile.mkdtemp(prefix="embedder-upload-"))
         try:
@@ -339,16 +429,31 @@ def create_app(library: "Library", *, max_upload_mb: float = 200.0, preload: boo
                 out.flush()
                 written = os.fstat(out.fileno())
             try:
-                fh, _ = open_recorded(str(target), FileIdentity(
-                    size, written.st_mtime_ns, written.st_dev, written.st_ino, str(target.resolve()), str(tmp.resolve()),
-                    written.st_ctime_ns), "")
+                fh, _ = open_recorded(
+                    str(target),
+                    FileIdentity(
+                        size,
+                        written.st_mtime_ns,
+                        written.st_dev,
+                        written.st_ino,
+                        str(target.resolve()),
+                        str(tmp.resolve()),
+                        written.st_ctime_ns,
+                    ),
+                    "",
+                )
             except NotServable as exc:
                 log.warning("upload refused: %s", printable_line(str(exc)))
                 raise HTTPException(status_code=400, detail="the upload changed on disk before it was read") from None
             fh.close()
             hits = library.search(like=str(target), limit=limit, modality=modality, moments=moments)
-            return {"query": None, "like": file.filename, "modality": modality, "moments": moments,
-                    "hits": hits_json(hits)}
+            return {
+                "query": None,
+                "like": file.filename,
+                "modality": modality,
+                "moments": moments,
+                "hits": hits_json(hits),
+            }
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
@@ -357,16 +462,21 @@ def create_app(library: "Library", *, max_upload_mb: float = 200.0, preload: boo
         record = item_or_404(item_id, with_vectors=True)
         return {"id": record.id, "payload": record.payload, "vectors": sorted(record.vectors)}
 
-    @app.get("/items/{item_id}/thumbnail", summary="The item's thumbnail (JPEG: a frame, or the audio's waveform)",
-             response_class=FileResponse)
+    @app.get(
+        "/items/{item_id}/thumbnail",
+        summary="The item's thumbnail (JPEG: a frame, or the audio's waveform)",
+        response_class=FileResponse,
+    )
     def thumbnail(item_id: str):
         from embedder.media.thumbnail import ThumbnailStore
 
         record = item_or_404(item_id)
         found = ThumbnailStore(library.settings.thumbnails_dir).get(record.id)
         if found is None:
-            raise HTTPException(status_code=404, detail=f"item {item_id} has no thumbnail (ingested before they existed, "
-                                                        "or with thumbnails off)")
+            raise HTTPException(
+                status_code=404,
+                detail=f"item {item_id} has no thumbnail (ingested before they existed, or with thumbnails off)",
+            )
         return picture(found)
 
     @app.get("/status", summary="Back-end, collection, items, modalities and models ('embedder status')")
@@ -399,8 +509,13 @@ def create_app(library: "Library", *, max_upload_mb: float = 200.0, preload: boo
         return {"item": item_id, "by": by, "items": [r.to_dict() for r in items]}
 
     @app.get("/users/{user}/recommendations", summary="Recommendations ('embedder recommend')")
-    def recommend(user: str, strategy: str = "hybrid", limit: int = Query(10, ge=1, le=1000),
-                  exclude_seen: bool = True, query: str | None = Query(None, max_length=MAX_QUERY_CHARS)) -> dict:
+    def recommend(
+        user: str,
+        strategy: str = "hybrid",
+        limit: int = Query(10, ge=1, le=1000),
+        exclude_seen: bool = True,
+        query: str | None = Query(None, max_length=MAX_QUERY_CHARS),
+    ) -> dict:
         return library.recommend(user, strategy=strategy, limit=limit, exclude_seen=exclude_seen, query=query).to_dict()
 
     @app.get("/users/{user}/similar", summary="Users with the closest taste ('embedder similar-users')")
@@ -415,22 +530,33 @@ def create_app(library: "Library", *, max_upload_mb: float = 200.0, preload: boo
         if not rows:
             raise HTTPException(status_code=422, detail="no events: send one event object or a list of them")
         try:
-            parsed = [Interaction(library.settings.stored_user(str(r["user"])), str(r["item"]),
-                                  float(r.get("weight", 1.0)), ts=float(r.get("ts", time.time())),
-                                  event=str(r.get("event", "")))
-                      for r in rows]
+            parsed = [
+                Interaction(
+                    library.settings.stored_user(str(r["user"])),
+                    str(r["item"]),
+                    float(r.get("weight", 1.0)),
+                    ts=float(r.get("ts", time.time())),
+                    event=str(r.get("event", "")),
+                )
+                for r in rows
+            ]
             if not all(math.isfinite(e.weight) and math.isfinite(e.ts) for e in parsed):
                 raise ValueError("weight and ts must be finite numbers")
         except (KeyError, TypeError, ValueError) as exc:
-            raise HTTPException(status_code=422, detail=f"each event needs user and item, weight a number: {exc}")
+            raise HTTPException(
+                status_code=422, detail=f"each event needs user and item, weight a number: {exc}"
+            ) from None
         report = library.record_events(parsed)
         events_total.inc(len(parsed))
         return report
 
     @app.post("/ingest", summary="Ingest folders on the server's disk, in the background", status_code=202)
-    def ingest(paths: list[str] = Body(..., embed=True, min_length=1),
-               removals: str = Body("guarded", embed=True, pattern="^(guarded|prune|never)$"),
-               dry_run: bool = Body(False, embed=True), retry_failed: bool = Body(False, embed=True)) -> dict:
+    def ingest(
+        paths: list[str] = Body(..., embed=True, min_length=1),
+        removals: str = Body("guarded", embed=True, pattern="^(guarded|prune|never)$"),
+        dry_run: bool = Body(False, embed=True),
+        retry_failed: bool = Body(False, embed=True),
+    ) -> dict:
         if any(j.state in ("queued", "running") for j in jobs.values()):
             raise HTTPException(status_code=409, detail="an ingest job is already running")
         job = IngestJob(paths)
@@ -439,8 +565,9 @@ def create_app(library: "Library", *, max_upload_mb: float = 200.0, preload: boo
         def run() -> None:
             job.state = "running"
             try:
-                summary = library.ingest(paths, removals=removals, dry_run=dry_run, retry_failed=retry_failed,
-                                         progress=job)
+                summary = library.ingest(
+                    paths, removals=removals, dry_run=dry_run, retry_failed=retry_failed, progress=job
+                )
                 job.summary = summary.to_dict()
                 job.state = "done"
             except Exception as exc:  # reported to whoever polls the job, never lost
@@ -456,8 +583,12 @@ def create_app(library: "Library", *, max_upload_mb: float = 200.0, preload: boo
             raise HTTPException(status_code=404, detail=f"no job {job_id}")
         return jobs[job_id].to_dict()
 
-    @app.get("/", summary="The web page: search, more like this, recommendations", response_class=HTMLResponse,
-             include_in_schema=False)
+    @app.get(
+        "/",
+        summary="The web page: search, more like this, recommendations",
+        response_class=HTMLResponse,
+        include_in_schema=False,
+    )
     def page():
         return HTMLResponse((WEB_DIR / "index.html").read_text())
 
@@ -484,16 +615,19 @@ def serve(library: "Library", host: str = "127.0.0.1", port: int = 8080, **kwarg
 
     api_key = library.settings.serve_key
     if not is_loopback(host) and api_key is None:
-        raise EmbedderError(f"binding to {host} opens the API to other machines: set EMBEDDER_SERVE_API_KEY "
-                            "(clients send it as 'Authorization: Bearer KEY'), or keep the default 127.0.0.1")
+        raise EmbedderError(
+            f"binding to {host} opens the API to other machines: set EMBEDDER_SERVE_API_KEY "
+            "(clients send it as 'Authorization: Bearer KEY'), or keep the default 127.0.0.1"
+        )
 
     # Other processes that find the embedded store held say where the server is (one writer, many callers).
     marker = None if library.settings.is_server else Path(library.settings.store).expanduser() / SERVE_FILE
     if marker is not None:
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(json.dumps({"url": f"http://{shown}:{port}", "pid": os.getpid(),
-                                      "collection": library.settings.collection}))
+        marker.write_text(
+            json.dumps({"url": f"http://{shown}:{port}", "pid": os.getpid(), "collection": library.settings.collection})
+        )
     try:
         config = uvicorn.Config(create_app(library, api_key=api_key, **kwargs), host=host, port=port, log_level="info")
         logging.getLogger("uvicorn.access").addFilter(AccessLogUsers(library.settings))  # after Config set logging up

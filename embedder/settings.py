@@ -184,8 +184,10 @@ class Settings(BaseSettings):
         if not key:
             return None
         if len(key) < MIN_SERVE_KEY_CHARS or any(c.isspace() for c in key):
-            raise ValueError(f"must be at least {MIN_SERVE_KEY_CHARS} characters with no spaces "
-                             "(e.g. the output of 'openssl rand -hex 24')")
+            raise ValueError(
+                f"must be at least {MIN_SERVE_KEY_CHARS} characters with no spaces "
+                "(e.g. the output of 'openssl rand -hex 24')"
+            )
         return SecretStr(key)
 
     @field_validator("collection")
@@ -196,13 +198,13 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _check_weights(self) -> "Settings":
+    def _check_weights(self) -> Settings:
         if self.weight_visual + self.weight_audio + self.weight_text <= 0:
             raise ValueError("weight_visual + weight_audio + weight_text must be positive")
         return self
 
     @model_validator(mode="after")
-    def _check_user_key(self) -> "Settings":
+    def _check_user_key(self) -> Settings:
         if self.pseudonymous_users and not (self.user_key and self.user_key.get_secret_value()):
             raise ValueError("pseudonymous_users needs a key: set EMBEDDER_USER_KEY (keep it out of config files)")
         return self

@@ -19,7 +19,7 @@ import shutil
 import sqlite3
 import subprocess
 from contextlib import ExitStack
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,7 +41,7 @@ def snapshot_root(settings: Settings) -> Path:
 
 
 def _stamp() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
 
 
 def _size(path: Path) -> int:
@@ -72,8 +72,9 @@ def _copy_tree(source: Path, target: Path) -> None:
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot copy {entry} into the snapshot: {exc}") from None
             continue
-        proc = subprocess.run(["cp", "-a", "--sparse=always", str(entry), str(target / entry.name)],
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            ["cp", "-a", "--sparse=always", str(entry), str(target / entry.name)], capture_output=True, text=True
+        )
         if proc.returncode != 0:  # cp says it once per file: the first line is the reason
             lines = proc.stderr.strip().splitlines() or ["cp failed"]
             more = f" (and {len(lines) - 1} more errors)" if len(lines) > 1 else ""
@@ -87,8 +88,10 @@ def _require_room(store_dir: Path, root: Path) -> None:
         existing = existing.parent
     need, free = _size(store_dir), shutil.disk_usage(existing).free
     if need > free:
-        raise StoreError(f"not enough free space for a snapshot in {root}: the store takes {need / 1e6:.0f} MB, "
-                         f"{free / 1e6:.0f} MB are free; free some space or set snapshot_dir; nothing was written")
+        raise StoreError(
+            f"not enough free space for a snapshot in {root}: the store takes {need / 1e6:.0f} MB, "
+            f"{free / 1e6:.0f} MB are free; free some space or set snapshot_dir; nothing was written"
+        )
 
 
 def create_snapshot(settings: Settings, label: str = "") -> dict:
@@ -128,9 +131,15 @@ def list_snapshots(settings: Settings) -> list[dict]:
     if not root.is_dir():
         return []
     found = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
-    return [{"name": p.name, "path": str(p), "size_bytes": _size(p),
-             "collections": sorted(c.name for c in p.iterdir() if (c / "embedder-dims.json").is_file())}
-            for p in sorted(found, key=lambda p: p.name, reverse=True)]
+    return [
+        {
+            "name": p.name,
+            "path": str(p),
+            "size_bytes": _size(p),
+            "collections": sorted(c.name for c in p.iterdir() if (c / "embedder-dims.json").is_file()),
+        }
+        for p in sorted(found, key=lambda p: p.name, reverse=True)
+    ]
 
 
 def restore_snapshot(settings: Settings, name: str) -> dict:
@@ -172,11 +181,14 @@ def _server(settings: Settings, action: str, name: str | None = None) -> dict | 
                 made = client.create_snapshot(collection_name=collection, wait=True)
                 return {"name": made.name, "collection": collection, "size_bytes": made.size}
             if action == "list":
-                return [{"name": s.name, "collection": collection, "size_bytes": s.size, "created": s.creation_time}
-                        for s in client.list_snapshots(collection)]
+                return [
+                    {"name": s.name, "collection": collection, "size_bytes": s.size, "created": s.creation_time}
+                    for s in client.list_snapshots(collection)
+                ]
             location = f"{settings.store.rstrip('/')}/collections/{collection}/snapshots/{name}"
             client.recover_snapshot(collection, location=location, wait=True)
             return {"restored": name, "collection": collection}
         except NotImplementedError:
-            raise EmbedderError("this Qdrant back-end has no snapshots (qdrant-client's local mode); "
-                                "use a Qdrant server") from None
+            raise EmbedderError(
+                "this Qdrant back-end has no snapshots (qdrant-client's local mode); use a Qdrant server"
+            ) from None

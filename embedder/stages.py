@@ -20,7 +20,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from embedder.encoders.runtime import batch_size_for
 from embedder.errors import Failure, one_line
@@ -34,15 +34,17 @@ from embedder.store import PointRecord, VectorStore, point_id
 GROUP_MAX_ITEMS = 16  # decoded items encoded together; bounds memory while filling batches
 
 
-def build_payload(f: DiscoveredFile, item: DecodedItem, encoders, weights: dict[str, float],
-                  segmenting: dict | None = None) -> MediaPayload:
+def build_payload(
+    f: DiscoveredFile, item: DecodedItem, encoders, weights: dict[str, float], segmenting: dict | None = None
+) -> MediaPayload:
     """What a point records about its file, and what produced its vectors (provenance).
 
     ``segmenting``: the cutting rule's stamp, stored with the segments when the item has them.
     """
     present = [m for m in MODALITIES if m in item.modalities]
-    moments = {} if not item.segments else {"segments": [s.to_payload() for s in item.segments],
-                                             "segmenting": segmenting}
+    moments = (
+        {} if not item.segments else {"segments": [s.to_payload() for s in item.segments], "segmenting": segmenting}
+    )
     return {
         # where: path, paths, dirs, mtimes (which let the next run skip re-hashing unchanged files) and
         # identities (which serving checks before it reads a file again)
@@ -58,7 +60,7 @@ def build_payload(f: DiscoveredFile, item: DecodedItem, encoders, weights: dict[
         "text_source": item.text.source,
         "frames": [] if item.frames is None else item.frames.timestamps,
         "audio_windows": 0 if item.audio is None else len(item.audio.windows),
-        "ingested_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "ingested_at": datetime.now(UTC).isoformat(timespec="seconds"),
         **moments,
     }
 
@@ -87,7 +89,8 @@ class IngestStages:
             # A collection made before moments (or with them off) has nowhere to put segment
             # vectors: cut nothing until 'embedder reembed' rebuilds it.
             self.options = dataclasses.replace(
-                self.options, segments=dataclasses.replace(self.options.segments, enabled=False))
+                self.options, segments=dataclasses.replace(self.options.segments, enabled=False)
+            )
 
     # A plain module-level function, so that it pickles into worker processes.
     decode = staticmethod(decode_item)
@@ -103,14 +106,19 @@ class IngestStages:
         weights = self.settings.fusion_weights
         stamp = self.options.segments.stamp()
         vectors = embed_items([item for _, item in batch], self.encoders, weights, self.settings.batch_size)
-        return [PointRecord(point_id(f.sha256), v.named(), build_payload(f, item, self.encoders, weights, stamp))
-                for (f, item), v in zip(batch, vectors)]
+        return [
+            PointRecord(point_id(f.sha256), v.named(), build_payload(f, item, self.encoders, weights, stamp))
+            for (f, item), v in zip(batch, vectors)
+        ]
 
     @staticmethod
     def previews(batch: list[tuple[DiscoveredFile, DecodedItem]]) -> dict[str, tuple[bytes | None, list | None]]:
         """The thumbnails the decoders made (the item's, and its segments'), by point id."""
-        return {point_id(f.sha256): (item.thumbnail, item.segment_thumbnails) for f, item in batch
-                if item.thumbnail or item.segment_thumbnails}
+        return {
+            point_id(f.sha256): (item.thumbnail, item.segment_thumbnails)
+            for f, item in batch
+            if item.thumbnail or item.segment_thumbnails
+        }
 
     def write(self, points: list[PointRecord], previews: dict[str, tuple] | None = None) -> None:
         """Store the points and their thumbnails, then let readers of an embedded store in until
@@ -152,16 +160,22 @@ def encode_or_split(stages: IngestStages, batch: list[tuple[DiscoveredFile, Deco
 
 def counted_units(items: list[DecodedItem]) -> tuple[int, int]:
     """(frames, audio windows) the encoders were given for these items."""
-    return (sum(0 if i.frames is None else len(i.frames.timestamps) for i in items),
-            sum(0 if i.audio is None else len(i.audio.windows) for i in items))
+    return (
+        sum(0 if i.frames is None else len(i.frames.timestamps) for i in items),
+        sum(0 if i.audio is None else len(i.audio.windows) for i in items),
+    )
 
 
 def throughput(counted: dict, started: float) -> dict:
     """The run's wall time and units per second since ``started`` (``time.perf_counter``), for
     every executor's report: which side bounds a run is read from these."""
     wall = max(round(time.perf_counter() - started, 3), 0.001)
-    return {"run_s": wall, **counted, "frames_per_s": round(counted["frames"] / wall, 2),
-            "audio_windows_per_s": round(counted["audio_windows"] / wall, 2)}
+    return {
+        "run_s": wall,
+        **counted,
+        "frames_per_s": round(counted["frames"] / wall, 2),
+        "audio_windows_per_s": round(counted["audio_windows"] / wall, 2),
+    }
 
 
 @dataclass

@@ -37,8 +37,9 @@ def make_missing_thumbnails(settings, store, progress=None, redo: bool = False) 
     made, failed = 0, []
     if progress is not None:
         progress.start(len(todo), "thumbnails")
-    for result in map_isolated(decode_item, [(p, (p, options)) for p in todo], workers=settings.workers,
-                               timeout_s=settings.decode_timeout_s):
+    for result in map_isolated(
+        decode_item, [(p, (p, options)) for p in todo], workers=settings.workers, timeout_s=settings.decode_timeout_s
+    ):
         item = result.value
         if result.error is not None:
             failed.append(Failure.from_error(result.error).to_dict())
@@ -51,4 +52,9 @@ def make_missing_thumbnails(settings, store, progress=None, redo: bool = False) 
             progress.advance(result.key, "ok" if item is not None and item.thumbnail else "failed")
     if progress is not None:
         progress.finish()
-    return {"made": made, "already": already, "no_file": sorted(no_file), "failed": sorted(failed, key=lambda f: f["path"])}
+    return {
+        "made": made,
+        "already": already,
+        "no_file": sorted(no_file),
+        "failed": sorted(failed, key=lambda f: f["path"]),
+    }

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from embedder.store.base import PointRecord, VectorStore
@@ -71,7 +71,7 @@ class Trash:
             self._trash.close()
             self._trash = None
 
-    def __enter__(self) -> "Trash":
+    def __enter__(self) -> Trash:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -87,7 +87,7 @@ class Trash:
         if dims is None:
             return 0
         trash.ensure_collection(dims)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         stamp = {TRASHED_AT: now.isoformat(timespec="seconds"), TRASHED_TS: now.timestamp(), TRASH_REASON: reason}
         trash.upsert([PointRecord(r.id, r.vectors, {**r.payload, **stamp}) for r in records])
         return len(records)
@@ -114,7 +114,9 @@ class Trash:
         """Everything in the trash, newest first."""
         trash = self._open()
         found = [
-            TrashEntry(r.id, list(r.payload.get("paths") or []), r.payload.get(TRASH_REASON, ""), r.payload.get(TRASHED_AT, ""))
+            TrashEntry(
+                r.id, list(r.payload.get("paths") or []), r.payload.get(TRASH_REASON, ""), r.payload.get(TRASHED_AT, "")
+            )
             for r in trash.scroll()
         ]
         return sorted(found, key=lambda e: e.trashed_at, reverse=True)
@@ -156,7 +158,9 @@ class Trash:
                 if not match:
                     missing.append(sel)
             if missing:
-                raise EmbedderError("not in the trash: " + ", ".join(missing) + " ('embedder trash list' shows what is)")
+                raise EmbedderError(
+                    "not in the trash: " + ", ".join(missing) + " ('embedder trash list' shows what is)"
+                )
         chosen = list({e.id: e for e in chosen}.values())
         self.restore(self.take([e.id for e in chosen]))
         return chosen

@@ -19,16 +19,15 @@ from embedder.errors import EmbedderError, Failure
 from embedder.failures import FailureMemory, failures_path
 from embedder.jobs_lock import job_lock
 from embedder.media.discover import MISSING, DiscoveredFile, discover, root_path
+from embedder.payload import folders_above, location_fields, stored_identities
 from embedder.progress import Progress
 from embedder.stages import IngestStages, LocalExecutor
-from embedder.payload import folders_above, location_fields, stored_identities
 from embedder.store import PointRecord, VectorStore, open_store, point_id
 from embedder.store.status import check_models, collection_status
 from embedder.trash import Trash
 
 if TYPE_CHECKING:
     from embedder.settings import Settings
-
 
 
 @dataclass
@@ -42,7 +41,7 @@ class IngestPlan:
     links: dict[str, list[DiscoveredFile]] = field(default_factory=dict)  # existing point id -> files to add
     unlink: dict[str, set[str]] = field(default_factory=dict)  # path -> point ids that must drop it
     removed: list[str] = field(default_factory=list)
-    held_back: list["HeldBack"] = field(default_factory=list)  # removals the guard refused
+    held_back: list[HeldBack] = field(default_factory=list)  # removals the guard refused
     restore: list[DiscoveredFile] = field(default_factory=list)  # content found in the trash: no re-encode
 
 
@@ -63,8 +62,14 @@ class HeldBack:
     guard: bool = True  # False when the user asked for no removals (--no-delete)
 
     def to_dict(self) -> dict:
-        return {"root": self.root, "items": len(self.paths), "stored": self.stored, "reason": self.reason,
-                "guard": self.guard, "paths": self.paths}
+        return {
+            "root": self.root,
+            "items": len(self.paths),
+            "stored": self.stored,
+            "reason": self.reason,
+            "guard": self.guard,
+            "paths": self.paths,
+        }
 
 
 @dataclass
@@ -150,7 +155,7 @@ class StoreIndex:
     devices: dict[str, int] = field(default_factory=dict)  # path -> device its file was on at ingest
 
     @classmethod
-    def read(cls, store: VectorStore, roots: list[Path] | None = None) -> "StoreIndex":
+    def read(cls, store: VectorStore, roots: list[Path] | None = None) -> StoreIndex:
         """The points with a file under ``roots`` (every point with ``None``, or when some stored
         items predate the ``dirs`` key: see :func:`add_folder_keys`)."""
         index = cls()
@@ -162,7 +167,7 @@ class StoreIndex:
             found: dict[str, PointRecord] = {}
             for key, values in (("dirs", folders), ("paths", folders + files)):
                 for chunk in range(0, len(values), 256):
-                    for record in store.scroll({key: values[chunk:chunk + 256]}):
+                    for record in store.scroll({key: values[chunk : chunk + 256]}):
                         found[record.id] = record
             records = found.values()
         for record in records:
@@ -187,7 +192,7 @@ class StoreIndex:
         file stored under another folder is linked, not encoded again)."""
         wanted = sorted({point_id(f.sha256) for f in files} - set(self.paths_by_id))
         for chunk in range(0, len(wanted), 1000):
-            for record in store.retrieve(wanted[chunk:chunk + 1000]):
+            for record in store.retrieve(wanted[chunk : chunk + 1000]):
                 self.add(record)
 
 
@@ -206,7 +211,7 @@ def add_folder_keys(store: VectorStore) -> int:
             by_folders.setdefault(tuple(folders_above(paths)), []).append(record.id)
     for folders, ids in by_folders.items():  # one write per distinct folder set, not per item
         for chunk in range(0, len(ids), 1000):
-            store.set_payload(ids[chunk:chunk + 1000], {"dirs": list(folders)})
+            store.set_payload(ids[chunk : chunk + 1000], {"dirs": list(folders)})
     store.ensure_indexes()
     return sum(len(ids) for ids in by_folders.values())
 
@@ -276,11 +281,18 @@ def guard_removals(plan: IngestPlan, found, index: StoreIndex, removals: str, ma
         if removals == "never":
             plan.held_back.append(HeldBack(root, paths, stored, "removals are off (--no-delete)", guard=False))
         elif media_now == 0:
-            plan.held_back.append(HeldBack(root, paths, stored, "the folder has no media files now (unmounted or emptied?)"))
+            plan.held_back.append(
+                HeldBack(root, paths, stored, "the folder has no media files now (unmounted or emptied?)")
+            )
         elif len(paths) >= REMOVE_GUARD_MIN_ITEMS and len(paths) > max_fraction * stored:
-            plan.held_back.append(HeldBack(
-                root, paths, stored,
-                f"{len(paths)} of its {stored} stored items would go, over max_remove_fraction={max_fraction:g}"))
+            plan.held_back.append(
+                HeldBack(
+                    root,
+                    paths,
+                    stored,
+                    f"{len(paths)} of its {stored} stored items would go, over max_remove_fraction={max_fraction:g}",
+                )
+            )
         else:
             continue
         held.update(paths)
@@ -328,7 +340,9 @@ def _vanished_folders(removed: list[str], found, index: StoreIndex) -> list[tupl
     out = []
     for (folder, why), paths in sorted(groups.items()):
         if why == "device":
-            out.append((folder, paths, f"its files were on another device than {folder} is on now (an unmounted share?)"))
+            out.append(
+                (folder, paths, f"its files were on another device than {folder} is on now (an unmounted share?)")
+            )
         elif len(paths) >= REMOVE_GUARD_MIN_ITEMS:
             state = "has no media files now" if device(folder) is not None else "is gone"
             out.append((folder, paths, f"the folder {state} (unmounted, moved away or emptied?)"))
@@ -390,8 +404,12 @@ def _apply_links(
     """Add paths to points holding the same content; returns failures for copies of failed files."""
     failed_ids = {point_id(sha_by_path[f.path]): f for f in failed if f.path in sha_by_path}
     extra = [
-        Failure(str(copy.path), failed_ids[pid].stage, f"same content as {failed_ids[pid].path}: {failed_ids[pid].reason}")
-        for pid, copies in links.items() if pid in failed_ids for copy in copies
+        Failure(
+            str(copy.path), failed_ids[pid].stage, f"same content as {failed_ids[pid].path}: {failed_ids[pid].reason}"
+        )
+        for pid, copies in links.items()
+        if pid in failed_ids
+        for copy in copies
     ]
     for record in store.retrieve(sorted(links)):
         files = links[record.id]
@@ -418,9 +436,13 @@ def _executor(settings: Settings, store: VectorStore):
     if settings.executor == "ray":
         from embedder.ray_executor import RayExecutor
 
-        return RayExecutor(settings.ray_address, encoders=settings.ray_encoders,
-                           gpus_per_encoder=settings.ray_gpus_per_encoder,
-                           decode_timeout_s=settings.decode_timeout_s, embedded_store=store.backend == "edge")
+        return RayExecutor(
+            settings.ray_address,
+            encoders=settings.ray_encoders,
+            gpus_per_encoder=settings.ray_gpus_per_encoder,
+            decode_timeout_s=settings.decode_timeout_s,
+            embedded_store=store.backend == "edge",
+        )
     return LocalExecutor(settings.workers, settings.decode_timeout_s)
 
 
@@ -466,15 +488,17 @@ def run_ingest(
         store = store or open_store(settings)
         try:
             with Trash(settings, store) as trash:
-                return _run_ingest(paths, settings, dry_run, removals, retry_failed, progress, store, trash, encoders,
-                                   started)
+                return _run_ingest(
+                    paths, settings, dry_run, removals, retry_failed, progress, store, trash, encoders, started
+                )
         finally:
             if own_store:
                 store.close()
 
 
-def _run_ingest(paths, settings: Settings, dry_run, removals, retry_failed, progress, store, trash, encoders,
-                started) -> IngestSummary:
+def _run_ingest(
+    paths, settings: Settings, dry_run, removals, retry_failed, progress, store, trash, encoders, started
+) -> IngestSummary:
     dims = schema_for(settings)
     failed: list[Failure] = []
     warnings: list[dict] = []
@@ -494,9 +518,14 @@ def _run_ingest(paths, settings: Settings, dry_run, removals, retry_failed, prog
         progress.note(f"adding folder keys to {add_folder_keys(store)} items stored by an older version (once)")
     roots = [root for root in map(root_path, paths) if os.path.lexists(root)]
     index = StoreIndex.read(store, roots)
-    found = discover(paths, include_hidden=settings.include_hidden, hash_cache=index.hash_cache,
-                     max_files=settings.discover_max_files, timeout_s=settings.discover_timeout_s,
-                     on_progress=progress.note)
+    found = discover(
+        paths,
+        include_hidden=settings.include_hidden,
+        hash_cache=index.hash_cache,
+        max_files=settings.discover_max_files,
+        timeout_s=settings.discover_timeout_s,
+        on_progress=progress.note,
+    )
     index.add_content(store, found.files)
     plan = plan_ingest(found, index)
     guard_removals(plan, found, index, removals, settings.max_remove_fraction)
@@ -509,7 +538,8 @@ def _run_ingest(paths, settings: Settings, dry_run, removals, retry_failed, prog
     recalled = [memory.recalled(f.sha256, str(f.path)) for f in recalled_files]
     plan.to_encode = [f for f in plan.to_encode if f not in recalled_files]
     progress.note(
-        f"{len(found.files)} media files: {len(plan.to_encode)} to encode, {len(plan.restore)} to restore from the trash, "
+        f"{len(found.files)} media files: {len(plan.to_encode)} to encode, "
+        f"{len(plan.restore)} to restore from the trash, "
         f"{len(plan.unchanged)} unchanged, {len(plan.removed)} removed"
     )
     if dry_run:
@@ -522,7 +552,9 @@ def _run_ingest(paths, settings: Settings, dry_run, removals, retry_failed, prog
                 from embedder.encoders.bundle import configured_image_size
                 from embedder.media.decode import DecodeOptions
 
-                stages = IngestStages(settings, None, store, DecodeOptions.from_settings(settings, configured_image_size(settings)))
+                stages = IngestStages(
+                    settings, None, store, DecodeOptions.from_settings(settings, configured_image_size(settings))
+                )
             else:
                 if encoders is None or callable(encoders):
                     from embedder.encoders.bundle import load_encoders
@@ -534,7 +566,9 @@ def _run_ingest(paths, settings: Settings, dry_run, removals, retry_failed, prog
             failed, warnings, timings = report.failed, report.warnings, report.timings
         _remember(memory, plan.to_encode, failed, found)
         failed += recalled
-        failed += _apply_links(store, plan.links, failed, {str(f.path): f.sha256 for f in plan.to_encode + recalled_files})
+        failed += _apply_links(
+            store, plan.links, failed, {str(f.path): f.sha256 for f in plan.to_encode + recalled_files}
+        )
         failed_paths = {f.path for f in failed}
         # A file that failed keeps its old point and links: nothing stored is lost.
         unlink = {p: ids for p, ids in plan.unlink.items() if p not in failed_paths}

@@ -26,7 +26,7 @@ import json
 import os
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,11 +36,12 @@ from embedder.fusion import FUSION_VERSION, MODALITIES, fuse, item_weights
 from embedder.jobs_lock import job_lock
 from embedder.progress import Progress
 from embedder.store import PointRecord, VectorStore, open_store
-from embedder.store.factory import open_physical
 from embedder.store.catalog import open_catalog
+from embedder.store.factory import open_physical
 
 if TYPE_CHECKING:
     from embedder.settings import Settings
+
 
 @dataclass
 class StaleItem:
@@ -124,7 +125,9 @@ def find_stale(store: VectorStore, settings: Settings, head_version: str | None 
             plan.stale.append(StaleItem(record.id, p.get("path"), causes))
             if "gone" in causes or "content" in causes:
                 folders.update(os.path.dirname(x) for x in paths)
-    plan.rebuild_collection = any(c.startswith("model:") or c in ("fusion", "segments") for s in plan.stale for c in s.causes)
+    plan.rebuild_collection = any(
+        c.startswith("model:") or c in ("fusion", "segments") for s in plan.stale for c in s.causes
+    )
     plan.folders = sorted(f for f in folders if os.path.isdir(f))
     return plan
 
@@ -135,8 +138,14 @@ def _state_path(settings: Settings) -> Path:
     return lock_path(settings).with_name(f"reembed-{settings.collection}.json")
 
 
-def run_reembed(settings: Settings, *, dry_run: bool = False, progress: Progress | None = None, encoders=None,
-                allow_failures: bool = False) -> dict:
+def run_reembed(
+    settings: Settings,
+    *,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+    encoders=None,
+    allow_failures: bool = False,
+) -> dict:
     """Detect stale items and rebuild them (see the module docstring).
 
     Args:
@@ -155,20 +164,29 @@ def run_reembed(settings: Settings, *, dry_run: bool = False, progress: Progress
         users_head, head_run = _current_head(settings)
         with open_store(settings) as store:
             plan = find_stale(store, settings, users_head)
-        report = {"collection": settings.collection, "source": source, "items": plan.items,
-                  "stale": len(plan.stale), "causes": plan.counts(), "dry_run": dry_run,
-                  "rebuild_collection": plan.rebuild_collection, "folders": plan.folders,
-                  "stale_items": [{"id": s.id, "path": s.path, "causes": s.causes} for s in plan.stale]}
+        report = {
+            "collection": settings.collection,
+            "source": source,
+            "items": plan.items,
+            "stale": len(plan.stale),
+            "causes": plan.counts(),
+            "dry_run": dry_run,
+            "rebuild_collection": plan.rebuild_collection,
+            "folders": plan.folders,
+            "stale_items": [{"id": s.id, "path": s.path, "causes": s.causes} for s in plan.stale],
+        }
         if dry_run or not plan.stale:
             report["elapsed_s"] = round(time.monotonic() - started, 3)
             return report
         if plan.folders:  # content changed or files gone: ingest does exactly that, idempotently
             from pipelines.ingest import run_ingest
 
-            ingested = run_ingest(plan.folders, settings, progress=progress, encoders=encoders,
-                                  locked=True).to_dict()
-            report["ingest"] = {"counts": ingested["counts"], "failed": ingested["failed"],
-                                "held_back": ingested["held_back"]}
+            ingested = run_ingest(plan.folders, settings, progress=progress, encoders=encoders, locked=True).to_dict()
+            report["ingest"] = {
+                "counts": ingested["counts"],
+                "failed": ingested["failed"],
+                "held_back": ingested["held_back"],
+            }
         if plan.rebuild_collection:
             report["rebuild"] = _blue_green(settings, catalog, source, progress, encoders, allow_failures)
         if users_head and any("head" in s.causes for s in plan.stale):
@@ -184,7 +202,9 @@ def _current_head(settings: Settings) -> tuple[str | None, str | None]:
     with open_store(settings, collection=users_collection(settings)) as users:
         if users.collection_dims() is None:
             return None, None
-        heads = {(r.payload["rec_model"], r.payload.get("rec_run")) for r in users.scroll() if r.payload.get("rec_model")}
+        heads = {
+            (r.payload["rec_model"], r.payload.get("rec_run")) for r in users.scroll() if r.payload.get("rec_model")
+        }
     # Versions end in "@<UTC timestamp>": the newest head is the one with the latest timestamp.
     return max(heads, key=lambda h: h[0].rsplit("@", 1)[-1]) if heads else (None, None)
 
@@ -199,11 +219,18 @@ def _refresh_head_vectors(settings: Settings, version: str, run_dir: str | None)
     from embedder.train.serve import TrainedHead
 
     if not run_dir or not Path(run_dir).is_dir():
-        return {"updated": 0, "note": f"the run directory of head {version} is not here ({run_dir}); retrain to refresh"}
+        return {
+            "updated": 0,
+            "note": f"the run directory of head {version} is not here ({run_dir}); retrain to refresh",
+        }
     head = TrainedHead(run_dir)
     updated = 0
     with open_store(settings) as store:
-        stale = [r for r in store.scroll(with_vectors=True) if r.payload.get("paths") and r.payload.get("rec_model") != version]
+        stale = [
+            r
+            for r in store.scroll(with_vectors=True)
+            if r.payload.get("paths") and r.payload.get("rec_model") != version
+        ]
         for start in range(0, len(stale), 256):
             batch = stale[start : start + 256]
             try:
@@ -225,7 +252,11 @@ def _blue_green(settings: Settings, catalog, source: str, progress: Progress, en
         target = state["target"]  # a killed run: continue filling the same version
     else:
         target = catalog.next_version(settings.collection)
-        state = {"source": source, "target": target, "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        state = {
+            "source": source,
+            "target": target,
+            "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
         state_file.parent.mkdir(parents=True, exist_ok=True)
         state_file.write_text(json.dumps(state))
     models = configured_model_ids(settings)
@@ -273,13 +304,24 @@ def _blue_green(settings: Settings, catalog, source: str, progress: Progress, en
     if got != expected:
         raise EmbedderError(f"{target} has {got} points where {expected} were expected; the alias was not moved")
     if failed and not allow_failures:
-        return {"target": target, "switched": False, "failed": [f.to_dict() for f in failed],
-                "note": "some items could not be rebuilt; the alias still points at " + source
-                        + " (fix or remove the files and run again, or pass --allow-failures)"}
+        return {
+            "target": target,
+            "switched": False,
+            "failed": [f.to_dict() for f in failed],
+            "note": "some items could not be rebuilt; the alias still points at "
+            + source
+            + " (fix or remove the files and run again, or pass --allow-failures)",
+        }
     catalog.switch_alias(settings.collection, target)
     state_file.unlink(missing_ok=True)
-    return {"target": target, "switched": True, "previous": source, "rebuilt": rebuilt, "copied": copied,
-            "failed": [f.to_dict() for f in failed]}
+    return {
+        "target": target,
+        "switched": True,
+        "previous": source,
+        "rebuilt": rebuilt,
+        "copied": copied,
+        "failed": [f.to_dict() for f in failed],
+    }
 
 
 def _cut_again(payload: dict, settings: Settings, stamp: dict, changed: list[str]) -> bool:
@@ -336,7 +378,7 @@ def _rebuild_point(record, settings: Settings, models, encoders, stamp: dict | N
     vectors["content"] = fuse(modality, encoders.dims if encoders else _dims_from(vectors, settings), weights)
     p["models"] = {m: models[m] for m in present}
     p["fusion"] = {"version": FUSION_VERSION, "weights": item_weights(present, weights)}
-    p["reembedded_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    p["reembedded_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     return PointRecord(record.id, {k: v for k, v in vectors.items() if v is not None}, p), "rebuilt"
 
 
@@ -384,6 +426,8 @@ def _encode_modalities(payload: dict, modalities: list[str], settings: Settings,
 
     path, item = _decode_stored(payload, settings, encoders)
     try:
-        return encode_items([item], encoders, settings.batch_size, modalities=[m for m in MODALITIES if m in modalities])[0]
+        return encode_items(
+            [item], encoders, settings.batch_size, modalities=[m for m in MODALITIES if m in modalities]
+        )[0]
     except Exception as exc:
         raise MediaError(path, "encode", one_line(exc, 200)) from None

@@ -45,14 +45,16 @@ def commands(media: Path, events: Path) -> dict[str, list[str]]:
     }
     for strategy in ("hybrid", "cf", "content"):
         out[f"recommend_{strategy}"] = ["recommend", "--user", "u1", "--strategy", strategy, "--json"]
-    out.update({
-        "recommend_new_user": ["recommend", "--user", "nobody", "--json"],
-        "similar": ["similar", video, "--json"],
-        "similar_both": ["similar", video, "--by", "both", "--json"],
-        "similar_users": ["similar-users", "u1", "--json"],
-        "items": ["items", "list", "--json"],
-        "eval": ["eval", "--split", "random-holdout", "--json"],
-    })
+    out.update(
+        {
+            "recommend_new_user": ["recommend", "--user", "nobody", "--json"],
+            "similar": ["similar", video, "--json"],
+            "similar_both": ["similar", video, "--by", "both", "--json"],
+            "similar_users": ["similar-users", "u1", "--json"],
+            "items": ["items", "list", "--json"],
+            "eval": ["eval", "--split", "random-holdout", "--json"],
+        }
+    )
     return out
 
 
@@ -62,9 +64,17 @@ def run_all(repo: Path, media_src: Path, work: Path) -> dict[str, object]:
     shutil.copytree(media_src, media, ignore=shutil.ignore_patterns("*.md"))
     files = sorted(str(p) for p in media.iterdir())
     events = work / "events.csv"
-    events.write_text("user,item\n" + "".join(f"u{u},{files[(u + k) % len(files)]}\n" for u in range(1, 5) for k in range(2)))
-    env = {**os.environ, "EMBEDDER_STORE": str(store), "EMBEDDER_MODELS": "tiny", "EMBEDDER_DEVICE": "cpu",
-           "EMBEDDER_CF_FACTORS": "4", "EMBEDDER_REPO": str(repo)}
+    events.write_text(
+        "user,item\n" + "".join(f"u{u},{files[(u + k) % len(files)]}\n" for u in range(1, 5) for k in range(2))
+    )
+    env = {
+        **os.environ,
+        "EMBEDDER_STORE": str(store),
+        "EMBEDDER_MODELS": "tiny",
+        "EMBEDDER_DEVICE": "cpu",
+        "EMBEDDER_CF_FACTORS": "4",
+        "EMBEDDER_REPO": str(repo),
+    }
     out = {}
     for name, args in commands(media, events).items():
         proc = subprocess.run([sys.executable, "-c", RUNNER, *args], capture_output=True, text=True, env=env)

@@ -12,9 +12,16 @@ def run_cli(*args, env: dict | None = None, code: int | None = 0, timeout: float
 
     Asserts the exit code (unless ``code`` is None) and that no traceback reached the user.
     """
-    proc = subprocess.run([sys.executable, "-m", "embedder.cli", *map(str, args)], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-m", "embedder.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+    )
     if code is not None:
-        assert proc.returncode == code, f"exit {proc.returncode}, wanted {code}\nstdout: {proc.stdout}\nstderr: {proc.stderr}"
+        assert proc.returncode == code, (
+            f"exit {proc.returncode}, wanted {code}\nstdout: {proc.stdout}\nstderr: {proc.stderr}"
+        )
     assert "Traceback" not in proc.stderr
     return proc

@@ -48,33 +48,125 @@ def copy_media(media: dict[str, Path], names, folder: Path) -> Path:
 def make_media(root: Path) -> dict[str, Path]:
     """Write every case the media layer must handle into ``root``; return them by name."""
     root.mkdir(parents=True, exist_ok=True)
-    p = {name: root / name for name in (
-        "h264.mp4", "hevc.mp4", "av1.mkv", "vp9.webm", "h264_10bit.mp4", "vfr.mp4", "long.mp4",
-        "multistream.mkv", "video_only.mp4", "scene.mp4", "tone.mp3", "tone.wav", "tone.flac",
-        "tone.ogg", "tone.m4a", "zero.mp4", "truncated.mp4", "truncated_faststart.mp4", "fake.mp4",
-    )}
+    p = {
+        name: root / name
+        for name in (
+            "h264.mp4",
+            "hevc.mp4",
+            "av1.mkv",
+            "vp9.webm",
+            "h264_10bit.mp4",
+            "vfr.mp4",
+            "long.mp4",
+            "multistream.mkv",
+            "video_only.mp4",
+            "scene.mp4",
+            "tone.mp3",
+            "tone.wav",
+            "tone.flac",
+            "tone.ogg",
+            "tone.m4a",
+            "zero.mp4",
+            "truncated.mp4",
+            "truncated_faststart.mp4",
+            "fake.mp4",
+        )
+    }
     x264 = ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
     ffmpeg(*_testsrc(3), *_sine(3), *x264, "-c:a", "aac", "-shortest", str(p["h264.mp4"]))
-    ffmpeg(*_testsrc(2), "-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "log-level=error",
-           "-tag:v", "hvc1", "-pix_fmt", "yuv420p", str(p["hevc.mp4"]))
+    ffmpeg(
+        *_testsrc(2),
+        "-c:v",
+        "libx265",
+        "-preset",
+        "ultrafast",
+        "-x265-params",
+        "log-level=error",
+        "-tag:v",
+        "hvc1",
+        "-pix_fmt",
+        "yuv420p",
+        str(p["hevc.mp4"]),
+    )
     ffmpeg(*_testsrc(1), "-c:v", "libsvtav1", "-preset", "12", "-pix_fmt", "yuv420p", str(p["av1.mkv"]))
-    ffmpeg(*_testsrc(2), *_sine(2, rate=48000), "-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8",
-           "-c:a", "libopus", "-shortest", str(p["vp9.webm"]))
-    ffmpeg(*_testsrc(2), "-c:v", "libx264", "-preset", "ultrafast", "-profile:v", "high10",
-           "-pix_fmt", "yuv420p10le", str(p["h264_10bit.mp4"]))
+    ffmpeg(
+        *_testsrc(2),
+        *_sine(2, rate=48000),
+        "-c:v",
+        "libvpx-vp9",
+        "-deadline",
+        "realtime",
+        "-cpu-used",
+        "8",
+        "-c:a",
+        "libopus",
+        "-shortest",
+        str(p["vp9.webm"]),
+    )
+    ffmpeg(
+        *_testsrc(2),
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-profile:v",
+        "high10",
+        "-pix_fmt",
+        "yuv420p10le",
+        str(p["h264_10bit.mp4"]),
+    )
     # Variable frame rate: 10 frames 0.05 s apart, then frames 0.25 s apart.
-    ffmpeg(*_testsrc(3, rate=20), "-vf", "setpts='if(lt(N,10),N*0.05,0.5+(N-10)*0.25)/TB'", "-vsync", "vfr",
-           *x264, str(p["vfr.mp4"]))
+    ffmpeg(
+        *_testsrc(3, rate=20),
+        "-vf",
+        "setpts='if(lt(N,10),N*0.05,0.5+(N-10)*0.25)/TB'",
+        "-vsync",
+        "vfr",
+        *x264,
+        str(p["vfr.mp4"]),
+    )
     ffmpeg(*_testsrc(20, size="64x48", rate=5), *x264, str(p["long.mp4"]))
-    ffmpeg(*_testsrc(2, size="64x48"), *_testsrc(2, size="128x96", rate=15), *_sine(2, 300), *_sine(2, 600),
-           "-map", "0", "-map", "1", "-map", "2", "-map", "3", *x264, "-c:a", "aac", str(p["multistream.mkv"]))
+    ffmpeg(
+        *_testsrc(2, size="64x48"),
+        *_testsrc(2, size="128x96", rate=15),
+        *_sine(2, 300),
+        *_sine(2, 600),
+        "-map",
+        "0",
+        "-map",
+        "1",
+        "-map",
+        "2",
+        "-map",
+        "3",
+        *x264,
+        "-c:a",
+        "aac",
+        str(p["multistream.mkv"]),
+    )
     ffmpeg(*_testsrc(2), *x264, str(p["video_only.mp4"]))
     # One cut at 1 s: red, then blue.
-    ffmpeg("-f", "lavfi", "-i", "color=c=red:size=96x64:rate=10:duration=1",
-           "-f", "lavfi", "-i", "color=c=blue:size=96x64:rate=10:duration=1",
-           "-filter_complex", "[0:v][1:v]concat=n=2:v=1:a=0", *x264, str(p["scene.mp4"]))
-    for name, codec in (("tone.mp3", "libmp3lame"), ("tone.wav", "pcm_s16le"), ("tone.flac", "flac"),
-                        ("tone.ogg", "libvorbis"), ("tone.m4a", "aac")):
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "color=c=red:size=96x64:rate=10:duration=1",
+        "-f",
+        "lavfi",
+        "-i",
+        "color=c=blue:size=96x64:rate=10:duration=1",
+        "-filter_complex",
+        "[0:v][1:v]concat=n=2:v=1:a=0",
+        *x264,
+        str(p["scene.mp4"]),
+    )
+    for name, codec in (
+        ("tone.mp3", "libmp3lame"),
+        ("tone.wav", "pcm_s16le"),
+        ("tone.flac", "flac"),
+        ("tone.ogg", "libvorbis"),
+        ("tone.m4a", "aac"),
+    ):
         ffmpeg(*_sine(12.5), "-ac", "2", "-c:a", codec, str(p[name]))
     p["zero.mp4"].write_bytes(b"")
     data = p["h264.mp4"].read_bytes()
@@ -148,8 +240,9 @@ def served(tmp_path, media):
     library = Library.open(settings)
     library.ingest([folder])
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(library, max_upload_mb=1), host="127.0.0.1", port=port,
-                                           log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(library, max_upload_mb=1), host="127.0.0.1", port=port, log_level="warning")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)

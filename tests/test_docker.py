@@ -33,4 +33,7 @@ def test_compose_has_qdrant_worker_and_scheduler_with_secrets_from_the_environme
     assert services["ingest"]["command"] == ["ingest", "/media"]
     # serve listens on every interface inside its container, so it must have its own API key
     assert services["serve"]["command"][:3] == ["serve", "--host", "0.0.0.0"]
-    assert services["serve"]["environment"]["EMBEDDER_SERVE_API_KEY"] == "${EMBEDDER_SERVE_API_KEY:?set EMBEDDER_SERVE_API_KEY}"
+    assert (
+        services["serve"]["environment"]["EMBEDDER_SERVE_API_KEY"]
+        == "${EMBEDDER_SERVE_API_KEY:?set EMBEDDER_SERVE_API_KEY}"
+    )

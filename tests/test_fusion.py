@@ -51,6 +51,8 @@ def test_text_query_scores_weighted_sum_against_a_full_item():
     clip_t, clap_t = unit(rng, 8), unit(rng, 6)
     item = {m: unit(rng, d) for m, d in DIMS.items()}
     q = fuse_query({"visual": clip_t, "audio": clap_t, "text": clip_t}, W)
-    expected = W["visual"] * item["visual"] @ clip_t + W["audio"] * item["audio"] @ clap_t + W["text"] * item["text"] @ clip_t
+    expected = (
+        W["visual"] * item["visual"] @ clip_t + W["audio"] * item["audio"] @ clap_t + W["text"] * item["text"] @ clip_t
+    )
     assert float(q @ fuse(item, DIMS, W)) == pytest.approx(float(expected), abs=1e-6)
     assert np.linalg.norm(q) == pytest.approx(1.0, abs=1e-6)

@@ -16,9 +16,11 @@ def test_bf16_autocast_on_gpu_matches_fp32_on_cpu():
     frames = rng.integers(0, 256, size=(8, 64, 85, 3), dtype=np.uint8)
     windows = [rng.standard_normal(480_000).astype(np.float32) for _ in range(4)]
     texts = ["a red car", "rain on a roof"]
-    for cls, spec, call in ((ClipEncoder, "tiny-clip", lambda e: e.encode_images(frames)),
-                            (ClipEncoder, "tiny-clip", lambda e: e.encode_texts(texts)),
-                            (ClapEncoder, "tiny-clap", lambda e: e.encode_audio(windows))):
+    for cls, spec, call in (
+        (ClipEncoder, "tiny-clip", lambda e: e.encode_images(frames)),
+        (ClipEncoder, "tiny-clip", lambda e: e.encode_texts(texts)),
+        (ClapEncoder, "tiny-clap", lambda e: e.encode_audio(windows)),
+    ):
         cpu = call(cls(MODELS[spec], device="cpu"))
         gpu = call(cls(MODELS[spec], device="cuda"))
         cos = (cpu * gpu).sum(axis=1)
@@ -39,10 +41,12 @@ def test_full_size_models_in_bf16_on_gpu_match_fp32_on_cpu():
     frames = rng.integers(0, 256, size=(8, 224, 298, 3), dtype=np.uint8)
     windows = [rng.standard_normal(480_000).astype(np.float32) for _ in range(2)]
     texts = ["a red car", "rain on a roof"]
-    for cls, spec, call in ((ClipEncoder, "bench-clip", lambda e: e.encode_images(frames)),
-                            (ClipEncoder, "bench-clip", lambda e: e.encode_texts(texts)),
-                            (ClapEncoder, "bench-clap", lambda e: e.encode_audio(windows)),
-                            (ClapEncoder, "bench-clap", lambda e: e.encode_texts(texts))):
+    for cls, spec, call in (
+        (ClipEncoder, "bench-clip", lambda e: e.encode_images(frames)),
+        (ClipEncoder, "bench-clip", lambda e: e.encode_texts(texts)),
+        (ClapEncoder, "bench-clap", lambda e: e.encode_audio(windows)),
+        (ClapEncoder, "bench-clap", lambda e: e.encode_texts(texts)),
+    ):
         cpu = call(cls(MODELS[spec], device="cpu"))
         gpu = call(cls(MODELS[spec], device="cuda"))
         cos = (cpu * gpu).sum(axis=1)

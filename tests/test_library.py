@@ -43,7 +43,7 @@ def test_open_reuses_what_is_open_and_refuses_other_settings(tmp_path):
     assert again is not first and not again.closed
     again.close()
     with pytest.raises(EmbedderError, match="this Library is closed"):
-        again.media
+        again.media  # noqa: B018 (the attribute read is what must raise)
 
 
 def test_ingest_search_events_recommend_from_python(tmp_path, folder):
@@ -67,7 +67,9 @@ def test_ingest_search_events_recommend_from_python(tmp_path, folder):
         # The new event counts at once: its item is excluded as seen, the content branch uses it.
         assert recs.used == ["content"] and video.id not in {r.id for r in recs.items} and recs.items
         assert lib.recommend("alice", strategy="popularity").strategy == "popular"  # an alias
-        with pytest.raises(EmbedderError, match="unknown strategy 'magic'; choose from hybrid, cf, content, trained, popular"):
+        with pytest.raises(
+            EmbedderError, match="unknown strategy 'magic'; choose from hybrid, cf, content, trained, popular"
+        ):
             lib.recommend("alice", strategy="magic")
         similar = lib.similar(str(folder / "h264.mp4"), limit=2)
         assert len(similar) == 2 and all(r.branches == ["content"] for r in similar)
@@ -82,7 +84,7 @@ def test_import_embedder_library_does_not_import_torch():
 def test_the_readme_python_example_runs_as_written(tmp_path, folder):
     """The README's example, run verbatim in a folder that has ./media."""
     text = README.read_text()
-    block = re.search(r"```python\n(.*?)```", text[text.index("## Python API"):], re.S)
+    block = re.search(r"```python\n(.*?)```", text[text.index("## Python API") :], re.S)
     assert block, "the README has a Python API section with a python block"
     script = tmp_path / "example.py"
     script.write_text(block.group(1) + "\nimport json\nprint(json.dumps([r.to_dict() for r in recs.items]))\n")
@@ -117,8 +119,11 @@ def test_events_fold_into_the_cf_vector_and_popularity_without_retraining(tmp_pa
     from embedder.recommend.interactions import Interaction
 
     # Two tastes: users 0-19 like items a0-a9, users 20-39 like b0-b9.
-    events = [Interaction(f"u{u}", f"{'a' if u < 20 else 'b'}{(u + k) % 10}", 1.0 + k % 3)
-              for u in range(40) for k in range(6)]
+    events = [
+        Interaction(f"u{u}", f"{'a' if u < 20 else 'b'}{(u + k) % 10}", 1.0 + k % 3)
+        for u in range(40)
+        for k in range(6)
+    ]
     settings = settings_for(tmp_path, cf_factors=8, cf_regularization=0.1)
     params = CFParams.from_settings(settings)
     model = fit_cf(events, params)

@@ -3,7 +3,11 @@
 import subprocess
 import sys
 
-CHECK = "import sys; {body}; heavy = [m for m in ('torch', 'torchaudio', 'decord', 'open_clip', 'transformers') if m in sys.modules]; print(heavy)"
+CHECK = (
+    "import sys; {body}; "
+    "heavy = [m for m in ('torch', 'torchaudio', 'decord', 'open_clip', 'transformers') if m in sys.modules]; "
+    "print(heavy)"
+)
 
 
 def run(body):
@@ -16,6 +20,9 @@ def test_import_embedder_does_not_import_torch():
 
 
 def test_help_does_not_import_torch():
-    body = "from embedder.cli import app; from typer.testing import CliRunner; r = CliRunner().invoke(app, ['--help']); assert r.exit_code == 0, r.output; assert 'inspect' in r.output"
+    body = (
+        "from embedder.cli import app; from typer.testing import CliRunner; "
+        "r = CliRunner().invoke(app, ['--help']); assert r.exit_code == 0, r.output; assert 'inspect' in r.output"
+    )
     proc = run(body)
     assert proc.stdout.strip() == "[]", proc.stderr

@@ -16,6 +16,7 @@ CLIP_S = 4.0
 
 # -- pure rules ----------------------------------------------------------------------------------
 
+
 def test_spans_follow_cuts_and_split_long_shots():
     opts = SegmentOptions(segment_s=10.0)
     # Cuts at 8 and 16; a 40 s last shot is cut into 4 windows of 10 s; a cut 0.5 s before the
@@ -51,12 +52,14 @@ def test_cues_from_srt_and_webvtt():
 
 # -- real media ----------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     from embedder.samples import make_moment_world
 
-    return make_moment_world(tmp_path_factory.mktemp("moments") / "world", clips=4, per_video=2, clip_s=CLIP_S,
-                             size="64x48")
+    return make_moment_world(
+        tmp_path_factory.mktemp("moments") / "world", clips=4, per_video=2, clip_s=CLIP_S, size="64x48"
+    )
 
 
 def _library(tmp_path, **overrides):
@@ -116,8 +119,21 @@ def test_a_new_clip_is_found_inside_its_video(world, ingested, tmp_path):
 
     clip = world["clips"]["clip03"]
     cut = tmp_path / "cut.mp4"
-    ffmpeg("-ss", str(clip["offset"] + 0.5), "-t", "3", "-i", world["videos"][clip["video"]]["path"],
-           "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", str(cut))
+    ffmpeg(
+        "-ss",
+        str(clip["offset"] + 0.5),
+        "-t",
+        "3",
+        "-i",
+        world["videos"][clip["video"]]["path"],
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-c:a",
+        "aac",
+        str(cut),
+    )
     assert ingested.media.retrieve([point_id(hash_file(cut))]) == []  # not ingested
     hits = ingested.search(like=str(cut), moments=True, limit=3)
     assert hits[0].path == clip["path"]  # the clip it was cut like, on its own
@@ -150,7 +166,9 @@ def test_segments_leave_item_vectors_and_plain_search_unchanged(world, ingested,
     assert not plain.ingest([root]).failed
     with plain:
         ids = sorted(r.id for r in plain.media.scroll())
-        with_segments = {r.id: r for r in ingested.media.retrieve(ids, with_vectors=["content", "visual", "audio", "text"])}
+        with_segments = {
+            r.id: r for r in ingested.media.retrieve(ids, with_vectors=["content", "visual", "audio", "text"])
+        }
         for record in plain.media.retrieve(ids, with_vectors=True):
             assert "segments" not in record.vectors and "segments" not in record.payload
             for name, vector in record.vectors.items():
@@ -213,6 +231,7 @@ def test_cli_moments_and_explain(world, ingested):
 
 # -- personalised search ---------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def two_topics(tmp_path_factory):
     """Four red clips with low tones and four blue clips with high tones, named without the topic."""
@@ -224,10 +243,28 @@ def two_topics(tmp_path_factory):
         for j in range(4):
             path = root / "media" / f"clip_{4 * t + j}.mp4"
             path.parent.mkdir(exist_ok=True)
-            ffmpeg("-f", "lavfi", "-i", f"color=c={colour}:size=64x48:rate=5:duration=1.5",
-                   "-f", "lavfi", "-i", f"sine=frequency={tone + 9 * j}:duration=1.5:sample_rate=48000",
-                   "-vf", f"noise=alls={10 + 6 * j}:allf=t", "-c:v", "libx264", "-preset", "ultrafast",
-                   "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(path))
+            ffmpeg(
+                "-f",
+                "lavfi",
+                "-i",
+                f"color=c={colour}:size=64x48:rate=5:duration=1.5",
+                "-f",
+                "lavfi",
+                "-i",
+                f"sine=frequency={tone + 9 * j}:duration=1.5:sample_rate=48000",
+                "-vf",
+                f"noise=alls={10 + 6 * j}:allf=t",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-pix_fmt",
+                "yuv420p",
+                "-c:a",
+                "aac",
+                "-shortest",
+                str(path),
+            )
             topic[str(path)] = t
     library = _library(root, segments=False, max_frames=2)
     assert not library.ingest([root / "media"]).failed

@@ -30,9 +30,22 @@ def cluster():
     # cluster for this test alone: no token authentication, so the clients need no token either.
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(REPO)}
     ray_cli = str(Path(sys.executable).with_name("ray"))
-    started = subprocess.run([ray_cli, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1",
-                              "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],
-                             env=env, capture_output=True, text=True, timeout=180)
+    started = subprocess.run(
+        [
+            ray_cli,
+            "start",
+            "--head",
+            f"--port={port}",
+            "--node-ip-address=127.0.0.1",
+            "--num-cpus=2",
+            "--include-dashboard=false",
+            "--disable-usage-stats",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert started.returncode == 0, started.stderr[-2000:]
     yield f"127.0.0.1:{port}"
     if ray.is_initialized():
@@ -55,9 +68,21 @@ def _points(store: Path) -> dict:
 
 def test_ray_and_local_executors_store_the_same_points(cluster, folder, tmp_path):
     env = {"EMBEDDER_MODELS": "tiny", "EMBEDDER_WORKERS": "1"}
-    local = json.loads(run_cli("ingest", folder, "--json", env={**env, "EMBEDDER_STORE": str(tmp_path / "local")}).stdout)
-    on_ray = json.loads(run_cli("ingest", folder, "--json", "--executor", "ray", "--ray-address", cluster,
-                                env={**env, "EMBEDDER_STORE": str(tmp_path / "ray")}).stdout)
+    local = json.loads(
+        run_cli("ingest", folder, "--json", env={**env, "EMBEDDER_STORE": str(tmp_path / "local")}).stdout
+    )
+    on_ray = json.loads(
+        run_cli(
+            "ingest",
+            folder,
+            "--json",
+            "--executor",
+            "ray",
+            "--ray-address",
+            cluster,
+            env={**env, "EMBEDDER_STORE": str(tmp_path / "ray")},
+        ).stdout
+    )
     assert on_ray["counts"] == local["counts"] and on_ray["counts"]["new"] == 4
     assert on_ray["failed"] == local["failed"] and on_ray["failed"][0]["stage"] == "probe"  # truncated.mp4
     assert on_ray["timings"]["executor"] == "ray" and on_ray["timings"]["nodes"] == 1
@@ -71,8 +96,18 @@ def test_ray_and_local_executors_store_the_same_points(cluster, folder, tmp_path
         assert record.payload["segments"] == b[pid].payload["segments"]
     thumbnails = sorted(p.name for p in (tmp_path / "ray" / "thumbnails" / "media").glob("*.jpg"))
     assert thumbnails == sorted(p.name for p in (tmp_path / "local" / "thumbnails" / "media").glob("*.jpg"))
-    again = json.loads(run_cli("ingest", folder, "--json", "--executor", "ray", "--ray-address", cluster,
-                               env={**env, "EMBEDDER_STORE": str(tmp_path / "ray")}).stdout)
+    again = json.loads(
+        run_cli(
+            "ingest",
+            folder,
+            "--json",
+            "--executor",
+            "ray",
+            "--ray-address",
+            cluster,
+            env={**env, "EMBEDDER_STORE": str(tmp_path / "ray")},
+        ).stdout
+    )
     assert again["counts"]["unchanged"] == 4 and again["counts"]["new"] == 0
 
 
@@ -94,7 +129,9 @@ def test_a_decoder_crash_on_ray_is_one_failure_record(cluster, folder, tmp_path)
     files = [f for f in discover([folder]).files if f.path.name != "truncated.mp4"]
     with open_store(settings) as store:
         store.ensure_collection(schema_for(settings))
-        stages = CrashingStages(settings, None, store, DecodeOptions.from_settings(settings, configured_image_size(settings)))
+        stages = CrashingStages(
+            settings, None, store, DecodeOptions.from_settings(settings, configured_image_size(settings))
+        )
         report = RayExecutor(cluster, embedded_store=True).run(stages, files, Progress())
         assert [(f.path, f.stage) for f in report.failed] == [(str(folder / "vp9.webm"), "decode")]
         assert "crashed with signal SIGABRT" in report.failed[0].reason

@@ -1,7 +1,7 @@
 """The job scheduler, driven by a fake clock."""
 
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -20,7 +20,7 @@ class FakeClock:
         self.now += timedelta(**kw)
 
 
-START = datetime(2026, 1, 5, 2, 59, tzinfo=timezone.utc)  # a Monday, one minute before 03:00
+START = datetime(2026, 1, 5, 2, 59, tzinfo=UTC)  # a Monday, one minute before 03:00
 
 
 def test_due_jobs_run_on_schedule_and_never_overlap():
@@ -34,7 +34,10 @@ def test_due_jobs_run_on_schedule_and_never_overlap():
             release.wait(10)  # still running when it is due again
         return True, "done"
 
-    jobs = {"nightly": Job("nightly", "0 3 * * *", (("reembed",),)), "slow": Job("slow", "*/1 * * * *", (("ingest", "x"),))}
+    jobs = {
+        "nightly": Job("nightly", "0 3 * * *", (("reembed",),)),
+        "slow": Job("slow", "*/1 * * * *", (("ingest", "x"),)),
+    }
     s = Scheduler(jobs, runner=runner, clock=clock)
     assert s.tick() == []  # 02:59: nothing due yet
     clock.advance(minutes=1)
@@ -48,7 +51,7 @@ def test_due_jobs_run_on_schedule_and_never_overlap():
     assert s.tick() == ["slow"]
     s.wait_idle()
     assert [c[0] for c in calls].count("nightly") == 1
-    assert s.next_run["nightly"] == datetime(2026, 1, 6, 3, 0, tzinfo=timezone.utc)
+    assert s.next_run["nightly"] == datetime(2026, 1, 6, 3, 0, tzinfo=UTC)
 
 
 def test_a_failing_job_is_logged_and_the_scheduler_goes_on(caplog):
@@ -59,8 +62,11 @@ def test_a_failing_job_is_logged_and_the_scheduler_goes_on(caplog):
             raise RuntimeError("disk on fire")
         return False, "step 'ingest x' failed: error: x not found"
 
-    s = Scheduler({"broken": Job("broken", "0 3 * * *", (("a",),)), "failing": Job("failing", "0 3 * * *", (("b",),))},
-                  runner=runner, clock=clock)
+    s = Scheduler(
+        {"broken": Job("broken", "0 3 * * *", (("a",),)), "failing": Job("failing", "0 3 * * *", (("b",),))},
+        runner=runner,
+        clock=clock,
+    )
     clock.advance(minutes=1)
     with caplog.at_level("WARNING", logger="embedder.jobs"):
         s.tick()
@@ -121,4 +127,7 @@ def test_run_steps_runs_real_commands_and_stops_at_the_first_failure(tmp_path):
     assert (ok, message) == (True, "1 step(s) done")
     ok, message = run_steps(Job("j", "0 3 * * *", (("ingest", str(tmp_path / "missing")), ("status",))), flags)
     assert not ok
-    assert message == f"step 'ingest {tmp_path / 'missing'}' failed: error: nothing to ingest: {tmp_path / 'missing'} not found"
+    assert (
+        message
+        == f"step 'ingest {tmp_path / 'missing'}' failed: error: nothing to ingest: {tmp_path / 'missing'} not found"
+    )

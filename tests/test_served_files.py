@@ -67,7 +67,9 @@ def test_touched_media_is_still_served_with_ranges(served):
     assert part.headers["content-range"] == f"bytes 5-54/{len(data)}"
     two = client.get(f"/items/{ids['vp9.webm']}/media", headers={"Range": "bytes=0-3,10-13"})
     assert two.status_code == 206 and data[:4] in two.content and data[10:14] in two.content
-    assert client.get(f"/items/{ids['vp9.webm']}/media", headers={"Range": f"bytes={len(data) + 5}-"}).status_code == 416
+    assert (
+        client.get(f"/items/{ids['vp9.webm']}/media", headers={"Range": f"bytes={len(data) + 5}-"}).status_code == 416
+    )
 
 
 def test_media_rewritten_in_place_is_404(served):

@@ -1,16 +1,18 @@
 """embedder serve: the HTTP API over a real uvicorn server, real store and tiny models."""
 
 import concurrent.futures
+import json
 import os
 import shutil
-import threading
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import SERVED_NAMES as NAMES, free_port
+from tests.conftest import SERVED_NAMES as NAMES
+from tests.conftest import free_port
+
 
 def test_search_events_and_recommendations_are_the_library_calls(served):
     client, library, folder, ids = served
@@ -46,7 +48,9 @@ def test_moments_and_personalised_search_through_the_api(served):
     local = [h.to_dict() for h in library.search("a test pattern", moments=True, limit=3)]
     assert found["moments"] is True and [h["id"] for h in found["hits"]] == [h["id"] for h in local]
     for hit, same in zip(found["hits"], local):
-        assert hit["moment"]["score"] == pytest.approx(hit["score"]) and hit["moment"]["start"] == same["moment"]["start"]
+        assert (
+            hit["moment"]["score"] == pytest.approx(hit["score"]) and hit["moment"]["start"] == same["moment"]["start"]
+        )
         assert sum(hit["moment"]["contributions"].values()) == pytest.approx(hit["score"], abs=1e-5)
         if hit["kind"] == "video":  # a preview per segment, served by URL, never a server path
             url = hit["moment"]["thumbnail"]
@@ -129,8 +133,13 @@ def test_cli_commands_on_a_served_store_go_through_the_server(tmp_path, media):
     run_cli("ingest", media["h264.mp4"], "--quiet", env=env)
     local = json.loads(run_cli("search", "a test pattern", "--json", env=env).stdout)
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "embedder.cli", "serve", "--port", str(port)],
-                              env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "embedder.cli", "serve", "--port", str(port)],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 90
         while True:
@@ -151,14 +160,17 @@ def test_cli_commands_on_a_served_store_go_through_the_server(tmp_path, media):
         like = json.loads(run_cli("search", "--like", media["vp9.webm"], "--json", env=env).stdout)["hits"]
         assert [h["path"] for h in like][:1] == [str(media["h264.mp4"])] and len(like) == 2
         by_path = json.loads(run_cli("similar", media["vp9.webm"], "--json", env=env).stdout)  # a path: '/'s in the URL
-        assert len(by_path["items"]) == 2 and media["vp9.webm"].name not in {os.path.basename(i["path"] or "")
-                                                                             for i in by_path["items"]}
+        assert len(by_path["items"]) == 2 and media["vp9.webm"].name not in {
+            os.path.basename(i["path"] or "") for i in by_path["items"]
+        }
         missing = run_cli("ingest", tmp_path / "nowhere", env=env, code=2)
         assert "not found" in missing.stderr and "Traceback" not in missing.stderr
         refused = run_cli("trash", "list", env=env, code=2)  # not offered over HTTP: told where the server is
-        assert refused.stderr.strip().endswith(f"is held by 'embedder serve' (pid {server.pid}) at "
-                                               f"http://127.0.0.1:{port}: send requests to its HTTP API "
-                                               f"(http://127.0.0.1:{port}/openapi.json), or stop it first")
+        assert refused.stderr.strip().endswith(
+            f"is held by 'embedder serve' (pid {server.pid}) at "
+            f"http://127.0.0.1:{port}: send requests to its HTTP API "
+            f"(http://127.0.0.1:{port}/openapi.json), or stop it first"
+        )
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(30)
@@ -176,11 +188,15 @@ def test_a_dead_server_marker_is_ignored(tmp_path):
     settings = load_settings(store=str(store))
     assert served_by(settings) is None
     dead = _reaped_pid()
-    (store / ".serve.json").write_text('{"url": "http://127.0.0.1:9", "pid": %d, "collection": "media"}' % dead)
+    (store / ".serve.json").write_text(json.dumps({"url": "http://127.0.0.1:9", "pid": dead, "collection": "media"}))
     assert served_by(settings) is None  # killed with -9: the marker is stale
-    (store / ".serve.json").write_text('{"url": "http://127.0.0.1:9", "pid": %d, "collection": "other"}' % os.getpid())
+    (store / ".serve.json").write_text(
+        json.dumps({"url": "http://127.0.0.1:9", "pid": os.getpid(), "collection": "other"})
+    )
     assert served_by(settings) is None  # alive, but serving another collection
-    (store / ".serve.json").write_text('{"url": "http://127.0.0.1:9/", "pid": %d, "collection": "media"}' % os.getpid())
+    (store / ".serve.json").write_text(
+        json.dumps({"url": "http://127.0.0.1:9/", "pid": os.getpid(), "collection": "media"})
+    )
     assert served_by(settings) == "http://127.0.0.1:9"
     assert served_by(load_settings(store=str(store), server="http://10.0.0.2:8080")) == "http://10.0.0.2:8080"
 
@@ -207,7 +223,9 @@ def test_api_key_errors_and_limits(served):
     assert client.get("/search").json() == {"error": "query.q: Field required"}
     too_long = client.get("/search", params={"q": "x" * 1001})
     assert too_long.status_code == 422 and "at most 1000 characters" in too_long.json()["error"]
-    huge = client.post("/events", content=b"[" + b"{}," * 400_000 + b"{}]", headers={"content-type": "application/json"})
+    huge = client.post(
+        "/events", content=b"[" + b"{}," * 400_000 + b"{}]", headers={"content-type": "application/json"}
+    )
     assert huge.status_code == 413 and "over" in huge.json()["error"]
     for bad in ([], [{"user": "u", "item": ids["tone.mp3"], "weight": "NaN"}], [{"user": "u"}], "text"):
         answer = client.post("/events", json=bad)
@@ -221,7 +239,9 @@ def test_api_key_errors_and_limits(served):
             refused = keyed.get("/search", params={"q": "x"}, headers=headers)
             assert refused.status_code == 401 and "API key" in refused.json()["error"]
         assert keyed.get("/metrics").status_code == 401
-        assert keyed.get("/search", params={"q": "x"}, headers={"Authorization": "Bearer s3cret key"}).status_code == 200
+        assert (
+            keyed.get("/search", params={"q": "x"}, headers={"Authorization": "Bearer s3cret key"}).status_code == 200
+        )
         assert keyed.get("/status", headers={"X-API-Key": "s3cret key"}).json()["points"] == 3
         keyed.cookies.set("embedder_api_key", "s3cret%20key")  # what the page stores for <img> and <video>
         assert keyed.get(f"/items/{ids['h264.mp4']}/thumbnail").status_code == 200
@@ -235,7 +255,9 @@ def test_binding_beyond_loopback_needs_a_key(tmp_path):
     assert "set EMBEDDER_SERVE_API_KEY" in refused.stderr and "Traceback" not in refused.stderr
     spaces = run_cli("serve", "--host", "0.0.0.0", "--no-preload", env={**env, "EMBEDDER_SERVE_API_KEY": "   "}, code=2)
     assert "set EMBEDDER_SERVE_API_KEY" in spaces.stderr  # three spaces are no key
-    short = run_cli("serve", "--host", "0.0.0.0", "--no-preload", env={**env, "EMBEDDER_SERVE_API_KEY": "hunter2"}, code=2)
+    short = run_cli(
+        "serve", "--host", "0.0.0.0", "--no-preload", env={**env, "EMBEDDER_SERVE_API_KEY": "hunter2"}, code=2
+    )
     assert "at least 16 characters" in short.stderr
     from embedder.settings import load_settings
 
@@ -305,8 +327,15 @@ def test_the_page_shows_results_with_thumbnails_in_a_real_browser(served, tmp_pa
     client.post("/events", json=[{"user": "carol", "item": ids["h264.mp4"], "weight": 3}])
 
     def render(query: str, shot: Path | None = None) -> str:
-        args = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1200,800",
-                "--virtual-time-budget=15000"]
+        args = [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--window-size=1200,800",
+            "--virtual-time-budget=15000",
+        ]
         args += [f"--screenshot={shot}"] if shot else ["--dump-dom"]
         done = subprocess.run([*args, f"{base}/?{query}"], capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr[-2000:]
@@ -372,20 +401,35 @@ def test_the_access_log_holds_no_raw_user_id_in_privacy_mode(tmp_path, media):
     secret = "k" * 32
     private = load_settings(pseudonymous_users=True, user_key=secret)
     redact = AccessLogUsers(private).redact
-    assert redact("/users/alice%40example.org/recommendations?limit=5") == \
-        f"/users/{private.stored_user('alice@example.org')}/recommendations?limit=5"
-    assert redact("/search?q=jazz&user=alice&seen=exclude") == f"/search?q=jazz&user={private.stored_user('alice')}&seen=exclude"
+    assert (
+        redact("/users/alice%40example.org/recommendations?limit=5")
+        == f"/users/{private.stored_user('alice@example.org')}/recommendations?limit=5"
+    )
+    assert (
+        redact("/search?q=jazz&user=alice&seen=exclude")
+        == f"/search?q=jazz&user={private.stored_user('alice')}&seen=exclude"
+    )
     assert AccessLogUsers(load_settings(access_log_users="drop")).redact("/users/bob/similar") == "/users/-/similar"
     assert AccessLogUsers(load_settings()).mode == "keep"
 
-    env = {"EMBEDDER_STORE": str(tmp_path / "store"), "EMBEDDER_MODELS": "tiny", "EMBEDDER_WORKERS": "1",
-           "EMBEDDER_PSEUDONYMOUS_USERS": "true", "EMBEDDER_USER_KEY": secret}
+    env = {
+        "EMBEDDER_STORE": str(tmp_path / "store"),
+        "EMBEDDER_MODELS": "tiny",
+        "EMBEDDER_WORKERS": "1",
+        "EMBEDDER_PSEUDONYMOUS_USERS": "true",
+        "EMBEDDER_USER_KEY": secret,
+    }
     from tests.cli_runner import run_cli
 
     run_cli("ingest", media["tone.mp3"], "--quiet", env=env)
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "embedder.cli", "serve", "--port", str(port), "--no-preload"],
-                              env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "embedder.cli", "serve", "--port", str(port), "--no-preload"],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 90
         while True:
@@ -397,8 +441,12 @@ def test_the_access_log_holds_no_raw_user_id_in_privacy_mode(tmp_path, media):
             assert time.monotonic() < deadline and server.poll() is None
             time.sleep(0.2)
         assert httpx.get(f"http://127.0.0.1:{port}/users/alice-raw-id/recommendations", timeout=60).status_code == 200
-        assert httpx.get(f"http://127.0.0.1:{port}/search", params={"q": "a tone", "user": "alice-raw-id"},
-                         timeout=60).status_code == 200
+        assert (
+            httpx.get(
+                f"http://127.0.0.1:{port}/search", params={"q": "a tone", "user": "alice-raw-id"}, timeout=60
+            ).status_code
+            == 200
+        )
     finally:
         server.send_signal(signal.SIGINT)
         log = server.communicate(timeout=30)[0]

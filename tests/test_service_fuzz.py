@@ -19,8 +19,9 @@ def api_schema(tmp_path_factory, media):
     folder.mkdir()
     for name in ("h264.mp4", "tone.mp3"):
         shutil.copy(media[name], folder / name)
-    library = Library.open(load_settings(store=str(root / "store"), models="tiny", device="cpu", workers=1,
-                                         max_frames=2))
+    library = Library.open(
+        load_settings(store=str(root / "store"), models="tiny", device="cpu", workers=1, max_frames=2)
+    )
     library.ingest([folder])
     library.add_events([("alice", next(iter(library.media.scroll())).id, 1.0)])
     yield schemathesis.openapi.from_asgi("/openapi.json", create_app(library, preload=False, max_upload_mb=1))
@@ -45,7 +46,9 @@ def test_no_input_makes_a_server_error_and_every_error_is_a_json_message(api_sch
             assert response.status_code < 500, (case.method, case.path, response.text[:300])
             if response.status_code >= 400:
                 body = response.json()
-                assert isinstance(body, dict) and isinstance(body.get("error"), str) and body["error"], response.text[:300]
+                assert isinstance(body, dict) and isinstance(body.get("error"), str) and body["error"], response.text[
+                    :300
+                ]
 
         check()
         checked.append(f"{operation.method.upper()} {operation.path}")

@@ -29,10 +29,22 @@ def test_explicit_and_env_config_file(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     "env, message",
     [
-        ({"EMBEDDER_DEVICE": "tpu"}, "invalid setting 'device' (EMBEDDER_DEVICE): Value error, must be auto, cpu, cuda or cuda:N"),
-        ({"EMBEDDER_STORE": "ftp://x"}, "invalid setting 'store' (EMBEDDER_STORE): Value error, a URL must start with http:// or https://"),
-        ({"EMBEDDER_VIDEO_FPS": "0"}, "invalid setting 'video_fps' (EMBEDDER_VIDEO_FPS): Input should be greater than 0"),
-        ({"EMBEDDER_AUDIO_WINDOW_S": "30"}, "invalid setting 'audio_window_s' (EMBEDDER_AUDIO_WINDOW_S): Input should be less than or equal to 10"),
+        (
+            {"EMBEDDER_DEVICE": "tpu"},
+            "invalid setting 'device' (EMBEDDER_DEVICE): Value error, must be auto, cpu, cuda or cuda:N",
+        ),
+        (
+            {"EMBEDDER_STORE": "ftp://x"},
+            "invalid setting 'store' (EMBEDDER_STORE): Value error, a URL must start with http:// or https://",
+        ),
+        (
+            {"EMBEDDER_VIDEO_FPS": "0"},
+            "invalid setting 'video_fps' (EMBEDDER_VIDEO_FPS): Input should be greater than 0",
+        ),
+        (
+            {"EMBEDDER_AUDIO_WINDOW_S": "30"},
+            "invalid setting 'audio_window_s' (EMBEDDER_AUDIO_WINDOW_S): Input should be less than or equal to 10",
+        ),
     ],
 )
 def test_invalid_values_name_the_setting(monkeypatch, env, message):
@@ -63,12 +75,14 @@ def test_shipped_configs_resolve_from_any_directory(tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)  # not the repository root
     assert load_train_config("pipelines/configs/train-apr.toml").adversarial.enabled is True
-    proc = subprocess.run([sys.executable, "-m", "embedder.cli", "jobs", "list", "--json"], capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "embedder.cli", "jobs", "list", "--json"], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     assert "nightly-reembed" in proc.stdout
     (tmp_path / "pipelines").mkdir()  # a file of the user's own with the same name wins
     (tmp_path / "pipelines" / "jobs.toml").write_text('[jobs.mine]\ncron = "0 1 * * *"\nsteps = [["status"]]\n')
-    proc = subprocess.run([sys.executable, "-m", "embedder.cli", "jobs", "list", "--json"], capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "embedder.cli", "jobs", "list", "--json"], capture_output=True, text=True, timeout=120
+    )
     assert '"mine"' in proc.stdout and "nightly-reembed" not in proc.stdout

@@ -17,16 +17,25 @@ def apt_get_function() -> str:
 
 def run(fake_apt: str, wait_s: int, tmp_path) -> subprocess.CompletedProcess:
     script = tmp_path / "t.sh"
-    script.write_text(f"set -euo pipefail\nsleep() {{ :; }}\n{apt_get_function()}\n{fake_apt}\napt_get fake_apt update\n")
-    return subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=60,
-                          env={"PATH": "/usr/bin:/bin", "APT_LOCK_WAIT_S": str(wait_s)})
+    script.write_text(
+        f"set -euo pipefail\nsleep() {{ :; }}\n{apt_get_function()}\n{fake_apt}\napt_get fake_apt update\n"
+    )
+    return subprocess.run(
+        ["bash", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "APT_LOCK_WAIT_S": str(wait_s)},
+    )
 
 
 def test_waits_while_the_lock_is_held_then_succeeds(tmp_path):
     counter = tmp_path / "n"
-    fake = (f'fake_apt() {{ n=$(cat {counter} 2>/dev/null || echo 0); echo $((n+1)) > {counter}; '
-            'if [ "$n" -lt 3 ]; then echo "E: Could not get lock /var/lib/apt/lists/lock. It is held by process 42"; '
-            'return 100; fi; echo installed; }')
+    fake = (
+        f"fake_apt() {{ n=$(cat {counter} 2>/dev/null || echo 0); echo $((n+1)) > {counter}; "
+        'if [ "$n" -lt 3 ]; then echo "E: Could not get lock /var/lib/apt/lists/lock. It is held by process 42"; '
+        "return 100; fi; echo installed; }"
+    )
     proc = run(fake, 600, tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert counter.read_text().strip() == "4"

@@ -11,8 +11,12 @@ def test_missing_thumbnails_are_made_once_and_gone_files_reported(tmp_path, medi
     folder.mkdir()
     for name in ("h264.mp4", "tone.mp3", "vp9.webm"):
         shutil.copy(media[name], folder / name)
-    env = {"EMBEDDER_STORE": str(tmp_path / "store"), "EMBEDDER_MODELS": "tiny", "EMBEDDER_WORKERS": "1",
-           "EMBEDDER_THUMBNAILS": "false"}  # as an older version ingested: no previews
+    env = {
+        "EMBEDDER_STORE": str(tmp_path / "store"),
+        "EMBEDDER_MODELS": "tiny",
+        "EMBEDDER_WORKERS": "1",
+        "EMBEDDER_THUMBNAILS": "false",
+    }  # as an older version ingested: no previews
     run_cli("ingest", folder, "--quiet", env=env)
     previews = tmp_path / "store" / "thumbnails" / "media"
     assert not previews.exists() or not list(previews.iterdir())

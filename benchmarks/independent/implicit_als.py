@@ -80,14 +80,23 @@ def main() -> None:
         u_ix = {u: n for n, u in enumerate(users)}
         i_ix = {i: n for n, i in enumerate(items)}
         counts = csr_matrix(
-            (np.array([w for _, _, w in train], np.float32), ([u_ix[u] for u, _, _ in train], [i_ix[i] for _, i, _ in train])),
-            shape=(len(users), len(items)))
+            (
+                np.array([w for _, _, w in train], np.float32),
+                ([u_ix[u] for u, _, _ in train], [i_ix[i] for _, i, _ in train]),
+            ),
+            shape=(len(users), len(items)),
+        )
         counts.sum_duplicates()
         confidence = counts.copy()
         confidence.data = args.alpha * np.log1p(confidence.data)
         with threadpool_limits(1, "blas"):
-            model = AlternatingLeastSquares(factors=args.factors, regularization=args.regularization,
-                                            iterations=args.iterations, random_state=seed, num_threads=1)
+            model = AlternatingLeastSquares(
+                factors=args.factors,
+                regularization=args.regularization,
+                iterations=args.iterations,
+                random_state=seed,
+                num_threads=1,
+            )
             model.fit(confidence, show_progress=False)
         relevant = defaultdict(set)
         for u, i, _ in test:
@@ -105,12 +114,28 @@ def main() -> None:
             ideal = sum(1 / math.log2(r + 2) for r in range(min(len(rel), 10)))
             ndcg.append(dcg / ideal)
             recall.append(len(set(top) & rel) / len(rel))
-        per_seed.append({"seed": seed, "users": len(ndcg), "train_events": len(history), "test_events": len(test),
-                         "ndcg@10": round(float(np.mean(ndcg)), 5), "recall@10": round(float(np.mean(recall)), 5)})
+        per_seed.append(
+            {
+                "seed": seed,
+                "users": len(ndcg),
+                "train_events": len(history),
+                "test_events": len(test),
+                "ndcg@10": round(float(np.mean(ndcg)), 5),
+                "recall@10": round(float(np.mean(recall)), 5),
+            }
+        )
     ndcgs = [r["ndcg@10"] for r in per_seed]
-    json.dump({"data": args.kind, "settings": vars(args), "per_seed": per_seed,
-               "ndcg@10_mean": round(float(np.mean(ndcgs)), 5), "ndcg@10_std": round(float(np.std(ndcgs)), 5)},
-              sys.stdout, indent=2)
+    json.dump(
+        {
+            "data": args.kind,
+            "settings": vars(args),
+            "per_seed": per_seed,
+            "ndcg@10_mean": round(float(np.mean(ndcgs)), 5),
+            "ndcg@10_std": round(float(np.std(ndcgs)), 5),
+        },
+        sys.stdout,
+        indent=2,
+    )
     sys.stdout.write("\n")
 
 

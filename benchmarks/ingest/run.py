@@ -22,11 +22,38 @@ CLIPS = 24
 
 def make_clips(folder: Path) -> None:
     for i in range(CLIPS):
-        subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y",
-                        "-f", "lavfi", "-i", f"testsrc2=size=640x360:rate=30:duration=6",
-                        "-f", "lavfi", "-i", f"sine=frequency={200 + 20 * i}:duration=6:sample_rate=44100",
-                        "-vf", f"hue=h={i * 15}", "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
-                        "-c:a", "aac", "-ac", "2", "-shortest", str(folder / f"clip_{i:02d}.mp4")], check=True)
+        subprocess.run(
+            [
+                "ffmpeg",
+                "-nostdin",
+                "-loglevel",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=640x360:rate=30:duration=6",
+                "-f",
+                "lavfi",
+                "-i",
+                f"sine=frequency={200 + 20 * i}:duration=6:sample_rate=44100",
+                "-vf",
+                f"hue=h={i * 15}",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "veryfast",
+                "-pix_fmt",
+                "yuv420p",
+                "-c:a",
+                "aac",
+                "-ac",
+                "2",
+                "-shortest",
+                str(folder / f"clip_{i:02d}.mp4"),
+            ],
+            check=True,
+        )
 
 
 def main(out: Path) -> dict:
@@ -46,14 +73,18 @@ def main(out: Path) -> dict:
 
         run_isolated(str, ("warm-up",), path="warm-up", stage="decode", timeout_s=120)
         for workers in (1, 2):
-            settings = load_settings(models="tiny", device="cpu", store=str(Path(tmp) / f"store{workers}"),
-                                     workers=workers, max_frames=8)
+            settings = load_settings(
+                models="tiny", device="cpu", store=str(Path(tmp) / f"store{workers}"), workers=workers, max_frames=8
+            )
             started = time.perf_counter()
             summary = run_ingest([media], settings, encoders=encoders).to_dict()
             wall = time.perf_counter() - started
             assert summary["counts"]["new"] == CLIPS, summary["counts"]
-            results[f"workers={workers}"] = {"wall_s": round(wall, 2), "files_per_s": round(CLIPS / wall, 3),
-                                             "timings": summary["timings"]}
+            results[f"workers={workers}"] = {
+                "wall_s": round(wall, 2),
+                "files_per_s": round(CLIPS / wall, 3),
+                "timings": summary["timings"],
+            }
     report = {
         "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores, no GPU, {platform.python_version()}",
         "clips": f"{CLIPS} x 6 s 640x360 30 fps H.264 + AAC, tiny preset, max_frames 8, 1 fps sampling",

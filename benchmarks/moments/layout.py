@@ -52,12 +52,19 @@ def main() -> None:
 
     rng = np.random.default_rng(0)
     centres = _unit(rng.normal(size=(args.items, args.dim)))
-    segments = _unit(centres[:, None, :] + 0.8 * rng.normal(size=(args.items, args.segments, args.dim)) / np.sqrt(args.dim) * 8)
+    segments = _unit(
+        centres[:, None, :] + 0.8 * rng.normal(size=(args.items, args.segments, args.dim)) / np.sqrt(args.dim) * 8
+    )
     ids = [point_id(f"item-{i}") for i in range(args.items)]
     picks = rng.integers(0, args.items, args.queries), rng.integers(0, args.segments, args.queries)
     queries = _unit(segments[picks] + 0.5 * rng.normal(size=(args.queries, args.dim)) / np.sqrt(args.dim) * 8)
-    result = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-              "items": args.items, "segments_per_item": args.segments, "dim": args.dim, "limit": args.limit}
+    result = {
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "items": args.items,
+        "segments_per_item": args.segments,
+        "dim": args.dim,
+        "limit": args.limit,
+    }
 
     with tempfile.TemporaryDirectory(prefix="embedder-layout-") as tmp:
         tmp = Path(tmp)
@@ -65,8 +72,12 @@ def main() -> None:
         multi.ensure_collection({"segments": args.dim})
         started = time.perf_counter()
         for start in range(0, args.items, 200):
-            multi.upsert([PointRecord(ids[i], {"segments": segments[i]}, {"item": ids[i]})
-                          for i in range(start, min(start + 200, args.items))])
+            multi.upsert(
+                [
+                    PointRecord(ids[i], {"segments": segments[i]}, {"item": ids[i]})
+                    for i in range(start, min(start + 200, args.items))
+                ]
+            )
         multi_write = time.perf_counter() - started
         flat = EdgeStore(tmp / "flat", "media")
         flat.ensure_collection({"moment": args.dim})
@@ -74,7 +85,9 @@ def main() -> None:
         batch = []
         for i in range(args.items):
             for k in range(args.segments):
-                batch.append(PointRecord(point_id(f"item-{i}-{k}"), {"moment": segments[i, k]}, {"item": ids[i], "segment": k}))
+                batch.append(
+                    PointRecord(point_id(f"item-{i}-{k}"), {"moment": segments[i, k]}, {"item": ids[i], "segment": k})
+                )
             if len(batch) >= 4000:
                 flat.upsert(batch)
                 batch = []
@@ -89,12 +102,23 @@ def main() -> None:
                 times.append((time.perf_counter() - t) * 1000)
             return statistics.median(times), answers
 
-        multi_ms, multi_answers = timed(lambda q: [h.id for h in multi.search(Nearest(q, "segments"), limit=args.limit)])
-        result["multivector"] = {"write_s": round(multi_write, 2), "store_mb": round(_size(tmp / "multi") / 1e6, 1),
-                                 "points": multi.count(), "query_ms_p50": round(multi_ms, 2)}
-        result["segment_points"] = {"write_s": round(flat_write, 2), "store_mb": round(_size(tmp / "flat") / 1e6, 1),
-                                    "points": flat.count(), "by_depth": {}}
+        multi_ms, multi_answers = timed(
+            lambda q: [h.id for h in multi.search(Nearest(q, "segments"), limit=args.limit)]
+        )
+        result["multivector"] = {
+            "write_s": round(multi_write, 2),
+            "store_mb": round(_size(tmp / "multi") / 1e6, 1),
+            "points": multi.count(),
+            "query_ms_p50": round(multi_ms, 2),
+        }
+        result["segment_points"] = {
+            "write_s": round(flat_write, 2),
+            "store_mb": round(_size(tmp / "flat") / 1e6, 1),
+            "points": flat.count(),
+            "by_depth": {},
+        }
         for depth in (1, 3, 10):
+
             def grouped(q, depth=depth):
                 best: dict[str, float] = {}
                 for h in flat.search(Nearest(q, "moment"), limit=args.limit * depth):
@@ -104,8 +128,11 @@ def main() -> None:
             ms, answers = timed(grouped)
             same = sum(a == b for a, b in zip(answers, multi_answers)) / len(queries)
             full = sum(len(a) == args.limit for a in answers) / len(queries)
-            result["segment_points"]["by_depth"][depth] = {"query_ms_p50": round(ms, 2), "same_items_as_multivector": same,
-                                                           "queries_with_full_page": full}
+            result["segment_points"]["by_depth"][depth] = {
+                "query_ms_p50": round(ms, 2),
+                "same_items_as_multivector": same,
+                "queries_with_full_page": full,
+            }
         multi.close()
         flat.close()
     print(json.dumps(result, indent=2))

@@ -17,8 +17,11 @@ def row(name: str, report: dict, method: str) -> str:
     spent = f"{np.mean([p['epsilon'] for p in privacy]):.2f}" if all(privacy) else "-"
     delta = f"{privacy[0]['delta']:.0e}" if all(privacy) else "-"
     sigma = f"{np.mean([p['noise_multiplier'] for p in privacy]):.2f}" if all(privacy) else "-"
-    return (f"| {name} | {spent} | {delta} | {sigma} | {metrics['ndcg@10']:.4f} ± {spread['ndcg@10']:.4f} "
-            f"| {metrics['recall@10']:.4f} ± {spread['recall@10']:.4f} | {metrics['recall@50']:.4f} ± {spread['recall@50']:.4f} |")
+    return (
+        f"| {name} | {spent} | {delta} | {sigma} | {metrics['ndcg@10']:.4f} ± {spread['ndcg@10']:.4f} "
+        f"| {metrics['recall@10']:.4f} ± {spread['recall@10']:.4f} "
+        f"| {metrics['recall@50']:.4f} ± {spread['recall@50']:.4f} |"
+    )
 
 
 def main(root: Path) -> None:

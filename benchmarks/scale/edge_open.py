@@ -29,22 +29,24 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import machine, publish  # noqa: E402  (the scale benchmark's helpers, beside this file)
 
-OPEN = ("import resource, sys, time\n"
-        "from qdrant_edge import CountRequest, EdgeShard\n"
-        "started = time.perf_counter(); shard = EdgeShard.load(sys.argv[1]); load = time.perf_counter() - started\n"
-        "count = shard.count(CountRequest(exact=True)); shard.close()\n"
-        "print(load, count, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n")
+OPEN = (
+    "import resource, sys, time\n"
+    "from qdrant_edge import CountRequest, EdgeShard\n"
+    "started = time.perf_counter(); shard = EdgeShard.load(sys.argv[1]); load = time.perf_counter() - started\n"
+    "count = shard.count(CountRequest(exact=True)); shard.close()\n"
+    "print(load, count, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+)
 
 
 def make_store(folder: Path, items: int, indexed: bool) -> Path:
     """A store holding ``items`` synthetic items (plus one seed); returns the shard's directory."""
     import numpy as np
+    from run import fill
 
     import embedder.store.edge as edge
     from embedder.encoders.bundle import schema_for
     from embedder.settings import load_settings
     from embedder.store import PointRecord, open_store, point_id
-    from run import fill
 
     saved = edge.INDEXED_FIELDS, edge.NUMERIC_INDEXED_FIELDS
     if not indexed:
@@ -55,7 +57,9 @@ def make_store(folder: Path, items: int, indexed: bool) -> Path:
             store.ensure_collection(schema_for(settings))
             dims = store.collection_dims()
             seed = {m: np.ones(d, np.float32) for m, d in dims.items() if m != "segments"}
-            store.upsert([PointRecord(point_id("seed"), seed, {"models": {m: "seed" for m in ("visual", "audio", "text")}})])
+            store.upsert(
+                [PointRecord(point_id("seed"), seed, {"models": {m: "seed" for m in ("visual", "audio", "text")}})]
+            )
         fill(folder, items)
     finally:
         edge.INDEXED_FIELDS, edge.NUMERIC_INDEXED_FIELDS = saved
@@ -69,8 +73,12 @@ def open_cost(shard: Path, runs: int) -> dict:
         load, count, peak = out.stdout.split()
         samples.append((float(load), int(count), float(peak)))
     disk = sum(f.stat().st_size for f in shard.rglob("*") if f.is_file()) / 1e6
-    return {"load_s": round(statistics.median(s[0] for s in samples), 3), "points": samples[0][1],
-            "peak_rss_mb": round(max(s[2] for s in samples)), "disk_mb": round(disk)}
+    return {
+        "load_s": round(statistics.median(s[0] for s in samples), 3),
+        "points": samples[0][1],
+        "peak_rss_mb": round(max(s[2] for s in samples)),
+        "disk_mb": round(disk),
+    }
 
 
 def optimize(shard: Path) -> float:

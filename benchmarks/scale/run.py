@@ -60,10 +60,16 @@ def fill(store_dir: Path, n: int) -> float:
             for j in range(count):
                 i = start + j
                 path = f"/synthetic/d{i // 1000}/f{i}.mp4"
-                payload = {**location_fields([path], {path: 1_700_000_000_000_000_000 + i}),
-                           "sha256": f"{i:064x}", "size": 1000 + i, "duration": 10.0, "kind": "video",
-                           "modalities": list(blocks), "models": {m: models[m] for m in blocks},
-                           "fusion": {"version": FUSION_VERSION, "weights": weights}}
+                payload = {
+                    **location_fields([path], {path: 1_700_000_000_000_000_000 + i}),
+                    "sha256": f"{i:064x}",
+                    "size": 1000 + i,
+                    "duration": 10.0,
+                    "kind": "video",
+                    "modalities": list(blocks),
+                    "models": {m: models[m] for m in blocks},
+                    "fusion": {"version": FUSION_VERSION, "weights": weights},
+                }
                 named = {m: vectors[m][j] for m in blocks} | {"content": content[j]}
                 points.append(PointRecord(point_id(f"synthetic-{i}"), named, payload))
             store.upsert(points)
@@ -74,8 +80,9 @@ def fill_in_child(store_dir: Path, n: int) -> float:
     """:func:`fill` in a process of its own. Linux carries a process's peak RSS across exec, and a
     child starts as a copy of its parent, so a parent holding a loaded collection would show its
     own memory in every command it starts; the benchmark's process stays small instead."""
-    out = subprocess.run([sys.executable, __file__, "--fill", str(store_dir), str(n)],
-                         check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--fill", str(store_dir), str(n)], check=True, capture_output=True, text=True
+    )
     return float(out.stdout.split()[-1])
 
 
@@ -124,8 +131,12 @@ def main() -> None:
             small.mkdir()
             for name in SMALL:
                 shutil.copy(args.media / name, small / name)
-            env = {**{k: v for k, v in os.environ.items() if not k.startswith("EMBEDDER_")},
-                   "EMBEDDER_STORE": str(work / "store"), "EMBEDDER_MODELS": "tiny", "EMBEDDER_DEVICE": "cpu"}
+            env = {
+                **{k: v for k, v in os.environ.items() if not k.startswith("EMBEDDER_")},
+                "EMBEDDER_STORE": str(work / "store"),
+                "EMBEDDER_MODELS": "tiny",
+                "EMBEDDER_DEVICE": "cpu",
+            }
             subprocess.run([embedder, "ingest", str(small), "--quiet"], env=env, check=True, capture_output=True)
             fill_s = fill_in_child(work / "store", n)
             # The fill wrote, so the first run opens the engine; it leaves its answers kept.
@@ -140,15 +151,19 @@ def main() -> None:
                 file.unlink()
             cold_wall, cold_rss = timed([embedder, "status", "--json"], env)
             size_mb = sum(f.stat().st_size for f in (work / "store").rglob("*") if f.is_file()) / 1e6
-            row = {"items": n + len(SMALL), "fill_s": round(fill_s, 1), "store_mb": round(size_mb),
-                   "noop_ingest_s": round(statistics.median(w for w, _ in ingest), 3),
-                   "noop_ingest_peak_rss_mb": round(max(m for _, m in ingest)),
-                   "status_s": round(statistics.median(w for w, _ in status), 3),
-                   "status_peak_rss_mb": round(max(m for _, m in status)),
-                   "first_ingest_after_a_write_s": round(first_wall, 3),
-                   "first_ingest_after_a_write_peak_rss_mb": round(first_rss),
-                   "status_after_another_write_s": round(cold_wall, 3),
-                   "status_after_another_write_peak_rss_mb": round(cold_rss)}
+            row = {
+                "items": n + len(SMALL),
+                "fill_s": round(fill_s, 1),
+                "store_mb": round(size_mb),
+                "noop_ingest_s": round(statistics.median(w for w, _ in ingest), 3),
+                "noop_ingest_peak_rss_mb": round(max(m for _, m in ingest)),
+                "status_s": round(statistics.median(w for w, _ in status), 3),
+                "status_peak_rss_mb": round(max(m for _, m in status)),
+                "first_ingest_after_a_write_s": round(first_wall, 3),
+                "first_ingest_after_a_write_peak_rss_mb": round(first_rss),
+                "status_after_another_write_s": round(cold_wall, 3),
+                "status_after_another_write_peak_rss_mb": round(cold_rss),
+            }
             rows.append(row)
             print(json.dumps(row), flush=True)
         finally:

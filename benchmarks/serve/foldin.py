@@ -26,8 +26,23 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="embedder-foldin-") as tmp:
         store = Path(tmp) / "store"
         cli = [str(ROOT / ".venv" / "bin" / "embedder"), "--store", str(store)]
-        subprocess.run([*cli, "interactions", "import", str(data / "user_artists.dat"), "--format", "tsv",
-                        "--columns", "user,item,weight", "--weight-col", "weight", "--json"], check=True, capture_output=True)
+        subprocess.run(
+            [
+                *cli,
+                "interactions",
+                "import",
+                str(data / "user_artists.dat"),
+                "--format",
+                "tsv",
+                "--columns",
+                "user,item,weight",
+                "--weight-col",
+                "weight",
+                "--json",
+            ],
+            check=True,
+            capture_output=True,
+        )
         subprocess.run([*cli, "interactions", "train", "--json"], check=True, capture_output=True)
         with Library.open(store=str(store)) as lib:
             started = time.perf_counter()
@@ -40,10 +55,21 @@ def main() -> None:
                 report = lib.record_events([(user, str(72 + n), 2.0), (user, str(300 + n), 1.0)])
                 times.append(time.perf_counter() - started)
                 assert report["cf_users_updated"] == 1, report
-            print(json.dumps({"machine": {"cpus": os.cpu_count()}, "items_with_factors": len(lib.item_factors().ids),
-                              "first_update_s": round(first_s, 3), "first": first,
-                              "next_20_updates_ms": {"median": round(1000 * statistics.median(times), 1),
-                                                     "max": round(1000 * max(times), 1)}}, indent=2))
+            print(
+                json.dumps(
+                    {
+                        "machine": {"cpus": os.cpu_count()},
+                        "items_with_factors": len(lib.item_factors().ids),
+                        "first_update_s": round(first_s, 3),
+                        "first": first,
+                        "next_20_updates_ms": {
+                            "median": round(1000 * statistics.median(times), 1),
+                            "max": round(1000 * max(times), 1),
+                        },
+                    },
+                    indent=2,
+                )
+            )
 
 
 if __name__ == "__main__":

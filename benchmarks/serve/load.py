@@ -56,13 +56,19 @@ def build_store(args, work: Path) -> tuple[dict, list[str], list[str]]:
     from embedder.fusion import FUSION_VERSION, item_weights
     from embedder.recommend.cf import CFParams, fit_cf, write_cf
     from embedder.recommend.interactions import Interaction
-    from embedder.store import PointRecord, point_id
     from embedder.settings import load_settings
+    from embedder.store import PointRecord, point_id
 
-    env = {"EMBEDDER_STORE": str(work / "store"), "EMBEDDER_MODELS": args.models, "EMBEDDER_DEVICE": "cpu",
-           "EMBEDDER_WORKERS": "2", "EMBEDDER_THUMBNAILS": "false"}
-    settings = load_settings(store=env["EMBEDDER_STORE"], models=args.models, device="cpu", workers=2, thumbnails=False,
-                             cf_factors=32)
+    env = {
+        "EMBEDDER_STORE": str(work / "store"),
+        "EMBEDDER_MODELS": args.models,
+        "EMBEDDER_DEVICE": "cpu",
+        "EMBEDDER_WORKERS": "2",
+        "EMBEDDER_THUMBNAILS": "false",
+    }
+    settings = load_settings(
+        store=env["EMBEDDER_STORE"], models=args.models, device="cpu", workers=2, thumbnails=False, cf_factors=32
+    )
     library = Library.open(settings)
     folder = work / "media"
     shutil.copytree(args.media, folder, ignore=shutil.ignore_patterns("*.md"))
@@ -81,10 +87,23 @@ def build_store(args, work: Path) -> tuple[dict, list[str], list[str]]:
         content = np.concatenate([vectors[m] * np.sqrt(weights[m]) for m in blocks])
         vectors["content"] = content / np.linalg.norm(content)
         pid = point_id(f"synthetic-{i}")
-        batch.append(PointRecord(pid, vectors, {
-            "path": f"/synthetic/{i}.mp4", "paths": [f"/synthetic/{i}.mp4"], "kind": "video", "modalities": blocks,
-            "sha256": f"synthetic-{i}", "size": 1000 + i, "duration": 10.0, "models": library.encoders.model_ids,
-            "fusion": {"version": FUSION_VERSION, "weights": item_weights(blocks, settings.fusion_weights)}}))
+        batch.append(
+            PointRecord(
+                pid,
+                vectors,
+                {
+                    "path": f"/synthetic/{i}.mp4",
+                    "paths": [f"/synthetic/{i}.mp4"],
+                    "kind": "video",
+                    "modalities": blocks,
+                    "sha256": f"synthetic-{i}",
+                    "size": 1000 + i,
+                    "duration": 10.0,
+                    "models": library.encoders.model_ids,
+                    "fusion": {"version": FUSION_VERSION, "weights": item_weights(blocks, settings.fusion_weights)},
+                },
+            )
+        )
         if len(batch) == 1000:
             library.media.upsert(batch)
             batch = []
@@ -92,8 +111,11 @@ def build_store(args, work: Path) -> tuple[dict, list[str], list[str]]:
         library.media.upsert(batch)
     ids = real + [point_id(f"synthetic-{i}") for i in range(args.items - len(real))]
     users = [f"user{u}" for u in range(args.users)]
-    events = [Interaction(u, ids[int(j)], 1.0, ts=float(k))
-              for k, u in enumerate(users) for j in rng.choice(len(ids), size=20, replace=False)]
+    events = [
+        Interaction(u, ids[int(j)], 1.0, ts=float(k))
+        for k, u in enumerate(users)
+        for j in rng.choice(len(ids), size=20, replace=False)
+    ]
     library.add_events([(e.user, e.item, e.weight) for e in events])
     with library._log_lock:
         everything = library.log.all()
@@ -131,9 +153,15 @@ def run_level(base: str, make_request, requests: int, concurrency: int) -> dict:
     for t in threads:
         t.join()
     wall = time.perf_counter() - started
-    return {"requests": len(samples), "errors": len(errors), "first_error": errors[0] if errors else None,
-            "p50_ms": pct(samples, 0.5), "p95_ms": pct(samples, 0.95), "p99_ms": pct(samples, 0.99),
-            "requests_per_s": round(len(samples) / wall, 2)}
+    return {
+        "requests": len(samples),
+        "errors": len(errors),
+        "first_error": errors[0] if errors else None,
+        "p50_ms": pct(samples, 0.5),
+        "p95_ms": pct(samples, 0.95),
+        "p99_ms": pct(samples, 0.99),
+        "requests_per_s": round(len(samples) / wall, 2),
+    }
 
 
 def main() -> None:
@@ -167,8 +195,9 @@ def main() -> None:
             "search_text": lambda c, i: c.get("/search", params={"q": f"{QUERY} number {i}", "limit": 10}),
             "search_like": lambda c, i: c.get(f"/items/{ids[i % len(ids)]}/like", params={"limit": 10}),
             "recommend": lambda c, i: c.get(f"/users/{users[i % len(users)]}/recommendations", params={"limit": 10}),
-            "events": lambda c, i: c.post("/events", json={"user": users[i % len(users)],
-                                                           "item": ids[(7919 * i) % len(ids)], "weight": 1}),
+            "events": lambda c, i: c.post(
+                "/events", json={"user": users[i % len(users)], "item": ids[(7919 * i) % len(ids)], "weight": 1}
+            ),
         }
         with httpx.Client(base_url=base, timeout=120) as warm:  # first calls pay one-time costs
             for make in endpoints.values():
@@ -178,8 +207,9 @@ def main() -> None:
             results[name] = {}
             for level in levels:
                 offset = 1000 * level  # distinct texts per level too
-                results[name][str(level)] = run_level(base, lambda c, i, m=make, o=offset: m(c, i + o),
-                                                      max(args.requests, 2 * level), level)
+                results[name][str(level)] = run_level(
+                    base, lambda c, i, m=make, o=offset: m(c, i + o), max(args.requests, 2 * level), level
+                )
                 print(name, level, results[name][str(level)], file=sys.stderr)
         metrics = httpx.get(f"{base}/metrics").text
         batch_sum = float(metrics.split("embedder_query_batch_size_sum ")[1].split()[0])
@@ -192,20 +222,30 @@ def main() -> None:
         int8 = {}
         for level in levels:
             offset = 1000 * level
-            int8[str(level)] = run_level(base, lambda c, i, o=offset: endpoints["search_text"](c, i + o),
-                                         max(args.requests, 2 * level), level)
+            int8[str(level)] = run_level(
+                base, lambda c, i, o=offset: endpoints["search_text"](c, i + o), max(args.requests, 2 * level), level
+            )
             print("search_text int8", level, int8[str(level)], file=sys.stderr)
         results["search_text_int8_queries"] = int8
         import torch
 
         cli_s = statistics.median(cli)
         report = {
-            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                        "torch": torch.__version__, "gpu": None},
-            "preset": args.models, "points": env["points"], "users": len(users), "store_build_s": round(build_s, 1),
+            "machine": {
+                "cpus": os.cpu_count(),
+                "platform": platform.platform(),
+                "python": platform.python_version(),
+                "torch": torch.__version__,
+                "gpu": None,
+            },
+            "preset": args.models,
+            "points": env["points"],
+            "users": len(users),
+            "store_build_s": round(build_s, 1),
             "http": results,
             "mean_text_queries_per_encoder_batch": round(batch_sum / max(batch_count, 1), 2),
-            "cli_search_s_median": round(cli_s, 3), "cli_runs": cli,
+            "cli_search_s_median": round(cli_s, 3),
+            "cli_runs": cli,
             "cli_over_served_search_p50_at_1": round(cli_s / (results["search_text"]["1"]["p50_ms"] / 1000), 1),
             "cli_over_served_int8_search_p50_at_1": round(cli_s / (int8["1"]["p50_ms"] / 1000), 1),
             "int8_over_fp32_search_p50_at_1": round(int8["1"]["p50_ms"] / results["search_text"]["1"]["p50_ms"], 3),
@@ -225,8 +265,13 @@ def start_server(embedder: str, env: dict, *flags: str) -> tuple[subprocess.Pope
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = subprocess.Popen([embedder, "serve", "--port", str(port), *flags], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [embedder, "serve", "--port", str(port), *flags],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 300
     while True:

@@ -37,11 +37,38 @@ def make_clips(folder: Path, count: int, seconds: float) -> list[Path]:
     files = []
     for i in range(count):
         target = folder / f"clip_{i:02d}.mp4"
-        subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y",
-                        "-f", "lavfi", "-i", f"testsrc2=size=640x360:rate=30:duration={seconds}",
-                        "-f", "lavfi", "-i", f"sine=frequency={200 + 37 * i}:duration={seconds}:sample_rate=44100",
-                        "-vf", f"hue=h={i * 29}", "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
-                        "-c:a", "aac", "-ac", "2", "-shortest", str(target)], check=True)
+        subprocess.run(
+            [
+                "ffmpeg",
+                "-nostdin",
+                "-loglevel",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+                f"testsrc2=size=640x360:rate=30:duration={seconds}",
+                "-f",
+                "lavfi",
+                "-i",
+                f"sine=frequency={200 + 37 * i}:duration={seconds}:sample_rate=44100",
+                "-vf",
+                f"hue=h={i * 29}",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "veryfast",
+                "-pix_fmt",
+                "yuv420p",
+                "-c:a",
+                "aac",
+                "-ac",
+                "2",
+                "-shortest",
+                str(target),
+            ],
+            check=True,
+        )
         files.append(target)
     return files
 
@@ -70,8 +97,12 @@ def raw_libraries(files: list[Path], image_size: int, fps: float) -> dict:
         mono = AF.resample(wave.mean(dim=0), sr, 48_000)
         windows += max(1, int(len(mono) // (48_000 * 10)))
     wall = time.perf_counter() - started
-    return {"wall_s": round(wall, 3), "frames": frames, "frames_per_s": round(frames / wall, 2),
-            "audio_windows": windows}
+    return {
+        "wall_s": round(wall, 3),
+        "frames": frames,
+        "frames_per_s": round(frames / wall, 2),
+        "audio_windows": windows,
+    }
 
 
 def decode_stage(files: list[Path], settings, image_size: int, workers: int) -> tuple[dict, list]:
@@ -82,17 +113,27 @@ def decode_stage(files: list[Path], settings, image_size: int, workers: int) -> 
     options = DecodeOptions.from_settings(settings, image_size)
     started = time.perf_counter()
     items = []
-    for result in map_isolated(decode_item, [(str(f), (str(f), options)) for f in files], workers=workers,
-                               timeout_s=settings.decode_timeout_s):
+    for result in map_isolated(
+        decode_item, [(str(f), (str(f), options)) for f in files], workers=workers, timeout_s=settings.decode_timeout_s
+    ):
         if result.error is not None:
             raise SystemExit(f"decode failed: {result.error}")
         items.append(result.value)
     wall = time.perf_counter() - started
     frames = sum(0 if i.frames is None else len(i.frames.timestamps) for i in items)
     windows = sum(0 if i.audio is None else len(i.audio.windows) for i in items)
-    return ({"workers": workers, "thumbnails": options.thumbnail, "wall_s": round(wall, 3), "frames": frames,
-             "audio_windows": windows, "frames_per_s": round(frames / wall, 2),
-             "audio_windows_per_s": round(windows / wall, 2)}, items)
+    return (
+        {
+            "workers": workers,
+            "thumbnails": options.thumbnail,
+            "wall_s": round(wall, 3),
+            "frames": frames,
+            "audio_windows": windows,
+            "frames_per_s": round(frames / wall, 2),
+            "audio_windows_per_s": round(windows / wall, 2),
+        },
+        items,
+    )
 
 
 def encode_alone(items: list, encoders, settings) -> dict:
@@ -109,8 +150,12 @@ def encode_alone(items: list, encoders, settings) -> dict:
     batch = batch_size_for(settings.batch_size, encoders.device)
     if encoders["visual"].model.batches.cap is not None:  # the GPU ran out of memory at the asked size
         batch = encoders["visual"].model.batches.cap
-    return {"wall_s": round(wall, 3), "batch_size": batch, "frames_per_s": round(frames / wall, 2),
-            "audio_windows_per_s": round(windows / wall, 2)}
+    return {
+        "wall_s": round(wall, 3),
+        "batch_size": batch,
+        "frames_per_s": round(frames / wall, 2),
+        "audio_windows_per_s": round(windows / wall, 2),
+    }
 
 
 class GpuBusy:
@@ -122,14 +167,25 @@ class GpuBusy:
         self.share: float | None = None
         self._proc = None
 
-    def __enter__(self) -> "GpuBusy":
+    def __enter__(self) -> GpuBusy:
         import shutil
 
         if self.device.startswith("cuda") and shutil.which("nvidia-smi"):
             index = self.device.split(":")[1] if ":" in self.device else "0"
             self._proc = subprocess.Popen(
-                ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits", "-i", index, "-lms", "200"],
-                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                [
+                    "nvidia-smi",
+                    "--query-gpu=utilization.gpu",
+                    "--format=csv,noheader,nounits",
+                    "-i",
+                    index,
+                    "-lms",
+                    "200",
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
         return self
 
     def __exit__(self, *exc) -> None:
@@ -146,8 +202,15 @@ def machine(device: str) -> dict:
     import torch
 
     gpu = torch.cuda.get_device_name(0) if device.startswith("cuda") else None
-    return {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-            "torch": torch.__version__, "cuda": torch.version.cuda if gpu else None, "gpu": gpu, "device": device}
+    return {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda if gpu else None,
+        "gpu": gpu,
+        "device": device,
+    }
 
 
 def main() -> None:
@@ -189,8 +252,12 @@ def main() -> None:
         ingest_s = time.perf_counter() - started
         assert summary["counts"]["new"] == len(files), summary["counts"]
         frames = many["frames"]
-        ingest = {"wall_s": round(ingest_s, 3), "frames_per_s": round(frames / ingest_s, 2),
-                  "gpu_busy_share": busy.share, "timings": summary["timings"]}
+        ingest = {
+            "wall_s": round(ingest_s, 3),
+            "frames_per_s": round(frames / ingest_s, 2),
+            "gpu_busy_share": busy.share,
+            "timings": summary["timings"],
+        }
         serial_s = many["wall_s"] + encode["wall_s"]
         decode_bound = many["frames_per_s"]
         encode_bound = encode["frames_per_s"]

@@ -27,11 +27,36 @@ def make_world(root: Path):
     for t, (colour, freq) in enumerate(TOPICS):
         for j in range(CLIPS_PER_TOPIC):
             path = media / f"clip_{t * CLIPS_PER_TOPIC + j:03d}.mp4"
-            subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y",
-                            "-f", "lavfi", "-i", f"color=c={colour}:size=64x48:rate=5:duration=1.5",
-                            "-f", "lavfi", "-i", f"sine=frequency={freq + 9 * j}:duration=1.5:sample_rate=48000",
-                            "-vf", f"noise=alls={8 + 3 * j}:allf=t", "-c:v", "libx264", "-preset", "ultrafast",
-                            "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(path)], check=True)
+            subprocess.run(
+                [
+                    "ffmpeg",
+                    "-nostdin",
+                    "-loglevel",
+                    "error",
+                    "-y",
+                    "-f",
+                    "lavfi",
+                    "-i",
+                    f"color=c={colour}:size=64x48:rate=5:duration=1.5",
+                    "-f",
+                    "lavfi",
+                    "-i",
+                    f"sine=frequency={freq + 9 * j}:duration=1.5:sample_rate=48000",
+                    "-vf",
+                    f"noise=alls={8 + 3 * j}:allf=t",
+                    "-c:v",
+                    "libx264",
+                    "-preset",
+                    "ultrafast",
+                    "-pix_fmt",
+                    "yuv420p",
+                    "-c:a",
+                    "aac",
+                    "-shortest",
+                    str(path),
+                ],
+                check=True,
+            )
             topic_of[str(path)] = t
     rng = random.Random(0)
     events, ts = [], 0.0
@@ -46,8 +71,8 @@ def make_world(root: Path):
 
 
 def main(out: Path) -> None:
-    from embedder.recommend.cf import CFParams
     from embedder.evaluate import evaluate_seeds, plot
+    from embedder.recommend.cf import CFParams
     from embedder.settings import load_settings
     from embedder.store import open_store
     from embedder.train.config import load_train_config
@@ -60,15 +85,24 @@ def main(out: Path) -> None:
         run_ingest([media_dir], settings)
         cfg = load_train_config(Path("pipelines/configs/train.toml"), **{"optim.batch_size": 32})
         with open_store(settings) as media:
-            result = evaluate_seeds(events, [0, 1, 2], split="cold-items", cf=CFParams(factors=16), media=media,
-                                    test_fraction=0.25, methods=("popularity", "als", "content", "hybrid", "trained"),
-                                    train_config=cfg)
+            result = evaluate_seeds(
+                events,
+                [0, 1, 2],
+                split="cold-items",
+                cf=CFParams(factors=16),
+                media=media,
+                test_fraction=0.25,
+                methods=("popularity", "als", "content", "hybrid", "trained"),
+                train_config=cfg,
+            )
     (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
     plot(result, out / "results.png", title="cold items: generated topic media, tiny preset")
     for method, scores in result["methods"].items():
         spread = result["spread"][method]
-        print(f"{method:>10}  NDCG@10 {scores['ndcg@10']:.4f} ± {spread['ndcg@10']:.4f}  "
-              f"Recall@10 {scores['recall@10']:.4f} ± {spread['recall@10']:.4f}")
+        print(
+            f"{method:>10}  NDCG@10 {scores['ndcg@10']:.4f} ± {spread['ndcg@10']:.4f}  "
+            f"Recall@10 {scores['recall@10']:.4f} ± {spread['recall@10']:.4f}"
+        )
 
 
 if __name__ == "__main__":

@@ -91,6 +91,7 @@ def hoist_global_options(args: list[str], root) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     import typer
+
     # typer 0.29 (pinned) vendors click; its exceptions live here, not in the click package.
     from typer._click.exceptions import NoArgsIsHelpError, UsageError
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-
 import typer
 from rich.markup import escape
 
-from embedder.cli.common import app, guarded, out, print_json, TerminalProgress
+from embedder.cli.common import TerminalProgress, app, guarded, out, print_json
 from embedder.errors import EmbedderError
 
 
@@ -15,7 +14,9 @@ from embedder.errors import EmbedderError
 def reembed(
     ctx: typer.Context,
     dry_run: bool = typer.Option(False, "--dry-run", help="Only report stale items and their causes."),
-    allow_failures: bool = typer.Option(False, "--allow-failures", help="Switch to the new version even if some items failed."),
+    allow_failures: bool = typer.Option(
+        False, "--allow-failures", help="Switch to the new version even if some items failed."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
@@ -25,8 +26,9 @@ def reembed(
     alias switches atomically; searches keep using the old version until then.
     """
     with ctx.obj.library() as library:
-        report = library.reembed(dry_run=dry_run, allow_failures=allow_failures,
-                                 progress=TerminalProgress(quiet or as_json))
+        report = library.reembed(
+            dry_run=dry_run, allow_failures=allow_failures, progress=TerminalProgress(quiet or as_json)
+        )
     if as_json:
         print_json(report)
         return
@@ -38,12 +40,18 @@ def reembed(
         return
     if "ingest" in report:
         c = report["ingest"]["counts"]
-        out.print(f"re-ingested folders: {c['updated']} updated, {c['removed']} removed, {c['failed']} failed", highlight=False)
+        out.print(
+            f"re-ingested folders: {c['updated']} updated, {c['removed']} removed, {c['failed']} failed",
+            highlight=False,
+        )
     rebuild = report.get("rebuild")
     if rebuild:
         if rebuild["switched"]:
-            out.print(f"built {rebuild['target']} ({rebuild['rebuilt']} rebuilt, {rebuild['copied']} copied); "
-                      f"'{report['collection']}' now points at it; previous: {rebuild['previous']}", highlight=False)
+            out.print(
+                f"built {rebuild['target']} ({rebuild['rebuilt']} rebuilt, {rebuild['copied']} copied); "
+                f"'{report['collection']}' now points at it; previous: {rebuild['previous']}",
+                highlight=False,
+            )
         else:
             out.print(f"[yellow]{rebuild['note']}[/yellow]", highlight=False)
         for f in rebuild["failed"]:
@@ -80,8 +88,11 @@ def collections_rollback(ctx: typer.Context, as_json: bool = typer.Option(False,
     settings = ctx.obj.settings()
     catalog = open_catalog(settings)
     current = catalog.aliases().get(settings.collection)
-    older = [n for v, n in versions_of(settings.collection, catalog.collections()) if n != current
-             and (current is None or v < int(current.rsplit("_v", 1)[-1]))]
+    older = [
+        n
+        for v, n in versions_of(settings.collection, catalog.collections())
+        if n != current and (current is None or v < int(current.rsplit("_v", 1)[-1]))
+    ]
     if not older:
         raise EmbedderError(f"no earlier version of '{settings.collection}' to roll back to (current: {current})")
     catalog.switch_alias(settings.collection, older[-1])
@@ -128,7 +139,8 @@ def check(
     """Verify every point of every collection (each version, trash, users): vectors readable and
     sound, payload complete, aliases and counts; and the interaction log (SQLite integrity check).
 
-    Only the collection searches use is repaired. Exit codes: 0 healthy (or everything found was repaired), 3 problems remain, 2 the store
+    Only the collection searches use is repaired. Exit codes: 0 healthy (or everything found was
+    repaired), 3 problems remain, 2 the store
     cannot be opened at all.
     """
     from embedder.check import check_store, repair
@@ -140,8 +152,13 @@ def check(
 
     settings = ctx.obj.settings()
     with job_lock(settings, "check"), open_store(settings) as store:
-        result = check_store(store, open_catalog(settings), lambda name: open_physical(settings, name),
-                             settings.collection, default_log_path(settings))
+        result = check_store(
+            store,
+            open_catalog(settings),
+            lambda name: open_physical(settings, name),
+            settings.collection,
+            default_log_path(settings),
+        )
         report = result.main
         if repair_damage and report.damaged_ids:
             repair(report, store, settings, progress=TerminalProgress(as_json))
@@ -153,34 +170,52 @@ def check(
             _print_check(part, repaired=part is report)
         log = data["interaction_log"]
         if log["path"]:
-            out.print(f"interaction log {log['path']}: " + ("healthy" if log["healthy"] else f"[red]{log['problem']}[/red]"),
-                      highlight=False, soft_wrap=True)
+            out.print(
+                f"interaction log {log['path']}: " + ("healthy" if log["healthy"] else f"[red]{log['problem']}[/red]"),
+                highlight=False,
+                soft_wrap=True,
+            )
         if not result.healthy and not repair_damage:
-            out.print("'embedder check --repair' encodes damaged items again; 'embedder snapshot restore' "
-                      "goes back to a snapshot", highlight=False)
+            out.print(
+                "'embedder check --repair' encodes damaged items again; 'embedder snapshot restore' "
+                "goes back to a snapshot",
+                highlight=False,
+            )
     if not result.settled:
         raise typer.Exit(3)
 
 
 def _print_check(report, repaired: bool) -> None:
     data = report.to_dict()
-    out.print(f"{data['points']} points read in '{data['collection']}': "
-              + ("healthy" if report.healthy else f"{len(report.problems)} problems, "
-                 f"{data['damaged_points']} damaged points"), highlight=False)
+    out.print(
+        f"{data['points']} points read in '{data['collection']}': "
+        + (
+            "healthy" if report.healthy else f"{len(report.problems)} problems, {data['damaged_points']} damaged points"
+        ),
+        highlight=False,
+    )
     for p in report.problems[:100]:
-        out.print(f"  [red]{escape(p.path or p.id or 'collection')}[/red]: {escape(p.problem)}", highlight=False,
-                  soft_wrap=True)
+        out.print(
+            f"  [red]{escape(p.path or p.id or 'collection')}[/red]: {escape(p.problem)}",
+            highlight=False,
+            soft_wrap=True,
+        )
     if len(report.problems) > 100:
         out.print(f"  ... and {len(report.problems) - 100} more (--json lists all)", highlight=False)
     if repaired:
         for path in report.repaired:
             out.print(f"  repaired {escape(path)} (encoded again)", highlight=False, soft_wrap=True)
         for u in report.unrepaired:
-            out.print(f"  [yellow]not repaired[/yellow] {escape(str(u.get('path') or u.get('id')))}: {escape(u['reason'])}",
-                      highlight=False, soft_wrap=True)
+            out.print(
+                f"  [yellow]not repaired[/yellow] {escape(str(u.get('path') or u.get('id')))}: {escape(u['reason'])}",
+                highlight=False,
+                soft_wrap=True,
+            )
 
 
-snapshot_app = typer.Typer(help="Consistent copies of the store to go back to: create, list, restore.", no_args_is_help=True)
+snapshot_app = typer.Typer(
+    help="Consistent copies of the store to go back to: create, list, restore.", no_args_is_help=True
+)
 app.add_typer(snapshot_app, name="snapshot")
 
 
@@ -199,8 +234,11 @@ def snapshot_create(
         print_json(made)
         return
     size = f", {made['size_bytes'] / 1e6:.1f} MB" if made.get("size_bytes") is not None else ""
-    out.print(f"snapshot {made['name']}{size}" + (f" at {made['path']}" if made.get("path") else ""), highlight=False,
-              soft_wrap=True)
+    out.print(
+        f"snapshot {made['name']}{size}" + (f" at {made['path']}" if made.get("path") else ""),
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @snapshot_app.command("list")
@@ -217,7 +255,9 @@ def snapshot_list(ctx: typer.Context, as_json: bool = typer.Option(False, "--jso
         out.print("no snapshots yet ('embedder snapshot create')")
     for s in found:
         size = f"{s['size_bytes'] / 1e6:.1f} MB" if s.get("size_bytes") is not None else ""
-        out.print(f"{s['name']}  {size}  {', '.join(s.get('collections') or [s.get('collection', '')])}", highlight=False)
+        out.print(
+            f"{s['name']}  {size}  {', '.join(s.get('collections') or [s.get('collection', '')])}", highlight=False
+        )
 
 
 @snapshot_app.command("restore")
@@ -234,5 +274,8 @@ def snapshot_restore(
     if as_json:
         print_json(done)
         return
-    out.print(f"restored {done['restored']}" + (f"; the state before is snapshot {done['previous_state']}"
-                                               if done.get("previous_state") else ""), highlight=False)
+    out.print(
+        f"restored {done['restored']}"
+        + (f"; the state before is snapshot {done['previous_state']}" if done.get("previous_state") else ""),
+        highlight=False,
+    )

@@ -8,8 +8,9 @@ import json
 import os
 import sqlite3
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -24,6 +25,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
 class _Console(Console):
     """A console whose text never carries a control character: a newline or an escape sequence in a
     file name is printed as ``\\n`` / ``\\x1b``, so each record stays one line and the terminal is safe."""
@@ -41,7 +44,7 @@ err = _Console(stderr=True, soft_wrap=True)
 class _Context:
     """Global flags, turned into settings on first use (so --help never builds them)."""
 
-    def __init__(self, config: Optional[Path], overrides: dict[str, Any]):
+    def __init__(self, config: Path | None, overrides: dict[str, Any]):
         self.config = config
         self.overrides = overrides
 
@@ -82,21 +85,33 @@ def guarded(fn: Callable) -> Callable:
             fail(str(exc))
         except sqlite3.DatabaseError as exc:  # every reader of the log: one line, and what to do
             if "full" in str(exc):
-                fail(f"the disk holding the interaction log is full ({exc}); free some space and run the command "
-                     "again: nothing stored is lost")
-            fail(f"the interaction log is damaged ({exc}); run 'embedder check', then 'embedder snapshot restore' "
-                 "to go back to a snapshot")
+                fail(
+                    f"the disk holding the interaction log is full ({exc}); free some space and run the command "
+                    "again: nothing stored is lost"
+                )
+            fail(
+                f"the interaction log is damaged ({exc}); run 'embedder check', then 'embedder snapshot restore' "
+                "to go back to a snapshot"
+            )
         except KeyboardInterrupt:
             err.print("interrupted")
             raise typer.Exit(130) from None
         except Exception as exc:
             if is_disk_full(exc):  # the engine's, a thumbnail's or a snapshot's write: not a bug
-                fail(f"no space left on the device ({getattr(exc, 'filename', None) or 'while writing'}); free some "
-                     "space and run the command again: what was stored before is kept ('embedder check' verifies it)")
+                fail(
+                    f"no space left on the device ({getattr(exc, 'filename', None) or 'while writing'}); free some "
+                    "space and run the command again: what was stored before is kept ('embedder check' verifies it)"
+                )
             if os.environ.get("EMBEDDER_DEBUG"):  # a bug: say so in one line, keep the traceback for debugging
                 raise
-            err.print(Text.assemble(("internal error:", "red"), f" {type(exc).__name__}: {printable_line(str(exc))} "
-                                    "(set EMBEDDER_DEBUG=1 for the traceback)"), highlight=False, soft_wrap=True)
+            err.print(
+                Text.assemble(
+                    ("internal error:", "red"),
+                    f" {type(exc).__name__}: {printable_line(str(exc))} (set EMBEDDER_DEBUG=1 for the traceback)",
+                ),
+                highlight=False,
+                soft_wrap=True,
+            )
             raise typer.Exit(1) from None
 
     return wrapper
@@ -133,12 +148,21 @@ def print_json(data: Any) -> None:
 @app.callback()
 def _global(
     ctx: typer.Context,
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML config file (else $EMBEDDER_CONFIG or ./embedder.toml)."),
-    store: Optional[str] = typer.Option(None, "--store", help="Store directory, or http(s) URL of a Qdrant server (env EMBEDDER_STORE)."),
-    collection: Optional[str] = typer.Option(None, "--collection", help="Collection name (env EMBEDDER_COLLECTION)."),
-    models: Optional[str] = typer.Option(None, "--models", help="Model preset: default, tiny (random weights, for tests and demos) or bench (default sizes, random weights: for measuring speed only) (env EMBEDDER_MODELS)."),
-    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N (env EMBEDDER_DEVICE)."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Decoder processes (env EMBEDDER_WORKERS)."),
+    config: Path | None = typer.Option(
+        None, "--config", "-c", help="TOML config file (else $EMBEDDER_CONFIG or ./embedder.toml)."
+    ),
+    store: str | None = typer.Option(
+        None, "--store", help="Store directory, or http(s) URL of a Qdrant server (env EMBEDDER_STORE)."
+    ),
+    collection: str | None = typer.Option(None, "--collection", help="Collection name (env EMBEDDER_COLLECTION)."),
+    models: str | None = typer.Option(
+        None,
+        "--models",
+        help="Model preset: default, tiny (random weights, for tests and demos) or bench (default sizes, "
+        "random weights: for measuring speed only) (env EMBEDDER_MODELS).",
+    ),
+    device: str | None = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N (env EMBEDDER_DEVICE)."),
+    workers: int | None = typer.Option(None, "--workers", help="Decoder processes (env EMBEDDER_WORKERS)."),
 ) -> None:
     """Settings precedence: defaults < config file < EMBEDDER_* environment < these flags."""
     ctx.obj = _Context(
@@ -165,7 +189,14 @@ class TerminalProgress:
         self.last_logged = 0
         if self.quiet or not self.tty:
             return
-        from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
 
         class Rate(TextColumn):
             def render(self, task):
@@ -175,8 +206,15 @@ class TerminalProgress:
                 return f"{speed / 1e6:.1f} MB/s" if unit == "bytes" else f"{speed:.2f} {unit}/s"
 
         count = DownloadColumn() if unit == "bytes" else MofNCompleteColumn()
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), count, Rate(""),
-                            TimeRemainingColumn(), console=err, transient=False)
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            count,
+            Rate(""),
+            TimeRemainingColumn(),
+            console=err,
+            transient=False,
+        )
         self.bar.start()
         self.task = self.bar.add_task(label, total=total)
 
@@ -187,8 +225,12 @@ class TerminalProgress:
             if not self.per_item:  # e.g. the running loss
                 self.bar.update(self.task, description=f"{self.label} {path}")
         elif not self.quiet and self.per_item:
-            err.print(f"[{self.done}/{self.total}] {status}: {printable_line(path)}", highlight=False, markup=False,
-                      soft_wrap=True)
+            err.print(
+                f"[{self.done}/{self.total}] {status}: {printable_line(path)}",
+                highlight=False,
+                markup=False,
+                soft_wrap=True,
+            )
 
     def update(self, completed: int, detail: str = "") -> None:
         self.done = completed

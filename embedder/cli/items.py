@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from embedder.cli.common import app, guarded, out, print_json, short_path
 
-items_app = typer.Typer(help="What the collection holds: list and page through items, delete them.", no_args_is_help=True)
+items_app = typer.Typer(
+    help="What the collection holds: list and page through items, delete them.", no_args_is_help=True
+)
 app.add_typer(items_app, name="items")
 
 
@@ -18,7 +18,9 @@ def items_list(
     ctx: typer.Context,
     offset: int = typer.Option(0, "--offset", min=0, help="Skip this many items (id order)."),
     limit: int = typer.Option(50, "--limit", "-n", min=1, max=10_000, help="How many items."),
-    filters: Optional[list[str]] = typer.Option(None, "--filter", "-f", help="As in 'search': kind=video, duration>10, ..."),
+    filters: list[str] | None = typer.Option(
+        None, "--filter", "-f", help="As in 'search': kind=video, duration>10, ..."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Items in a stable order, a page at a time; the last line says how to get the next page."""
@@ -34,8 +36,11 @@ def items_list(
         return
     for item in page.items:
         duration = f"{item['duration']:.1f}s" if item["duration"] is not None else "-"
-        out.print(f"{item['id']}  {item['kind'] or '-':5}  {duration:>7}  {short_path(item['path']) or '-'}",
-                  highlight=False, soft_wrap=True)
+        out.print(
+            f"{item['id']}  {item['kind'] or '-':5}  {duration:>7}  {short_path(item['path']) or '-'}",
+            highlight=False,
+            soft_wrap=True,
+        )
     shown = f"{page.offset + 1}-{page.offset + len(page.items)}" if page.items else "none"
     more = f"; next page: --offset {page.next_offset}" if page.next_offset is not None else ""
     out.print(f"items {shown} of {page.total}{more}", highlight=False)
@@ -80,8 +85,8 @@ def items_thumbnails(
     Files are decoded again, nothing is encoded, and vectors are not touched.
     """
     from embedder.cli.common import TerminalProgress
-    from embedder.thumbnails import make_missing_thumbnails
     from embedder.store import open_store
+    from embedder.thumbnails import make_missing_thumbnails
 
     settings = ctx.obj.settings()
     with open_store(settings) as store:
@@ -89,7 +94,10 @@ def items_thumbnails(
     if as_json:
         print_json(report)
         return
-    out.print(f"thumbnails: {report['made']} made, {report['already']} already there, "
-              f"{len(report['no_file'])} items without a file on disk, {len(report['failed'])} failed", highlight=False)
+    out.print(
+        f"thumbnails: {report['made']} made, {report['already']} already there, "
+        f"{len(report['no_file'])} items without a file on disk, {len(report['failed'])} failed",
+        highlight=False,
+    )
     for failure in report["failed"]:
         out.print(f"  [red]failed[/red] {failure['path']}: {failure['stage']}: {failure['reason']}", highlight=False)

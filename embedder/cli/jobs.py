@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import sys
+from datetime import UTC
 from pathlib import Path
-from typing import Optional
 
 import typer
 
 from embedder.cli.common import app, err, guarded, out, print_json
 from embedder.errors import EmbedderError
 
-
-jobs_app = typer.Typer(help="Scheduled jobs from pipelines/jobs.toml: list, run one, or serve them all.", no_args_is_help=True)
+jobs_app = typer.Typer(
+    help="Scheduled jobs from pipelines/jobs.toml: list, run one, or serve them all.", no_args_is_help=True
+)
 app.add_typer(jobs_app, name="jobs")
 
 
@@ -38,15 +39,22 @@ def _forwarded_flags(ctx) -> list[str]:
 @guarded
 def jobs_list(
     ctx: typer.Context,
-    jobs_file: Optional[Path] = typer.Option(None, "--jobs", help="Jobs file (default: setting jobs_file)."),
+    jobs_file: Path | None = typer.Option(None, "--jobs", help="Jobs file (default: setting jobs_file)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Each job, its cron expression, its next run (UTC) and its steps."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    now = datetime.now(timezone.utc)
-    rows = [{"name": j.name, "cron": j.cron, "next_run": j.next_after(now).isoformat(timespec="minutes"),
-             "steps": [" ".join(s) for s in j.steps]} for j in _jobs(ctx, jobs_file).values()]
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "name": j.name,
+            "cron": j.cron,
+            "next_run": j.next_after(now).isoformat(timespec="minutes"),
+            "steps": [" ".join(s) for s in j.steps],
+        }
+        for j in _jobs(ctx, jobs_file).values()
+    ]
     if as_json:
         print_json(rows)
         return
@@ -61,7 +69,7 @@ def jobs_list(
 def jobs_run(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="Job name from the jobs file."),
-    jobs_file: Optional[Path] = typer.Option(None, "--jobs", help="Jobs file (default: setting jobs_file)."),
+    jobs_file: Path | None = typer.Option(None, "--jobs", help="Jobs file (default: setting jobs_file)."),
 ) -> None:
     """Run one job now (its steps in order, stopping at the first failure)."""
     from embedder.scheduler import run_steps
@@ -79,7 +87,7 @@ def jobs_run(
 @guarded
 def jobs_serve(
     ctx: typer.Context,
-    jobs_file: Optional[Path] = typer.Option(None, "--jobs", help="Jobs file (default: setting jobs_file)."),
+    jobs_file: Path | None = typer.Option(None, "--jobs", help="Jobs file (default: setting jobs_file)."),
     poll_s: float = typer.Option(20.0, "--poll", help="Seconds between checks for due jobs."),
 ) -> None:
     """Run due jobs until stopped (SIGINT/SIGTERM); a job never overlaps itself; outcomes are logged."""

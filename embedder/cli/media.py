@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from embedder.cli.common import app, err, guarded, out, plain, print_json, short_path, TerminalProgress
+from embedder.cli.common import TerminalProgress, app, err, guarded, out, plain, print_json, short_path
 from embedder.errors import EmbedderError
 
 
@@ -19,9 +18,9 @@ def inspect(
     ctx: typer.Context,
     paths: list[Path] = typer.Argument(..., help="Files or folders to inspect."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
-    sampling: Optional[str] = typer.Option(None, "--sampling", help="uniform or scene."),
-    fps: Optional[float] = typer.Option(None, "--fps", help="Frames per second in uniform mode."),
-    max_frames: Optional[int] = typer.Option(None, "--max-frames", help="Cap on frames per item."),
+    sampling: str | None = typer.Option(None, "--sampling", help="uniform or scene."),
+    fps: float | None = typer.Option(None, "--fps", help="Frames per second in uniform mode."),
+    max_frames: int | None = typer.Option(None, "--max-frames", help="Cap on frames per item."),
 ) -> None:
     """Show what ingest would do with each file: probe facts, decoder, frames, audio windows, text."""
     from embedder.inspect import inspect_paths
@@ -38,8 +37,10 @@ def inspect(
     for r in reports:
         _print_inspect(r)
     ok = sum(r["status"] == "ok" for r in reports)
-    out.print(f"{ok} ok, {sum(r['status'] == 'failed' for r in reports)} failed, "
-              f"{sum(r['status'] == 'skipped' for r in reports)} skipped")
+    out.print(
+        f"{ok} ok, {sum(r['status'] == 'failed' for r in reports)} failed, "
+        f"{sum(r['status'] == 'skipped' for r in reports)} skipped"
+    )
     missing = [r["path"] for r in reports if r.get("reason") == MISSING]
     if missing:
         err.print("[red]error:[/red] not found: " + escape(", ".join(missing)), highlight=False, soft_wrap=True)
@@ -58,7 +59,10 @@ def _print_inspect(r: dict) -> None:
     for v in p["video"]:
         mark = "*" if v["index"] == p["best_video_index"] else " "
         extra = (" VFR" if v["variable_frame_rate"] else "") + (f" {v['bit_depth']}-bit" if v["bit_depth"] else "")
-        out.print(f"  {mark}video #{v['index']}: {v['codec']} {v['width']}x{v['height']} @ {v['fps']:.3f} fps{extra}", highlight=False)
+        out.print(
+            f"  {mark}video #{v['index']}: {v['codec']} {v['width']}x{v['height']} @ {v['fps']:.3f} fps{extra}",
+            highlight=False,
+        )
     for a in p["audio"]:
         out.print(f"   audio #{a['index']}: {a['codec']} {a['sample_rate']} Hz, {a['channels']} ch", highlight=False)
     for s in p["subtitles"]:
@@ -72,8 +76,10 @@ def _print_inspect(r: dict) -> None:
         out.print(f"  frames: {v['item_frames']}{added} via {v['decoder']}{fb} at [{ts}] s", highlight=False)
     a = r["audio"]
     more = a["windows"] - a["item_windows"] if a else 0
-    out.print(f"  audio windows: {a['item_windows'] if a else 0}" + (f" (+{more} added for segments)" if more else ""),
-              highlight=False)
+    out.print(
+        f"  audio windows: {a['item_windows'] if a else 0}" + (f" (+{more} added for segments)" if more else ""),
+        highlight=False,
+    )
     out.print(f"  text ({r['text']['source']}): {r['text']['text'][:100]}", highlight=False)
     if r.get("segments"):
         from embedder.media.segments import seconds
@@ -91,22 +97,40 @@ def ingest(
     ctx: typer.Context,
     paths: list[Path] = typer.Argument(..., help="Files or folders to ingest."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Report what would change; decode and write nothing."),
-    prune: bool = typer.Option(False, "--prune", help="Remove items whose files are gone even when a whole folder's worth is missing."),
+    prune: bool = typer.Option(
+        False, "--prune", help="Remove items whose files are gone even when a whole folder's worth is missing."
+    ),
     no_delete: bool = typer.Option(False, "--no-delete", help="Never remove items, whatever is missing."),
-    retry_failed: bool = typer.Option(False, "--retry-failed", help="Try again files that failed before and have not changed since."),
+    retry_failed: bool = typer.Option(
+        False, "--retry-failed", help="Try again files that failed before and have not changed since."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
-    executor: Optional[str] = typer.Option(None, "--executor", help="local (decoder processes here; the default) or ray (decode tasks and encode actors on a Ray cluster; pip install 'embedder[ray]')."),
-    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="With --executor ray: the cluster to join (HOST:6379, or ray://HOST:10001); default: start a local one."),
-    ray_encoders: Optional[int] = typer.Option(None, "--ray-encoders", min=1, help="With --executor ray: encode actors (each loads the models once)."),
-    ray_gpus: Optional[float] = typer.Option(None, "--ray-gpus-per-encoder", min=0, help="With --executor ray: GPUs per encode actor (0: CPU actors)."),
+    executor: str | None = typer.Option(
+        None,
+        "--executor",
+        help="local (decoder processes here; the default) or ray (decode tasks and encode actors on a Ray "
+        "cluster; pip install 'embedder[ray]').",
+    ),
+    ray_address: str | None = typer.Option(
+        None,
+        "--ray-address",
+        help="With --executor ray: the cluster to join (HOST:6379, or ray://HOST:10001); default: start a local one.",
+    ),
+    ray_encoders: int | None = typer.Option(
+        None, "--ray-encoders", min=1, help="With --executor ray: encode actors (each loads the models once)."
+    ),
+    ray_gpus: float | None = typer.Option(
+        None, "--ray-gpus-per-encoder", min=0, help="With --executor ray: GPUs per encode actor (0: CPU actors)."
+    ),
 ) -> None:
     """Decode, embed and store files; skip unchanged ones by hash; drop files gone from the folders.
 
     A file that failed is remembered by its content hash and reported, not decoded, on later runs
-    until it changes or --retry-failed is given. Removed items go to the trash (see 'embedder trash') for trash_days, and come back without
-    re-encoding when their files reappear. A run never removes a folder's worth of items on its
-    own: when a folder has no media left (an unmounted share) or more than max_remove_fraction of
+    until it changes or --retry-failed is given. Removed items go to the trash (see 'embedder
+    trash') for trash_days, and come back without re-encoding when their files reappear. A run
+    never removes a folder's worth of items on its own: when a folder has no media left (an
+    unmounted share, also one nested below the folder named) or more than max_remove_fraction of
     its items are missing, those removals are held back and the run exits 3; --prune applies them.
 
     Exit codes: 0 the run completed, even if some files failed (they are listed with the stage
@@ -116,20 +140,36 @@ def ingest(
     if prune and no_delete:
         raise EmbedderError("--prune and --no-delete contradict each other; give one")
     removals = "prune" if prune else "never" if no_delete else "guarded"
-    chosen = {k: v for k, v in (("executor", executor), ("ray_address", ray_address), ("ray_encoders", ray_encoders),
-                                ("ray_gpus_per_encoder", ray_gpus)) if v is not None}
+    chosen = {
+        k: v
+        for k, v in (
+            ("executor", executor),
+            ("ray_address", ray_address),
+            ("ray_encoders", ray_encoders),
+            ("ray_gpus_per_encoder", ray_gpus),
+        )
+        if v is not None
+    }
     # A Ray run is driven from here (its cluster does the work); a local one may go through 'serve'.
     with ctx.obj.library(remote=chosen.get("executor", "local") == "local", **chosen) as library:
-        summary = library.ingest(paths, dry_run=dry_run, removals=removals, retry_failed=retry_failed,
-                                 progress=TerminalProgress(quiet or as_json))
+        summary = library.ingest(
+            paths,
+            dry_run=dry_run,
+            removals=removals,
+            retry_failed=retry_failed,
+            progress=TerminalProgress(quiet or as_json),
+        )
     data = summary.to_dict()
     if as_json:
         print_json(data)
     else:
         _print_ingest(data, dry_run)
     if summary.missing:
-        err.print("[red]error:[/red] not found: " + escape(", ".join(summary.missing)) + " (the other paths were ingested)",
-                  highlight=False, soft_wrap=True)
+        err.print(
+            "[red]error:[/red] not found: " + escape(", ".join(summary.missing)) + " (the other paths were ingested)",
+            highlight=False,
+            soft_wrap=True,
+        )
         raise typer.Exit(2)
     if summary.removals_held_back:
         raise typer.Exit(3)
@@ -140,65 +180,124 @@ def _print_ingest(data: dict, dry_run: bool) -> None:
     head = "dry run: would ingest" if dry_run else "ingested"
     restored = f"{c['restored']} restored from the trash, " if c["restored"] else ""
     held = f", {c['held_back']} kept though missing" if c["held_back"] else ""
-    out.print(f"{head}: {c['new']} new, {c['updated']} updated, {c['unchanged']} unchanged, {restored}"
-              f"{c['removed']} removed{held}, {c['failed']} failed, {c['skipped']} skipped "
-              f"in {data['elapsed_s']:.1f}s" + (f" ({data['files_per_s']:.2f} files/s)" if data["files_per_s"] else ""),
-              highlight=False)
+    out.print(
+        f"{head}: {c['new']} new, {c['updated']} updated, {c['unchanged']} unchanged, {restored}"
+        f"{c['removed']} removed{held}, {c['failed']} failed, {c['skipped']} skipped "
+        f"in {data['elapsed_s']:.1f}s" + (f" ({data['files_per_s']:.2f} files/s)" if data["files_per_s"] else ""),
+        highlight=False,
+    )
     if data["timings"]:
         t = data["timings"]
         writing = f"writing {t['write_s']:.1f}s"
         if "wait_for_write_s" in t:  # the local executor writes on its own thread, alongside encoding
             writing += f" alongside, {t['wait_for_write_s']:.1f}s of it waited for"
-        out.print(f"time: waiting for decoders {t['wait_for_decode_s']:.1f}s, encoding {t['encode_s']:.1f}s, {writing}",
-                  highlight=False)
+        out.print(
+            f"time: waiting for decoders {t['wait_for_decode_s']:.1f}s, encoding {t['encode_s']:.1f}s, {writing}",
+            highlight=False,
+        )
         if t.get("executor") == "ray":
-            out.print(f"throughput on Ray ({t['nodes']} node{'s' if t['nodes'] != 1 else ''}): {t['frames']} frames "
-                      f"({t['frames_per_s']:.1f}/s), {t['audio_windows']} audio windows ({t['audio_windows_per_s']:.1f}/s)",
-                      highlight=False)
+            out.print(
+                f"throughput on Ray ({t['nodes']} node{'s' if t['nodes'] != 1 else ''}): {t['frames']} frames "
+                f"({t['frames_per_s']:.1f}/s), {t['audio_windows']} audio windows ({t['audio_windows_per_s']:.1f}/s)",
+                highlight=False,
+            )
         elif "frames_per_s" in t:  # which side bounds the run
             write_share = t.get("wait_for_write_s", 0.0) / max(t["run_s"], 1e-9)
-            bound = ("decoding bounds this run" if t["encoder_wait_share"] >= 0.5 else
-                     "writing bounds this run" if write_share >= 0.5 else "encoding bounds this run")
-            out.print(f"throughput: {t['frames']} frames ({t['frames_per_s']:.1f}/s), {t['audio_windows']} audio windows "
-                      f"({t['audio_windows_per_s']:.1f}/s); the encoder waited {100 * t['encoder_wait_share']:.0f}% "
-                      f"of the run ({bound})", highlight=False)
+            bound = (
+                "decoding bounds this run"
+                if t["encoder_wait_share"] >= 0.5
+                else "writing bounds this run"
+                if write_share >= 0.5
+                else "encoding bounds this run"
+            )
+            out.print(
+                f"throughput: {t['frames']} frames ({t['frames_per_s']:.1f}/s), {t['audio_windows']} audio windows "
+                f"({t['audio_windows_per_s']:.1f}/s); the encoder waited {100 * t['encoder_wait_share']:.0f}% "
+                f"of the run ({bound})",
+                highlight=False,
+            )
     for key in ("new", "updated", "restored", "removed"):
         for p in data[key]:
             out.print(f"  {key}: {escape(p)}", highlight=False)
     if data["trash"].get("moved"):
-        out.print(f"  {data['trash']['moved']} removed items kept in the trash ('embedder trash list')", highlight=False)
+        out.print(
+            f"  {data['trash']['moved']} removed items kept in the trash ('embedder trash list')", highlight=False
+        )
     for f in data["failed"]:
-        out.print(f"  [red]failed[/red] {escape(f['path'])}: {escape(f['stage'])}: {escape(f['reason'])}", highlight=False)
+        out.print(
+            f"  [red]failed[/red] {escape(f['path'])}: {escape(f['stage'])}: {escape(f['reason'])}", highlight=False
+        )
     for w in data["warnings"]:
-        out.print(f"  [yellow]warning[/yellow] {escape(w['path'])}: {escape('; '.join(w['warnings']))}", highlight=False)
+        out.print(
+            f"  [yellow]warning[/yellow] {escape(w['path'])}: {escape('; '.join(w['warnings']))}", highlight=False
+        )
     _print_skipped(data["skipped"])
     for h in data["held_back"]:
         if h["guard"]:
-            err.print(f"[bold yellow]kept {h['items']} of {h['stored']} items under {escape(h['root'])}[/bold yellow]: "
-                      f"{escape(h['reason'])}. Their files are missing; if that is intended, run again with --prune.",
-                      highlight=False, soft_wrap=True)
+            err.print(
+                f"[bold yellow]kept {h['items']} of {h['stored']} items under {escape(h['root'])}[/bold yellow]: "
+                f"{escape(h['reason'])}. Their files are missing; if that is intended, run again with --prune.",
+                highlight=False,
+                soft_wrap=True,
+            )
         else:
-            out.print(f"  kept {h['items']} items under {escape(h['root'])} whose files are missing ({escape(h['reason'])})",
-                      highlight=False, soft_wrap=True)
-    out.print(f"store: {data['store']['backend']} {data['store']['location']} "
-              f"collection {_collection_name(data['store'])}, {data['store']['points']} items", highlight=False)
+            out.print(
+                f"  kept {h['items']} items under {escape(h['root'])} whose files are missing ({escape(h['reason'])})",
+                highlight=False,
+                soft_wrap=True,
+            )
+    out.print(
+        f"store: {data['store']['backend']} {data['store']['location']} "
+        f"collection {_collection_name(data['store'])}, {data['store']['points']} items",
+        highlight=False,
+    )
 
 
 @app.command()
 @guarded
 def search(
     ctx: typer.Context,
-    query: Optional[str] = typer.Argument(None, help="What to look for, in words."),
-    like: Optional[str] = typer.Option(None, "--like", help="Find items similar to an ingested item (id or path) or a new file."),
+    query: str | None = typer.Argument(None, help="What to look for, in words."),
+    like: str | None = typer.Option(
+        None, "--like", help="Find items similar to an ingested item (id or path) or a new file."
+    ),
     limit: int = typer.Option(10, "--limit", "-n", min=1, max=1000, help="How many hits."),
     modality: str = typer.Option("all", "--modality", "-m", help="all (fused content vector), visual, audio or text."),
-    filters: Optional[list[str]] = typer.Option(None, "--filter", "-f", help="Payload filter: kind=video, kind=video,audio (any), size=16033, duration>10, size<1e6; repeat to combine (AND). Unknown keys list the known ones."),
-    min_score: Optional[float] = typer.Option(None, "--min-score", help="Only hits scoring at least this (cosine-based; 1 is identical)."),
-    include_self: bool = typer.Option(False, "--include-self", help="With --like an ingested item: list the item itself too."),
-    moments: bool = typer.Option(False, "--moments", help="Rank items by their best-matching segment and show when it is (start-end), its subtitle line and a preview. With --like a short clip: where it occurs inside longer videos."),
-    user: Optional[str] = typer.Option(None, "--user", "-u", help="Personalise for this user: the most relevant hits, re-ranked by their taste (cf vector and recent likes; setting personal_weight). A user with no history gets plain search."),
-    seen: str = typer.Option("demote", "--seen", help="With --user, items the user has seen: demote (after the unseen), exclude, or keep."),
-    explain: bool = typer.Option(False, "--explain", help="Say why each hit ranks where it does: what each modality added to the score, the best moment, the taste terms (always in --json)."),
+    filters: list[str] | None = typer.Option(
+        None,
+        "--filter",
+        "-f",
+        help="Payload filter: kind=video, kind=video,audio (any), size=16033, duration>10, size<1e6; "
+        "repeat to combine (AND). Unknown keys list the known ones.",
+    ),
+    min_score: float | None = typer.Option(
+        None, "--min-score", help="Only hits scoring at least this (cosine-based; 1 is identical)."
+    ),
+    include_self: bool = typer.Option(
+        False, "--include-self", help="With --like an ingested item: list the item itself too."
+    ),
+    moments: bool = typer.Option(
+        False,
+        "--moments",
+        help="Rank items by their best-matching segment and show when it is (start-end), its subtitle line "
+        "and a preview. With --like a short clip: where it occurs inside longer videos.",
+    ),
+    user: str | None = typer.Option(
+        None,
+        "--user",
+        "-u",
+        help="Personalise for this user: the most relevant hits, re-ranked by their taste (cf vector and "
+        "recent likes; setting personal_weight). A user with no history gets plain search.",
+    ),
+    seen: str = typer.Option(
+        "demote", "--seen", help="With --user, items the user has seen: demote (after the unseen), exclude, or keep."
+    ),
+    explain: bool = typer.Option(
+        False,
+        "--explain",
+        help="Say why each hit ranks where it does: what each modality added to the score, the best moment, "
+        "the taste terms (always in --json).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print hits as JSON, explanations included."),
 ) -> None:
     """Similarity search by text, or by example with --like. Hits show path, score and per-modality scores.
@@ -212,26 +311,61 @@ def search(
         raise EmbedderError("give either a search text or --like FILE_OR_ID")
     parse_filters(filters)  # a bad filter is an error before anything opens
     with ctx.obj.library(remote=True) as library:
-        hits = library.search(query, like=like, limit=limit, modality=modality, filters=list(filters or []),
-                              min_score=min_score, include_self=include_self, moments=moments, user=user, seen=seen)
+        hits = library.search(
+            query,
+            like=like,
+            limit=limit,
+            modality=modality,
+            filters=list(filters or []),
+            min_score=min_score,
+            include_self=include_self,
+            moments=moments,
+            user=user,
+            seen=seen,
+        )
     if as_json:
-        print_json({"query": query, "like": like, "modality": modality, "min_score": min_score, "moments": moments,
-                    "user": user, "hits": [h.to_dict() for h in hits]})
+        print_json(
+            {
+                "query": query,
+                "like": like,
+                "modality": modality,
+                "min_score": min_score,
+                "moments": moments,
+                "user": user,
+                "hits": [h.to_dict() for h in hits],
+            }
+        )
         return
     if not hits:
         out.print("no hits")
         return
     personal = any(h.personal for h in hits)
     table = Table(show_header=True, header_style="bold")
-    for col in ("#", "score", *(["for you"] if personal else []), "visual", "audio", "text", *(["moment"] if moments else [])):
+    for col in (
+        "#",
+        "score",
+        *(["for you"] if personal else []),
+        "visual",
+        "audio",
+        "text",
+        *(["moment"] if moments else []),
+    ):
         table.add_column(col, justify="right")
     table.add_column("path", overflow="fold")
     for rank, h in enumerate(hits, 1):
-        cell = lambda m: "-" if m not in h.scores else f"{h.scores[m]:.3f}"  # noqa: E731
+        cell = lambda m, h=h: "-" if m not in h.scores else f"{h.scores[m]:.3f}"  # noqa: E731
         extra = [f"{h.personal['score']:.3f}" + (" seen" if h.personal["seen"] else "")] if personal else []
         when = [_moment_span(h.moment)] if moments else []
-        table.add_row(str(rank), f"{h.score:.3f}", *extra, cell("visual"), cell("audio"), cell("text"), *when,
-                      plain(short_path(h.path) or h.id))
+        table.add_row(
+            str(rank),
+            f"{h.score:.3f}",
+            *extra,
+            cell("visual"),
+            cell("audio"),
+            cell("text"),
+            *when,
+            plain(short_path(h.path) or h.id),
+        )
     out.print(table)
     if explain:
         for rank, h in enumerate(hits, 1):
@@ -250,13 +384,19 @@ def _terms(contributions: dict[str, float]) -> str:
 
 def _print_explanation(rank: int, hit) -> None:
     """Why one hit ranks where it does, in a few indented lines."""
-    out.print(f"{rank}. {short_path(hit.path) or hit.id}: score {hit.score:.3f} = {_terms(hit.contributions)}",
-              highlight=False, soft_wrap=True)
+    out.print(
+        f"{rank}. {short_path(hit.path) or hit.id}: score {hit.score:.3f} = {_terms(hit.contributions)}",
+        highlight=False,
+        soft_wrap=True,
+    )
     if hit.moment is not None:
         m = hit.moment
         said = f', subtitle "{m.subtitle}"' if m.subtitle else ""
-        out.print(f"   best moment {_moment_span(m)}: {m.score:.3f} = {_terms(m.contributions)}{said}",
-                  highlight=False, soft_wrap=True)
+        out.print(
+            f"   best moment {_moment_span(m)}: {m.score:.3f} = {_terms(m.contributions)}{said}",
+            highlight=False,
+            soft_wrap=True,
+        )
     if hit.personal:
         p = hit.personal
         parts = [f"cf {p['cf']:.3f}"] if p["cf"] is not None else []
@@ -264,9 +404,15 @@ def _print_explanation(rank: int, hit) -> None:
             liked = p["nearest_liked"]
             parts.append(f"close to {short_path(liked['path']) or liked['id']} you liked ({liked['similarity']:.3f})")
         taste = "no taste signal" if p["taste"] is None else f"taste {p['taste']:.3f}, {p['taste_z']:+.2f} spreads"
-        out.print(f"   for you: {p['score']:.3f} = {hit.score:.3f} + {p['weight']:g} x {p['relevance_spread']:.3f} x "
-                  f"{p['taste_z']:+.2f} ({taste}" + "".join(f", {x}" for x in parts) + ")"
-                  + (", already seen" if p["seen"] else ""), highlight=False, soft_wrap=True)
+        out.print(
+            f"   for you: {p['score']:.3f} = {hit.score:.3f} + {p['weight']:g} x {p['relevance_spread']:.3f} x "
+            f"{p['taste_z']:+.2f} ({taste}"
+            + "".join(f", {x}" for x in parts)
+            + ")"
+            + (", already seen" if p["seen"] else ""),
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @app.command()
@@ -282,7 +428,9 @@ def status(
         print_json(info)
         return
     out.print(f"back-end: {info['backend']} ({info['location']})", highlight=False)
-    out.print(f"collection: {_collection_name(info)}" + ("" if info["exists"] else " (not created yet)"), highlight=False)
+    out.print(
+        f"collection: {_collection_name(info)}" + ("" if info["exists"] else " (not created yet)"), highlight=False
+    )
     out.print(f"items: {info['points']}", highlight=False)
     if info["exists"]:
         out.print("modalities: " + ", ".join(f"{m} {n}" for m, n in info["modalities"].items()), highlight=False)
@@ -302,7 +450,11 @@ def _print_skipped(skipped: list[dict]) -> None:
     for s in skipped:
         if s["reason"] != SIDECAR:
             colour = "red" if s["reason"] == MISSING else "yellow"
-            out.print(f"  [{colour}]skipped[/{colour}] {escape(s['path'])}: {escape(s['reason'])}", highlight=False, soft_wrap=True)
+            out.print(
+                f"  [{colour}]skipped[/{colour}] {escape(s['path'])}: {escape(s['reason'])}",
+                highlight=False,
+                soft_wrap=True,
+            )
     if sidecars:
         out.print(f"  {sidecars} sidecar text files read with their media files", highlight=False)
 

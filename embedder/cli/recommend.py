@@ -6,12 +6,12 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
-from embedder.cli.common import app, err, guarded, out, plain, print_json, short_path, TerminalProgress
+from embedder.cli.common import TerminalProgress, app, err, guarded, out, plain, print_json, short_path
 from embedder.errors import EmbedderError
 from embedder.recommend.strategies import STRATEGIES, strategies_help
 
@@ -34,16 +34,32 @@ def _open_log(settings: Settings):
 def interactions_import(
     ctx: typer.Context,
     file: Path = typer.Argument(..., help="CSV, TSV, JSONL or Parquet event log."),
-    fmt: Optional[str] = typer.Option(None, "--format", help="csv, tsv, jsonl or parquet (default: from the extension)."),
-    columns: Optional[str] = typer.Option(None, "--columns", help="Names for the fields of a file without a header line, e.g. user,item,weight."),
+    fmt: str | None = typer.Option(None, "--format", help="csv, tsv, jsonl or parquet (default: from the extension)."),
+    columns: str | None = typer.Option(
+        None, "--columns", help="Names for the fields of a file without a header line, e.g. user,item,weight."
+    ),
     user_col: str = typer.Option("user", "--user-col", help="Column with the user id."),
-    item_col: str = typer.Option("item", "--item-col", help="Column with the item: an ingested path or id, or any item key."),
-    weight_col: Optional[str] = typer.Option(None, "--weight-col", help="Column with a weight or count (negative = negative feedback)."),
-    rating_col: Optional[str] = typer.Option(None, "--rating-col", help="Column with a rating; above --rating-threshold is positive."),
-    rating_threshold: float = typer.Option(3.0, "--rating-threshold", help="Ratings above it are positive, below negative, equal neutral (seen, no signal)."),
-    event_col: Optional[str] = typer.Option(None, "--event-col", help="Column with an event type (play, like, skip, ...)."),
-    event_weight: Optional[list[str]] = typer.Option(None, "--event-weight", help="Override an event's weight, e.g. like=5; repeatable."),
-    time_col: Optional[str] = typer.Option(None, "--time-col", help="Column with epoch seconds/ms or ISO 8601 time."),
+    item_col: str = typer.Option(
+        "item", "--item-col", help="Column with the item: an ingested path or id, or any item key."
+    ),
+    weight_col: str | None = typer.Option(
+        None, "--weight-col", help="Column with a weight or count (negative = negative feedback)."
+    ),
+    rating_col: str | None = typer.Option(
+        None, "--rating-col", help="Column with a rating; above --rating-threshold is positive."
+    ),
+    rating_threshold: float = typer.Option(
+        3.0,
+        "--rating-threshold",
+        help="Ratings above it are positive, below negative, equal neutral (seen, no signal).",
+    ),
+    event_col: str | None = typer.Option(
+        None, "--event-col", help="Column with an event type (play, like, skip, ...)."
+    ),
+    event_weight: list[str] | None = typer.Option(
+        None, "--event-weight", help="Override an event's weight, e.g. like=5; repeatable."
+    ),
+    time_col: str | None = typer.Option(None, "--time-col", help="Column with epoch seconds/ms or ISO 8601 time."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Append an event log to the interaction store: bad rows are reported with line numbers, duplicates dropped."""
@@ -58,14 +74,29 @@ def interactions_import(
             weights[name.strip().lower()] = float(value)
         except ValueError:
             raise EmbedderError(f"--event-weight expects name=number, got '{pair}'") from None
-    cols = ColumnMap(user=user_col, item=item_col, weight=weight_col, rating=rating_col, event=event_col,
-                     timestamp=time_col, rating_threshold=rating_threshold, event_weights=weights)
+    cols = ColumnMap(
+        user=user_col,
+        item=item_col,
+        weight=weight_col,
+        rating=rating_col,
+        event=event_col,
+        timestamp=time_col,
+        rating_threshold=rating_threshold,
+        event_weights=weights,
+    )
     names = [c.strip() for c in columns.split(",")] if columns else None
     settings = ctx.obj.settings()
     not_before = time.time() - settings.retention_days * 86400 if settings.retention_days else None
     with _open_log(settings) as log:
-        report = log.import_file(file, cols, fmt=fmt, columns=names, progress=TerminalProgress(as_json),
-                                 not_before=not_before, user_id=settings.stored_user)
+        report = log.import_file(
+            file,
+            cols,
+            fmt=fmt,
+            columns=names,
+            progress=TerminalProgress(as_json),
+            not_before=not_before,
+            user_id=settings.stored_user,
+        )
         stats = log.stats()
     data = {**report.to_dict(), "log": stats}
     if as_json:
@@ -73,9 +104,11 @@ def interactions_import(
         return
     neutral = f" ({report.neutral} neutral: rating equal to the threshold)" if report.neutral else ""
     neutral += f", {report.expired} older than retention_days not imported" if report.expired else ""
-    out.print(f"{report.rows} rows: {report.added} added{neutral}, {report.duplicates} duplicates, {report.bad} bad "
-              f"-> log has {stats['events']} events, {stats['users']} users, {stats['items']} items ({stats['path']})",
-              highlight=False)
+    out.print(
+        f"{report.rows} rows: {report.added} added{neutral}, {report.duplicates} duplicates, {report.bad} bad "
+        f"-> log has {stats['events']} events, {stats['users']} users, {stats['items']} items ({stats['path']})",
+        highlight=False,
+    )
     for bad in report.bad_rows:
         out.print(f"  line {bad['line']}: {bad['reason']}", highlight=False)
     if report.bad > len(report.bad_rows):
@@ -88,7 +121,9 @@ def interactions_import(
 @guarded
 def interactions_prune(
     ctx: typer.Context,
-    older_than: Optional[float] = typer.Option(None, "--older-than", min=0, help="Days; default: the retention_days setting."),
+    older_than: float | None = typer.Option(
+        None, "--older-than", min=0, help="Days; default: the retention_days setting."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Delete events older than the retention period, for good (a step for scheduled jobs).
@@ -105,8 +140,11 @@ def interactions_prune(
     if as_json:
         print_json(result)
         return
-    out.print(f"dropped {result['dropped']} events older than {days:g} days (before {result['cutoff']}); "
-              f"{result['undated_kept']} events without a time kept", highlight=False)
+    out.print(
+        f"dropped {result['dropped']} events older than {days:g} days (before {result['cutoff']}); "
+        f"{result['undated_kept']} events without a time kept",
+        highlight=False,
+    )
 
 
 @interactions_app.command("stats")
@@ -118,16 +156,23 @@ def interactions_stats(ctx: typer.Context, as_json: bool = typer.Option(False, "
     if as_json:
         print_json(stats)
     else:
-        out.print(f"{stats['events']} events ({stats['negative_events']} negative), {stats['users']} users, "
-                  f"{stats['items']} items in {stats['path']}", highlight=False)
+        out.print(
+            f"{stats['events']} events ({stats['negative_events']} negative), {stats['users']} users, "
+            f"{stats['items']} items in {stats['path']}",
+            highlight=False,
+        )
 
 
 def _cf_options():
     """The collaborative model's flags, shared by 'interactions train' and 'eval' (None = the setting)."""
     return dict(
-        weighting=typer.Option(None, "--weighting", help="Confidence from weights: log1p, bm25, raw or binary (setting cf_weighting)."),
+        weighting=typer.Option(
+            None, "--weighting", help="Confidence from weights: log1p, bm25, raw or binary (setting cf_weighting)."
+        ),
         alpha=typer.Option(None, "--alpha", help="Confidence scale (setting cf_alpha)."),
-        regularization=typer.Option(None, "--regularization", help="ALS L2 regularisation (setting cf_regularization)."),
+        regularization=typer.Option(
+            None, "--regularization", help="ALS L2 regularisation (setting cf_regularization)."
+        ),
         factors=typer.Option(None, "--factors", help="Latent factors = size of the cf vectors (setting cf_factors)."),
         iterations=typer.Option(None, "--iterations", help="ALS iterations (setting cf_iterations)."),
     )
@@ -141,11 +186,11 @@ _CF = _cf_options()
 def interactions_train(
     ctx: typer.Context,
     model: str = typer.Option("als", "--model", help="als or bpr (implicit)."),
-    weighting: Optional[str] = _CF["weighting"],
-    alpha: Optional[float] = _CF["alpha"],
-    regularization: Optional[float] = _CF["regularization"],
-    factors: Optional[int] = _CF["factors"],
-    iterations: Optional[int] = _CF["iterations"],
+    weighting: str | None = _CF["weighting"],
+    alpha: float | None = _CF["alpha"],
+    regularization: float | None = _CF["regularization"],
+    factors: int | None = _CF["factors"],
+    iterations: int | None = _CF["iterations"],
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
@@ -158,8 +203,9 @@ def interactions_train(
     from embedder.recommend.stores import open_collections
 
     settings = ctx.obj.settings(cf_factors=factors)
-    params = CFParams.from_settings(settings, weighting=weighting, alpha=alpha, regularization=regularization,
-                                    iterations=iterations)
+    params = CFParams.from_settings(
+        settings, weighting=weighting, alpha=alpha, regularization=regularization, iterations=iterations
+    )
     with _open_log(settings) as log:
         events = log.all()
     fitted = fit_cf(events, params, model=model, seed=seed)
@@ -170,8 +216,11 @@ def interactions_train(
     if as_json:
         print_json(summary)
     else:
-        out.print(f"trained {summary['model']}: {summary['users']} users, {summary['items']} items "
-                  f"({summary['items_with_media']} with media, {summary['items_without_media']} without)", highlight=False)
+        out.print(
+            f"trained {summary['model']}: {summary['users']} users, {summary['items']} items "
+            f"({summary['items_with_media']} with media, {summary['items_without_media']} without)",
+            highlight=False,
+        )
         out.print("settings: " + ", ".join(f"{k}={v}" for k, v in params.to_dict().items()), highlight=False)
 
 
@@ -182,9 +231,18 @@ def recommend(
     user: str = typer.Option(..., "--user", "-u", help="User id as in the interaction log."),
     limit: int = typer.Option(10, "--limit", "-n", min=1, max=1000, help="How many items."),
     strategy: str = typer.Option("hybrid", "--strategy", help=strategies_help()),
-    exclude_seen: bool = typer.Option(True, "--exclude-seen/--include-seen", help="Leave out items the user already had."),
-    query: Optional[str] = typer.Option(None, "--query", "-q", help="For a user with no history: narrow popular items by this text."),
-    explain: bool = typer.Option(False, "--explain", help="Say why each item is there: the liked items nearest to it in the branch that found it, or how many users it is popular with (always in --json)."),
+    exclude_seen: bool = typer.Option(
+        True, "--exclude-seen/--include-seen", help="Leave out items the user already had."
+    ),
+    query: str | None = typer.Option(
+        None, "--query", "-q", help="For a user with no history: narrow popular items by this text."
+    ),
+    explain: bool = typer.Option(
+        False,
+        "--explain",
+        help="Say why each item is there: the liked items nearest to it in the branch that found it, or how "
+        "many users it is popular with (always in --json).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON, explanations included."),
 ) -> None:
     """Recommend items for a user; each hit says which branch (cf, content, popular) found it."""
@@ -210,7 +268,9 @@ def _print_recs(items, explain: bool = False) -> None:
         table.add_column("why", overflow="fold")
     for rank, r in enumerate(items, 1):
         why = [_why(r)] if explain else []
-        table.add_row(str(rank), f"{r.score:.4f}", "+".join(r.branches), plain(short_path(r.path) or r.item or r.id), *why)
+        table.add_row(
+            str(rank), f"{r.score:.4f}", "+".join(r.branches), plain(short_path(r.path) or r.item or r.id), *why
+        )
     out.print(table)
 
 
@@ -224,8 +284,10 @@ def _why(rec) -> str:
             parts.append(f"popular with {b['popular_with']} users")
         elif b.get("because_you_liked"):
             # File names, not paths: the item column has the path, and this column should stay short.
-            liked = ", ".join(f"{os.path.basename(x['path'] or '') or x['item'] or x['id']} ({x['similarity']:.2f})"
-                              for x in b["because_you_liked"])
+            liked = ", ".join(
+                f"{os.path.basename(x['path'] or '') or x['item'] or x['id']} ({x['similarity']:.2f})"
+                for x in b["because_you_liked"]
+            )
             parts.append(f"{b['branch']}: you liked {liked}")
     return rec.reason if not parts and rec.reason else "; ".join(parts) or "-"
 
@@ -237,7 +299,9 @@ def similar(
     item: str = typer.Argument(..., help="An ingested path or id, or an item key from the interaction log."),
     by: str = typer.Option("content", "--by", help="content, cf or both."),
     limit: int = typer.Option(10, "--limit", "-n", min=1, max=1000, help="How many items."),
-    explain: bool = typer.Option(False, "--explain", help="With --by content: what each modality added to the score (always in --json)."),
+    explain: bool = typer.Option(
+        False, "--explain", help="With --by content: what each modality added to the score (always in --json)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Item-to-item similarity by content vectors, CF factors, or both fused."""
@@ -271,16 +335,24 @@ def similar_users_cmd(
 @guarded
 def train_cmd(
     ctx: typer.Context,
-    config: Optional[Path] = typer.Option(None, "--config", help="Training config (TOML), e.g. pipelines/configs/train.toml."),
-    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue a run directory from its last checkpoint."),
-    adversarial: Optional[bool] = typer.Option(None, "--adversarial/--no-adversarial", help="APR adversarial training."),
-    max_epochs: Optional[int] = typer.Option(None, "--max-epochs", help="Override optim.max_epochs."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Override run.seed."),
-    dp_epsilon: Optional[float] = typer.Option(
-        None, "--dp-epsilon", min=0.0, help="Train with differential privacy (DP-SGD, one user = one unit) "
-        "spending this epsilon over the whole run; overrides privacy.epsilon."),
-    dp_delta: Optional[float] = typer.Option(None, "--dp-delta", help="The DP delta (default min(1e-5, 0.1 / users))."),
-    write: bool = typer.Option(True, "--write/--no-write", help="Store rec vectors for 'recommend --strategy trained'."),
+    config: Path | None = typer.Option(
+        None, "--config", help="Training config (TOML), e.g. pipelines/configs/train.toml."
+    ),
+    resume: Path | None = typer.Option(None, "--resume", help="Continue a run directory from its last checkpoint."),
+    adversarial: bool | None = typer.Option(None, "--adversarial/--no-adversarial", help="APR adversarial training."),
+    max_epochs: int | None = typer.Option(None, "--max-epochs", help="Override optim.max_epochs."),
+    seed: int | None = typer.Option(None, "--seed", help="Override run.seed."),
+    dp_epsilon: float | None = typer.Option(
+        None,
+        "--dp-epsilon",
+        min=0.0,
+        help="Train with differential privacy (DP-SGD, one user = one unit) "
+        "spending this epsilon over the whole run; overrides privacy.epsilon.",
+    ),
+    dp_delta: float | None = typer.Option(None, "--dp-delta", help="The DP delta (default min(1e-5, 0.1 / users))."),
+    write: bool = typer.Option(
+        True, "--write/--no-write", help="Store rec vectors for 'recommend --strategy trained'."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Fine-tune the two-tower head (BCE, frozen encoders, early stopping) on the interaction log.
@@ -292,28 +364,49 @@ def train_cmd(
     from pipelines.train import run_training
 
     settings = ctx.obj.settings()
-    cfg = load_train_config(config, **{"adversarial.enabled": adversarial, "optim.max_epochs": max_epochs, "run.seed": seed,
-                                       "privacy.epsilon": dp_epsilon, "privacy.delta": dp_delta})
-    summary = run_training(settings, cfg, resume=resume, write=write, progress=TerminalProgress(as_json, per_item=False))
+    cfg = load_train_config(
+        config,
+        **{
+            "adversarial.enabled": adversarial,
+            "optim.max_epochs": max_epochs,
+            "run.seed": seed,
+            "privacy.epsilon": dp_epsilon,
+            "privacy.delta": dp_delta,
+        },
+    )
+    summary = run_training(
+        settings, cfg, resume=resume, write=write, progress=TerminalProgress(as_json, per_item=False)
+    )
     if as_json:
         print_json(summary)
         return
     m = summary["metrics"]
     k = cfg.optim.eval_k
-    out.print(f"run {summary['run_dir']} ({summary['device']}): best epoch {m['best_epoch']} of {m['epochs']}, "
-              f"val NDCG@{k} {m[f'best_val_ndcg@{k}']:.4f}" + (", stopped early" if m["stopped_early"] else ""), highlight=False)
+    out.print(
+        f"run {summary['run_dir']} ({summary['device']}): best epoch {m['best_epoch']} of {m['epochs']}, "
+        f"val NDCG@{k} {m[f'best_val_ndcg@{k}']:.4f}" + (", stopped early" if m["stopped_early"] else ""),
+        highlight=False,
+    )
     if m.get("privacy"):
         p = m["privacy"]
-        out.print(f"differential privacy (per user): epsilon {p['epsilon']} spent of {p['target_epsilon']}, "
-                  f"delta {p['delta']:.2g}, noise multiplier {p['noise_multiplier']}, {p['steps']} steps; "
-                  "the model is the last epoch (no early stopping under DP)", highlight=False)
+        out.print(
+            f"differential privacy (per user): epsilon {p['epsilon']} spent of {p['target_epsilon']}, "
+            f"delta {p['delta']:.2g}, noise multiplier {p['noise_multiplier']}, {p['steps']} steps; "
+            "the model is the last epoch (no early stopping under DP)",
+            highlight=False,
+        )
     r = m["robustness"]
-    out.print(f"robustness at epsilon {r['epsilon']}: NDCG@{k} {r['ndcg_clean']:.4f} clean, "
-              f"{r['ndcg_random_noise']:.4f} with random noise, {r['ndcg_adversarial']:.4f} under adversarial "
-              "perturbation of the item vectors", highlight=False)
+    out.print(
+        f"robustness at epsilon {r['epsilon']}: NDCG@{k} {r['ndcg_clean']:.4f} clean, "
+        f"{r['ndcg_random_noise']:.4f} with random noise, {r['ndcg_adversarial']:.4f} under adversarial "
+        "perturbation of the item vectors",
+        highlight=False,
+    )
     if summary["written"]:
         w = summary["written"]
-        out.print(f"stored rec vectors for {w['users']} users and {w['items']} items ({summary['version']})", highlight=False)
+        out.print(
+            f"stored rec vectors for {w['users']} users and {w['items']} items ({summary['version']})", highlight=False
+        )
 
 
 @app.command("eval")
@@ -321,30 +414,45 @@ def train_cmd(
 def eval_cmd(
     ctx: typer.Context,
     split: str = typer.Option("leave-last-out", "--split", help="leave-last-out, random-holdout, time or cold-items."),
-    methods: str = typer.Option("popular,cf,content,hybrid", "--methods",
-                                help="Comma-separated strategies (as 'recommend --strategy'): " + ", ".join(STRATEGIES)
-                                + " ('als' and 'popularity' are accepted for cf and popular)."),
-    train_config: Optional[Path] = typer.Option(None, "--train-config", help="Config of the 'trained' method (two-tower head)."),
-    weighting: Optional[str] = _CF["weighting"],
-    alpha: Optional[float] = _CF["alpha"],
-    regularization: Optional[float] = _CF["regularization"],
-    factors: Optional[int] = _CF["factors"],
-    iterations: Optional[int] = _CF["iterations"],
-    tune: bool = typer.Option(False, "--tune", help="First tune weighting, alpha and regularisation on a validation split carved from the training part."),
-    save_config: Optional[Path] = typer.Option(None, "--save-config", help="With --tune: write the chosen cf_* settings into this TOML file."),
+    methods: str = typer.Option(
+        "popular,cf,content,hybrid",
+        "--methods",
+        help="Comma-separated strategies (as 'recommend --strategy'): "
+        + ", ".join(STRATEGIES)
+        + " ('als' and 'popularity' are accepted for cf and popular).",
+    ),
+    train_config: Path | None = typer.Option(
+        None, "--train-config", help="Config of the 'trained' method (two-tower head)."
+    ),
+    weighting: str | None = _CF["weighting"],
+    alpha: float | None = _CF["alpha"],
+    regularization: float | None = _CF["regularization"],
+    factors: int | None = _CF["factors"],
+    iterations: int | None = _CF["iterations"],
+    tune: bool = typer.Option(
+        False,
+        "--tune",
+        help="First tune weighting, alpha and regularisation on a validation split carved from the training part.",
+    ),
+    save_config: Path | None = typer.Option(
+        None, "--save-config", help="With --tune: write the chosen cf_* settings into this TOML file."
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed for splits, sampling and training."),
-    seeds: Optional[str] = typer.Option(None, "--seeds", help="Comma-separated seeds, e.g. 0,1,2: report the mean and spread."),
-    max_users: Optional[int] = typer.Option(None, "--max-users", help="Evaluate a seeded sample of test users."),
-    out_dir: Optional[Path] = typer.Option(None, "--out", help="Write results.json and results.png here."),
+    seeds: str | None = typer.Option(
+        None, "--seeds", help="Comma-separated seeds, e.g. 0,1,2: report the mean and spread."
+    ),
+    max_users: int | None = typer.Option(None, "--max-users", help="Evaluate a seeded sample of test users."),
+    out_dir: Path | None = typer.Option(None, "--out", help="Write results.json and results.png here."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Offline evaluation of the interaction log: Recall@K, HR-recall@K, NDCG@K (K = 10, 20, 50) and coverage per method.
+    """Offline evaluation of the interaction log: Recall@K, HR-recall@K, NDCG@K (K = 10, 20, 50) and
+    coverage per method.
 
     recall@K = hits / relevant items; hr_recall@K = hits / min(K, relevant items). The report
     names the exact settings each method ran with.
     """
-    from embedder.recommend.cf import CFParams
     from embedder.evaluate import evaluate_seeds, plot
+    from embedder.recommend.cf import CFParams
     from embedder.store import open_store
     from embedder.train.config import load_train_config
 
@@ -355,8 +463,9 @@ def eval_cmd(
     except ValueError:
         raise EmbedderError(f"--seeds must be comma-separated integers, not '{seeds}'") from None
     settings = ctx.obj.settings(cf_factors=factors)
-    cf = CFParams.from_settings(settings, weighting=weighting, alpha=alpha, regularization=regularization,
-                                iterations=iterations)
+    cf = CFParams.from_settings(
+        settings, weighting=weighting, alpha=alpha, regularization=regularization, iterations=iterations
+    )
     with _open_log(settings) as log:
         events = log.all()
     if not events:
@@ -364,15 +473,24 @@ def eval_cmd(
     media = open_store(settings)
     with media:
         has_media = media.collection_dims() is not None and "content" in (media.collection_dims() or {})
-        result = evaluate_seeds(events, seed_list, split=split,
-                                methods=tuple(m.strip() for m in methods.split(",") if m.strip()),
-                                cf=cf, tune=tune, media=media if has_media else None, max_users=max_users,
-                                train_config=load_train_config(train_config))
+        result = evaluate_seeds(
+            events,
+            seed_list,
+            split=split,
+            methods=tuple(m.strip() for m in methods.split(",") if m.strip()),
+            cf=cf,
+            tune=tune,
+            media=media if has_media else None,
+            max_users=max_users,
+            train_config=load_train_config(train_config),
+        )
     if save_config is not None:
         from embedder.recommend.tune import save_cf_settings
 
-        result["saved_config"] = {"path": str(save_config),
-                                  "lines": save_cf_settings(CFParams(**result["tuning"]["chosen"]), save_config)}
+        result["saved_config"] = {
+            "path": str(save_config),
+            "lines": save_cf_settings(CFParams(**result["tuning"]["chosen"]), save_config),
+        }
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "results.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -386,7 +504,10 @@ def eval_cmd(
 def _print_eval(result: dict) -> None:
     seeds = result.get("seeds") or [result["seed"]]
     spread = result.get("spread") if len(seeds) > 1 else None
-    title = f"{result['split']} split, {result['users_evaluated']} users, seed{'s' if len(seeds) > 1 else ''} " + ",".join(map(str, seeds))
+    title = (
+        f"{result['split']} split, {result['users_evaluated']} users, seed{'s' if len(seeds) > 1 else ''} "
+        + ",".join(map(str, seeds))
+    )
     table = Table(show_header=True, header_style="bold", title=title + (" (mean ± std)" if spread else ""))
     table.add_column("metric")
     for method in result["methods"]:
@@ -400,12 +521,17 @@ def _print_eval(result: dict) -> None:
     tuning = result.get("tuning")
     if tuning:
         chosen = ", ".join(f"{k}={v}" for k, v in tuning["chosen"].items())
-        out.print(f"tuned on a validation split of the training part ({tuning['validation']['validation_events']} events): "
-                  f"{chosen}", highlight=False)
+        out.print(
+            f"tuned on a validation split of the training part ({tuning['validation']['validation_events']} events): "
+            f"{chosen}",
+            highlight=False,
+        )
     for method, cfg in result.get("settings", {}).items():
         if method in ("cf", "hybrid"):
             out.print(f"{method} settings: {json.dumps(cfg)}", highlight=False)
     if result.get("saved_config"):
-        out.print(f"saved to {result['saved_config']['path']}: {'; '.join(result['saved_config']['lines'])}", highlight=False)
+        out.print(
+            f"saved to {result['saved_config']['path']}: {'; '.join(result['saved_config']['lines'])}", highlight=False
+        )
     for method, why in result["skipped"].items():
         out.print(f"skipped {method}: {why}", highlight=False)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from embedder.cli.common import app, err, guarded
@@ -15,11 +13,24 @@ def serve(
     ctx: typer.Context,
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on (0.0.0.0: every interface)."),
     port: int = typer.Option(8080, "--port", min=1, max=65535, help="TCP port."),
-    max_upload_mb: float = typer.Option(200.0, "--max-upload-mb", min=0.1, help="Largest file POST /search/file accepts."),
-    preload: bool = typer.Option(True, "--preload/--no-preload", help="Load the models at startup (/ready is 503 until then)."),
-    cors_origin: list[str] = typer.Option([], "--cors-origin", help="Let pages from this origin call the API (repeatable; none by default)."),
-    max_body_kb: float = typer.Option(1024.0, "--max-body-kb", min=1, help="Largest request body other than an upload."),
-    int8_queries: Optional[bool] = typer.Option(None, "--int8-queries/--fp32-queries", help="Encode query texts with int8 copies of the text towers (CPU; about half the cost, ~0.001 cosine from fp32); default: the query_int8 setting."),
+    max_upload_mb: float = typer.Option(
+        200.0, "--max-upload-mb", min=0.1, help="Largest file POST /search/file accepts."
+    ),
+    preload: bool = typer.Option(
+        True, "--preload/--no-preload", help="Load the models at startup (/ready is 503 until then)."
+    ),
+    cors_origin: list[str] = typer.Option(
+        [], "--cors-origin", help="Let pages from this origin call the API (repeatable; none by default)."
+    ),
+    max_body_kb: float = typer.Option(
+        1024.0, "--max-body-kb", min=1, help="Largest request body other than an upload."
+    ),
+    int8_queries: bool | None = typer.Option(
+        None,
+        "--int8-queries/--fp32-queries",
+        help="Encode query texts with int8 copies of the text towers (CPU; about half the cost, ~0.001 "
+        "cosine from fp32); default: the query_int8 setting.",
+    ),
 ) -> None:
     """Serve search, recommendations, events and ingest jobs over HTTP with the models loaded once.
 
@@ -35,10 +46,19 @@ def serve(
     from embedder.service import serve as run
 
     library = ctx.obj.library(**({} if int8_queries is None else {"query_int8": int8_queries}))
-    err.print(f"embedder serve: {library.settings.store} (collection {library.settings.collection}) "
-              f"on http://{host}:{port}", highlight=False)
+    err.print(
+        f"embedder serve: {library.settings.store} (collection {library.settings.collection}) on http://{host}:{port}",
+        highlight=False,
+    )
     try:
-        run(library, host=host, port=port, max_upload_mb=max_upload_mb, preload=preload,
-            cors_origins=cors_origin, max_body_kb=max_body_kb)
+        run(
+            library,
+            host=host,
+            port=port,
+            max_upload_mb=max_upload_mb,
+            preload=preload,
+            cors_origins=cors_origin,
+            max_body_kb=max_body_kb,
+        )
     finally:
         library.close()

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from embedder.cli.common import app, guarded, out, print_json, short_path
 from embedder.errors import EmbedderError
 
-trash_app = typer.Typer(help="Items removed by ingest, kept for trash_days: list, restore, empty.", no_args_is_help=True)
+trash_app = typer.Typer(
+    help="Items removed by ingest, kept for trash_days: list, restore, empty.", no_args_is_help=True
+)
 app.add_typer(trash_app, name="trash")
 
 
@@ -44,8 +44,10 @@ def trash_list(ctx: typer.Context, as_json: bool = typer.Option(False, "--json",
         out.print("the trash is empty")
         return
     for e in entries:
-        out.print(f"{e['trashed_at']}  {e['id']}  {short_path(e['paths'][0]) if e['paths'] else '-'}  ({e['reason']})",
-                  highlight=False)
+        out.print(
+            f"{e['trashed_at']}  {e['id']}  {short_path(e['paths'][0]) if e['paths'] else '-'}  ({e['reason']})",
+            highlight=False,
+        )
     out.print(f"{len(entries)} items; 'embedder trash restore ID_OR_PATH' puts one back", highlight=False)
 
 
@@ -53,7 +55,7 @@ def trash_list(ctx: typer.Context, as_json: bool = typer.Option(False, "--json",
 @guarded
 def trash_restore(
     ctx: typer.Context,
-    items: Optional[list[str]] = typer.Argument(None, help="Ids or paths of trashed items."),
+    items: list[str] | None = typer.Argument(None, help="Ids or paths of trashed items."),
     restore_all: bool = typer.Option(False, "--all", help="Restore everything in the trash."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
@@ -79,7 +81,9 @@ def trash_restore(
 @guarded
 def trash_empty(
     ctx: typer.Context,
-    older_than: Optional[float] = typer.Option(None, "--older-than", min=0, help="Only entries removed more than this many days ago."),
+    older_than: float | None = typer.Option(
+        None, "--older-than", min=0, help="Only entries removed more than this many days ago."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Delete items from the trash for good (ingest already purges those older than trash_days)."""

@@ -61,7 +61,11 @@ class ModalityEncoder(ABC):
         """Query texts in this block's space (N x dim unit vectors): through the model's int8 query
         copy of its text tower when one was made (:func:`int8_text_tower`), else the model itself."""
         query_model = getattr(self.model, "query_model", None)
-        return self.model.encode_texts(texts, model=query_model) if query_model is not None else self.model.encode_texts(texts)
+        return (
+            self.model.encode_texts(texts, model=query_model)
+            if query_model is not None
+            else self.model.encode_texts(texts)
+        )
 
 
 def int8_text_tower(model, drop: str, cast_fix=None):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Callable
+from collections.abc import Callable
 
 
 class _Pending:
@@ -34,8 +34,9 @@ class QueryBatcher:
         on_batch: called with each batch's size (a metrics hook).
     """
 
-    def __init__(self, encoders, max_batch: int = 32, cache_size: int = 1024,
-                 on_batch: Callable[[int], None] | None = None):
+    def __init__(
+        self, encoders, max_batch: int = 32, cache_size: int = 1024, on_batch: Callable[[int], None] | None = None
+    ):
         self.encoders = encoders
         self.max_batch = max_batch
         self.cache_size = cache_size

@@ -66,11 +66,11 @@ class Encoders(Mapping):
             done[model.spec.model_id] = bool(quantize()) if quantize is not None else False
         return done
 
-    def encode_query(self, text: str) -> dict[str, "object"]:
+    def encode_query(self, text: str) -> dict[str, object]:
         """A query text in every block's space: modality -> unit vector (one encode per model)."""
         return self.encode_queries([text])[0]
 
-    def encode_queries(self, texts: list[str]) -> list[dict[str, "object"]]:
+    def encode_queries(self, texts: list[str]) -> list[dict[str, object]]:
         """Several query texts, one batch per distinct model (see :meth:`encode_query`)."""
         by_model: dict[int, object] = {}
         out: list[dict] = [{} for _ in texts]

@@ -8,8 +8,16 @@ import numpy as np
 
 from embedder.encoders.base import ModalityEncoder
 from embedder.encoders.registry import ModelSpec
-from embedder.encoders.runtime import (Batches, batch_size_for, hub_online, inference_context, l2_normalise,
-                                       resolve_device, seeded, to_device)
+from embedder.encoders.runtime import (
+    Batches,
+    batch_size_for,
+    hub_online,
+    inference_context,
+    l2_normalise,
+    resolve_device,
+    seeded,
+    to_device,
+)
 from embedder.errors import WeightsUnavailableError, one_line
 
 TEXT_MAX_TOKENS = 77
@@ -20,12 +28,25 @@ def _tiny_config():
 
     # spec_size 256 with 64 mel bins is what HTSAT needs for 10 s inputs; everything else is small.
     audio = ClapAudioConfig(
-        depths=[1, 1], num_attention_heads=[2, 4], hidden_size=64, patch_embeds_hidden_size=32, window_size=4,
-        spec_size=256, num_mel_bins=64, patch_size=16, patch_stride=(16, 16), projection_dim=64,
+        depths=[1, 1],
+        num_attention_heads=[2, 4],
+        hidden_size=64,
+        patch_embeds_hidden_size=32,
+        window_size=4,
+        spec_size=256,
+        num_mel_bins=64,
+        patch_size=16,
+        patch_stride=(16, 16),
+        projection_dim=64,
     )
     text = ClapTextConfig(
-        vocab_size=300, hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128,
-        max_position_embeddings=130, projection_dim=64,
+        vocab_size=300,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=128,
+        max_position_embeddings=130,
+        projection_dim=64,
     )
     return ClapConfig(text_config=text.to_dict(), audio_config=audio.to_dict(), projection_dim=64)
 
@@ -104,6 +125,7 @@ class ClapEncoder:
         Windows shorter than 10 s are padded as the feature extractor pads them ("repeatpad"),
         exactly as CLAP was trained; windows are never longer, so no random crop happens.
         """
+
         def encode(start: int, stop: int) -> np.ndarray:
             feats = self.features(windows[start:stop])
             with inference_context(self.device):
@@ -128,8 +150,9 @@ class ClapEncoder:
         ex = self.extractor
         samples = ex.nb_max_samples
         if ex.truncation != "rand_trunc" or ex.padding != "repeatpad" or any(len(w) > samples for w in windows):
-            feats = ex([np.asarray(w, dtype=np.float32) for w in windows], sampling_rate=self.sample_rate,
-                       return_tensors="pt")
+            feats = ex(
+                [np.asarray(w, dtype=np.float32) for w in windows], sampling_rate=self.sample_rate, return_tensors="pt"
+            )
             return {k: to_device(v, self.device) for k, v in feats.items()}
         padded = np.zeros((len(windows), samples), np.float32)
         for row, window in zip(padded, windows):
@@ -140,11 +163,24 @@ class ClapEncoder:
             if self._mel_filters is None:
                 self._mel_filters = torch.from_numpy(np.asarray(ex.mel_filters_slaney, np.float32).T).to(audio.device)
             window = torch.hann_window(ex.fft_window_size, periodic=True, device=audio.device)
-            power = torch.stft(audio, ex.fft_window_size, ex.hop_length, window=window, center=True, pad_mode="reflect",
-                               return_complex=True).abs().pow(2)
+            power = (
+                torch.stft(
+                    audio,
+                    ex.fft_window_size,
+                    ex.hop_length,
+                    window=window,
+                    center=True,
+                    pad_mode="reflect",
+                    return_complex=True,
+                )
+                .abs()
+                .pow(2)
+            )
             log_mel = 10.0 * torch.log10(torch.matmul(self._mel_filters, power).clamp(min=1e-10))
-            return {"input_features": log_mel.transpose(1, 2).unsqueeze(1),
-                    "is_longer": torch.zeros((len(windows), 1), dtype=torch.bool, device=audio.device)}
+            return {
+                "input_features": log_mel.transpose(1, 2).unsqueeze(1),
+                "is_longer": torch.zeros((len(windows), 1), dtype=torch.bool, device=audio.device),
+            }
 
     _mel_filters = None  # the extractor's filter bank, mel x frequency, on the device (made once)
 
@@ -166,7 +202,10 @@ class ClapEncoder:
         out = []
         for start in range(0, len(texts), batch_size):
             tokens = self.tokenizer(
-                texts[start : start + batch_size], padding=True, truncation=True, max_length=TEXT_MAX_TOKENS,
+                texts[start : start + batch_size],
+                padding=True,
+                truncation=True,
+                max_length=TEXT_MAX_TOKENS,
                 return_tensors="pt",
             )
             tokens = {k: v.to(self.device) for k, v in tokens.items()}

@@ -9,8 +9,15 @@ import numpy as np
 
 from embedder.encoders.base import ModalityEncoder
 from embedder.encoders.registry import ModelSpec
-from embedder.encoders.runtime import (Batches, hub_online, inference_context, l2_normalise, resolve_device, seeded,
-                                       to_device)
+from embedder.encoders.runtime import (
+    Batches,
+    hub_online,
+    inference_context,
+    l2_normalise,
+    resolve_device,
+    seeded,
+    to_device,
+)
 from embedder.errors import WeightsUnavailableError, one_line
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -124,6 +131,7 @@ class ClipEncoder:
 
     def encode_images(self, frames: np.ndarray, batch_size: int | str = "auto") -> np.ndarray:
         """Embed frames (uint8, N x H x W x 3); returns N x dim unit vectors."""
+
         def encode(start: int, stop: int) -> np.ndarray:
             pixels = self.preprocess(frames[start:stop])
             with inference_context(self.device):

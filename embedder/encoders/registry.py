@@ -85,21 +85,55 @@ MODELS: dict[str, ModelSpec] = {
         ),
         # Small random-weight configs built locally: no downloads, seeded, deterministic.
         # They carry no meaning, but every line of the real loading and encoding code runs.
-        ModelSpec(name="tiny-clip", family="open_clip", dim=64, arch="embedder-tiny-clip", weights="random", image_size=64),
+        ModelSpec(
+            name="tiny-clip", family="open_clip", dim=64, arch="embedder-tiny-clip", weights="random", image_size=64
+        ),
         ModelSpec(name="tiny-clap", family="clap", dim=64, arch="ClapModel", weights="random", sample_rate=48_000),
         # The same configs with another seed: "a new model" for exercising re-embedding offline.
-        ModelSpec(name="tiny-clip-b", family="open_clip", dim=64, arch="embedder-tiny-clip", weights="random",
-                  image_size=64, seed=1, version="1b"),
-        ModelSpec(name="tiny-clap-b", family="clap", dim=64, arch="ClapModel", weights="random", sample_rate=48_000,
-                  seed=1, version="1b"),
+        ModelSpec(
+            name="tiny-clip-b",
+            family="open_clip",
+            dim=64,
+            arch="embedder-tiny-clip",
+            weights="random",
+            image_size=64,
+            seed=1,
+            version="1b",
+        ),
+        ModelSpec(
+            name="tiny-clap-b",
+            family="clap",
+            dim=64,
+            arch="ClapModel",
+            weights="random",
+            sample_rate=48_000,
+            seed=1,
+            version="1b",
+        ),
         # The default architectures with seeded random weights, built locally: for measuring speed
         # only (benchmarks, GPU checks). Their vectors carry no meaning.
-        ModelSpec(name="bench-clip", family="open_clip", dim=512, arch="ViT-B-32", weights="random", image_size=224,
-                  version="bench"),
-        ModelSpec(name="bench-clap", family="clap", dim=512, arch="ClapModel", weights="random", sample_rate=48_000,
-                  random_config="full", version="bench"),
+        ModelSpec(
+            name="bench-clip",
+            family="open_clip",
+            dim=512,
+            arch="ViT-B-32",
+            weights="random",
+            image_size=224,
+            version="bench",
+        ),
+        ModelSpec(
+            name="bench-clap",
+            family="clap",
+            dim=512,
+            arch="ClapModel",
+            weights="random",
+            sample_rate=48_000,
+            random_config="full",
+            version="bench",
+        ),
     )
 }
+
 
 @dataclass(frozen=True)
 class Family:
@@ -146,8 +180,10 @@ def resolve_models(settings: Settings) -> tuple[ModelSpec, ModelSpec]:
     for setting, spec, needs in (("clip_model", clip, ("visual", "text")), ("clap_model", clap, ("audio",))):
         serves = FAMILIES[spec.family].modalities
         if not set(needs) <= set(serves):
-            raise SettingsError(f"invalid setting '{setting}': {spec.name} ({spec.family}) encodes "
-                                f"{', '.join(serves)}, not {', '.join(needs)}")
+            raise SettingsError(
+                f"invalid setting '{setting}': {spec.name} ({spec.family}) encodes "
+                f"{', '.join(serves)}, not {', '.join(needs)}"
+            )
     return clip, clap
 
 
@@ -166,7 +202,9 @@ def modality_specs(settings: Settings) -> dict[str, ModelSpec]:
         if name:
             spec = get_spec(name)
             if modality not in FAMILIES[spec.family].modalities:
-                raise SettingsError(f"invalid setting '{modality}_model': {spec.name} ({spec.family}) encodes "
-                                    f"{', '.join(FAMILIES[spec.family].modalities)}, not {modality}")
+                raise SettingsError(
+                    f"invalid setting '{modality}_model': {spec.name} ({spec.family}) encodes "
+                    f"{', '.join(FAMILIES[spec.family].modalities)}, not {modality}"
+                )
             specs[modality] = spec
     return specs

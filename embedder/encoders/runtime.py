@@ -59,7 +59,8 @@ class Batches:
                 if torch.cuda.is_available():
                     torch.cuda.empty_cache()
                 logging.getLogger("embedder").warning(
-                    "%s ran out of GPU memory; going on with batches of %d (set batch_size to choose)", self.name, size)
+                    "%s ran out of GPU memory; going on with batches of %d (set batch_size to choose)", self.name, size
+                )
                 continue
             start = stop
         return out

@@ -53,14 +53,27 @@ class FileIdentity:
     ctime_ns: int = 0
 
     @classmethod
-    def from_dict(cls, raw: dict) -> "FileIdentity":
-        return cls(size=int(raw.get("size", -1)), mtime_ns=int(raw.get("mtime_ns", -1)), dev=int(raw.get("dev", 0)),
-                   ino=int(raw.get("ino", 0)), real=str(raw.get("real", "")), root=str(raw.get("root", "")),
-                   ctime_ns=int(raw.get("ctime_ns", 0)))
+    def from_dict(cls, raw: dict) -> FileIdentity:
+        return cls(
+            size=int(raw.get("size", -1)),
+            mtime_ns=int(raw.get("mtime_ns", -1)),
+            dev=int(raw.get("dev", 0)),
+            ino=int(raw.get("ino", 0)),
+            real=str(raw.get("real", "")),
+            root=str(raw.get("root", "")),
+            ctime_ns=int(raw.get("ctime_ns", 0)),
+        )
 
     def to_dict(self) -> dict:
-        return {"size": self.size, "mtime_ns": self.mtime_ns, "dev": self.dev, "ino": self.ino, "real": self.real,
-                "root": self.root, "ctime_ns": self.ctime_ns}
+        return {
+            "size": self.size,
+            "mtime_ns": self.mtime_ns,
+            "dev": self.dev,
+            "ino": self.ino,
+            "real": self.real,
+            "root": self.root,
+            "ctime_ns": self.ctime_ns,
+        }
 
 
 def is_inside(path: str, folder: str) -> bool:
@@ -143,7 +156,11 @@ def open_recorded(path: str, identity: FileIdentity, sha256: str) -> tuple[Binar
         if st.st_size != identity.size:
             raise NotServable(f"{path} has {st.st_size} bytes, not the {identity.size} ingested")
         unchanged = identity.ino and (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns) == (
-            identity.dev, identity.ino, identity.mtime_ns, identity.ctime_ns)
+            identity.dev,
+            identity.ino,
+            identity.mtime_ns,
+            identity.ctime_ns,
+        )
         if not unchanged and _content_sha256(fh, st) != sha256:
             raise NotServable(f"{path} is not the file that was ingested (other inode or content)")
         os.set_blocking(fh.fileno(), True)

@@ -71,8 +71,9 @@ def _is_no_audio(exc: Exception) -> bool:
     return "best audio stream is unknown" in str(exc) or "no audio stream" in str(exc).lower()
 
 
-def load_windows(path: str, info: ProbeInfo, opts: WindowOptions,
-                 spans: list[tuple[float, float]] | None = None) -> AudioWindows | None:
+def load_windows(
+    path: str, info: ProbeInfo, opts: WindowOptions, spans: list[tuple[float, float]] | None = None
+) -> AudioWindows | None:
     """Decode the audio windows of ``path``; ``None`` when the file has no audio stream.
 
     With segment ``spans``, a window is added at the start of each segment that no window
@@ -121,8 +122,9 @@ def load_windows(path: str, info: ProbeInfo, opts: WindowOptions,
         item_count += number < len(planned)
     if not windows or not item_count:
         raise MediaError(path, "decode", "audio stream decoded to no samples")
-    out = AudioWindows(windows=windows, starts=starts, sample_rate=TARGET_RATE, stream_index=stream.index,
-                       source_rate=source_rate)
+    out = AudioWindows(
+        windows=windows, starts=starts, sample_rate=TARGET_RATE, stream_index=stream.index, source_rate=source_rate
+    )
     if spans is not None:
         from embedder.media.segments import windows_for_segments
 

@@ -34,7 +34,7 @@ class DecodeOptions:
     segments: SegmentOptions = SegmentOptions(enabled=False)  # cut the item into moments
 
     @classmethod
-    def from_settings(cls, settings: Settings, image_size: int) -> "DecodeOptions":
+    def from_settings(cls, settings: Settings, image_size: int) -> DecodeOptions:
         """Build options from :class:`embedder.settings.Settings` and the encoder's input size."""
         return cls(
             sampling=SamplingOptions(
@@ -131,8 +131,9 @@ class DecodedItem:
             },
             "text": {"text": self.text.text, "source": self.text.source, "source_path": self.text.source_path},
             "modalities": self.modalities,
-            "segments": None if self.segments is None else [
-                {**s.to_payload(), "frames": len(s.frames), "windows": len(s.windows)} for s in self.segments],
+            "segments": None
+            if self.segments is None
+            else [{**s.to_payload(), "frames": len(s.frames), "windows": len(s.windows)} for s in self.segments],
             "warnings": self.warnings,
         }
 
@@ -166,12 +167,18 @@ def decode_item(path: str, options: DecodeOptions) -> DecodedItem:
     except OSError as exc:
         raise MediaError(path, "decode", f"reading text: {one_line(exc)}") from None
     thumbnail = _thumbnail(path, info, frames, audio, warnings) if options.thumbnail else None
-    item = DecodedItem(path=path, info=info, frames=frames, audio=audio, text=text, warnings=warnings,
-                       thumbnail=thumbnail)
+    item = DecodedItem(
+        path=path, info=info, frames=frames, audio=audio, text=text, warnings=warnings, thumbnail=thumbnail
+    )
     if cut is not None:
         cues = parse_cues(subtitles.raw) if subtitles is not None else None
-        item.segments = build_segments(spans, frames.frame_groups if frames is not None else None,
-                                       audio.window_groups if audio is not None else None, cues, text.text)
+        item.segments = build_segments(
+            spans,
+            frames.frame_groups if frames is not None else None,
+            audio.window_groups if audio is not None else None,
+            cues,
+            text.text,
+        )
         if options.thumbnail and frames is not None:
             item.segment_thumbnails = _segment_thumbnails(frames, item.segments)
     return item
@@ -184,8 +191,9 @@ def _segment_thumbnails(frames: SampledFrames, segments: list[Segment]) -> list[
     return [small_jpeg(frames.frames[s.frames[0]]) if s.frames else None for s in segments]
 
 
-def _thumbnail(path: str, info: ProbeInfo, frames: SampledFrames | None, audio: AudioWindows | None,
-               warnings: list[str]) -> bytes | None:
+def _thumbnail(
+    path: str, info: ProbeInfo, frames: SampledFrames | None, audio: AudioWindows | None, warnings: list[str]
+) -> bytes | None:
     from embedder.media.thumbnail import video_thumbnail, waveform_thumbnail
 
     try:

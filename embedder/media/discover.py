@@ -24,9 +24,28 @@ HASH_CHUNK = 1 << 20
 MISSING = "does not exist"  # the reason recorded for a given path that is not there
 SIDECAR = "sidecar text (read with its media file)"
 # Kernel and virtual filesystems: their "files" block (/proc/kmsg), never end or are devices.
-PSEUDO_FILESYSTEMS = {"proc", "sysfs", "devtmpfs", "devpts", "cgroup", "cgroup2", "debugfs", "tracefs", "securityfs",
-                      "pstore", "bpf", "mqueue", "hugetlbfs", "fusectl", "configfs", "autofs", "binfmt_misc", "efivarfs",
-                      "rpc_pipefs", "nsfs"}
+PSEUDO_FILESYSTEMS = {
+    "proc",
+    "sysfs",
+    "devtmpfs",
+    "devpts",
+    "cgroup",
+    "cgroup2",
+    "debugfs",
+    "tracefs",
+    "securityfs",
+    "pstore",
+    "bpf",
+    "mqueue",
+    "hugetlbfs",
+    "fusectl",
+    "configfs",
+    "autofs",
+    "binfmt_misc",
+    "efivarfs",
+    "rpc_pipefs",
+    "nsfs",
+}
 
 
 class DiscoveryLimitError(EmbedderError):
@@ -168,8 +187,18 @@ def describe_file(path: Path, hash_cache: HashCache | None = None) -> Discovered
         sha = cached[2]
     else:
         sha = hash_file(path)
-    return DiscoveredFile(path=path, kind=kind, size=st.st_size, sha256=sha, container=container, mtime_ns=st.st_mtime_ns,
-                          dev=st.st_dev, ino=st.st_ino, real=os.path.realpath(path), ctime_ns=st.st_ctime_ns)
+    return DiscoveredFile(
+        path=path,
+        kind=kind,
+        size=st.st_size,
+        sha256=sha,
+        container=container,
+        mtime_ns=st.st_mtime_ns,
+        dev=st.st_dev,
+        ino=st.st_ino,
+        real=os.path.realpath(path),
+        ctime_ns=st.st_ctime_ns,
+    )
 
 
 def _is_hidden_or_partial(name: str) -> str | None:
@@ -232,7 +261,9 @@ def discover(
             result.skipped.append(Skipped(printable(root), MISSING))
             continue
         if os.path.realpath(root) == os.sep:
-            raise DiscoveryLimitError(f"{printable(root)} is the whole filesystem (/); name the folder that holds the media")
+            raise DiscoveryLimitError(
+                f"{printable(root)} is the whole filesystem (/); name the folder that holds the media"
+            )
         result.roots.append(root)
         if root.is_dir():
             candidates = _walk(root, include_hidden, result.skipped, pseudo, limits)
@@ -264,18 +295,24 @@ class _Limits:
         if self.on_progress is not None and now - self.reported >= PROGRESS_EVERY_S:
             self.reported = now
             limit = f"; stops at {self.timeout_s:g} s (discover_timeout_s)" if self.timeout_s else ""
-            self.on_progress(f"discovering under {printable(root)}: {self.files} files after {now - self.started:.0f} s{limit}")
+            self.on_progress(
+                f"discovering under {printable(root)}: {self.files} files after {now - self.started:.0f} s{limit}"
+            )
         if self.max_files is not None and self.files > self.max_files:
             raise DiscoveryLimitError(
                 f"discovery under {printable(root)} passed {self.max_files} files (discover_max_files); "
-                "is this the folder you meant? Raise the limit for a library this big")
+                "is this the folder you meant? Raise the limit for a library this big"
+            )
         if self.timeout_s is not None and time.monotonic() - self.started > self.timeout_s:
             raise DiscoveryLimitError(
                 f"discovery under {printable(root)} took over {self.timeout_s:g} s (discover_timeout_s) after "
-                f"{self.files} files; is this the folder you meant? Raise the limit for a slow or huge share")
+                f"{self.files} files; is this the folder you meant? Raise the limit for a slow or huge share"
+            )
 
 
-def _take(path: Path, result: Discovery, seen: set[tuple[int, int]], media_only: bool, hash_cache, real_root: str) -> None:
+def _take(
+    path: Path, result: Discovery, seen: set[tuple[int, int]], media_only: bool, hash_cache, real_root: str
+) -> None:
     try:
         str(path).encode("utf-8")
     except UnicodeEncodeError:

@@ -26,10 +26,11 @@ import queue
 import signal
 import sys
 import threading
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from multiprocessing import resource_tracker, shared_memory
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from embedder.errors import MediaError, one_line
 
@@ -134,7 +135,7 @@ def _to_shared(raws: list[memoryview]) -> str | None:
         os.posix_fallocate(block._fd, 0, total)
         offset = 0
         for raw in raws:
-            block.buf[offset:offset + raw.nbytes] = raw
+            block.buf[offset : offset + raw.nbytes] = raw
             offset += raw.nbytes
     except OSError:
         block.close()
@@ -160,7 +161,6 @@ def _unpack(message: tuple) -> tuple[str, Any]:
         _, data, buffers = message
         return ("ok", pickle.loads(data, buffers=buffers))
     import mmap
-
     from _posixshmem import shm_open, shm_unlink  # what shared_memory uses, without its tracker
 
     _, name, data, sizes = message
@@ -174,7 +174,7 @@ def _unpack(message: tuple) -> tuple[str, Any]:
         os.close(fd)
     view, buffers, offset = memoryview(mapping), [], 0
     for size in sizes:
-        buffers.append(view[offset:offset + size])
+        buffers.append(view[offset : offset + size])
         offset += size
     return ("ok", pickle.loads(data, buffers=buffers))
 

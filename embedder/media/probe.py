@@ -74,7 +74,7 @@ class ProbeInfo:
 
     @property
     def kind(self) -> str:
-        """"video" when a real picture stream exists, else "audio", else "other"."""
+        """ "video" when a real picture stream exists, else "audio", else "other"."""
         if self.video:
             return "video"
         return "audio" if self.audio else "other"
@@ -207,8 +207,25 @@ def parse_ffprobe(path: str, data: dict) -> ProbeInfo:
 
 # Codecs of still pictures: a video stream in one of these may be cover art, which only ffprobe's
 # "attached_pic" disposition tells apart from a video.
-STILL_PICTURE_CODECS = frozenset({"mjpeg", "png", "bmp", "gif", "webp", "tiff", "jpeg2000", "jpegls", "ljpeg",
-                                  "targa", "ppm", "pgm", "qoi", "avif", "heic"})
+STILL_PICTURE_CODECS = frozenset(
+    {
+        "mjpeg",
+        "png",
+        "bmp",
+        "gif",
+        "webp",
+        "tiff",
+        "jpeg2000",
+        "jpegls",
+        "ljpeg",
+        "targa",
+        "ppm",
+        "pgm",
+        "qoi",
+        "avif",
+        "heic",
+    }
+)
 
 
 def _header_info(path: str) -> ProbeInfo | None:
@@ -238,25 +255,41 @@ def _header_info(path: str) -> ProbeInfo | None:
                 return None
             average = frames / duration if frames and duration else nominal
             pix_fmt = s.pixel_format
-            video.append(VideoStream(
-                index=s.stream_index, codec=s.codec or "unknown", width=int(s.width), height=int(s.height),
-                fps=average, frames=frames, duration=duration, pix_fmt=pix_fmt,
-                bit_depth=_bit_depth(pix_fmt),
-                variable_frame_rate=abs(average - nominal) > 0.01 * nominal if frames and duration else None,
-                default=True,  # the only video stream: the one ffmpeg picks
-            ))
+            video.append(
+                VideoStream(
+                    index=s.stream_index,
+                    codec=s.codec or "unknown",
+                    width=int(s.width),
+                    height=int(s.height),
+                    fps=average,
+                    frames=frames,
+                    duration=duration,
+                    pix_fmt=pix_fmt,
+                    bit_depth=_bit_depth(pix_fmt),
+                    variable_frame_rate=abs(average - nominal) > 0.01 * nominal if frames and duration else None,
+                    default=True,  # the only video stream: the one ffmpeg picks
+                )
+            )
         else:
             if not (s.sample_rate and s.num_channels):
                 return None
-            audio.append(AudioStream(index=s.stream_index, codec=s.codec or "unknown", sample_rate=int(s.sample_rate),
-                                     channels=int(s.num_channels), duration=s.duration_seconds_from_header,
-                                     default=True))
+            audio.append(
+                AudioStream(
+                    index=s.stream_index,
+                    codec=s.codec or "unknown",
+                    sample_rate=int(s.sample_rate),
+                    channels=int(s.num_channels),
+                    duration=s.duration_seconds_from_header,
+                    default=True,
+                )
+            )
     streams = [s.duration for s in (*video, *audio) if s.duration]
     duration = meta.duration_seconds_from_header or (max(streams) if streams else 0.0)
     if duration <= 0 or not (video or audio):
         return None
-    return ProbeInfo(path=path, format="", duration=float(duration), size=size, video=video, audio=audio,
-                     reader="header")
+    return ProbeInfo(
+        path=path, format="", duration=float(duration), size=size, video=video, audio=audio, reader="header"
+    )
 
 
 def probe(path: str | Path, timeout_s: float = PROBE_TIMEOUT_S, exact: bool = True) -> ProbeInfo:

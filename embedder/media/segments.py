@@ -35,15 +35,23 @@ class SegmentOptions:
     max_segments: int = 360  # per item; longer files get longer segments
 
     @classmethod
-    def from_settings(cls, settings) -> "SegmentOptions":
+    def from_settings(cls, settings) -> SegmentOptions:
         """The options :class:`embedder.settings.Settings` name."""
-        return cls(enabled=settings.segments, mode=settings.segment_mode, segment_s=settings.segment_s,
-                   max_segments=settings.max_segments)
+        return cls(
+            enabled=settings.segments,
+            mode=settings.segment_mode,
+            segment_s=settings.segment_s,
+            max_segments=settings.max_segments,
+        )
 
     def stamp(self) -> dict:
         """What the stored segments were cut by (``reembed`` compares it with the settings)."""
-        return {"version": SEGMENTING_VERSION, "mode": self.mode, "segment_s": self.segment_s,
-                "max_segments": self.max_segments}
+        return {
+            "version": SEGMENTING_VERSION,
+            "mode": self.mode,
+            "segment_s": self.segment_s,
+            "max_segments": self.max_segments,
+        }
 
 
 @dataclass
@@ -112,8 +120,9 @@ def frames_for_segments(spans: list[tuple[float, float]], times: list[float]) ->
     return groups, extra
 
 
-def windows_for_segments(spans: list[tuple[float, float]], starts: list[float], window_s: float,
-                         duration: float) -> tuple[list[list[int]], list[float]]:
+def windows_for_segments(
+    spans: list[tuple[float, float]], starts: list[float], window_s: float, duration: float
+) -> tuple[list[list[int]], list[float]]:
     """Which audio windows lie mostly inside each span (60% of the shorter of window and span),
     and the extra window starts (a span's start) needed so that every span has one."""
     groups: list[list[int]] = []
@@ -151,8 +160,16 @@ def build_segments(spans, frame_groups, window_groups, cues: list[Cue] | None, i
     out = []
     for k, (start, end) in enumerate(spans):
         text = cue_text(cues, start, end) if cues else item_text
-        out.append(Segment(start, end, text, frame_groups[k] if frame_groups else [],
-                           window_groups[k] if window_groups else [], subtitled=bool(cues)))
+        out.append(
+            Segment(
+                start,
+                end,
+                text,
+                frame_groups[k] if frame_groups else [],
+                window_groups[k] if window_groups else [],
+                subtitled=bool(cues),
+            )
+        )
     return out
 
 

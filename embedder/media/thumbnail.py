@@ -146,4 +146,3 @@ class ThumbnailStore:
             except FileNotFoundError:
                 pass
         return removed
-

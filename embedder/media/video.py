@@ -245,7 +245,9 @@ def _candidates(decoder: _Decoder, duration: float, fps: float) -> tuple[np.ndar
     return np.concatenate(thumbs, axis=0), stamps
 
 
-def scene_timestamps(decoder: _Decoder, duration: float, opts: SamplingOptions, limit: int | None = None) -> list[float]:
+def scene_timestamps(
+    decoder: _Decoder, duration: float, opts: SamplingOptions, limit: int | None = None
+) -> list[float]:
     """Times where the picture changes: the first frame plus cuts over ``scene_threshold``.
 
     Candidates are read at a few frames per second and reduced to thumbnails. When there are more
@@ -257,8 +259,15 @@ def scene_timestamps(decoder: _Decoder, duration: float, opts: SamplingOptions, 
     return sorted({stamps[i] for i in chosen})
 
 
-def _segment_cuts(decoder: _Decoder, duration: float, times: list[float], frames: np.ndarray, stamps: list[float],
-                  opts: SamplingOptions, segments) -> list[float]:
+def _segment_cuts(
+    decoder: _Decoder,
+    duration: float,
+    times: list[float],
+    frames: np.ndarray,
+    stamps: list[float],
+    opts: SamplingOptions,
+    segments,
+) -> list[float]:
     """Where the shots start, for cutting segments: the sampled times in scene mode; else halfway
     between the frames either side of each cut, found among the samples themselves when they are
     dense enough, otherwise among candidates read at SEGMENT_CUT_FPS."""
@@ -306,8 +315,9 @@ def sample_frames(path: str, info: ProbeInfo, opts: SamplingOptions, segments=No
             if segments is not None and segments.enabled:
                 from embedder.media.segments import frames_for_segments, segment_spans
 
-                spans = segment_spans(duration, _segment_cuts(decoder, duration, times, frames, stamps, opts, segments),
-                                      segments)
+                spans = segment_spans(
+                    duration, _segment_cuts(decoder, duration, times, frames, stamps, opts, segments), segments
+                )
                 groups, extra = frames_for_segments(spans, times)
                 if extra:  # a frame in each segment the item's samples missed
                     more, more_stamps = _decode(decoder, extra)

@@ -9,14 +9,14 @@ each user's item ranking unchanged and makes user-to-user scores cosines.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from embedder.errors import EmbedderError
-from embedder.recommend.interactions import Interaction
 from embedder.ids import resolve_items, user_point_id
+from embedder.recommend.interactions import Interaction
 from embedder.store import PointRecord, VectorStore
 
 if TYPE_CHECKING:
@@ -90,14 +90,21 @@ class CFParams:
         if self.weighting not in WEIGHTINGS:
             raise EmbedderError(f"--weighting must be one of {', '.join(WEIGHTINGS)}, not '{self.weighting}'")
         if self.alpha <= 0 or self.regularization < 0 or self.iterations < 1 or self.factors < 2:
-            raise EmbedderError("cf settings out of range: alpha > 0, regularization >= 0, iterations >= 1, factors >= 2")
+            raise EmbedderError(
+                "cf settings out of range: alpha > 0, regularization >= 0, iterations >= 1, factors >= 2"
+            )
 
     @classmethod
-    def from_settings(cls, settings: Settings, **overrides) -> "CFParams":
+    def from_settings(cls, settings: Settings, **overrides) -> CFParams:
         """The settings' ``cf_*`` values, with ``overrides`` (``None`` values ignored) on top."""
-        values = {"factors": settings.cf_factors, "weighting": settings.cf_weighting, "alpha": settings.cf_alpha,
-                  "regularization": settings.cf_regularization, "iterations": settings.cf_iterations,
-                  "bm25_k1": settings.cf_bm25_k1}
+        values = {
+            "factors": settings.cf_factors,
+            "weighting": settings.cf_weighting,
+            "alpha": settings.cf_alpha,
+            "regularization": settings.cf_regularization,
+            "iterations": settings.cf_iterations,
+            "bm25_k1": settings.cf_bm25_k1,
+        }
         return cls(**{**values, **{k: v for k, v in overrides.items() if v is not None}})
 
     def to_dict(self) -> dict:
@@ -122,8 +129,9 @@ def confidence(matrix, params: CFParams):
     return out
 
 
-def fold_in_user(rows: list[int], weights: list[float], item_factors: np.ndarray, gram: np.ndarray,
-                 params: CFParams) -> np.ndarray:
+def fold_in_user(
+    rows: list[int], weights: list[float], item_factors: np.ndarray, gram: np.ndarray, params: CFParams
+) -> np.ndarray:
     """A user's ALS factors against fixed item factors: the exact least-squares step ALS takes for
     every user, for one user (the "fold-in"), so a new event moves their vector without retraining.
 
@@ -168,14 +176,20 @@ def fit_cf(events: list[Interaction], params: CFParams | None = None, model: str
     # implicit's own advice: BLAS threads fight its solver threads; it checks this on construction.
     with threadpool_limits(1, "blas"):
         if model == "als":
-            algo = AlternatingLeastSquares(factors=params.factors, regularization=params.regularization,
-                                           iterations=params.iterations, random_state=seed, num_threads=1)
+            algo = AlternatingLeastSquares(
+                factors=params.factors,
+                regularization=params.regularization,
+                iterations=params.iterations,
+                random_state=seed,
+                num_threads=1,
+            )
             weighted = confidence(matrix, params)
         elif model == "bpr":
             # implicit's BPR appends a bias column, so ask for one factor less to keep the stored size.
             # It samples (positive, negative) pairs and ignores confidences, and needs more epochs than ALS.
-            algo = BayesianPersonalizedRanking(factors=params.factors - 1, iterations=max(params.iterations, 100),
-                                               random_state=seed, num_threads=1)
+            algo = BayesianPersonalizedRanking(
+                factors=params.factors - 1, iterations=max(params.iterations, 100), random_state=seed, num_threads=1
+            )
             weighted = (matrix > 0).astype(np.float32).tocsr()
         else:
             raise EmbedderError(f"--model must be als or bpr, not '{model}'")
@@ -188,7 +202,7 @@ def fit_cf(events: list[Interaction], params: CFParams | None = None, model: str
         user_factors=np.asarray(algo.user_factors, np.float32),
         item_factors=np.asarray(algo.item_factors, np.float32),
         popularity={it: int(c) for it, c in zip(items, popularity)},
-        version=f"{model}-{params.factors}-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}",
+        version=f"{model}-{params.factors}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}",
         params=params.to_dict(),
     )
 
@@ -206,12 +220,20 @@ def write_cf(model: CFModel, media: VectorStore, users: VectorStore, batch: int 
         users.ensure_collection({"cf": model.dim})
     norms = np.maximum(np.linalg.norm(model.user_factors, axis=1, keepdims=True), 1e-12)
     unit = model.user_factors / norms
-    points = [PointRecord(user_point_id(u), {"cf": vec}, {"user": u, "cf_model": model.version})
-              for u, vec in zip(model.users, unit)]
+    points = [
+        PointRecord(user_point_id(u), {"cf": vec}, {"user": u, "cf_model": model.version})
+        for u, vec in zip(model.users, unit)
+    ]
     users.merge(points, batch)
     current = {p.id for p in points}
     # Users gone from the log are dropped, unless a trained head still serves them.
     stale = [r.id for r in users.scroll() if r.id not in current and "rec_model" not in r.payload]
     users.delete(stale)
-    return {"model": model.version, "users": len(model.users), "items": len(model.items),
-            "items_with_media": with_media, "items_without_media": without_media, "dim": model.dim}
+    return {
+        "model": model.version,
+        "users": len(model.users),
+        "items": len(model.items),
+        "items_with_media": with_media,
+        "items_without_media": without_media,
+        "dim": model.dim,
+    }

@@ -12,10 +12,11 @@ import csv
 import json
 import math
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 from embedder.errors import EmbedderError
 from embedder.progress import Progress
@@ -23,8 +24,16 @@ from embedder.progress import Progress
 if TYPE_CHECKING:
     from embedder.settings import Settings
 
-DEFAULT_EVENT_WEIGHTS = {"view": 1.0, "play": 1.0, "click": 1.0, "like": 3.0, "share": 4.0, "save": 3.0,
-                         "skip": -1.0, "dislike": -3.0}
+DEFAULT_EVENT_WEIGHTS = {
+    "view": 1.0,
+    "play": 1.0,
+    "click": 1.0,
+    "like": 3.0,
+    "share": 4.0,
+    "save": 3.0,
+    "skip": -1.0,
+    "dislike": -3.0,
+}
 FORMATS = ("csv", "tsv", "jsonl", "parquet")
 MAX_REPORTED_BAD_ROWS = 50
 
@@ -84,9 +93,17 @@ class ImportReport:
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return {"path": self.path, "rows": self.rows, "added": self.added, "neutral": self.neutral, "expired": self.expired,
-                "duplicates": self.duplicates,
-                "bad": self.bad, "bad_rows": self.bad_rows, "warnings": self.warnings}
+        return {
+            "path": self.path,
+            "rows": self.rows,
+            "added": self.added,
+            "neutral": self.neutral,
+            "expired": self.expired,
+            "duplicates": self.duplicates,
+            "bad": self.bad,
+            "bad_rows": self.bad_rows,
+            "warnings": self.warnings,
+        }
 
 
 def detect_format(path: Path, given: str | None) -> str:
@@ -95,8 +112,16 @@ def detect_format(path: Path, given: str | None) -> str:
             raise EmbedderError(f"--format must be one of {', '.join(FORMATS)}, not '{given}'")
         return given
     suffix = path.suffix.lower()
-    by_suffix = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl",
-                 ".json": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
+    by_suffix = {
+        ".csv": "csv",
+        ".tsv": "tsv",
+        ".tab": "tsv",
+        ".jsonl": "jsonl",
+        ".ndjson": "jsonl",
+        ".json": "jsonl",
+        ".parquet": "parquet",
+        ".pq": "parquet",
+    }
     if suffix in by_suffix:
         return by_suffix[suffix]
     raise EmbedderError(f"{path}: cannot tell the format from '{suffix}'; pass --format {'|'.join(FORMATS)}")
@@ -118,8 +143,9 @@ def looks_binary(path: Path) -> bool:
     return False
 
 
-def read_rows(path: Path, fmt: str, columns: list[str] | None = None, position: list | None = None,
-              need: list[str] | None = None) -> Iterator[tuple[int, dict]]:
+def read_rows(
+    path: Path, fmt: str, columns: list[str] | None = None, position: list | None = None, need: list[str] | None = None
+) -> Iterator[tuple[int, dict]]:
     """Yield ``(line_number, row)``; line numbers are 1-based lines of the file (rows for Parquet).
 
     ``columns`` names the fields of a file without a header line. ``position``, when given, is a
@@ -142,9 +168,12 @@ def read_rows(path: Path, fmt: str, columns: list[str] | None = None, position: 
             yield i, row
         return
     if looks_binary(path):
-        raise EmbedderError(f"{path}: binary data, not {fmt.upper()} text (is it compressed, or Parquet? "
-                            "decompress it, or pass --format parquet)")
+        raise EmbedderError(
+            f"{path}: binary data, not {fmt.upper()} text (is it compressed, or Parquet? "
+            "decompress it, or pass --format parquet)"
+        )
     with open(path, encoding="utf-8", errors="replace", newline="") as fh:
+
         def tell():
             if position is not None:
                 position[0] = fh.buffer.tell()
@@ -199,9 +228,11 @@ def _check_columns(path: Path, have: list[str], need: list[str] | None, headerle
     missing = [c for c in need or [] if c not in have]
     if missing:
         how = "--columns" if headerless else "--user-col/--item-col/... or --columns for a file without a header"
-        raise EmbedderError(f"{path}: missing column{'s' if len(missing) > 1 else ''} {', '.join(repr(c) for c in missing)}; "
-                            f"the file's columns are "
-                            f"{', '.join(repr(c) for c in have)} (map them with {how})")
+        raise EmbedderError(
+            f"{path}: missing column{'s' if len(missing) > 1 else ''} {', '.join(repr(c) for c in missing)}; "
+            f"the file's columns are "
+            f"{', '.join(repr(c) for c in have)} (map them with {how})"
+        )
 
 
 def parse_timestamp(value) -> float | None:
@@ -236,7 +267,9 @@ def to_interaction(row: dict, cols: ColumnMap) -> Interaction:
     elif cols.event:
         event = str(row.get(cols.event) or "").strip().lower()
         if event not in cols.event_weights:
-            raise ValueError(f"unknown event '{event}' (column '{cols.event}'; known: {', '.join(sorted(cols.event_weights))})")
+            raise ValueError(
+                f"unknown event '{event}' (column '{cols.event}'; known: {', '.join(sorted(cols.event_weights))})"
+            )
         weight = float(cols.event_weights[event])
     else:
         weight = 1.0
@@ -299,9 +332,17 @@ class InteractionLog:
             )
         return self.db.total_changes - before
 
-    def import_file(self, path: str | Path, cols: ColumnMap, fmt: str | None = None,
-                    columns: list[str] | None = None, batch: int = 10_000, progress: Progress | None = None,
-                    not_before: float | None = None, user_id=None) -> ImportReport:
+    def import_file(
+        self,
+        path: str | Path,
+        cols: ColumnMap,
+        fmt: str | None = None,
+        columns: list[str] | None = None,
+        batch: int = 10_000,
+        progress: Progress | None = None,
+        not_before: float | None = None,
+        user_id=None,
+    ) -> ImportReport:
         """Read, validate and append a file. Bad rows are reported with line numbers and skipped.
 
         ``not_before`` (epoch seconds, from ``retention_days``) skips older rows, counted as expired.
@@ -348,7 +389,9 @@ class InteractionLog:
             report.warnings.append(f"{path} has no data rows: nothing was imported")
         if report.rows and report.bad == report.rows:
             first = report.bad_rows[0]
-            raise EmbedderError(f"{path}: no valid rows (line {first['line']}: {first['reason']}); check the column flags")
+            raise EmbedderError(
+                f"{path}: no valid rows (line {first['line']}: {first['reason']}); check the column flags"
+            )
         return report
 
     def erase(self, where: str, params: tuple) -> int:
@@ -380,14 +423,16 @@ class InteractionLog:
 
     def for_user(self, user: str) -> list[Interaction]:
         cur = self.db.execute(
-            "SELECT user, item, weight, ts, event, seq FROM interactions WHERE user = ? ORDER BY IFNULL(ts, 0), seq", (user,)
+            "SELECT user, item, weight, ts, event, seq FROM interactions WHERE user = ? ORDER BY IFNULL(ts, 0), seq",
+            (user,),
         )
         return [Interaction(*row) for row in cur]
 
     def users(self, limit: int = 100) -> list[dict]:
         """The ``limit`` users with the most events: ``{"user", "events"}``, most active first."""
-        rows = self.db.execute("SELECT user, COUNT(*) AS n FROM interactions GROUP BY user "
-                               "ORDER BY n DESC, user LIMIT ?", (limit,)).fetchall()
+        rows = self.db.execute(
+            "SELECT user, COUNT(*) AS n FROM interactions GROUP BY user ORDER BY n DESC, user LIMIT ?", (limit,)
+        ).fetchall()
         return [{"user": user, "events": n} for user, n in rows]
 
     def stats(self) -> dict:

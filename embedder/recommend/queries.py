@@ -18,13 +18,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-
 from embedder.errors import EmbedderError
 from embedder.ids import resolve_items, user_point_id
 from embedder.payload import MediaPayload, UserPayload
 from embedder.recommend.interactions import Interaction
 from embedder.recommend.strategies import BRANCH_VECTORS, CONTENT_BRANCH, get_strategy
 from embedder.store import Nearest, Recommend, VectorStore
+
 HISTORY_POSITIVES = 20  # most recent positives used as examples by the content branch
 HISTORY_NEGATIVES = 20
 BRANCH_DEPTH = 5  # each branch prefetches limit * this many candidates before fusion
@@ -59,14 +59,25 @@ class RecommendResult:
     note: str | None = None
 
     def to_dict(self) -> dict:
-        return {"user": self.user, "strategy": self.strategy, "used": self.used, "note": self.note,
-                "items": [r.to_dict() for r in self.items]}
+        return {
+            "user": self.user,
+            "strategy": self.strategy,
+            "used": self.used,
+            "note": self.note,
+            "items": [r.to_dict() for r in self.items],
+        }
 
 
 def _rec(hit, branches: list[str]) -> Recommendation:
     p: MediaPayload = hit.payload
-    return Recommendation(id=hit.id, item=p.get("item"), path=p.get("path"), score=round(hit.score, 6),
-                          branches=branches, kind=p.get("kind"))
+    return Recommendation(
+        id=hit.id,
+        item=p.get("item"),
+        path=p.get("path"),
+        score=round(hit.score, 6),
+        branches=branches,
+        kind=p.get("kind"),
+    )
 
 
 def history_ids(history: list[Interaction], media: VectorStore) -> tuple[list[str], list[str], list[str]]:
@@ -125,16 +136,21 @@ def recommend_for_user(
             return result
         result.used = ["popular"]
         if chosen.branches:
-            result.note = ("no interactions for this user: popular items" if not history
-                           else f"no {chosen.name} signal for this user yet: popular items")
+            result.note = (
+                "no interactions for this user: popular items"
+                if not history
+                else f"no {chosen.name} signal for this user yet: popular items"
+            )
         hits = most_popular(media, limit=limit, filter=filter, exclude_ids=exclude)
         result.items = [_rec(h, ["popular"]) for h in hits]
         explain_recommendations(result.items, media, positives)
         return result
     depth = limit * BRANCH_DEPTH
-    per_branch = {name: media.search(spec, limit=depth, filter=filter, exclude_ids=exclude) for name, spec in branches.items()}
+    per_branch = {
+        name: media.search(spec, limit=depth, filter=filter, exclude_ids=exclude) for name, spec in branches.items()
+    }
     if len(branches) == 1:
-        (name, hits), = per_branch.items()
+        ((name, hits),) = per_branch.items()
         result.items = [_rec(h, [name]) for h in hits[:limit]]
         explain_recommendations(result.items, media, positives)
         return result
@@ -202,11 +218,25 @@ def explain_recommendations(items: list[Recommendation], media: VectorStore, pos
             space = BRANCH_SPACES.get(branch)
             if space is None or space not in vectors:
                 continue
-            near = sorted(((_cosine(vectors[space], r.vectors[space]), r) for r in liked if space in r.vectors),
-                          key=lambda pair: -pair[0])[:EXPLAIN_LIKED]
-            why.append({"branch": branch, "space": space, "because_you_liked": [
-                {"id": r.id, "path": r.payload.get("path"), "item": r.payload.get("item"), "similarity": round(sim, 6)}
-                for sim, r in near]})
+            near = sorted(
+                ((_cosine(vectors[space], r.vectors[space]), r) for r in liked if space in r.vectors),
+                key=lambda pair: -pair[0],
+            )[:EXPLAIN_LIKED]
+            why.append(
+                {
+                    "branch": branch,
+                    "space": space,
+                    "because_you_liked": [
+                        {
+                            "id": r.id,
+                            "path": r.payload.get("path"),
+                            "item": r.payload.get("item"),
+                            "similarity": round(sim, 6),
+                        }
+                        for sim, r in near
+                    ],
+                }
+            )
             names = [_name(r.payload, r.id) for _, r in near]
             if not names:
                 continue
@@ -246,8 +276,16 @@ def popular_items(media: VectorStore, *, limit: int = 10, text_hits: list | None
     out = []
     for h in ranked[:limit]:
         p: MediaPayload = records[h.id].payload
-        out.append(Recommendation(id=h.id, item=p.get("item"), path=p.get("path"),
-                                  score=float(p.get("popularity") or 0.0), branches=["popular", "text"], kind=p.get("kind")))
+        out.append(
+            Recommendation(
+                id=h.id,
+                item=p.get("item"),
+                path=p.get("path"),
+                score=float(p.get("popularity") or 0.0),
+                branches=["popular", "text"],
+                kind=p.get("kind"),
+            )
+        )
     explain_recommendations(out, media, [])
     return out
 
@@ -271,7 +309,7 @@ def similar_items(media: VectorStore, item_id: str, *, by: str = "content", limi
     exclude = [item_id]
     per = {n: media.search(s, limit=limit * BRANCH_DEPTH, exclude_ids=exclude) for n, s in specs.items()}
     if len(specs) == 1:
-        (name, hits), = per.items()
+        ((name, hits),) = per.items()
         out = [_rec(h, [name]) for h in hits[:limit]]
         if name == "content":
             _content_contributions(out, media, vectors["content"])
@@ -319,5 +357,14 @@ def resolve_item_ref(media: VectorStore, ref: str) -> str:
     raise EmbedderError(f"'{ref}' is neither an ingested item (id or path) nor an item from the interaction log")
 
 
-__all__ = ["Recommendation", "RecommendResult", "explain_recommendations", "recommend_for_user", "most_popular", "popular_items", "similar_items",
-           "similar_users", "resolve_item_ref"]
+__all__ = [
+    "Recommendation",
+    "RecommendResult",
+    "explain_recommendations",
+    "recommend_for_user",
+    "most_popular",
+    "popular_items",
+    "similar_items",
+    "similar_users",
+    "resolve_item_ref",
+]

@@ -30,7 +30,7 @@ class ItemFactors:
     gram: np.ndarray  # factors^T factors, computed once per model
 
     @classmethod
-    def load(cls, media: VectorStore) -> "ItemFactors | None":
+    def load(cls, media: VectorStore) -> ItemFactors | None:
         """Read every item's ``cf`` vector; ``None`` when no collaborative model is stored."""
         dims = media.collection_dims()
         if dims is None or "cf" not in dims:
@@ -75,8 +75,9 @@ def count_new_positives(media: VectorStore, before: dict[str, set[str]], after: 
     return sum(pid in found for pid in counts)
 
 
-def fold_in_users(media: VectorStore, users: VectorStore, histories: dict[str, list], model: ItemFactors | None,
-                  params: CFParams) -> dict:
+def fold_in_users(
+    media: VectorStore, users: VectorStore, histories: dict[str, list], model: ItemFactors | None, params: CFParams
+) -> dict:
     """Recompute each user's ``cf`` vector from their events against ``model``'s item factors.
 
     Returns:

@@ -54,8 +54,14 @@ class Split:
     name: str = ""
 
 
-def split_events(events: list[Interaction], how: str, *, seed: int = 0, test_fraction: float = 0.2,
-                 items_with_content: set[str] | None = None) -> Split:
+def split_events(
+    events: list[Interaction],
+    how: str,
+    *,
+    seed: int = 0,
+    test_fraction: float = 0.2,
+    items_with_content: set[str] | None = None,
+) -> Split:
     """Split a log (events in time order) into train and test, deterministically for a seed.
 
     * ``leave-last-out``: each user's last positive event (by time, else by import order) is test.

@@ -39,15 +39,26 @@ class Strategy:
         return tuple(BRANCH_VECTORS[b] for b in self.branches if b in BRANCH_VECTORS)
 
 
-STRATEGIES: dict[str, Strategy] = {s.name: s for s in (
-    Strategy("hybrid", "cf and content branches fused with reciprocal rank fusion, new media found by content",
-             ("cf", CONTENT_BRANCH), needs_content=True),
-    Strategy("cf", "collaborative filtering: items nearest the user's ALS factors", ("cf",), aliases=("als",)),
-    Strategy("content", "items like the user's recent positives, by content vectors", (CONTENT_BRANCH,),
-             needs_content=True),
-    Strategy("trained", "the fine-tuned two-tower head ('embedder train')", ("trained",)),
-    Strategy("popular", "the most-interacted items the user has not seen", (), aliases=("popularity",)),
-)}
+STRATEGIES: dict[str, Strategy] = {
+    s.name: s
+    for s in (
+        Strategy(
+            "hybrid",
+            "cf and content branches fused with reciprocal rank fusion, new media found by content",
+            ("cf", CONTENT_BRANCH),
+            needs_content=True,
+        ),
+        Strategy("cf", "collaborative filtering: items nearest the user's ALS factors", ("cf",), aliases=("als",)),
+        Strategy(
+            "content",
+            "items like the user's recent positives, by content vectors",
+            (CONTENT_BRANCH,),
+            needs_content=True,
+        ),
+        Strategy("trained", "the fine-tuned two-tower head ('embedder train')", ("trained",)),
+        Strategy("popular", "the most-interacted items the user has not seen", (), aliases=("popularity",)),
+    )
+}
 
 
 def get_strategy(name: str) -> Strategy:

@@ -32,7 +32,9 @@ DEFAULT_GRID = {
 VALIDATION_SEED_OFFSET = 1000  # the validation split must not coincide with the test split's draw
 
 
-def validation_ndcg(train: list[Interaction], val: list[Interaction], params: CFParams, seed: int, k: int = 10) -> float:
+def validation_ndcg(
+    train: list[Interaction], val: list[Interaction], params: CFParams, seed: int, k: int = 10
+) -> float:
     """NDCG@k of ALS fitted on ``train`` for the users of ``val``, training items excluded."""
     model = fit_cf(train, params, seed=seed)
     u_index = {u: n for n, u in enumerate(model.users)}
@@ -58,8 +60,16 @@ def validation_ndcg(train: list[Interaction], val: list[Interaction], params: CF
     return float(np.mean(out))
 
 
-def tune_cf(train: list[Interaction], *, base: CFParams, split: str = "random-holdout", seed: int = 0,
-            grid: dict[str, list] | None = None, k: int = 10, progress=None) -> dict:
+def tune_cf(
+    train: list[Interaction],
+    *,
+    base: CFParams,
+    split: str = "random-holdout",
+    seed: int = 0,
+    grid: dict[str, list] | None = None,
+    k: int = 10,
+    progress=None,
+) -> dict:
     """Pick the CF settings with the best validation NDCG@k; ``train`` is all the tuner sees.
 
     Args:
@@ -83,7 +93,12 @@ def tune_cf(train: list[Interaction], *, base: CFParams, split: str = "random-ho
         progress.start(len(combos), "tuning ALS")
     for values in combos:
         params = replace(base, **dict(zip(names, values)))
-        trials.append({"params": params.to_dict(), f"val_ndcg@{k}": round(validation_ndcg(carved.train, carved.test, params, seed, k), 5)})
+        trials.append(
+            {
+                "params": params.to_dict(),
+                f"val_ndcg@{k}": round(validation_ndcg(carved.train, carved.test, params, seed, k), 5),
+            }
+        )
         if progress is not None:
             progress.advance(str(dict(zip(names, values))), "ok")
     if progress is not None:
@@ -91,14 +106,25 @@ def tune_cf(train: list[Interaction], *, base: CFParams, split: str = "random-ho
     trials.sort(key=lambda t: -t[f"val_ndcg@{k}"])
     return {
         "chosen": CFParams(**trials[0]["params"]),
-        "validation": {"split": how, "seed": seed + VALIDATION_SEED_OFFSET, "train_events": len(carved.train),
-                       "validation_events": len(carved.test), "metric": f"ndcg@{k}"},
+        "validation": {
+            "split": how,
+            "seed": seed + VALIDATION_SEED_OFFSET,
+            "train_events": len(carved.train),
+            "validation_events": len(carved.test),
+            "metric": f"ndcg@{k}",
+        },
         "trials": trials,
     }
 
 
-CONFIG_KEYS = {"weighting": "cf_weighting", "alpha": "cf_alpha", "regularization": "cf_regularization",
-               "iterations": "cf_iterations", "factors": "cf_factors", "bm25_k1": "cf_bm25_k1"}
+CONFIG_KEYS = {
+    "weighting": "cf_weighting",
+    "alpha": "cf_alpha",
+    "regularization": "cf_regularization",
+    "iterations": "cf_iterations",
+    "factors": "cf_factors",
+    "bm25_k1": "cf_bm25_k1",
+}
 
 
 def save_cf_settings(params: CFParams, path: str | Path) -> list[str]:
@@ -122,7 +148,9 @@ def save_cf_settings(params: CFParams, path: str | Path) -> list[str]:
             lines[matches[0]] = line
         else:
             if any(re.match(r"^\s*\[", old) for old in lines):
-                raise EmbedderError(f"{path} has [sections]; add these top-level settings by hand: " + "; ".join(written))
+                raise EmbedderError(
+                    f"{path} has [sections]; add these top-level settings by hand: " + "; ".join(written)
+                )
             lines.append(line)
     path.write_text("\n".join(lines) + "\n")
     return written

@@ -12,5 +12,15 @@ from embedder.store.base import (
 )
 from embedder.store.factory import open_physical, open_store
 
-__all__ = ["Hit", "Nearest", "PointRecord", "Recommend", "VectorStore", "is_point_id", "open_physical", "open_store", "point_id",
-           "users_collection"]
+__all__ = [
+    "Hit",
+    "Nearest",
+    "PointRecord",
+    "Recommend",
+    "VectorStore",
+    "is_point_id",
+    "open_physical",
+    "open_store",
+    "point_id",
+    "users_collection",
+]

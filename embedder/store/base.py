@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -14,8 +15,18 @@ if TYPE_CHECKING:
     from embedder.settings import Settings
 
 # Point ids are UUIDv5 of the content hash: the same bytes always map to the same point.
-INDEXED_FIELDS = ("paths", "dirs", "sha256", "kind", "modalities", "item", "user",
-                  "models.visual", "models.audio", "models.text")
+INDEXED_FIELDS = (
+    "paths",
+    "dirs",
+    "sha256",
+    "kind",
+    "modalities",
+    "item",
+    "user",
+    "models.visual",
+    "models.audio",
+    "models.text",
+)
 NUMERIC_INDEXED_FIELDS = ("popularity",)
 # Collaborative-filtering factors score by dot product (what ALS optimises); all else by cosine.
 VECTOR_DISTANCES = {"cf": "dot", "rec": "dot"}  # "cf_sim" holds the same factors under cosine, for item-to-item
@@ -141,12 +152,15 @@ class VectorStore(ABC):
         ``DamagedStoreError``, never reaches an answer."""
 
     @abstractmethod
-    def scroll(self, filter: Filter | None = None, with_vectors: bool = False, batch: int = 256) -> Iterator[PointRecord]:
+    def scroll(
+        self, filter: Filter | None = None, with_vectors: bool = False, batch: int = 256
+    ) -> Iterator[PointRecord]:
         """Every point matching ``filter``."""
 
     @abstractmethod
-    def page(self, offset=None, limit: int = 256, with_vectors: bool = False,
-             raw: bool = False) -> tuple[list[PointRecord], object]:
+    def page(
+        self, offset=None, limit: int = 256, with_vectors: bool = False, raw: bool = False
+    ) -> tuple[list[PointRecord], object]:
         """One page of points in id order and the offset of the next page (``None`` at the end).
 
         Vectors are checked as every read's are (:mod:`embedder.store.integrity`) unless ``raw``:
@@ -157,11 +171,11 @@ class VectorStore(ABC):
     def facet(self, key: str, limit: int = 100) -> dict[str, int] | None:
         """Points per value of an indexed keyword ``key``, counted by the engine; ``None`` when the
         back-end or the collection cannot (no index on that key)."""
-        return None
 
-    def ensure_indexes(self) -> None:
+    def ensure_indexes(self) -> None:  # noqa: B027 (a no-op unless the back-end has indexes to add)
         """Create the payload indexes a collection made by an older version lacks (idempotent)."""
 
+    @abstractmethod
     def count(self, filter: Filter | None = None) -> int:
         """How many points match ``filter``."""
 
@@ -171,20 +185,30 @@ class VectorStore(ABC):
 
     @abstractmethod
     def search(
-        self, spec: QuerySpec, limit: int = 10, filter: Filter | None = None, exclude_ids: list[str] | None = None,
+        self,
+        spec: QuerySpec,
+        limit: int = 10,
+        filter: Filter | None = None,
+        exclude_ids: list[str] | None = None,
         with_vectors: bool = False,
     ) -> list[Hit]:
         """Run one nearest or recommend query."""
 
     @abstractmethod
     def fused(
-        self, branches: list[tuple[QuerySpec, int]], limit: int = 10, filter: Filter | None = None,
-        exclude_ids: list[str] | None = None, weights: list[float] | None = None,
+        self,
+        branches: list[tuple[QuerySpec, int]],
+        limit: int = 10,
+        filter: Filter | None = None,
+        exclude_ids: list[str] | None = None,
+        weights: list[float] | None = None,
     ) -> list[Hit]:
         """Prefetch each ``(spec, branch_limit)`` and fuse the lists with reciprocal rank fusion."""
 
     @abstractmethod
-    def top_by(self, key: str, limit: int = 10, filter: Filter | None = None, exclude_ids: list[str] | None = None) -> list[Hit]:
+    def top_by(
+        self, key: str, limit: int = 10, filter: Filter | None = None, exclude_ids: list[str] | None = None
+    ) -> list[Hit]:
         """Points with the largest numeric payload ``key`` (score = that value), in Qdrant's order_by."""
 
     def merge(self, points: list[PointRecord], batch: int = 1000, new_payload: dict | None = None) -> tuple[int, int]:
@@ -197,7 +221,9 @@ class VectorStore(ABC):
         for start in range(0, len(points), batch):
             existing |= {r.id for r in self.retrieve([p.id for p in points[start : start + batch]])}
         old = [p for p in points if p.id in existing]
-        new = [PointRecord(p.id, p.vectors, {**(new_payload or {}), **p.payload}) for p in points if p.id not in existing]
+        new = [
+            PointRecord(p.id, p.vectors, {**(new_payload or {}), **p.payload}) for p in points if p.id not in existing
+        ]
         for start in range(0, len(new), batch):
             self.upsert(new[start : start + batch])
         for start in range(0, len(old), batch):
@@ -216,11 +242,11 @@ class VectorStore(ABC):
         """Whether the collection has the named vector ``name`` (an optional one may be missing)."""
         return name in (self.collection_dims() or {})
 
-    def pause(self) -> None:
+    def pause(self) -> None:  # noqa: B027 (a hook: only an embedded back-end has a lock to let go)
         """Let other processes use the collection until the next call (a no-op where the back-end
         serves many processes at once, as a Qdrant server does)."""
 
-    def forget_reads(self) -> None:
+    def forget_reads(self) -> None:  # noqa: B027 (a hook: only an embedded back-end keeps answers)
         """Drop answers kept from earlier reads, so the next reads ask the engine (a no-op where
         nothing is kept, as on a Qdrant server)."""
 

@@ -87,8 +87,10 @@ class EdgeCatalog(Catalog):
         try:
             return dict(json.loads(path.read_text()))
         except (OSError, ValueError) as exc:
-            raise StoreError(f"cannot read {path}: {exc}; 'embedder snapshot restore' goes back to a snapshot "
-                             "(or remove the file: the collection's first version answers again)") from None
+            raise StoreError(
+                f"cannot read {path}: {exc}; 'embedder snapshot restore' goes back to a snapshot "
+                "(or remove the file: the collection's first version answers again)"
+            ) from None
 
     def switch_alias(self, alias: str, target: str) -> None:
         if target not in self.collections():
@@ -132,7 +134,9 @@ class ServerCatalog(Catalog):
         ops = []
         if alias in self.aliases():
             ops.append(models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias)))
-        ops.append(models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name=target, alias_name=alias)))
+        ops.append(
+            models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name=target, alias_name=alias))
+        )
         self.client.update_collection_aliases(change_aliases_operations=ops)  # one request: atomic on the server
 
     def drop(self, name: str) -> None:

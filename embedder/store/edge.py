@@ -19,8 +19,9 @@ import os
 import shutil
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -77,6 +78,8 @@ def holes_mb(path: Path, pattern: str = "*") -> float:
         if file.is_file():
             total += max(0, st.st_size - st.st_blocks * 512)
     return total / 1e6
+
+
 LOCK_WAIT_S = 5.0  # how long opening waits for another process's short hold before giving up
 RESUME_WAIT_S = 120.0  # how long a paused writer waits for readers to let go
 SERVE_FILE = ".serve.json"  # written by 'embedder serve' beside an embedded store it holds: its URL and pid
@@ -90,13 +93,27 @@ def edge_filter(filter: Filter | None, exclude_ids: list[str] | None = None, lac
     """Our filter (plus ids to leave out and a vector points must lack) as a Qdrant Edge ``Filter``."""
     if not filter and not exclude_ids and not lacking:
         return None
-    from qdrant_edge import FieldCondition, Filter as EdgeFilter, HasIdCondition, HasVectorCondition, MatchAny, MatchValue, RangeFloat
+    from qdrant_edge import (
+        FieldCondition,
+        HasIdCondition,
+        HasVectorCondition,
+        MatchAny,
+        MatchValue,
+        RangeFloat,
+    )
+    from qdrant_edge import (
+        Filter as EdgeFilter,
+    )
 
-    must_not = ([HasIdCondition(set(exclude_ids))] if exclude_ids else []) + ([HasVectorCondition(lacking)] if lacking else [])
+    must_not = ([HasIdCondition(set(exclude_ids))] if exclude_ids else []) + (
+        [HasVectorCondition(lacking)] if lacking else []
+    )
     must = []
     for key, kind, value in filter_conditions(filter):
         if kind == "range":
-            must.append(FieldCondition(key=key, range=RangeFloat(gt=value.gt, gte=value.gte, lt=value.lt, lte=value.lte)))
+            must.append(
+                FieldCondition(key=key, range=RangeFloat(gt=value.gt, gte=value.gte, lt=value.lt, lte=value.lte))
+            )
         elif kind == "any":
             must.append(FieldCondition(key=key, match=MatchAny(any=value)))
         else:
@@ -126,12 +143,14 @@ def _readable(method):
                     raise StoreError(
                         f"no space left on the device holding {self.root} while writing collection "
                         f"'{self.logical or self.collection}'; free some space and run the command again: what was "
-                        "written before is kept ('embedder check' verifies it)") from None
+                        "written before is kept ('embedder check' verifies it)"
+                    ) from None
                 if "Service" not in str(exc) and "out of bounds" not in str(exc):
                     raise
                 raise StoreError(
                     f"collection '{self.logical or self.collection}' in {self.root} is damaged ({one_line(exc, 160)}); "
-                    f"{NEXT_STEP}") from None
+                    f"{NEXT_STEP}"
+                ) from None
 
     return wrapper
 
@@ -173,8 +192,14 @@ class EdgeStore(VectorStore):
 
     backend = "edge"
 
-    def __init__(self, root: str | Path, collection: str, wait_s: float = LOCK_WAIT_S, load: bool = True,
-                 min_free_mb: float = DEFAULT_MIN_FREE_MB):
+    def __init__(
+        self,
+        root: str | Path,
+        collection: str,
+        wait_s: float = LOCK_WAIT_S,
+        load: bool = True,
+        min_free_mb: float = DEFAULT_MIN_FREE_MB,
+    ):
         """Open (and lock) a collection; ``load=False`` only takes the lock (snapshots copy the files).
 
         The engine loads when a read or write first needs it (see the module's docstring).
@@ -273,7 +298,8 @@ class EdgeStore(VectorStore):
                 served = self._served_by(holder)
                 if served:
                     raise StoreError(
-                        f"collection '{self.collection}' in store {self.root} is held by 'embedder serve' (pid {holder}) "
+                        f"collection '{self.collection}' in store {self.root} is held by 'embedder serve' "
+                        f"(pid {holder}) "
                         f"at {served}: send requests to its HTTP API ({served}/openapi.json), or stop it first"
                     ) from None
                 raise StoreError(
@@ -345,8 +371,13 @@ class EdgeStore(VectorStore):
         config = EdgeConfig(
             vectors={
                 name: EdgeVectorParams(
-                    size=size, distance=distance[VECTOR_DISTANCES.get(name, "cosine")], on_disk=True,
-                    multivector_config=MultiVectorConfig(MultiVectorComparator.MaxSim) if name in MULTIVECTORS else None)
+                    size=size,
+                    distance=distance[VECTOR_DISTANCES.get(name, "cosine")],
+                    on_disk=True,
+                    multivector_config=MultiVectorConfig(MultiVectorComparator.MaxSim)
+                    if name in MULTIVECTORS
+                    else None,
+                )
                 for name, size in dims.items()
             }
         )
@@ -363,7 +394,9 @@ class EdgeStore(VectorStore):
                 self._shard.close()
                 self._shard = None
             shutil.rmtree(self.path, ignore_errors=True)
-            raise StoreError(f"cannot create collection '{self.collection}' in {self.root}: {one_line(exc, 200)}") from None
+            raise StoreError(
+                f"cannot create collection '{self.collection}' in {self.root}: {one_line(exc, 200)}"
+            ) from None
         if self.on_create is not None:
             self.on_create()
 
@@ -373,12 +406,16 @@ class EdgeStore(VectorStore):
             raise StoreError(
                 f"not enough free space to {doing} collection '{self.logical or self.collection}' in {self.root}: "
                 f"{free:.0f} MB free, {need_mb:.0f} MB needed (its preallocated files, or setting min_free_mb); "
-                "free some space and run the command again: nothing stored is lost")
+                "free some space and run the command again: nothing stored is lost"
+            )
 
     def _require(self):
         shard = self._engine()
         if shard is None:
-            raise StoreError(f"collection '{self.logical or self.collection}' does not exist in {self.root}; run 'embedder ingest' first")
+            raise StoreError(
+                f"collection '{self.logical or self.collection}' does not exist in {self.root}; "
+                "run 'embedder ingest' first"
+            )
         return shard
 
     # -- writes: each calls _before_write() before it reaches the engine (embedder.store.reads) --
@@ -444,7 +481,9 @@ class EdgeStore(VectorStore):
         records = self._shard.retrieve(list(ids), with_payload=True, with_vector=with_vectors)
         return checked_records([self._record(r, with_vectors) for r in records], self.logical or self.collection)
 
-    def scroll(self, filter: Filter | None = None, with_vectors: bool = False, batch: int = 256) -> Iterator[PointRecord]:
+    def scroll(
+        self, filter: Filter | None = None, with_vectors: bool = False, batch: int = 256
+    ) -> Iterator[PointRecord]:
         from qdrant_edge import ScrollRequest
 
         key = None if with_vectors else read_key("scroll", _conditions(filter))
@@ -463,7 +502,9 @@ class EdgeStore(VectorStore):
         answer = []
         while True:
             records, offset = read(
-                ScrollRequest(offset=offset, limit=batch, filter=edge_filter(filter), with_payload=True, with_vector=with_vectors)
+                ScrollRequest(
+                    offset=offset, limit=batch, filter=edge_filter(filter), with_payload=True, with_vector=with_vectors
+                )
             )
             for r in records:
                 record = self._record(r, with_vectors)
@@ -485,7 +526,9 @@ class EdgeStore(VectorStore):
             return [], None
         from qdrant_edge import ScrollRequest
 
-        records, nxt = self._shard.scroll(ScrollRequest(offset=offset, limit=limit, with_payload=True, with_vector=with_vectors))
+        records, nxt = self._shard.scroll(
+            ScrollRequest(offset=offset, limit=limit, with_payload=True, with_vector=with_vectors)
+        )
         page = [self._record(r, with_vectors) for r in records]
         return (page if raw else checked_records(page, self.logical or self.collection)), nxt
 
@@ -537,7 +580,9 @@ class EdgeStore(VectorStore):
             if spec.using in MULTIVECTORS and vector.ndim == 1:
                 vector = vector[None, :]  # one query vector: MaxSim scores each point by its best segment
             return Query.Nearest(_to_list(vector), using=spec.using)
-        rq = RecommendQuery(positives=[_to_list(v) for v in spec.positives], negatives=[_to_list(v) for v in spec.negatives])
+        rq = RecommendQuery(
+            positives=[_to_list(v) for v in spec.positives], negatives=[_to_list(v) for v in spec.negatives]
+        )
         return Query.RecommendBestScore(rq, using=spec.using)
 
     def _hits(self, points, with_vectors: bool) -> list[Hit]:
@@ -552,11 +597,15 @@ class EdgeStore(VectorStore):
         from qdrant_edge import QueryRequest
 
         request = QueryRequest(
-            limit=limit, query=self._edge_query(spec), filter=edge_filter(filter, exclude_ids, spec.lacking),
-            with_payload=True, with_vector=with_vectors,
+            limit=limit,
+            query=self._edge_query(spec),
+            filter=edge_filter(filter, exclude_ids, spec.lacking),
+            with_payload=True,
+            with_vector=with_vectors,
         )
-        return checked_search(self._hits(self._require().query(request), with_vectors), self.logical or self.collection,
-                              spec)
+        return checked_search(
+            self._hits(self._require().query(request), with_vectors), self.logical or self.collection, spec
+        )
 
     @_readable
     def fused(self, branches, limit=10, filter=None, exclude_ids=None, weights=None) -> list[Hit]:
@@ -566,17 +615,24 @@ class EdgeStore(VectorStore):
             Prefetch(limit=n, query=self._edge_query(spec), filter=edge_filter(filter, exclude_ids, spec.lacking))
             for spec, n in branches
         ]
-        request = QueryRequest(limit=limit, prefetches=prefetches, query=Fusion.Rrf(k=RRF_K, weights=weights), with_payload=True)
-        return checked_fused(self._hits(self._require().query(request), False), self.logical or self.collection,
-                             len(branches), weights)
+        request = QueryRequest(
+            limit=limit, prefetches=prefetches, query=Fusion.Rrf(k=RRF_K, weights=weights), with_payload=True
+        )
+        return checked_fused(
+            self._hits(self._require().query(request), False), self.logical or self.collection, len(branches), weights
+        )
 
     @_readable
     def top_by(self, key, limit=10, filter=None, exclude_ids=None) -> list[Hit]:
         from qdrant_edge import Direction, OrderBy, ScrollRequest
 
         records, _ = self._require().scroll(
-            ScrollRequest(limit=limit, filter=edge_filter(filter, exclude_ids), with_payload=True,
-                          order_by=OrderBy(key, direction=Direction.Desc))
+            ScrollRequest(
+                limit=limit,
+                filter=edge_filter(filter, exclude_ids),
+                with_payload=True,
+                order_by=OrderBy(key, direction=Direction.Desc),
+            )
         )
         return [Hit(id=str(r.id), score=float(r.order_value or 0.0), payload=dict(r.payload or {})) for r in records]
 

@@ -30,8 +30,10 @@ UNIT_TOLERANCE = 1e-3
 # No trained factor comes near this length (ALS and head vectors are of order 1 to 10); random
 # bytes read as float32 exceed it with near certainty (their exponents are spread to 1e38).
 DOT_NORM_LIMIT = 1e4
-NEXT_STEP = ("run 'embedder check' to find the damaged points ('--repair' encodes them again), or "
-             "'embedder snapshot restore' to go back to a snapshot")
+NEXT_STEP = (
+    "run 'embedder check' to find the damaged points ('--repair' encodes them again), or "
+    "'embedder snapshot restore' to go back to a snapshot"
+)
 
 
 class DamagedStoreError(StoreError):
@@ -102,8 +104,10 @@ def checked_hits(hits: list[Hit], collection: str, bound: float, low: float | No
     bottom = -top if low is None else low - UNIT_TOLERANCE
     for hit in hits:
         if not np.isfinite(hit.score) or not bottom <= hit.score <= top:
-            raise damaged(collection, f"item {hit.id} scored {hit.score:.4g}, outside [{bottom:.4g}, {top:.4g}] "
-                                      "that its vectors allow")
+            raise damaged(
+                collection,
+                f"item {hit.id} scored {hit.score:.4g}, outside [{bottom:.4g}, {top:.4g}] that its vectors allow",
+            )
         for name, vector in hit.vectors.items():
             problem = vector_problem(name, vector)
             if problem:

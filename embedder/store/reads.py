@@ -144,7 +144,6 @@ class ReadCache:
         self._on_disk = True
         self._unsaved = False
 
-
     def _mac(self, entries: str, create: bool) -> str:
         """HMAC-SHA256 of the answers' JSON and the collection's schema, under this collection's key."""
         try:

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import numpy as np
 
 from embedder.errors import StoreError, one_line
-from embedder.store.integrity import checked_fused, checked_records, checked_search
 from embedder.store.base import (
     INDEXED_FIELDS,
     MULTIVECTORS,
@@ -29,6 +29,7 @@ from embedder.store.base import (
     check_dims,
     filter_conditions,
 )
+from embedder.store.integrity import checked_fused, checked_records, checked_search
 
 if TYPE_CHECKING:
     from embedder.settings import Settings
@@ -49,8 +50,11 @@ def server_filter(filter: Filter | None, exclude_ids: list[str] | None = None, l
     must = []
     for key, kind, value in filter_conditions(filter):
         if kind == "range":
-            must.append(models.FieldCondition(key=key, range=models.Range(gt=value.gt, gte=value.gte, lt=value.lt,
-                                                                          lte=value.lte)))
+            must.append(
+                models.FieldCondition(
+                    key=key, range=models.Range(gt=value.gt, gte=value.gte, lt=value.lt, lte=value.lte)
+                )
+            )
         elif kind == "any":
             must.append(models.FieldCondition(key=key, match=models.MatchAny(any=value)))
         else:
@@ -86,7 +90,7 @@ class ServerStore(VectorStore):
         self._dims: dict[str, int] | None = None
 
     @classmethod
-    def connect(cls, settings: Settings, collection: str | None = None) -> "ServerStore":
+    def connect(cls, settings: Settings, collection: str | None = None) -> ServerStore:
         """Connect to ``settings.store`` with ``settings.api_key``, or use the client shared for
         that URL in this process (:func:`share_client`)."""
         collection = collection or settings.collection
@@ -103,7 +107,9 @@ class ServerStore(VectorStore):
             client = QdrantClient(url=url, api_key=key, timeout=int(settings.timeout_s))
             client.get_collections()
         except Exception as exc:
-            raise StoreError(f"cannot reach Qdrant at {parsed.scheme}://{parsed.netloc}: {one_line(exc, 160)}") from None
+            raise StoreError(
+                f"cannot reach Qdrant at {parsed.scheme}://{parsed.netloc}: {one_line(exc, 160)}"
+            ) from None
         return cls(client, collection, location=f"{parsed.scheme}://{parsed.netloc}{parsed.path}")
 
     def close(self) -> None:
@@ -142,9 +148,12 @@ class ServerStore(VectorStore):
             self.collection,
             vectors_config={
                 n: models.VectorParams(
-                    size=s, distance=distance[VECTOR_DISTANCES.get(n, "cosine")],
+                    size=s,
+                    distance=distance[VECTOR_DISTANCES.get(n, "cosine")],
                     multivector_config=models.MultiVectorConfig(comparator=models.MultiVectorComparator.MAX_SIM)
-                    if n in MULTIVECTORS else None)
+                    if n in MULTIVECTORS
+                    else None,
+                )
                 for n, s in dims.items()
             },
         )
@@ -161,7 +170,9 @@ class ServerStore(VectorStore):
         from qdrant_client import models
 
         structs = [
-            models.PointStruct(id=p.id, vector={k: np.asarray(v, np.float32).tolist() for k, v in p.vectors.items()}, payload=p.payload)
+            models.PointStruct(
+                id=p.id, vector={k: np.asarray(v, np.float32).tolist() for k, v in p.vectors.items()}, payload=p.payload
+            )
             for p in points
         ]
         self._write(self.client.upsert, self.collection, points=structs)
@@ -198,14 +209,20 @@ class ServerStore(VectorStore):
         records = self.client.retrieve(self.collection, ids=list(ids), with_payload=True, with_vectors=with_vectors)
         return checked_records([self._record(r, with_vectors) for r in records], self.logical or self.collection)
 
-    def scroll(self, filter: Filter | None = None, with_vectors: bool = False, batch: int = 256) -> Iterator[PointRecord]:
+    def scroll(
+        self, filter: Filter | None = None, with_vectors: bool = False, batch: int = 256
+    ) -> Iterator[PointRecord]:
         if self.collection_dims() is None:
             return
         offset = None
         while True:
             records, offset = self.client.scroll(
-                self.collection, scroll_filter=server_filter(filter), limit=batch, offset=offset,
-                with_payload=True, with_vectors=with_vectors,
+                self.collection,
+                scroll_filter=server_filter(filter),
+                limit=batch,
+                offset=offset,
+                with_payload=True,
+                with_vectors=with_vectors,
             )
             for r in records:
                 yield checked_records([self._record(r, with_vectors)], self.logical or self.collection)[0]
@@ -215,8 +232,9 @@ class ServerStore(VectorStore):
     def page(self, offset=None, limit=256, with_vectors=False, raw=False):
         if self.collection_dims() is None:
             return [], None
-        records, nxt = self.client.scroll(self.collection, limit=limit, offset=offset, with_payload=True,
-                                          with_vectors=with_vectors)
+        records, nxt = self.client.scroll(
+            self.collection, limit=limit, offset=offset, with_payload=True, with_vectors=with_vectors
+        )
         page = [self._record(r, with_vectors) for r in records]
         return (page if raw else checked_records(page, self.logical or self.collection)), nxt
 
@@ -246,7 +264,10 @@ class ServerStore(VectorStore):
 
     def _require(self) -> None:
         if self.collection_dims() is None:
-            raise StoreError(f"collection '{self.logical or self.collection}' does not exist at {self.location}; run 'embedder ingest' first")
+            raise StoreError(
+                f"collection '{self.logical or self.collection}' does not exist at {self.location}; "
+                "run 'embedder ingest' first"
+            )
 
     @staticmethod
     def _query(spec):
@@ -268,16 +289,25 @@ class ServerStore(VectorStore):
     @staticmethod
     def _hits(points, with_vectors: bool) -> list[Hit]:
         return [
-            Hit(id=str(p.id), score=float(p.score), payload=dict(p.payload or {}),
-                vectors={k: np.asarray(v, np.float32) for k, v in (p.vector or {}).items()} if with_vectors else {})
+            Hit(
+                id=str(p.id),
+                score=float(p.score),
+                payload=dict(p.payload or {}),
+                vectors={k: np.asarray(v, np.float32) for k, v in (p.vector or {}).items()} if with_vectors else {},
+            )
             for p in points
         ]
 
     def search(self, spec, limit=10, filter=None, exclude_ids=None, with_vectors=False) -> list[Hit]:
         self._require()
         result = self.client.query_points(
-            self.collection, query=self._query(spec), using=spec.using, limit=limit,
-            query_filter=server_filter(filter, exclude_ids, spec.lacking), with_payload=True, with_vectors=with_vectors,
+            self.collection,
+            query=self._query(spec),
+            using=spec.using,
+            limit=limit,
+            query_filter=server_filter(filter, exclude_ids, spec.lacking),
+            with_payload=True,
+            with_vectors=with_vectors,
         )
         return checked_search(self._hits(result.points, with_vectors), self.logical or self.collection, spec)
 
@@ -286,13 +316,20 @@ class ServerStore(VectorStore):
 
         self._require()
         prefetch = [
-            models.Prefetch(query=self._query(spec), using=spec.using, limit=n,
-                            filter=server_filter(filter, exclude_ids, spec.lacking))
+            models.Prefetch(
+                query=self._query(spec),
+                using=spec.using,
+                limit=n,
+                filter=server_filter(filter, exclude_ids, spec.lacking),
+            )
             for spec, n in branches
         ]
         result = self.client.query_points(
-            self.collection, prefetch=prefetch, query=models.RrfQuery(rrf=models.Rrf(k=RRF_K, weights=weights)),
-            limit=limit, with_payload=True,
+            self.collection,
+            prefetch=prefetch,
+            query=models.RrfQuery(rrf=models.Rrf(k=RRF_K, weights=weights)),
+            limit=limit,
+            with_payload=True,
         )
         return checked_fused(self._hits(result.points, False), self.logical or self.collection, len(branches), weights)
 
@@ -301,7 +338,10 @@ class ServerStore(VectorStore):
 
         self._require()
         records, _ = self.client.scroll(
-            self.collection, scroll_filter=server_filter(filter, exclude_ids), limit=limit, with_payload=True,
+            self.collection,
+            scroll_filter=server_filter(filter, exclude_ids),
+            limit=limit,
+            with_payload=True,
             order_by=models.OrderBy(key=key, direction=models.Direction.DESC),
         )
         return [Hit(id=str(r.id), score=float(r.order_value or 0.0), payload=dict(r.payload or {})) for r in records]

@@ -59,8 +59,10 @@ def check_models(store: VectorStore, model_ids: dict[str, str], writing: bool = 
             raise EmbedderError(
                 f"refusing to write {modality} vectors of {wanted} into collection '{name}', which holds "
                 f"{modality} vectors of {', '.join(others)}: configure the collection's models (EMBEDDER_MODELS, "
-                "EMBEDDER_CLIP_MODEL, EMBEDDER_CLAP_MODEL), or 'embedder reembed' to rebuild it into a new version")
+                "EMBEDDER_CLIP_MODEL, EMBEDDER_CLAP_MODEL), or 'embedder reembed' to rebuild it into a new version"
+            )
         raise EmbedderError(
             f"collection '{name}' holds {modality} vectors of {', '.join(ids)}, but the configured model is {wanted}: "
             "configure the collection's models (EMBEDDER_MODELS, EMBEDDER_CLIP_MODEL, EMBEDDER_CLAP_MODEL), "
-            "or rebuild it with 'embedder reembed'")
+            "or rebuild it with 'embedder reembed'"
+        )

@@ -100,7 +100,9 @@ class TrainConfig(_Section):
         if not self.privacy.enabled:
             return self
         if self.model.init == "cf":
-            raise ValueError("model.init = 'cf' starts from ALS factors fitted without privacy; use 'auto' or 'random' with DP")
+            raise ValueError(
+                "model.init = 'cf' starts from ALS factors fitted without privacy; use 'auto' or 'random' with DP"
+            )
         if self.adversarial.enabled:
             raise ValueError("adversarial training is not supported together with DP training")
         self.model.user_tower = "history"
@@ -129,4 +131,6 @@ def load_train_config(path: str | Path | None, **overrides) -> TrainConfig:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"])
         message = err["msg"].removeprefix("Value error, ")
-        raise SettingsError(f"training config: '{where}': {message}" if where else f"training config: {message}") from None
+        raise SettingsError(
+            f"training config: '{where}': {message}" if where else f"training config: {message}"
+        ) from None

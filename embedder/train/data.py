@@ -98,8 +98,15 @@ def standardise(features: np.ndarray, n_flags: int, mean: np.ndarray, std: np.nd
     return out
 
 
-def build_training_data(events: list[Interaction], media=None, modalities=("visual", "audio", "text"), *,
-                        val_fraction: float = 0.1, seed: int = 0, extra_items: list[str] | None = None) -> TrainingData:
+def build_training_data(
+    events: list[Interaction],
+    media=None,
+    modalities=("visual", "audio", "text"),
+    *,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    extra_items: list[str] | None = None,
+) -> TrainingData:
     """Positive pairs, a seeded per-user validation holdout, and item features.
 
     ``extra_items`` are items with no training events (cold items) that still need vectors.
@@ -126,7 +133,11 @@ def build_training_data(events: list[Interaction], media=None, modalities=("visu
         its = by_user[u]
         # At least one validation item per user with three or more, so early stopping always
         # has something to measure, even on small logs.
-        held = set(rng.sample(its, max(1, round(len(its) * val_fraction)))) if len(its) >= 3 and val_fraction > 0 else set()
+        held = (
+            set(rng.sample(its, max(1, round(len(its) * val_fraction))))
+            if len(its) >= 3 and val_fraction > 0
+            else set()
+        )
         if held:
             val[u] = held
         train += [(u, i) for i in its if i not in held]
@@ -137,10 +148,20 @@ def build_training_data(events: list[Interaction], media=None, modalities=("visu
     mean, std = feature_stats(features, len(names))
     features = standardise(features, len(names), mean, std)
     train_arr = np.asarray(train, np.int64).reshape(-1, 2)
-    return TrainingData(users=users, items=items, features=features, feature_names=names, train_pairs=train_arr,
-                        train_weights=np.asarray([weights[(u, i)] for u, i in train], np.float32),
-                        val=val, history=history, trainable_items=np.unique(train_arr[:, 1]),
-                        feature_dims=_block_sizes(media, names), feature_mean=mean, feature_std=std)
+    return TrainingData(
+        users=users,
+        items=items,
+        features=features,
+        feature_names=names,
+        train_pairs=train_arr,
+        train_weights=np.asarray([weights[(u, i)] for u, i in train], np.float32),
+        val=val,
+        history=history,
+        trainable_items=np.unique(train_arr[:, 1]),
+        feature_dims=_block_sizes(media, names),
+        feature_mean=mean,
+        feature_std=std,
+    )
 
 
 def cf_factors(data: TrainingData, cf: CFParams, dim: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -148,7 +169,9 @@ def cf_factors(data: TrainingData, cf: CFParams, dim: int, seed: int) -> tuple[n
 
     Items without training pairs (cold items) get zero rows: their vectors come from content.
     """
-    events = [Interaction(data.users[u], data.items[i], float(w)) for (u, i), w in zip(data.train_pairs, data.train_weights)]
+    events = [
+        Interaction(data.users[u], data.items[i], float(w)) for (u, i), w in zip(data.train_pairs, data.train_weights)
+    ]
     model = fit_cf(events, CFParams(**{**cf.to_dict(), "factors": dim}), seed=seed)
     users = np.zeros((len(data.users), dim), np.float32)
     items = np.zeros((len(data.items), dim), np.float32)

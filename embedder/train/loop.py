@@ -119,8 +119,16 @@ def all_vectors(model, ctx, n_users: int, n_items: int):
     device = ctx["known"].device
     with torch.no_grad():
         # In chunks: a history user tower gathers every history item's features.
-        users = torch.cat([model.user_vectors(torch.arange(start, min(start + 4096, n_users), device=device), ctx)
-                           for start in range(0, n_users, 4096)]) if n_users else torch.zeros(0)
+        users = (
+            torch.cat(
+                [
+                    model.user_vectors(torch.arange(start, min(start + 4096, n_users), device=device), ctx)
+                    for start in range(0, n_users, 4096)
+                ]
+            )
+            if n_users
+            else torch.zeros(0)
+        )
         items = model.item_vectors(torch.arange(n_items, device=device), ctx)
     model.train()
     return users.float().cpu().numpy(), items.float().cpu().numpy()
@@ -194,14 +202,23 @@ def _load_state(path: Path, model, optimizer) -> dict:
     return json.loads((path / "state.json").read_text())
 
 
-def train(data: TrainingData, cfg: TrainConfig, run_dir: Path, *, resume: bool = False,
-          progress: Progress | None = None, device: str = "cpu", init_factors=None) -> TrainResult:
+def train(
+    data: TrainingData,
+    cfg: TrainConfig,
+    run_dir: Path,
+    *,
+    resume: bool = False,
+    progress: Progress | None = None,
+    device: str = "cpu",
+    init_factors=None,
+) -> TrainResult:
     """Train the two-tower head; keep the best epoch by validation NDCG@K in ``run_dir/model.safetensors``.
 
     ``init_factors`` (user factors, item factors) start the towers at a collaborative model
     (see :func:`embedder.train.model.init_from_factors`); without content features the
-    untrained start is then "epoch 0" and is kept if no epoch of training beats it on validation. Without validation pairs (the
-    refit on all data), every epoch is kept and the last one is the result.
+    untrained start is then "epoch 0" and is kept if no epoch of training beats it on validation.
+    Without validation pairs (the refit on all data), every epoch is kept and the last one is the
+    result.
     """
     import torch
 
@@ -214,8 +231,12 @@ def train(data: TrainingData, cfg: TrainConfig, run_dir: Path, *, resume: bool =
     model = TwoTower(len(data.users), len(data.items), data.feature_dim, cfg.model).to(device)
     ctx = training_context(data, device, padded=cfg.model.user_tower == "history")
     if init_factors is not None:
-        init_from_factors(model, *(torch.as_tensor(f, device=device) for f in init_factors),
-                          ctx["history_flat"], ctx["history_offsets"])
+        init_from_factors(
+            model,
+            *(torch.as_tensor(f, device=device) for f in init_factors),
+            ctx["history_flat"],
+            ctx["history_offsets"],
+        )
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
     state = {"epoch": 0, "best_ndcg": -1.0, "best_epoch": 0, "bad_epochs": 0, "history": [], "stopped_early": False}
     last = run_dir / "last"
@@ -272,10 +293,15 @@ def train(data: TrainingData, cfg: TrainConfig, run_dir: Path, *, resume: bool =
     from safetensors.torch import save_file
 
     save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, run_dir / "model.safetensors")
-    return TrainResult(run_dir=run_dir, best_epoch=state["best_epoch"], best_ndcg=state["best_ndcg"],
-                       history=state["history"], stopped_early=state["stopped_early"],
-                       robustness=robustness(model, ctx, data, cfg, cfg.run.seed),
-                       head_parameters=sum(p.numel() for p in model.parameters()))
+    return TrainResult(
+        run_dir=run_dir,
+        best_epoch=state["best_epoch"],
+        best_ndcg=state["best_ndcg"],
+        history=state["history"],
+        stopped_early=state["stopped_early"],
+        robustness=robustness(model, ctx, data, cfg, cfg.run.seed),
+        head_parameters=sum(p.numel() for p in model.parameters()),
+    )
 
 
 def learning_curve(history: list[dict], path: Path, k: int) -> None:

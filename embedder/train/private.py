@@ -64,8 +64,9 @@ class PerUserBCE(nn.Module):
 
     def forward(self, logits, _targets=None):
         pos, neg = logits[:, : self.positives], logits[:, self.positives :]
-        per_user = (F.binary_cross_entropy_with_logits(pos, torch.ones_like(pos), reduction="none").mean(1)
-                    + F.binary_cross_entropy_with_logits(neg, torch.zeros_like(neg), reduction="none").mean(1))
+        per_user = F.binary_cross_entropy_with_logits(pos, torch.ones_like(pos), reduction="none").mean(
+            1
+        ) + F.binary_cross_entropy_with_logits(neg, torch.zeros_like(neg), reduction="none").mean(1)
         if self.reduction == "none":
             return per_user
         return per_user.sum() if self.reduction == "sum" else per_user.mean()
@@ -106,8 +107,9 @@ class _BatchMaker:
         return history, mask, np.concatenate([targets, negatives], axis=1)
 
 
-def train_private(data: TrainingData, cfg: TrainConfig, run_dir: Path, *, progress: Progress | None = None,
-                  device: str = "cpu"):
+def train_private(
+    data: TrainingData, cfg: TrainConfig, run_dir: Path, *, progress: Progress | None = None, device: str = "cpu"
+):
     """See :func:`_train_private`; Opacus's notes for developers are kept from the user's terminal:
     that its RNG is not the cryptographic one (runs here are seeded, to be reproducible), that
     backward hooks fire on outputs (how ghost clipping works), and the accountants' numerical
@@ -118,8 +120,7 @@ def train_private(data: TrainingData, cfg: TrainConfig, run_dir: Path, *, progre
         return _train_private(data, cfg, run_dir, progress=progress, device=device)
 
 
-def _train_private(data: TrainingData, cfg: TrainConfig, run_dir: Path, *, progress: Progress | None,
-                   device: str):
+def _train_private(data: TrainingData, cfg: TrainConfig, run_dir: Path, *, progress: Progress | None, device: str):
     """Train the head with DP-SGD for exactly ``optim.max_epochs`` epochs at the configured budget.
 
     The noise multiplier is chosen by Opacus so that the whole run spends ``privacy.epsilon`` at
@@ -151,15 +152,25 @@ def _train_private(data: TrainingData, cfg: TrainConfig, run_dir: Path, *, progr
     else:
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.privacy.lr, weight_decay=cfg.optim.weight_decay)
     batch_size = min(cfg.optim.batch_size, len(users))
-    loader = DataLoader(TensorDataset(torch.as_tensor(users)), batch_size=batch_size,
-                        generator=torch.Generator().manual_seed(cfg.run.seed))
+    loader = DataLoader(
+        TensorDataset(torch.as_tensor(users)),
+        batch_size=batch_size,
+        generator=torch.Generator().manual_seed(cfg.run.seed),
+    )
     delta = privacy_delta(cfg, len(users))
     engine = PrivacyEngine(accountant="prv")
     dp_model, dp_optimizer, dp_loss, dp_loader = engine.make_private_with_epsilon(
-        module=scorer, optimizer=optimizer, criterion=PerUserBCE(cfg.privacy.positives_per_user),
-        data_loader=loader, target_epsilon=cfg.privacy.epsilon, target_delta=delta,
-        epochs=cfg.optim.max_epochs, max_grad_norm=cfg.privacy.max_grad_norm, grad_sample_mode="ghost",
-        poisson_sampling=True)
+        module=scorer,
+        optimizer=optimizer,
+        criterion=PerUserBCE(cfg.privacy.positives_per_user),
+        data_loader=loader,
+        target_epsilon=cfg.privacy.epsilon,
+        target_delta=delta,
+        epochs=cfg.optim.max_epochs,
+        max_grad_norm=cfg.privacy.max_grad_norm,
+        grad_sample_mode="ghost",
+        poisson_sampling=True,
+    )
     make_batch = _BatchMaker(data, cfg, rng)
     k = cfg.optim.eval_k
     history, steps = [], 0
@@ -179,23 +190,41 @@ def _train_private(data: TrainingData, cfg: TrainConfig, run_dir: Path, *, progr
             progress.advance(f"loss {value:.4f}", "ok")
         progress.finish()
         user_vecs, item_vecs = all_vectors(model, ctx, len(data.users), len(data.items))
-        row = {"epoch": epoch, "loss": round(total / max(seen, 1), 6),
-               f"val_ndcg@{k}": round(ndcg_on(user_vecs, item_vecs, data, k), 6),
-               "epsilon_spent": round(float(engine.get_epsilon(delta)), 4)}
+        row = {
+            "epoch": epoch,
+            "loss": round(total / max(seen, 1), 6),
+            f"val_ndcg@{k}": round(ndcg_on(user_vecs, item_vecs, data, k), 6),
+            "epsilon_spent": round(float(engine.get_epsilon(delta)), 4),
+        }
         history.append(row)
         progress.note(json.dumps(row))
     run_dir.mkdir(parents=True, exist_ok=True)
-    save_file({name: v.detach().cpu().contiguous() for name, v in model.state_dict().items()},
-              run_dir / "model.safetensors")
+    save_file(
+        {name: v.detach().cpu().contiguous() for name, v in model.state_dict().items()}, run_dir / "model.safetensors"
+    )
     privacy = {
-        "unit": "user", "mechanism": "DP-SGD (Opacus, ghost clipping, Poisson sampling)", "accountant": "prv",
-        "target_epsilon": cfg.privacy.epsilon, "epsilon": round(float(engine.get_epsilon(delta)), 4),
-        "delta": delta, "noise_multiplier": round(float(dp_optimizer.noise_multiplier), 4),
-        "max_grad_norm": cfg.privacy.max_grad_norm, "sample_rate": round(batch_size / len(users), 6),
-        "expected_batch_users": batch_size, "users": int(len(users)), "epochs": cfg.optim.max_epochs, "steps": steps,
+        "unit": "user",
+        "mechanism": "DP-SGD (Opacus, ghost clipping, Poisson sampling)",
+        "accountant": "prv",
+        "target_epsilon": cfg.privacy.epsilon,
+        "epsilon": round(float(engine.get_epsilon(delta)), 4),
+        "delta": delta,
+        "noise_multiplier": round(float(dp_optimizer.noise_multiplier), 4),
+        "max_grad_norm": cfg.privacy.max_grad_norm,
+        "sample_rate": round(batch_size / len(users), 6),
+        "expected_batch_users": batch_size,
+        "users": int(len(users)),
+        "epochs": cfg.optim.max_epochs,
+        "steps": steps,
     }
     last = history[-1]
-    return TrainResult(run_dir=run_dir, best_epoch=cfg.optim.max_epochs, best_ndcg=last[f"val_ndcg@{k}"],
-                       history=history, stopped_early=False, robustness=robustness(model, ctx, data, cfg, cfg.run.seed),
-                       head_parameters=sum(p.numel() for p in model.parameters()), privacy=privacy)
-
+    return TrainResult(
+        run_dir=run_dir,
+        best_epoch=cfg.optim.max_epochs,
+        best_ndcg=last[f"val_ndcg@{k}"],
+        history=history,
+        stopped_early=False,
+        robustness=robustness(model, ctx, data, cfg, cfg.run.seed),
+        head_parameters=sum(p.numel() for p in model.parameters()),
+        privacy=privacy,
+    )

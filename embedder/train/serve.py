@@ -56,12 +56,16 @@ class TrainedHead:
                 vec = r.vectors.get(m)
                 made_by = (r.payload.get("models") or {}).get(m)
                 if vec is not None and made_by != self.feature_models.get(m):
-                    raise EmbedderError(f"the head {self.version} was trained on {m} vectors from "
-                                        f"{self.feature_models.get(m)}, item {r.id} has {made_by}; retrain it with 'embedder train'")
+                    raise EmbedderError(
+                        f"the head {self.version} was trained on {m} vectors from "
+                        f"{self.feature_models.get(m)}, item {r.id} has {made_by}; retrain it with 'embedder train'"
+                    )
                 if vec is not None:
                     if len(vec) != size:
-                        raise EmbedderError(f"item {r.id}: its {m} vector has {len(vec)} dimensions, the head was "
-                                            f"trained on {size}; retrain it with 'embedder train'")
+                        raise EmbedderError(
+                            f"item {r.id}: its {m} vector has {len(vec)} dimensions, the head was "
+                            f"trained on {size}; retrain it with 'embedder train'"
+                        )
                     feats[row, start : start + size] = vec
                     feats[row, body + k] = 1.0
                 start += size

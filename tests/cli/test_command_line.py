@@ -17,12 +17,28 @@ def test_global_options_are_moved_in_front_unless_the_command_owns_them():
     root = typer.main.get_command(app)
     assert hoist_global_options(["status", "--store", "/s", "--json"], root) == ["--store", "/s", "status", "--json"]
     assert hoist_global_options(["trash", "list", "--store=/s", "--collection", "c"], root) == [
-        "--store=/s", "--collection", "c", "trash", "list"]
+        "--store=/s",
+        "--collection",
+        "c",
+        "trash",
+        "list",
+    ]
     # 'train' has its own --config (the training config): it stays with train.
     assert hoist_global_options(["train", "--config", "t.toml", "--models", "tiny"], root) == [
-        "--models", "tiny", "train", "--config", "t.toml"]
+        "--models",
+        "tiny",
+        "train",
+        "--config",
+        "t.toml",
+    ]
     assert hoist_global_options(["--store", "/s", "search", "x", "--", "--store"], root) == [
-        "--store", "/s", "search", "x", "--", "--store"]
+        "--store",
+        "/s",
+        "search",
+        "x",
+        "--",
+        "--store",
+    ]
 
 
 def test_status_takes_the_store_after_the_subcommand(tmp_path):
@@ -34,7 +50,9 @@ def test_status_takes_the_store_after_the_subcommand(tmp_path):
 def test_usage_errors_are_one_line_with_exit_64():
     proc = run("serch", "x")
     assert proc.returncode == EX_USAGE == 64
-    assert proc.stderr.splitlines() == ["usage: No such command 'serch'. Did you mean 'search', 'serve'? (see 'embedder --help')"]
+    assert proc.stderr.splitlines() == [
+        "usage: No such command 'serch'. Did you mean 'search', 'serve'? (see 'embedder --help')"
+    ]
     proc = run("search", "x", "--limit", "0")
     assert proc.returncode == 64 and len(proc.stderr.splitlines()) == 1
     assert proc.stderr.startswith("usage: Invalid value for '--limit' / '-n'")

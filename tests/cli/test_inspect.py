@@ -10,8 +10,13 @@ import pytest
 
 def run_cli(*args, env=None, check=True):
     full_env = {**os.environ, **(env or {})}
-    proc = subprocess.run([sys.executable, "-m", "embedder.cli", *map(str, args)], capture_output=True, text=True,
-                          env=full_env, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "embedder.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=300,
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\nstdout:{proc.stdout}\nstderr:{proc.stderr}")
     return proc

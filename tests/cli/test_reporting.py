@@ -50,7 +50,9 @@ def test_control_characters_and_brackets_in_names_are_printed_escaped_on_one_lin
     assert "\x1b" not in text
     assert f"new: {lib}/bad\\nname[x]\\x1b[31m.wav" in proc.stdout
     assert f"failed {lib}/d[/red]/e.mp4: probe:" in proc.stdout
-    assert all(line.startswith(("  ", "[", "ingested", "time", "throughput", "store", "loading", "1 media", "2 media"))
-               for line in text.splitlines()), text
+    assert all(
+        line.startswith(("  ", "[", "ingested", "time", "throughput", "store", "loading", "1 media", "2 media"))
+        for line in text.splitlines()
+    ), text
     hits = cli("search", "a tone", env=env).stdout
     assert "bad\\nname[x]" in hits and "\x1b" not in hits

@@ -33,8 +33,9 @@ class ColourVisual(ModalityEncoder):
 
     def encode_units(self, items, batch_size: int = 32) -> dict[int, np.ndarray]:
         # Every sampled frame (the item's, then the extra ones its segments needed), one vector each.
-        return {i: self.model.encode_frames(item.frames.frames) for i, item in enumerate(items)
-                if item.frames is not None}
+        return {
+            i: self.model.encode_frames(item.frames.frames) for i, item in enumerate(items) if item.frames is not None
+        }
 
     def item_units(self, item) -> int:
         return len(item.frames.item_frames)

@@ -118,7 +118,9 @@ def test_missing_weights_offline_is_one_clear_error(monkeypatch, tmp_path):
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    with pytest.raises(WeightsUnavailableError, match=r"CLIP weights ViT-B-32/laion2b_s34b_b79k \(605 MB\) are not cached"):
+    with pytest.raises(
+        WeightsUnavailableError, match=r"CLIP weights ViT-B-32/laion2b_s34b_b79k \(605 MB\) are not cached"
+    ):
         ClipEncoder(MODELS["clip-vit-b-32"], device="cpu", weights_dir=tmp_path)
     with pytest.raises(WeightsUnavailableError, match=r"CLAP weights laion/clap-htsat-unfused \(615 MB\)"):
         ClapEncoder(MODELS["clap-htsat-unfused"], device="cpu", weights_dir=tmp_path)
@@ -148,4 +150,3 @@ def test_asking_for_cuda_without_a_gpu_is_one_clear_error():
 
     with pytest.raises(EmbedderError, match="device 'cuda' was requested but CUDA is not available; use --device cpu"):
         ClipEncoder(MODELS["tiny-clip"], device="cuda")
-

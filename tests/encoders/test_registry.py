@@ -11,11 +11,14 @@ def test_a_new_model_family_is_one_module_and_registry_entries(tmp_path, media, 
     from embedder.errors import SettingsError
     from embedder.settings import load_settings
 
-    spec = registry.ModelSpec(name="colour-hist", family="colour", dim=64, arch="histogram", weights="none", image_size=32)
+    spec = registry.ModelSpec(
+        name="colour-hist", family="colour", dim=64, arch="histogram", weights="none", image_size=32
+    )
     monkeypatch.setitem(registry.MODELS, spec.name, spec)
     monkeypatch.setitem(registry.FAMILIES, "colour", registry.Family(("visual",), "tests.encoders.colour_family"))
-    settings = load_settings(models="tiny", device="cpu", store=str(tmp_path / "store"), workers=1, max_frames=2,
-                             visual_model="colour-hist")
+    settings = load_settings(
+        models="tiny", device="cpu", store=str(tmp_path / "store"), workers=1, max_frames=2, visual_model="colour-hist"
+    )
     with Library.open(settings) as lib:
         assert lib.encoders.model_ids["visual"] == "colour:histogram/none@1" and lib.encoders.dims["content"] == 64 * 3
         assert lib.encoders.image_size == 32
@@ -26,7 +29,9 @@ def test_a_new_model_family_is_one_module_and_registry_entries(tmp_path, media, 
         assert video.payload["models"]["visual"] == "colour:histogram/none@1" and len(video.vectors["visual"]) == 64
         hits = lib.search(like=media["h264.mp4"], modality="visual", limit=5)
         assert [h.path for h in hits] == [str(media["vp9.webm"])]  # the only other file with frames
-    with pytest.raises(SettingsError, match="invalid setting 'audio_model': colour-hist \\(colour\\) encodes visual, not audio"):
+    with pytest.raises(
+        SettingsError, match="invalid setting 'audio_model': colour-hist \\(colour\\) encodes visual, not audio"
+    ):
         from embedder.encoders.registry import modality_specs
 
         modality_specs(load_settings(models="tiny", audio_model="colour-hist"))
@@ -40,8 +45,12 @@ def test_the_bench_preset_builds_the_default_architectures_offline():
 
     default_clip, default_clap = (MODELS[n] for n in PRESETS["default"])
     encoders = load_encoders(load_settings(models="bench", device="cpu"))
-    assert encoders.dims == {"visual": default_clip.dim, "audio": default_clap.dim, "text": default_clip.dim,
-                             "content": default_clip.dim * 2 + default_clap.dim}
+    assert encoders.dims == {
+        "visual": default_clip.dim,
+        "audio": default_clap.dim,
+        "text": default_clip.dim,
+        "content": default_clip.dim * 2 + default_clap.dim,
+    }
     assert encoders.image_size == default_clip.image_size == 224
     clip, clap = encoders["visual"].model.model, encoders["audio"].model.model  # the torch modules
     assert 150e6 < sum(p.numel() for p in clip.parameters()) < 152e6  # ViT-B/32's 151.3 M

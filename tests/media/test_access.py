@@ -128,7 +128,7 @@ def test_a_symlink_inside_the_root_at_ingest_is_served(tmp_path):
     os.symlink("store/real.mp4", root / "alias.mp4")
     found = {str(f.path): f for f in discover([root]).files}
     # Discovery takes each real file once: the alias or the original, whichever it reached first.
-    (path, f), = found.items()
+    ((path, f),) = found.items()
     assert _read(path, f.identity(), f.sha256) == data
 
 

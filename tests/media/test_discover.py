@@ -94,7 +94,9 @@ def test_hostile_paths_never_hang_and_are_named(tmp_path, media):
     assert [s.reason for s in discover([tmp_path / "kernel"]).skipped] == ["kernel or virtual filesystem (not media)"]
     # A root that is much bigger than meant stops with a clear error.
     (tmp_path / "usr").symlink_to("/usr")
-    with pytest.raises(DiscoveryLimitError, match=r"passed 50 files \(discover_max_files\); is this the folder you meant"):
+    with pytest.raises(
+        DiscoveryLimitError, match=r"passed 50 files \(discover_max_files\); is this the folder you meant"
+    ):
         discover([tmp_path / "usr"], max_files=50)
     with pytest.raises(DiscoveryLimitError, match=r"took over 1e-09 s \(discover_timeout_s\)"):
         discover([lib], timeout_s=1e-9)

@@ -17,10 +17,7 @@ def test_crash_hang_and_errors_become_records_and_the_rest_finish():
     ]
 
     start = time.monotonic()
-    results = {
-        r.key: r
-        for r in map_isolated(h.call, [(k, (fn, arg)) for k, fn, arg in tasks], workers=2, timeout_s=3)
-    }
+    results = {r.key: r for r in map_isolated(h.call, [(k, (fn, arg)) for k, fn, arg in tasks], workers=2, timeout_s=3)}
     assert time.monotonic() - start < 30  # the hang was killed at its timeout, not waited out
     assert results["a.mp4"].value == "read a.mp4" and results["b.mp4"].value == "read b.mp4"
     crash = results["crash.mp4"].error
@@ -84,7 +81,10 @@ def test_large_results_cross_in_shared_memory_and_leave_nothing_behind():
         assert r.error is None and r.value["path"] == f"{r.key}.mp4"
         assert np.array_equal(r.value["frames"], expected["frames"]) and r.value["frames"].flags.writeable
         assert np.array_equal(r.value["windows"][0], expected["windows"][0])
-    assert isolation.run_isolated(h.frames, ("one.mp4",), path="one.mp4", stage="decode", timeout_s=30)["path"] == "one.mp4"
+    assert (
+        isolation.run_isolated(h.frames, ("one.mp4",), path="one.mp4", stage="decode", timeout_s=30)["path"]
+        == "one.mp4"
+    )
     assert _blocks() == before  # every block was unlinked by the parent
 
 
@@ -132,8 +132,14 @@ def test_a_run_killed_before_it_maps_a_block_leaves_nothing_in_shared_memory():
 
     before = _blocks()
     root = Path(__file__).resolve().parents[2]
-    proc = subprocess.run([sys.executable, "-c", KILLED_BEFORE_UNPACK], cwd=root, capture_output=True, text=True,
-                          timeout=60, env={**os.environ, "PYTHONPATH": str(root)})
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLED_BEFORE_UNPACK],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
     assert proc.returncode == -9 and proc.stdout.strip() == "shared"
     deadline = time.monotonic() + 20  # the resource tracker cleans up once the run's processes are gone
     while _blocks() != before and time.monotonic() < deadline:

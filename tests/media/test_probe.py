@@ -52,9 +52,10 @@ def _facts(info):
     """What decoding and the payload read from a probe."""
     v, a = info.best_video, info.best_audio
     return {
-        "kind": info.kind, "duration": round(info.duration, 3), "size": info.size,
-        "video": None if v is None else (v.index, v.codec, v.width, v.height, round(v.fps, 3), v.frames,
-                                         v.bit_depth),
+        "kind": info.kind,
+        "duration": round(info.duration, 3),
+        "size": info.size,
+        "video": None if v is None else (v.index, v.codec, v.width, v.height, round(v.fps, 3), v.frames, v.bit_depth),
         "audio": None if a is None else (a.index, a.codec, a.sample_rate, a.channels),
         "streams": (len(info.video), len(info.audio), len(info.subtitles)),
     }
@@ -66,10 +67,26 @@ def test_header_probe_agrees_with_ffprobe_and_leaves_the_rest_to_it(media, real_
     cover = tmp_path / "cover.png"
     ffmpeg("-f", "lavfi", "-i", "color=c=green:size=64x64", "-frames:v", "1", str(cover))
     with_art = tmp_path / "with_art.mp3"
-    ffmpeg("-i", str(media["tone.mp3"]), "-i", str(cover), "-map", "0", "-map", "1", "-c", "copy",
-           "-disposition:v", "attached_pic", str(with_art))
-    cases = {**{n: p for n, p in media.items() if n not in ("zero.mp4", "truncated.mp4", "fake.mp4")},
-             "nasa_13013.mp4": real_media / "nasa_13013.mp4", "with_art.mp3": with_art}
+    ffmpeg(
+        "-i",
+        str(media["tone.mp3"]),
+        "-i",
+        str(cover),
+        "-map",
+        "0",
+        "-map",
+        "1",
+        "-c",
+        "copy",
+        "-disposition:v",
+        "attached_pic",
+        str(with_art),
+    )
+    cases = {
+        **{n: p for n, p in media.items() if n not in ("zero.mp4", "truncated.mp4", "fake.mp4")},
+        "nasa_13013.mp4": real_media / "nasa_13013.mp4",
+        "with_art.mp3": with_art,
+    }
     readers = {}
     for name, path in cases.items():
         fast, exact = probe(path, exact=False), probe(path)

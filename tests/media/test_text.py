@@ -9,12 +9,17 @@ def test_sidecar_json_wins_then_txt_then_subtitles_then_name(tmp_path):
     video.write_bytes(b"")
     assert find_text(video).text == "my holiday clip"
     assert find_text(video).source == "filename"
-    (tmp_path / "my_holiday-clip.srt").write_text("1\n00:00:01,000 --> 00:00:02,000\n<i>Hello</i> there\n\n2\n00:00:03,000 --> 00:00:04,000\nHello there\nGeneral\n")
+    (tmp_path / "my_holiday-clip.srt").write_text(
+        "1\n00:00:01,000 --> 00:00:02,000\n<i>Hello</i> there\n\n"
+        "2\n00:00:03,000 --> 00:00:04,000\nHello there\nGeneral\n"
+    )
     got = find_text(video)
     assert (got.text, got.source) == ("Hello there General", "subtitles")
     (tmp_path / "my_holiday-clip.txt").write_text("  A day at\nthe beach ")
     assert find_text(video).text == "A day at the beach"
-    (tmp_path / "my_holiday-clip.json").write_text(json.dumps({"title": "Beach", "description": "Waves", "tags": ["sea", "sun"]}))
+    (tmp_path / "my_holiday-clip.json").write_text(
+        json.dumps({"title": "Beach", "description": "Waves", "tags": ["sea", "sun"]})
+    )
     got = find_text(video)
     assert (got.text, got.source) == ("Beach. Waves. sea, sun", "sidecar-json")
 

@@ -26,8 +26,13 @@ NAMES = ("h264.mp4", "hevc.mp4", "vp9.webm", "vfr.mp4", "tone.mp3", "tone.flac",
 
 
 def cli(args, env, timeout=300):
-    return subprocess.run([sys.executable, "-m", "embedder.cli", *map(str, args)], env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "embedder.cli", *map(str, args)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def timed(args, env) -> float:
@@ -38,8 +43,12 @@ def timed(args, env) -> float:
 
 
 def kill_at(args, env, delay: float) -> int:
-    proc = subprocess.Popen([sys.executable, "-m", "embedder.cli", *map(str, args)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "embedder.cli", *map(str, args)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         proc.wait(timeout=delay)
     except subprocess.TimeoutExpired:
@@ -91,8 +100,13 @@ def kill_until(points: int, args, env, clean: float, rng, check_killed, check_do
 
 @pytest.mark.slow
 def test_kill_ingest_at_random_points(library, tmp_path):
-    env = {**os.environ, "EMBEDDER_MODELS": "tiny", "EMBEDDER_STORE": str(tmp_path / "store"), "EMBEDDER_WORKERS": "1",
-           "EMBEDDER_MAX_FRAMES": "4"}
+    env = {
+        **os.environ,
+        "EMBEDDER_MODELS": "tiny",
+        "EMBEDDER_STORE": str(tmp_path / "store"),
+        "EMBEDDER_WORKERS": "1",
+        "EMBEDDER_MAX_FRAMES": "4",
+    }
     clean = timed(["ingest", library, "--quiet"], {**env, "EMBEDDER_STORE": str(tmp_path / "clean")})
     every = {str(library / n) for n in NAMES}
 
@@ -105,8 +119,16 @@ def test_kill_ingest_at_random_points(library, tmp_path):
         now = state(env)
         assert set(now["by_path"]) == every and now["total"] == len(NAMES)
 
-    kill_until(POINTS, ["ingest", library, "--quiet"], env, clean, random.Random(SEED), partial, complete,
-               lambda: shutil.rmtree(tmp_path / "store"))
+    kill_until(
+        POINTS,
+        ["ingest", library, "--quiet"],
+        env,
+        clean,
+        random.Random(SEED),
+        partial,
+        complete,
+        lambda: shutil.rmtree(tmp_path / "store"),
+    )
     assert cli(["ingest", library, "--quiet"], env).returncode == 0  # the rerun of the last kill
     complete()
     assert state(env, with_status=True)["status"]["points"] == len(NAMES)
@@ -115,8 +137,13 @@ def test_kill_ingest_at_random_points(library, tmp_path):
 
 @pytest.mark.slow
 def test_kill_reembed_at_random_points(library, tmp_path):
-    env = {**os.environ, "EMBEDDER_MODELS": "tiny", "EMBEDDER_STORE": str(tmp_path / "store"), "EMBEDDER_WORKERS": "1",
-           "EMBEDDER_MAX_FRAMES": "4"}
+    env = {
+        **os.environ,
+        "EMBEDDER_MODELS": "tiny",
+        "EMBEDDER_STORE": str(tmp_path / "store"),
+        "EMBEDDER_WORKERS": "1",
+        "EMBEDDER_MAX_FRAMES": "4",
+    }
     assert cli(["ingest", library, "--quiet"], env).returncode == 0
     other = {**env, "EMBEDDER_CLIP_MODEL": "tiny-clip-b"}  # a model change: a blue-green rebuild
     shutil.copytree(tmp_path / "store", tmp_path / "before")

@@ -11,9 +11,9 @@ import pytest
 
 from embedder.encoders.bundle import load_encoders
 from embedder.search import search_like, search_text
-from embedder.store.status import collection_status
 from embedder.settings import load_settings
 from embedder.store import open_store, point_id
+from embedder.store.status import collection_status
 from pipelines.ingest import run_ingest
 
 
@@ -45,14 +45,35 @@ def ingest(lib, settings, encoders, **kw):
 
 def test_ingest_reingest_modify_delete(library, settings, encoders, media):
     first = ingest(library, settings, encoders)
-    assert first["counts"] == {"new": 5, "updated": 0, "unchanged": 0, "removed": 0, "restored": 0, "held_back": 0,
-                               "failed": 1, "skipped": 1}
-    assert first["failed"] == [{"path": str(library / "truncated.mp4"), "stage": "probe",
-                                "reason": "Invalid data found when processing input"}]
-    assert first["skipped"] == [{"path": str(library / "h264.json"), "reason": "sidecar text (read with its media file)"}]
+    assert first["counts"] == {
+        "new": 5,
+        "updated": 0,
+        "unchanged": 0,
+        "removed": 0,
+        "restored": 0,
+        "held_back": 0,
+        "failed": 1,
+        "skipped": 1,
+    }
+    assert first["failed"] == [
+        {"path": str(library / "truncated.mp4"), "stage": "probe", "reason": "Invalid data found when processing input"}
+    ]
+    assert first["skipped"] == [
+        {"path": str(library / "h264.json"), "reason": "sidecar text (read with its media file)"}
+    ]
     timings = first["timings"]
-    assert set(timings) == {"wait_for_decode_s", "encode_s", "write_s", "wait_for_write_s", "run_s", "frames",
-                            "audio_windows", "frames_per_s", "audio_windows_per_s", "encoder_wait_share"}
+    assert set(timings) == {
+        "wait_for_decode_s",
+        "encode_s",
+        "write_s",
+        "wait_for_write_s",
+        "run_s",
+        "frames",
+        "audio_windows",
+        "frames_per_s",
+        "audio_windows_per_s",
+        "encoder_wait_share",
+    }
     assert timings["encode_s"] > 0 and timings["write_s"] > 0
     assert timings["frames_per_s"] == round(timings["frames"] / timings["run_s"], 2)
     assert 0 < timings["encoder_wait_share"] <= 1
@@ -63,7 +84,9 @@ def test_ingest_reingest_modify_delete(library, settings, encoders, media):
         # what the encoders were given is what was stored: every frame, every window
         assert timings["frames"] == sum(len(p["frames"]) for p in stored) > 0
         assert timings["audio_windows"] == sum(p["audio_windows"] for p in stored) > 0
-        rec = store.retrieve([point_id(__import__("hashlib").sha256((library / "h264.mp4").read_bytes()).hexdigest())], with_vectors=True)[0]
+        rec = store.retrieve(
+            [point_id(__import__("hashlib").sha256((library / "h264.mp4").read_bytes()).hexdigest())], with_vectors=True
+        )[0]
         assert rec.payload["text"] == "test pattern with a beep" and rec.payload["text_source"] == "sidecar-json"
         assert rec.payload["modalities"] == ["visual", "audio", "text"]
         assert rec.payload["models"]["visual"] == "open_clip:embedder-tiny-clip/random@1"
@@ -77,8 +100,16 @@ def test_ingest_reingest_modify_delete(library, settings, encoders, media):
         assert silent.payload["modalities"] == ["visual", "text"] and "audio" not in silent.vectors
 
     again = ingest(library, settings, encoders)
-    assert again["counts"] == {"new": 0, "updated": 0, "unchanged": 5, "removed": 0, "restored": 0, "held_back": 0,
-                               "failed": 1, "skipped": 1}
+    assert again["counts"] == {
+        "new": 0,
+        "updated": 0,
+        "unchanged": 5,
+        "removed": 0,
+        "restored": 0,
+        "held_back": 0,
+        "failed": 1,
+        "skipped": 1,
+    }
     assert again["timings"] == {}  # nothing decoded or encoded: the broken file is remembered by its hash
     assert again["failed"][0]["reason"].startswith("Invalid data found when processing input (failed on ")
 
@@ -96,7 +127,10 @@ def test_ingest_reingest_modify_delete(library, settings, encoders, media):
     with open_store(settings) as store:
         assert store.count() == 4
         holders = list(store.scroll({"paths": str(library / "h264.mp4")}))
-        assert len(holders) == 1 and holders[0].payload["sha256"] == __import__("hashlib").sha256(media["hevc.mp4"].read_bytes()).hexdigest()
+        assert (
+            len(holders) == 1
+            and holders[0].payload["sha256"] == __import__("hashlib").sha256(media["hevc.mp4"].read_bytes()).hexdigest()
+        )
 
 
 def test_failed_update_keeps_the_old_point(library, settings, encoders, media):
@@ -166,27 +200,61 @@ def test_like_a_new_file_encodes_it_on_the_fly(library, settings, encoders, medi
 
 
 def test_cli_ingest_search_status_json(library, tmp_path):
-    env = {**os.environ, "EMBEDDER_MODELS": "tiny", "EMBEDDER_STORE": str(tmp_path / "cli-store"), "EMBEDDER_MAX_FRAMES": "4"}
+    env = {
+        **os.environ,
+        "EMBEDDER_MODELS": "tiny",
+        "EMBEDDER_STORE": str(tmp_path / "cli-store"),
+        "EMBEDDER_MAX_FRAMES": "4",
+    }
 
     def cli(*args, code=0):
-        proc = subprocess.run([sys.executable, "-m", "embedder.cli", *map(str, args)], capture_output=True, text=True,
-                              env=env, timeout=600)
+        proc = subprocess.run(
+            [sys.executable, "-m", "embedder.cli", *map(str, args)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=600,
+        )
         assert proc.returncode == code, proc.stderr
         assert "Traceback" not in proc.stderr
         return proc
 
     summary = json.loads(cli("ingest", library, "--json").stdout)
     assert summary["counts"]["new"] == 5 and summary["counts"]["failed"] == 1
-    assert set(summary) >= {"counts", "new", "updated", "removed", "failed", "skipped", "elapsed_s", "files_per_s", "store"}
+    assert set(summary) >= {
+        "counts",
+        "new",
+        "updated",
+        "removed",
+        "failed",
+        "skipped",
+        "elapsed_s",
+        "files_per_s",
+        "store",
+    }
     result = json.loads(cli("search", "a beep", "--json", "--limit", "3").stdout)
     assert result["query"] == "a beep" and len(result["hits"]) == 3
-    assert set(result["hits"][0]) == {"id", "path", "score", "scores", "kind", "text", "contributions", "moment", "personal"}
+    assert set(result["hits"][0]) == {
+        "id",
+        "path",
+        "score",
+        "scores",
+        "kind",
+        "text",
+        "contributions",
+        "moment",
+        "personal",
+    }
     assert result["hits"][0]["moment"] is None and result["hits"][0]["personal"] is None  # plain search
     assert sum(result["hits"][0]["contributions"].values()) == pytest.approx(result["hits"][0]["score"], abs=1e-5)
     like = json.loads(cli("search", "--like", library / "av1.mkv", "--json", "--include-self").stdout)
     assert like["hits"][0]["path"] == str(library / "av1.mkv")
-    assert str(library / "av1.mkv") not in {h["path"] for h in json.loads(cli("search", "--like", library / "av1.mkv", "--json").stdout)["hits"]}
-    strict = json.loads(cli("search", "--like", library / "av1.mkv", "--json", "--include-self", "--min-score", "0.9999").stdout)
+    assert str(library / "av1.mkv") not in {
+        h["path"] for h in json.loads(cli("search", "--like", library / "av1.mkv", "--json").stdout)["hits"]
+    }
+    strict = json.loads(
+        cli("search", "--like", library / "av1.mkv", "--json", "--include-self", "--min-score", "0.9999").stdout
+    )
     assert [h["path"] for h in strict["hits"]] == [str(library / "av1.mkv")] and strict["min_score"] == 0.9999
     status = json.loads(cli("status", "--json").stdout)
     assert (status["backend"], status["points"]) == ("edge", 5)
@@ -207,7 +275,10 @@ def test_a_failure_is_remembered_until_the_file_changes_or_retry(library, settin
     again = run_ingest([library], settings, encoders=None)
     assert again.timings == {} and "--retry-failed" in again.failed[0].reason
     retried = run_ingest([library], settings, encoders=None, retry_failed=True)
-    assert retried.timings["wait_for_decode_s"] >= 0 and retried.failed[0].reason == "Invalid data found when processing input"
+    assert (
+        retried.timings["wait_for_decode_s"] >= 0
+        and retried.failed[0].reason == "Invalid data found when processing input"
+    )
     shutil.copy(media["vp9.webm"], library / "truncated.mp4")  # fixed: new content, new hash, tried at once
     fixed = run_ingest([library], settings, encoders=None)
     assert fixed.failed == [] and fixed.updated == [] and fixed.new == [str(library / "truncated.mp4")]
@@ -252,11 +323,19 @@ def test_queries_refuse_another_models_vector_space(library, settings, encoders,
         assert "configured model is open_clip:embedder-tiny-clip/random@1b" in message
         with pytest.raises(Exception, match="holds text vectors of"):
             search_like(store, str(media["vp9.webm"]), other, encoders=other_encoders)  # a new file, encoded
-        hits = search_like(store, str(library / "tone.mp3"), other, limit=1, include_self=True)  # stored vectors: no encoder
+        hits = search_like(
+            store, str(library / "tone.mp3"), other, limit=1, include_self=True
+        )  # stored vectors: no encoder
         assert hits[0].path == str(library / "tone.mp3")
-    env = {**os.environ, "EMBEDDER_MODELS": "tiny", "EMBEDDER_CLIP_MODEL": "tiny-clip-b", "EMBEDDER_STORE": settings.store}
-    proc = subprocess.run([sys.executable, "-m", "embedder.cli", "search", "a beep"], capture_output=True, text=True,
-                          env=env, timeout=300)
+    env = {
+        **os.environ,
+        "EMBEDDER_MODELS": "tiny",
+        "EMBEDDER_CLIP_MODEL": "tiny-clip-b",
+        "EMBEDDER_STORE": settings.store,
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "embedder.cli", "search", "a beep"], capture_output=True, text=True, env=env, timeout=300
+    )
     assert proc.returncode == 2 and "configured model is open_clip:embedder-tiny-clip/random@1b" in proc.stderr
     assert "Traceback" not in proc.stderr
 

@@ -5,9 +5,9 @@ import shutil
 import pytest
 
 from embedder.encoders.bundle import load_encoders
-from embedder.store.status import collection_status
 from embedder.settings import load_settings
 from embedder.store import PointRecord, open_store
+from embedder.store.status import collection_status
 from pipelines.ingest import StoreIndex, has_folder_keys, run_ingest
 
 
@@ -55,8 +55,10 @@ def test_items_stored_before_folder_keys_are_given_them_once(world, encoders):
     root, settings = world
     run_ingest([root / "a", root / "b"], settings, encoders=encoders)
     with open_store(settings) as store:  # what an older version stored: no dirs key
-        old = [PointRecord(r.id, r.vectors, {k: v for k, v in r.payload.items() if k != "dirs"})
-               for r in store.scroll(with_vectors=True)]
+        old = [
+            PointRecord(r.id, r.vectors, {k: v for k, v in r.payload.items() if k != "dirs"})
+            for r in store.scroll(with_vectors=True)
+        ]
         store.upsert(old)
         assert not has_folder_keys(store)
         assert len(StoreIndex.read(store, [root / "a"]).ids_by_path) == 4  # read whole, to be safe

@@ -50,8 +50,12 @@ def test_nothing_is_stale_right_after_ingest(ingested):
 
 def test_model_change_is_stale_per_modality(ingested, tmp_path):
     got = causes(settings_for(tmp_path, clap_model="tiny-clap-b"))
-    assert got == {"h264.mp4": ["model:audio"], "tone.mp3": ["model:audio"], "vp9.webm": ["model:audio"],
-                   "tone.ogg": ["model:audio"]}  # hevc.mp4 has no audio: nothing to redo
+    assert got == {
+        "h264.mp4": ["model:audio"],
+        "tone.mp3": ["model:audio"],
+        "vp9.webm": ["model:audio"],
+        "tone.ogg": ["model:audio"],
+    }  # hevc.mp4 has no audio: nothing to redo
     got = causes(settings_for(tmp_path, clip_model="tiny-clip-b"))
     assert got["hevc.mp4"] == ["model:visual", "model:text"] and got["tone.mp3"] == ["model:text"]
 
@@ -97,8 +101,10 @@ def test_blue_green_rebuild_reuses_unchanged_vectors_and_switches(ingested, tmp_
     assert after.keys() == before.keys()
     for pid, rec in after.items():
         old = before[pid]
-        np.testing.assert_array_equal(rec.vectors["visual"] if "visual" in rec.vectors else 0,
-                                      old.vectors["visual"] if "visual" in old.vectors else 0)  # reused
+        np.testing.assert_array_equal(
+            rec.vectors["visual"] if "visual" in rec.vectors else 0,
+            old.vectors["visual"] if "visual" in old.vectors else 0,
+        )  # reused
         np.testing.assert_array_equal(rec.vectors["text"], old.vectors["text"])
         if "audio" in old.vectors:
             assert not np.allclose(rec.vectors["audio"], old.vectors["audio"])  # re-encoded by the new model
@@ -118,7 +124,9 @@ def test_queries_during_a_rebuild_see_one_version_never_a_mixture(ingested, tmp_
         while not done.is_set():
             try:
                 with open_store(new_settings) as store:
-                    versions = {r.payload["models"].get("audio") for r in store.scroll() if "audio" in r.payload["modalities"]}
+                    versions = {
+                        r.payload["models"].get("audio") for r in store.scroll() if "audio" in r.payload["modalities"]
+                    }
                 seen.append(frozenset(versions))
             except Exception as exc:  # noqa: BLE001 - recorded and asserted below
                 errors.append(exc)
@@ -162,12 +170,15 @@ def test_killed_rebuild_resumes_without_duplicates_or_losses(ingested, tmp_path)
     with open_store(new_settings) as store:
         assert store.count() == 5
         assert {r.payload["models"].get("audio") for r in store.scroll() if "audio" in r.payload["modalities"]} == {
-            "clap:ClapModel/random@1b"}
+            "clap:ClapModel/random@1b"
+        }
 
 
 def test_one_job_at_a_time(ingested, lib):
     with job_lock(ingested, "ingest"):
-        with pytest.raises(EmbedderError, match=r"cannot start reembed: ingest \(pid \d+\) is running on collection 'media'"):
+        with pytest.raises(
+            EmbedderError, match=r"cannot start reembed: ingest \(pid \d+\) is running on collection 'media'"
+        ):
             run_reembed(ingested)
         with pytest.raises(EmbedderError, match="cannot start ingest: ingest"):
             run_ingest([lib], ingested)
@@ -187,10 +198,21 @@ def test_sigkill_mid_rebuild_then_rerun_finishes(ingested, tmp_path):
     import sys
     import time
 
-    env = {**os.environ, "EMBEDDER_MODELS": "tiny", "EMBEDDER_STORE": ingested.store, "EMBEDDER_CLAP_MODEL": "tiny-clap-b",
-           "EMBEDDER_MAX_FRAMES": "2", "EMBEDDER_WORKERS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "embedder.cli", "reembed"], env=env, stderr=subprocess.PIPE,
-                            stdout=subprocess.DEVNULL, text=True)
+    env = {
+        **os.environ,
+        "EMBEDDER_MODELS": "tiny",
+        "EMBEDDER_STORE": ingested.store,
+        "EMBEDDER_CLAP_MODEL": "tiny-clap-b",
+        "EMBEDDER_MAX_FRAMES": "2",
+        "EMBEDDER_WORKERS": "1",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "embedder.cli", "reembed"],
+        env=env,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     for line in proc.stderr:  # plain progress lines: "[1/5] rebuilt: ..."
         if line.startswith("[1/5] rebuilt") or time.monotonic() > deadline:
@@ -200,8 +222,13 @@ def test_sigkill_mid_rebuild_then_rerun_finishes(ingested, tmp_path):
     assert proc.returncode == -signal.SIGKILL
     catalog = EdgeCatalog(ingested.store)
     assert catalog.aliases() == {"media": "media_v1"}
-    rerun = subprocess.run([sys.executable, "-m", "embedder.cli", "reembed", "--json"], env=env, capture_output=True,
-                           text=True, timeout=300)
+    rerun = subprocess.run(
+        [sys.executable, "-m", "embedder.cli", "reembed", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert rerun.returncode == 0, rerun.stderr
     report = json.loads(rerun.stdout)
     assert report["rebuild"]["target"] == "media_v2" and report["rebuild"]["switched"]
@@ -222,8 +249,12 @@ def test_dropping_an_old_version_drops_its_trash(ingested, lib, tmp_path):
     run_reembed(settings_for(tmp_path, clap_model="tiny-clap-b"))
     catalog = EdgeCatalog(ingested.store)
     assert catalog.collections() == ["media_v1", "media_v1_trash", "media_v2"]
-    proc = subprocess.run([sys.executable, "-m", "embedder.cli", "--store", ingested.store, "collections", "drop",
-                           "media_v1", "--yes"], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "embedder.cli", "--store", ingested.store, "collections", "drop", "media_v1", "--yes"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["dropped", "media_v1", "dropped", "media_v1_trash"]
     assert catalog.collections() == ["media_v2"]

@@ -45,7 +45,9 @@ def count(settings):
         return store.count()
 
 
-def test_an_emptied_folder_removes_nothing_until_prune_and_prune_is_undone_by_the_trash(library, env, encoders, tmp_path):
+def test_an_emptied_folder_removes_nothing_until_prune_and_prune_is_undone_by_the_trash(
+    library, env, encoders, tmp_path
+):
     settings = env
     assert ingest(library, settings, encoders).to_dict()["counts"]["new"] == 4
     with open_store(settings) as store:  # collaborative vectors a re-encode could not rebuild
@@ -130,8 +132,12 @@ def test_trash_entries_expire_after_trash_days(library, tmp_path, encoders):
 
 
 def test_cli_exit_3_names_the_folder_and_trash_commands(library, tmp_path):
-    env = {"EMBEDDER_MODELS": "tiny", "EMBEDDER_STORE": str(tmp_path / "cli-store"), "EMBEDDER_MAX_FRAMES": "2",
-           "EMBEDDER_WORKERS": "1"}
+    env = {
+        "EMBEDDER_MODELS": "tiny",
+        "EMBEDDER_STORE": str(tmp_path / "cli-store"),
+        "EMBEDDER_MAX_FRAMES": "2",
+        "EMBEDDER_WORKERS": "1",
+    }
 
     def cli(*args, code=0):
         return run_cli(*args, env=env, code=code)
@@ -193,8 +199,9 @@ def test_a_nested_share_unmounted_is_held_back_without_prune(tmp_path, media, en
     fs.mkdir()
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(fs)], capture_output=True).returncode:
         pytest.skip("cannot mount a tmpfs here (needs root)")
-    root = copy_media(media, ("h264.mp4", "hevc.mp4", "vp9.webm", "tone.mp3", "tone.wav", "tone.flac", "tone.ogg"),
-                      tmp_path / "root")
+    root = copy_media(
+        media, ("h264.mp4", "hevc.mp4", "vp9.webm", "tone.mp3", "tone.wav", "tone.flac", "tone.ogg"), tmp_path / "root"
+    )
     share = root / "share"
     share.mkdir()
     try:
@@ -222,7 +229,9 @@ def test_a_nested_share_unmounted_is_held_back_without_prune(tmp_path, media, en
 
 
 def test_a_subfolders_worth_gone_is_held_back_and_a_single_file_is_not(tmp_path, media, encoders):
-    root = copy_media(media, ("h264.mp4", "hevc.mp4", "vp9.webm", "tone.mp3", "tone.wav", "tone.flac"), tmp_path / "root")
+    root = copy_media(
+        media, ("h264.mp4", "hevc.mp4", "vp9.webm", "tone.mp3", "tone.wav", "tone.flac"), tmp_path / "root"
+    )
     for sub, names in (("season1", ("vfr.mp4", "tone.m4a", "scene.mp4")), ("extras", ("tone.ogg",))):
         (root / sub).mkdir()
         for name in names:

@@ -24,7 +24,9 @@ def block_log():
             user = f"g{g}-user{u}"
             missing = {items[u], items[(u + 3) % 10]}
             held[user] = missing
-            events += [Interaction(user, it, float(1 + (i % 3)), seq=0) for i, it in enumerate(items) if it not in missing]
+            events += [
+                Interaction(user, it, float(1 + (i % 3)), seq=0) for i, it in enumerate(items) if it not in missing
+            ]
     return events, held
 
 
@@ -73,8 +75,12 @@ def test_most_popular_breaks_ties_by_id_so_answers_repeat(tmp_path):
     with open_store(load_settings(store=str(tmp_path / "s"))) as store:
         store.ensure_collection({"cf": 2})
         # One clear favourite, then a 39-way tie: Qdrant alone returns the tie in arbitrary order.
-        store.upsert([PointRecord(i, {"cf": [1.0, 0.0]}, {"popularity": 9.0 if n == 17 else 2.0})
-                      for n, i in enumerate(reversed(ids))])
+        store.upsert(
+            [
+                PointRecord(i, {"cf": [1.0, 0.0]}, {"popularity": 9.0 if n == 17 else 2.0})
+                for n, i in enumerate(reversed(ids))
+            ]
+        )
         top = most_popular(store, limit=4)
         assert [h.id for h in top] == [ids[22], ids[0], ids[1], ids[2]]  # 17th of the reversed list is ids[22]
         assert [h.score for h in top] == [9.0, 2.0, 2.0, 2.0]

@@ -6,8 +6,8 @@ import random
 import pytest
 
 from embedder.errors import EmbedderError
-from embedder.privacy import forget_user
 from embedder.ids import user_point_id
+from embedder.privacy import forget_user
 from embedder.recommend.cf import CFParams, fit_cf, write_cf
 from embedder.recommend.interactions import Interaction, InteractionLog, default_log_path
 from embedder.recommend.stores import open_collections
@@ -33,10 +33,17 @@ def test_forget_a_user_everywhere_on_the_embedded_store(tmp_path):
     events = tmp_path / "plays.csv"
     events.write_text("user,item,plays\n" + "".join(f"{u},{i},{w}\n" for u, i, w in log_rows()))
     config = tmp_path / "train.toml"
-    config.write_text(f'[model]\ndim = 8\nhidden = 16\n[optim]\nmax_epochs = 2\nbatch_size = 64\n'
-                      f'[run]\nout_dir = "{runs}"\nname = "head"\n')
-    env = {"EMBEDDER_STORE": str(store), "EMBEDDER_CF_FACTORS": "8", "EMBEDDER_REC_DIM": "8",
-           "EMBEDDER_MODELS": "tiny", "EMBEDDER_PRIVACY_KEY": "test-key"}
+    config.write_text(
+        f"[model]\ndim = 8\nhidden = 16\n[optim]\nmax_epochs = 2\nbatch_size = 64\n"
+        f'[run]\nout_dir = "{runs}"\nname = "head"\n'
+    )
+    env = {
+        "EMBEDDER_STORE": str(store),
+        "EMBEDDER_CF_FACTORS": "8",
+        "EMBEDDER_REC_DIM": "8",
+        "EMBEDDER_MODELS": "tiny",
+        "EMBEDDER_PRIVACY_KEY": "test-key",
+    }
     run_cli("interactions", "import", events, "--weight-col", "plays", env=env)
     run_cli("interactions", "train", env=env)
     run_cli("train", "--config", config, env=env)
@@ -99,12 +106,18 @@ def test_forget_an_item_in_every_version_and_the_log(tmp_path, media):
     lib.mkdir()
     for name in ("h264.mp4", "tone.mp3", "vp9.webm", "hevc.mp4"):
         shutil.copy(media[name], lib / name)
-    settings = load_settings(models="tiny", device="cpu", store=str(tmp_path / "store"), workers=1, max_frames=2,
-                             cf_factors=4)
+    settings = load_settings(
+        models="tiny", device="cpu", store=str(tmp_path / "store"), workers=1, max_frames=2, cf_factors=4
+    )
     run_ingest([lib], settings, encoders=load_encoders(settings))
     with InteractionLog(tmp_path / "store" / "interactions.sqlite") as log:
-        log.add([Interaction(f"u{u}", str(lib / name), 1.0) for u in range(6)
-                 for name in ("h264.mp4", "tone.mp3", "vp9.webm", "hevc.mp4")[u % 2:u % 2 + 3]])
+        log.add(
+            [
+                Interaction(f"u{u}", str(lib / name), 1.0)
+                for u in range(6)
+                for name in ("h264.mp4", "tone.mp3", "vp9.webm", "hevc.mp4")[u % 2 : u % 2 + 3]
+            ]
+        )
         everyone = log.all()
     media_store, users = open_collections(settings)
     with media_store, users:
@@ -113,16 +126,29 @@ def test_forget_an_item_in_every_version_and_the_log(tmp_path, media):
     thumbnails = sorted((tmp_path / "store" / "thumbnails" / "media").glob("*.jpg"))
     assert len(thumbnails) == 4  # made at ingest, one per item (and a folder of segment previews per video)
 
-    record = json.loads(run_cli("forget", "--item", lib / "tone.mp3", "--json",
-                                env={"EMBEDDER_STORE": settings.store, "EMBEDDER_MODELS": "tiny",
-                                     "EMBEDDER_CLIP_MODEL": "tiny-clip-b", "EMBEDDER_CF_FACTORS": "4"}).stdout)
+    record = json.loads(
+        run_cli(
+            "forget",
+            "--item",
+            lib / "tone.mp3",
+            "--json",
+            env={
+                "EMBEDDER_STORE": settings.store,
+                "EMBEDDER_MODELS": "tiny",
+                "EMBEDDER_CLIP_MODEL": "tiny-clip-b",
+                "EMBEDDER_CF_FACTORS": "4",
+            },
+        ).stdout
+    )
     assert record["removed_from"] == ["media_v1", "media_v2"] and record["events_removed"] == 6  # every user had it
     assert record["cf_retrained"] and record["files_still_on_disk"] == [str(lib / "tone.mp3")]
     # Qdrant Edge keeps a deleted point's payload in its segment files and write-ahead log, so the
     # current version was copied without it and the older ones (holding it) were dropped.
     assert record["versions_dropped"] == ["media_v1", "media_v2"]
     assert record["thumbnails_removed"] == 1  # the audio's waveform picture is gone too
-    assert [t for t in thumbnails if not t.exists()] == [tmp_path / "store" / "thumbnails" / "media" / f"{record['item']}.jpg"]
+    assert [t for t in thumbnails if not t.exists()] == [
+        tmp_path / "store" / "thumbnails" / "media" / f"{record['item']}.jpg"
+    ]
     store_dir = tmp_path / "store"
     assert files_holding(store_dir, b"tone.mp3") == [str(store_dir / "privacy-audit.jsonl")]
     with open_store(settings) as store:
@@ -132,9 +158,16 @@ def test_forget_an_item_in_every_version_and_the_log(tmp_path, media):
         assert all("cf" in r.vectors and "content" in r.vectors for r in kept)  # every vector came along
     with InteractionLog(tmp_path / "store" / "interactions.sqlite") as log:
         assert str(lib / "tone.mp3") not in {e.item for e in log.all()} and len(log.all()) == 12
-    found = json.loads(run_cli("search", "--like", lib / "h264.mp4", "--include-self", "--json",
-                               env={"EMBEDDER_STORE": settings.store, "EMBEDDER_MODELS": "tiny",
-                                    "EMBEDDER_CLIP_MODEL": "tiny-clip-b"}).stdout)
+    found = json.loads(
+        run_cli(
+            "search",
+            "--like",
+            lib / "h264.mp4",
+            "--include-self",
+            "--json",
+            env={"EMBEDDER_STORE": settings.store, "EMBEDDER_MODELS": "tiny", "EMBEDDER_CLIP_MODEL": "tiny-clip-b"},
+        ).stdout
+    )
     assert len(found["hits"]) == 3 and "tone.mp3" not in json.dumps(found)
 
 

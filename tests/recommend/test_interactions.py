@@ -14,15 +14,17 @@ def log(tmp_path):
 
 def test_csv_with_header_weights_duplicates_and_bad_rows(tmp_path, log):
     f = tmp_path / "events.csv"
-    f.write_text("uid,video,plays,when\n"
-                 "u1,a.mp4,3,2024-01-01T10:00:00Z\n"
-                 "u1,b.mp4,1,1704103200\n"
-                 "u1,a.mp4,3,2024-01-01T10:00:00Z\n"   # exact duplicate (line 4)
-                 ",c.mp4,1,1704103200\n"                 # line 5: no user
-                 "u2,c.mp4,lots,1704103200\n"            # line 6: bad weight
-                 "u2,c.mp4,2,yesterday\n"                # line 7: bad time
-                 "u2,c.mp4,2\n"                          # line 8: missing field
-                 "u2,d.mp4,-1,1704103300\n")             # negative feedback
+    f.write_text(
+        "uid,video,plays,when\n"
+        "u1,a.mp4,3,2024-01-01T10:00:00Z\n"
+        "u1,b.mp4,1,1704103200\n"
+        "u1,a.mp4,3,2024-01-01T10:00:00Z\n"  # exact duplicate (line 4)
+        ",c.mp4,1,1704103200\n"  # line 5: no user
+        "u2,c.mp4,lots,1704103200\n"  # line 6: bad weight
+        "u2,c.mp4,2,yesterday\n"  # line 7: bad time
+        "u2,c.mp4,2\n"  # line 8: missing field
+        "u2,d.mp4,-1,1704103300\n"
+    )  # negative feedback
     cols = ColumnMap(user="uid", item="video", weight="plays", timestamp="when")
     report = log.import_file(f, cols)
     assert (report.rows, report.added, report.duplicates, report.bad) == (8, 3, 1, 4)
@@ -35,7 +37,11 @@ def test_csv_with_header_weights_duplicates_and_bad_rows(tmp_path, log):
     again = log.import_file(f, cols)
     assert (again.added, again.duplicates) == (0, 4)  # re-importing changes nothing
     events = log.all()
-    assert [(e.user, e.item, e.weight) for e in events] == [("u1", "a.mp4", 3.0), ("u1", "b.mp4", 1.0), ("u2", "d.mp4", -1.0)]
+    assert [(e.user, e.item, e.weight) for e in events] == [
+        ("u1", "a.mp4", 3.0),
+        ("u1", "b.mp4", 1.0),
+        ("u2", "d.mp4", -1.0),
+    ]
     assert events[0].ts == 1704103200.0 and events[1].ts == 1704103200.0
     assert log.stats() == {"path": str(log.path), "events": 3, "users": 2, "items": 3, "negative_events": 1}
 
@@ -52,10 +58,15 @@ def test_headerless_tsv_like_lastfm(tmp_path, log):
 
 def test_jsonl_events_and_ratings_and_parquet(tmp_path, log):
     f = tmp_path / "events.jsonl"
-    f.write_text(json.dumps({"user": "u", "item": "x", "event": "like", "ts": 1700000000000}) + "\n"
-                 + "{not json\n"
-                 + json.dumps({"user": "u", "item": "y", "event": "teleport"}) + "\n"
-                 + json.dumps({"user": "u", "item": "z", "event": "skip"}) + "\n")
+    f.write_text(
+        json.dumps({"user": "u", "item": "x", "event": "like", "ts": 1700000000000})
+        + "\n"
+        + "{not json\n"
+        + json.dumps({"user": "u", "item": "y", "event": "teleport"})
+        + "\n"
+        + json.dumps({"user": "u", "item": "z", "event": "skip"})
+        + "\n"
+    )
     report = log.import_file(f, ColumnMap(event="event", timestamp="ts"))
     assert report.added == 2
     assert [b["line"] for b in report.bad_rows] == [2, 3]
@@ -66,16 +77,24 @@ def test_jsonl_events_and_ratings_and_parquet(tmp_path, log):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    pq.write_table(pa.table({"u": ["a", "a", "b"], "i": ["m1", "m2", "m1"], "stars": [5.0, 1.0, 4.0]}), tmp_path / "r.parquet")
+    pq.write_table(
+        pa.table({"u": ["a", "a", "b"], "i": ["m1", "m2", "m1"], "stars": [5.0, 1.0, 4.0]}), tmp_path / "r.parquet"
+    )
     report = log.import_file(tmp_path / "r.parquet", ColumnMap(user="u", item="i", rating="stars", rating_threshold=3))
     assert report.added == 3
-    assert {(e.user, e.item): e.weight for e in log.all() if e.user in ("a", "b")} == {("a", "m1"): 2.0, ("a", "m2"): -2.0, ("b", "m1"): 1.0}
+    assert {(e.user, e.item): e.weight for e in log.all() if e.user in ("a", "b")} == {
+        ("a", "m1"): 2.0,
+        ("a", "m2"): -2.0,
+        ("b", "m1"): 1.0,
+    }
 
 
 def test_a_file_with_no_valid_row_is_an_error(tmp_path, log):
     f = tmp_path / "wrong.csv"
     f.write_text("user,item\n,q\n")  # the columns exist, no row fills them
-    with pytest.raises(EmbedderError, match=r"no valid rows \(line 2: missing user \(column 'user'\)\); check the column flags"):
+    with pytest.raises(
+        EmbedderError, match=r"no valid rows \(line 2: missing user \(column 'user'\)\); check the column flags"
+    ):
         log.import_file(f, ColumnMap())
 
 
@@ -92,7 +111,9 @@ def test_hostile_import_files_get_clear_errors(tmp_path, log):
         log.import_file(binary, ColumnMap())
     wrong = tmp_path / "wrong.csv"
     wrong.write_text("uid,vid,plays\na,b,1\n")
-    with pytest.raises(EmbedderError, match=r"missing columns 'user', 'item'; the file's columns are 'uid', 'vid', 'plays'"):
+    with pytest.raises(
+        EmbedderError, match=r"missing columns 'user', 'item'; the file's columns are 'uid', 'vid', 'plays'"
+    ):
         log.import_file(wrong, ColumnMap())
     jsonl = tmp_path / "events.jsonl"
     jsonl.write_text('{"who": "a", "what": "b"}\n')
@@ -101,7 +122,9 @@ def test_hostile_import_files_get_clear_errors(tmp_path, log):
     empty = tmp_path / "empty.csv"
     empty.write_text("")
     report = log.import_file(empty, ColumnMap())
-    assert (report.rows, report.added) == (0, 0) and report.warnings == [f"{empty} has no data rows: nothing was imported"]
+    assert (report.rows, report.added) == (0, 0) and report.warnings == [
+        f"{empty} has no data rows: nothing was imported"
+    ]
 
 
 def test_an_oversize_field_is_one_bad_row_and_the_rest_imports(tmp_path, log):
@@ -119,8 +142,12 @@ def test_long_imports_report_progress_on_stderr(tmp_path):
 
     f = tmp_path / "plays.csv"
     f.write_text("user,item\n" + "".join(f"u{n % 97},i{n}\n" for n in range(60_000)))
-    proc = subprocess.run([sys.executable, "-m", "embedder.cli", "--store", str(tmp_path / "s"), "interactions", "import",
-                           str(f)], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "embedder.cli", "--store", str(tmp_path / "s"), "interactions", "import", str(f)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.startswith("import plays.csv: ")]
     assert len(lines) >= 5 and lines[-1].startswith("import plays.csv: 100% 60000 rows")
@@ -150,6 +177,9 @@ def test_retention_drops_old_events_for_good_and_import_skips_them(tmp_path):
     assert "give --older-than DAYS, or set retention_days" in run_cli("interactions", "prune", env=env, code=2).stderr
 
     # With retention_days set, an import never stores rows past it.
-    again = json.loads(run_cli("interactions", "import", f, "--time-col", "ts", "--json",
-                               env={**env, "EMBEDDER_RETENTION_DAYS": "30"}).stdout)
+    again = json.loads(
+        run_cli(
+            "interactions", "import", f, "--time-col", "ts", "--json", env={**env, "EMBEDDER_RETENTION_DAYS": "30"}
+        ).stdout
+    )
     assert (again["expired"], again["added"], again["duplicates"]) == (1, 0, 3)

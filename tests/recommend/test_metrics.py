@@ -2,8 +2,8 @@ import math
 
 import pytest
 
-from embedder.recommend.splits import coverage, ndcg_at_k, recall_at_k, split_events
 from embedder.recommend.interactions import Interaction
+from embedder.recommend.splits import coverage, ndcg_at_k, recall_at_k, split_events
 
 
 def test_recall_and_ndcg_against_hand_computed_values():

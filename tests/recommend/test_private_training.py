@@ -9,7 +9,6 @@ from safetensors.numpy import load_file
 from embedder.errors import SettingsError
 from embedder.recommend.interactions import Interaction
 from embedder.train.config import load_train_config
-from embedder.train.data import build_training_data
 from embedder.train.fit import train_head
 from embedder.train.private import privacy_delta
 from tests.cli_runner import run_cli
@@ -25,8 +24,15 @@ def topic_world(groups=4, users=100, items=10):
 
 
 def dp_config(**overrides):
-    base = {"model.dim": 8, "model.hidden": 16, "optim.batch_size": 64, "optim.max_epochs": 6, "run.seed": 0,
-            "privacy.epsilon": 50.0, "privacy.positives_per_user": 4}
+    base = {
+        "model.dim": 8,
+        "model.hidden": 16,
+        "optim.batch_size": 64,
+        "optim.max_epochs": 6,
+        "run.seed": 0,
+        "privacy.epsilon": 50.0,
+        "privacy.positives_per_user": 4,
+    }
     return load_train_config(None, **{**base, **overrides})
 
 
@@ -60,8 +66,9 @@ def test_smaller_epsilon_means_more_noise(tmp_path):
     events = topic_world(groups=2, users=60)
     sigmas = {}
     for eps in (1.0, 8.0):
-        *_, metrics = train_head(events, dp_config(**{"privacy.epsilon": eps, "optim.max_epochs": 2}),
-                                 run_dir=tmp_path / f"eps{eps}")
+        *_, metrics = train_head(
+            events, dp_config(**{"privacy.epsilon": eps, "optim.max_epochs": 2}), run_dir=tmp_path / f"eps{eps}"
+        )
         assert metrics["privacy"]["epsilon"] <= eps + 1e-6
         sigmas[eps] = metrics["privacy"]["noise_multiplier"]
     assert sigmas[1.0] > 2 * sigmas[8.0] > 0
@@ -87,7 +94,9 @@ def test_cli_train_with_dp_epsilon_reports_the_budget_and_serves_the_head(tmp_pa
     p = summary["metrics"]["privacy"]
     assert p["target_epsilon"] == 6 and 5.4 <= p["epsilon"] <= 6 and p["delta"] == pytest.approx(1e-5)
     assert summary["written"]["users"] == 60
-    rec = json.loads(run_cli("--store", store, "recommend", "--user", "g0-u0", "--strategy", "trained", "--json").stdout)
+    rec = json.loads(
+        run_cli("--store", store, "recommend", "--user", "g0-u0", "--strategy", "trained", "--json").stdout
+    )
     assert rec["used"] == ["trained"] and rec["items"]
     text = run_cli("--store", store, "train", "--dp-epsilon", "6", "--max-epochs", "1", "--no-write")
     assert "spent of 6" in text.stdout and "Warning" not in text.stderr

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from embedder.errors import EmbedderError
-from embedder.recommend.cf import CFParams, confidence, fit_cf, interaction_matrix
 from embedder.evaluate import evaluate, evaluate_seeds
+from embedder.recommend.cf import CFParams, confidence, fit_cf, interaction_matrix
 from embedder.recommend.interactions import ColumnMap, Interaction, InteractionLog
 from embedder.recommend.splits import hr_recall_at_k, recall_at_k, split_events
 from embedder.recommend.tune import save_cf_settings, tune_cf
@@ -48,7 +48,12 @@ def hit_rate(model, events, held) -> float:
 
 
 def test_confidence_values_per_weighting():
-    events = [Interaction("u", "a", 1.0), Interaction("u", "b", 10.0), Interaction("v", "a", 1000.0), Interaction("v", "c", 1.0)]
+    events = [
+        Interaction("u", "a", 1.0),
+        Interaction("u", "b", 10.0),
+        Interaction("v", "a", 1000.0),
+        Interaction("v", "c", 1.0),
+    ]
     matrix, users, items = interaction_matrix(events)
     log1p = confidence(matrix, CFParams(weighting="log1p", alpha=2.0)).toarray()
     np.testing.assert_allclose(log1p[0, :2], 1 + 2 * np.log1p([1.0, 10.0]), rtol=1e-6)
@@ -79,7 +84,11 @@ def test_neutral_rating_is_counted_not_rejected(tmp_path):
         assert (report.rows, report.added, report.neutral, report.bad) == (5, 4, 2, 1)
         assert report.bad_rows == [{"line": 6, "reason": "not a number: 'x' (column 'stars')"}]
         assert sorted((e.user, e.item, e.weight) for e in log.all()) == [
-            ("u1", "a", 2.0), ("u1", "b", 0.0), ("u1", "c", -2.0), ("u2", "a", 0.0)]
+            ("u1", "a", 2.0),
+            ("u1", "b", 0.0),
+            ("u1", "c", -2.0),
+            ("u2", "a", 0.0),
+        ]
         assert report.to_dict()["neutral"] == 2
     # Neutral events are seen but carry no preference: CF ignores them.
     matrix, users, items = interaction_matrix([Interaction("u1", "a", 2.0), Interaction("u1", "b", 0.0)])
@@ -100,7 +109,9 @@ def test_the_tuner_never_reads_the_test_split():
     test_positions = {id(e) for e in split.test}
     # The same log with every test event pointing at garbage items: the split draws the same
     # positions (it depends on per-user counts and order only), so only the test part differs.
-    corrupted = [Interaction(e.user, f"garbage-{n}", e.weight) if id(e) in test_positions else e for n, e in enumerate(events)]
+    corrupted = [
+        Interaction(e.user, f"garbage-{n}", e.weight) if id(e) in test_positions else e for n, e in enumerate(events)
+    ]
     assert split_events(corrupted, "random-holdout", seed=5).train == split.train
     base = CFParams(factors=4, iterations=10)
     direct = tune_cf(split.train, base=base, seed=5)
@@ -115,8 +126,9 @@ def test_the_tuner_never_reads_the_test_split():
 
 def test_seed_spread_is_the_mean_and_std_of_the_runs():
     events, _ = community_log(binary=False, seed=1)
-    report = evaluate_seeds(events, [0, 1, 2], split="random-holdout", methods=("popularity", "als"),
-                            cf=CFParams(factors=4), ks=(5,))
+    report = evaluate_seeds(
+        events, [0, 1, 2], split="random-holdout", methods=("popularity", "als"), cf=CFParams(factors=4), ks=(5,)
+    )
     assert report["seeds"] == [0, 1, 2] and len(report["per_seed"]) == 3
     for method in ("popular", "cf"):
         for metric in ("ndcg@5", "recall@5", "hr_recall@5"):
@@ -133,7 +145,7 @@ def test_tuned_settings_are_saved_for_the_next_training(tmp_path):
     lines = save_cf_settings(CFParams(weighting="bm25", alpha=0.5, regularization=0.01), config)
     assert 'cf_weighting = "bm25"' in lines
     text = config.read_text()
-    assert text.startswith("# my settings\ncollection = \"shows\"\ncf_alpha = 0.5\n") and text.count("cf_alpha") == 1
+    assert text.startswith('# my settings\ncollection = "shows"\ncf_alpha = 0.5\n') and text.count("cf_alpha") == 1
     settings = load_settings(config)
     assert CFParams.from_settings(settings) == CFParams(weighting="bm25", alpha=0.5, regularization=0.01)
     assert settings.collection == "shows"

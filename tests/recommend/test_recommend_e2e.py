@@ -14,8 +14,8 @@ import sys
 
 import pytest
 
-from embedder.recommend.cf import CFParams, fit_cf, write_cf
 from embedder.evaluate import evaluate
+from embedder.recommend.cf import CFParams, fit_cf, write_cf
 from embedder.recommend.interactions import Interaction
 from embedder.recommend.queries import recommend_for_user, similar_items, similar_users
 from embedder.recommend.stores import open_collections
@@ -36,14 +36,34 @@ def world(tmp_path_factory):
     for t, (colour, freq) in enumerate(TOPICS):
         for j in range(6):
             path = media / f"clip_{t * 6 + j:02d}.mp4"
-            ffmpeg("-f", "lavfi", "-i", f"color=c={colour}:size=64x48:rate=5:duration=1.5",
-                   "-f", "lavfi", "-i", f"sine=frequency={freq + 7 * j}:duration=1.5:sample_rate=48000",
-                   "-vf", f"noise=alls={10 + 5 * j}:allf=t", "-c:v", "libx264", "-preset", "ultrafast",
-                   "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(path))
+            ffmpeg(
+                "-f",
+                "lavfi",
+                "-i",
+                f"color=c={colour}:size=64x48:rate=5:duration=1.5",
+                "-f",
+                "lavfi",
+                "-i",
+                f"sine=frequency={freq + 7 * j}:duration=1.5:sample_rate=48000",
+                "-vf",
+                f"noise=alls={10 + 5 * j}:allf=t",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-pix_fmt",
+                "yuv420p",
+                "-c:a",
+                "aac",
+                "-shortest",
+                str(path),
+            )
             topic_of[str(path)] = t
     # One decoder process: points are written in path order, so popularity ties (all cold items
     # score 0) come back in the same order on every run.
-    settings = load_settings(models="tiny", device="cpu", store=str(root / "store"), workers=1, max_frames=2, cf_factors=4)
+    settings = load_settings(
+        models="tiny", device="cpu", store=str(root / "store"), workers=1, max_frames=2, cf_factors=4
+    )
     summary = run_ingest([media], settings)
     assert summary.to_dict()["counts"]["new"] == 18
     rng = random.Random(0)
@@ -102,7 +122,10 @@ def test_new_item_without_interactions_is_reachable_through_content(world, train
     with open_store(settings) as media, open_store(settings, collection=users_collection(settings)) as users:
         for user, topic in (("t0u0", 0), ("t1u3", 1)):
             cold = sorted(p for p, t in topic_of.items() if t == topic)[5]  # nobody touched it: no cf vector
-            assert "cf" not in media.retrieve([list(media.scroll(filter={"paths": cold}))[0].id], with_vectors=True)[0].vectors
+            assert (
+                "cf"
+                not in media.retrieve([list(media.scroll(filter={"paths": cold}))[0].id], with_vectors=True)[0].vectors
+            )
             content = recommend_for_user(user, history(world, user), media, users, limit=3, strategy="content")
             assert cold in [r.path for r in content.items]
             cf = recommend_for_user(user, history(world, user), media, users, limit=18, strategy="cf")
@@ -118,8 +141,9 @@ def test_cf_and_content_strategies_alone(world, trained):
         assert all(topic_of[r.path] == 1 for r in cf.items[:1])
         content = recommend_for_user("t1u2", history(world, "t1u2"), media, users, limit=3, strategy="content")
         assert content.used == ["content"] and topic_of[content.items[0].path] == 1
-        everything = recommend_for_user("t1u2", history(world, "t1u2"), media, users, limit=30, strategy="content",
-                                        exclude_seen=False)
+        everything = recommend_for_user(
+            "t1u2", history(world, "t1u2"), media, users, limit=30, strategy="content", exclude_seen=False
+        )
         assert len(everything.items) == 18
 
 
@@ -185,13 +209,19 @@ def test_every_recommendation_explains_itself_from_stored_vectors(world, trained
                 for x in b["because_you_liked"]:
                     a, c = media.retrieve([r.id, x["id"]], with_vectors=[b["space"]])
                     u, v = a.vectors[b["space"]], c.vectors[b["space"]]
-                    assert x["similarity"] == pytest.approx(float(u @ v / np.linalg.norm(u) / np.linalg.norm(v)), abs=1e-5)
-        cold = [r for r in hybrid.items if r.branches == ["content"] and "cf" not in
-                media.retrieve([r.id], with_vectors=["cf"])[0].vectors]
+                    assert x["similarity"] == pytest.approx(
+                        float(u @ v / np.linalg.norm(u) / np.linalg.norm(v)), abs=1e-5
+                    )
+        cold = [
+            r
+            for r in hybrid.items
+            if r.branches == ["content"] and "cf" not in media.retrieve([r.id], with_vectors=["cf"])[0].vectors
+        ]
         assert cold and all(r.reason.startswith("new item, close to your recent clip_") for r in cold)
         popular = recommend_for_user("stranger", [], media, users, limit=3)
-        assert [r.because for r in popular.items] == [[{"branch": "popular", "popular_with": int(r.score)}]
-                                                      for r in popular.items]
+        assert [r.because for r in popular.items] == [
+            [{"branch": "popular", "popular_with": int(r.score)}] for r in popular.items
+        ]
         assert popular.items[0].reason == "popular with 4 users"
         red = sorted(p for p, t in topic_of.items() if t == 0)
         rid = list(media.scroll(filter={"paths": red[0]}))[0].id
@@ -202,7 +232,9 @@ def test_every_recommendation_explains_itself_from_stored_vectors(world, trained
 def test_eval_cold_items_content_beats_popularity(world):
     settings = world["settings"]
     with open_store(settings) as media:
-        result = evaluate(world["events"], split="cold-items", seed=1, cf=CFParams(factors=4), media=media, test_fraction=0.3)
+        result = evaluate(
+            world["events"], split="cold-items", seed=1, cf=CFParams(factors=4), media=media, test_fraction=0.3
+        )
     m = result["methods"]
     assert set(m) == {"popular", "cf", "content", "hybrid"}  # the registry's names
     assert m["content"]["ndcg@10"] > m["popular"]["ndcg@10"] + 0.2, m
@@ -210,7 +242,9 @@ def test_eval_cold_items_content_beats_popularity(world):
     assert m["cf"]["recall@10"] == 0.0  # cold items have no factors: CF cannot reach them
     again = None
     with open_store(settings) as media:
-        again = evaluate(world["events"], split="cold-items", seed=1, cf=CFParams(factors=4), media=media, test_fraction=0.3)
+        again = evaluate(
+            world["events"], split="cold-items", seed=1, cf=CFParams(factors=4), media=media, test_fraction=0.3
+        )
     assert again["methods"] == m  # deterministic for a seed
 
 
@@ -222,23 +256,37 @@ def test_cli_import_train_recommend_eval(world, tmp_path):
         for e in world["events"]:
             fh.write(f"{e.user},{e.item},{e.weight},{int(e.ts)}\n")
         fh.write("broken-row-without-fields\n")
-    env = {**os.environ, "EMBEDDER_MODELS": "tiny", "EMBEDDER_STORE": settings.store, "EMBEDDER_CF_FACTORS": "4",
-           "EMBEDDER_INTERACTIONS_DB": str(tmp_path / "log.sqlite")}
+    env = {
+        **os.environ,
+        "EMBEDDER_MODELS": "tiny",
+        "EMBEDDER_STORE": settings.store,
+        "EMBEDDER_CF_FACTORS": "4",
+        "EMBEDDER_INTERACTIONS_DB": str(tmp_path / "log.sqlite"),
+    }
 
     def cli(*args):
-        proc = subprocess.run([sys.executable, "-m", "embedder.cli", *map(str, args)], capture_output=True, text=True,
-                              env=env, timeout=600)
+        proc = subprocess.run(
+            [sys.executable, "-m", "embedder.cli", *map(str, args)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=600,
+        )
         assert proc.returncode == 0, proc.stderr
         return proc.stdout
 
     report = json.loads(cli("interactions", "import", log, "--weight-col", "weight", "--time-col", "ts", "--json"))
-    assert report["added"] == len(world["events"]) and report["bad_rows"] == [{"line": len(world["events"]) + 2, "reason": "expected 4 fields, found 1"}]
+    assert report["added"] == len(world["events"]) and report["bad_rows"] == [
+        {"line": len(world["events"]) + 2, "reason": "expected 4 fields, found 1"}
+    ]
     trained = json.loads(cli("interactions", "train", "--json"))
     assert trained["users"] == 12 and trained["dim"] == 4
     rec = json.loads(cli("recommend", "--user", "t0u1", "--limit", "3", "--json"))
     assert rec["used"] == ["cf", "content"] and len(rec["items"]) == 3
-    assert all(set(r) == {"id", "item", "path", "score", "branches", "kind", "because", "reason", "contributions"}
-               for r in rec["items"])
+    assert all(
+        set(r) == {"id", "item", "path", "score", "branches", "kind", "because", "reason", "contributions"}
+        for r in rec["items"]
+    )
     assert all(r["reason"] and [b["branch"] for b in r["because"]] == r["branches"] for r in rec["items"])
     env["COLUMNS"] = "250"  # one line per row, for the assertions below
     table = cli("recommend", "--user", "t0u1", "--limit", "3", "--explain")
@@ -255,12 +303,31 @@ def test_cli_import_train_recommend_eval(world, tmp_path):
 def test_trained_head_makes_cold_items_recommendable(world):
     from embedder.train.config import load_train_config
 
-    cfg = load_train_config(None, **{"model.dim": 8, "model.hidden": 32, "optim.batch_size": 16, "optim.lr": 0.01,
-                                     "optim.max_epochs": 30, "optim.patience": 5, "optim.val_fraction": 0.25,
-                                     "run.seed": 0})
+    cfg = load_train_config(
+        None,
+        **{
+            "model.dim": 8,
+            "model.hidden": 32,
+            "optim.batch_size": 16,
+            "optim.lr": 0.01,
+            "optim.max_epochs": 30,
+            "optim.patience": 5,
+            "optim.val_fraction": 0.25,
+            "run.seed": 0,
+        },
+    )
     with open_store(world["settings"]) as media:
-        result = evaluate(world["events"], split="cold-items", seed=1, cf=CFParams(factors=4), media=media, test_fraction=0.3,
-                          methods=("popularity", "trained"), train_config=cfg, ks=(3,))
+        result = evaluate(
+            world["events"],
+            split="cold-items",
+            seed=1,
+            cf=CFParams(factors=4),
+            media=media,
+            test_fraction=0.3,
+            methods=("popularity", "trained"),
+            train_config=cfg,
+            ks=(3,),
+        )
     m = result["methods"]  # five cold items: @3 separates a real ranking from an arbitrary one
     # Popularity ranks zero-count cold items in an arbitrary order that the engine does not keep
     # from one process to the next (0.58-0.64 seen); the head's ranking is seeded (0.807).
@@ -270,14 +337,25 @@ def test_trained_head_makes_cold_items_recommendable(world):
 
 def test_cli_train_then_recommend_trained(world, tmp_path):
     settings = world["settings"]
-    env = {**os.environ, "EMBEDDER_MODELS": "tiny", "EMBEDDER_STORE": settings.store, "EMBEDDER_CF_FACTORS": "4",
-           "EMBEDDER_INTERACTIONS_DB": str(tmp_path / "log.sqlite")}
+    env = {
+        **os.environ,
+        "EMBEDDER_MODELS": "tiny",
+        "EMBEDDER_STORE": settings.store,
+        "EMBEDDER_CF_FACTORS": "4",
+        "EMBEDDER_INTERACTIONS_DB": str(tmp_path / "log.sqlite"),
+    }
     log = tmp_path / "events.jsonl"
     log.write_text("".join(json.dumps({"user": e.user, "item": e.item, "w": e.weight}) + "\n" for e in world["events"]))
 
     def cli(*args):
-        proc = subprocess.run([sys.executable, "-m", "embedder.cli", *map(str, args)], capture_output=True, text=True,
-                              env=env, timeout=600, cwd=tmp_path)
+        proc = subprocess.run(
+            [sys.executable, "-m", "embedder.cli", *map(str, args)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=600,
+            cwd=tmp_path,
+        )
         assert proc.returncode == 0, proc.stderr
         return proc.stdout
 

@@ -24,8 +24,15 @@ def communities(n_groups=8, users=10, items=10):
 
 
 def config(**overrides):
-    base = {"model.dim": 8, "model.hidden": 16, "optim.batch_size": 32, "optim.max_epochs": 12, "optim.lr": 0.02,
-            "optim.patience": 2, "run.seed": 0}
+    base = {
+        "model.dim": 8,
+        "model.hidden": 16,
+        "optim.batch_size": 32,
+        "optim.max_epochs": 12,
+        "optim.lr": 0.02,
+        "optim.patience": 2,
+        "run.seed": 0,
+    }
     return load_train_config(None, **{**base, **overrides})
 
 
@@ -35,9 +42,9 @@ def data():
 
 
 def test_config_file_and_errors(tmp_path):
-    from embedder.errors import SettingsError
-
     from pathlib import Path
+
+    from embedder.errors import SettingsError
 
     shipped = load_train_config(Path(__file__).resolve().parents[2] / "pipelines" / "configs" / "train.toml")
     assert shipped == load_train_config(None)  # the shipped file spells out the defaults
@@ -85,7 +92,7 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(data, tmp_path):
 def test_checkpoint_round_trip(data, tmp_path):
     from safetensors.torch import load_file
 
-    from embedder.train.loop import training_context, all_vectors
+    from embedder.train.loop import all_vectors, training_context
     from embedder.train.model import TwoTower
 
     cfg = config(**{"optim.max_epochs": 2})
@@ -97,8 +104,10 @@ def test_checkpoint_round_trip(data, tmp_path):
     m2 = TwoTower(len(data.users), len(data.items), data.feature_dim, cfg.model)
     m2.load_state_dict(load_file(tmp_path / "run" / "best" / "model.safetensors"))
     ctx = training_context(data, "cpu")
-    np.testing.assert_array_equal(all_vectors(m1, ctx, len(data.users), len(data.items))[1],
-                                  all_vectors(m2, ctx, len(data.users), len(data.items))[1])
+    np.testing.assert_array_equal(
+        all_vectors(m1, ctx, len(data.users), len(data.items))[1],
+        all_vectors(m2, ctx, len(data.users), len(data.items))[1],
+    )
     opt = torch.load(tmp_path / "run" / "last" / "optimizer.pt", weights_only=True)  # safe loading works
     assert "optimizer" in opt
 

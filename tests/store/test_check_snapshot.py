@@ -55,14 +55,17 @@ def test_garbage_in_vectors_is_found_refused_and_repaired(world, encoders):
     assert not report.healthy and len(report.damaged_ids) == 3
     assert all("content vector" in p.problem for p in report.problems)
     with open_store(settings) as store:
-        with pytest.raises(EmbedderError, match="collection .media. is damaged: point .*content vector (holds non-finite|has length)"):
+        with pytest.raises(
+            EmbedderError, match="collection .media. is damaged: point .*content vector (holds non-finite|has length)"
+        ):
             search_like(store, str(lib / "tone.mp3"), settings, encoders=encoders)
         repair(report, store, settings)
     assert sorted(report.repaired) == sorted(str(lib / n) for n in ("h264.mp4", "tone.mp3", "vp9.webm"))
     assert report.fixed and check(settings).healthy
     with open_store(settings) as store:
-        assert search_like(store, str(lib / "tone.mp3"), settings, encoders=encoders, include_self=True)[0].score == \
-            pytest.approx(1.0, abs=1e-4)
+        assert search_like(store, str(lib / "tone.mp3"), settings, encoders=encoders, include_self=True)[
+            0
+        ].score == pytest.approx(1.0, abs=1e-4)
 
 
 def test_a_truncated_chunk_is_found_and_a_snapshot_brings_the_store_back(world, tmp_path):
@@ -78,7 +81,9 @@ def test_a_truncated_chunk_is_found_and_a_snapshot_brings_the_store_back(world, 
         with pytest.raises(StoreError, match="is damaged .*run 'embedder check' to find the damaged points"):
             list(store.scroll(with_vectors=True))
         repair(report, store, settings)  # never writes into a cut-short shard
-    assert report.repaired == [] and len(report.unrepaired) == 3 and "restore a snapshot" in report.unrepaired[0]["reason"]
+    assert (
+        report.repaired == [] and len(report.unrepaired) == 3 and "restore a snapshot" in report.unrepaired[0]["reason"]
+    )
 
     done = restore_snapshot(settings, made["name"])
     assert done["previous_state"].endswith("-pre-restore")

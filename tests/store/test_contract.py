@@ -13,7 +13,9 @@ from embedder.store import Nearest, PointRecord, open_store, point_id
 
 DIMS = {"visual": 4, "audio": 3, "text": 4, "content": 11}
 # A real Qdrant server joins when QDRANT_URL is set; select or skip it with -m server / -m "not server".
-BACKENDS = ["edge", "memory"] + ([pytest.param("server", marks=pytest.mark.server)] if os.environ.get("QDRANT_URL") else [])
+BACKENDS = ["edge", "memory"] + (
+    [pytest.param("server", marks=pytest.mark.server)] if os.environ.get("QDRANT_URL") else []
+)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -24,7 +26,9 @@ def store(request, tmp_path):
         s = open_store(load_settings(store=request.getfixturevalue("in_process_server"), collection="contract"))
     else:
         name = f"contract_{os.getpid()}"
-        s = open_store(load_settings(store=os.environ["QDRANT_URL"], api_key=os.environ.get("QDRANT_API_KEY"), collection=name))
+        s = open_store(
+            load_settings(store=os.environ["QDRANT_URL"], api_key=os.environ.get("QDRANT_API_KEY"), collection=name)
+        )
         request.addfinalizer(lambda: s.client.delete_collection(name))
     yield s
     s.close()
@@ -36,13 +40,31 @@ def vec(*values):
 
 def points():
     return [
-        PointRecord(point_id("a"), {"visual": vec(1, 0, 0, 0), "text": vec(0, 1, 0, 0), "content": vec(*([1] + [0] * 10))},
-                    {"path": "/m/a.mp4", "paths": ["/m/a.mp4"], "kind": "video", "modalities": ["visual", "text"]}),
-        PointRecord(point_id("b"), {"audio": vec(1, 0, 0), "text": vec(0, 0, 1, 0), "content": vec(*([0] * 10 + [1]))},
-                    {"path": "/m/b.mp3", "paths": ["/m/b.mp3"], "kind": "audio", "modalities": ["audio", "text"]}),
-        PointRecord(point_id("c"), {"visual": vec(1, 1, 0, 0), "audio": vec(0, 1, 0), "text": vec(1, 0, 0, 0),
-                                    "content": vec(*([1, 1] + [0] * 9))},
-                    {"path": "/m/c.mp4", "paths": ["/m/c.mp4", "/n/c.mp4"], "kind": "video", "modalities": ["visual", "audio", "text"]}),
+        PointRecord(
+            point_id("a"),
+            {"visual": vec(1, 0, 0, 0), "text": vec(0, 1, 0, 0), "content": vec(*([1] + [0] * 10))},
+            {"path": "/m/a.mp4", "paths": ["/m/a.mp4"], "kind": "video", "modalities": ["visual", "text"]},
+        ),
+        PointRecord(
+            point_id("b"),
+            {"audio": vec(1, 0, 0), "text": vec(0, 0, 1, 0), "content": vec(*([0] * 10 + [1]))},
+            {"path": "/m/b.mp3", "paths": ["/m/b.mp3"], "kind": "audio", "modalities": ["audio", "text"]},
+        ),
+        PointRecord(
+            point_id("c"),
+            {
+                "visual": vec(1, 1, 0, 0),
+                "audio": vec(0, 1, 0),
+                "text": vec(1, 0, 0, 0),
+                "content": vec(*([1, 1] + [0] * 9)),
+            },
+            {
+                "path": "/m/c.mp4",
+                "paths": ["/m/c.mp4", "/n/c.mp4"],
+                "kind": "video",
+                "modalities": ["visual", "audio", "text"],
+            },
+        ),
     ]
 
 
@@ -80,8 +102,11 @@ def test_payload_update_replace_and_delete(store):
     store.set_payload([point_id("a")], {"paths": ["/m/a.mp4", "/x/a.mp4"], "path": "/m/a.mp4"})
     assert store.retrieve([point_id("a")])[0].payload["paths"] == ["/m/a.mp4", "/x/a.mp4"]
     assert store.retrieve([point_id("a")])[0].payload["kind"] == "video"  # merged, not replaced
-    replacement = PointRecord(point_id("a"), {"text": vec(0, 0, 0, 1), "content": vec(*([0] * 5 + [1] + [0] * 5))},
-                              {"path": "/m/a.mp4", "paths": ["/m/a.mp4"], "kind": "audio"})
+    replacement = PointRecord(
+        point_id("a"),
+        {"text": vec(0, 0, 0, 1), "content": vec(*([0] * 5 + [1] + [0] * 5))},
+        {"path": "/m/a.mp4", "paths": ["/m/a.mp4"], "kind": "audio"},
+    )
     store.upsert([replacement])
     assert store.count() == 3 and store.retrieve([point_id("a")])[0].payload["kind"] == "audio"
     store.delete([point_id("a"), point_id("missing")])
@@ -115,8 +140,12 @@ def test_second_process_gets_a_clear_error(tmp_path):
 
     settings = load_settings(store=str(tmp_path / "s"))
     with open_store(settings):
-        proc = subprocess.run([sys.executable, "-m", "embedder.cli", "--store", str(tmp_path / "s"), "status"],
-                              capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            [sys.executable, "-m", "embedder.cli", "--store", str(tmp_path / "s"), "status"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     assert proc.returncode == 2
     assert "is in use by another embedder process" in proc.stderr and "Traceback" not in proc.stderr
 
@@ -147,7 +176,9 @@ def test_recommend_fusion_ordering_vector_updates(store):
     dims = {**DIMS, "cf": 2}
     store.ensure_collection(dims)
     store.upsert(points())
-    store.update_vectors({point_id("a"): {"cf": vec(3, 0)}, point_id("b"): {"cf": vec(1, 1)}, point_id("c"): {"cf": vec(0, 2)}})
+    store.update_vectors(
+        {point_id("a"): {"cf": vec(3, 0)}, point_id("b"): {"cf": vec(1, 1)}, point_id("c"): {"cf": vec(0, 2)}}
+    )
     store.set_payload([point_id("a")], {"popularity": 5.0})
     store.set_payload([point_id("b")], {"popularity": 9.0})
     store.set_payload([point_id("c")], {"popularity": 1.0})
@@ -220,10 +251,18 @@ def test_maxsim_segments_on_every_backend(store):
     store.ensure_collection({"content": 3, "segments": 3})
     assert store.has_vector("segments")
     s = np.sqrt(0.5)
-    store.upsert([
-        PointRecord(point_id("long"), {"content": vec(1, 0, 0), "segments": np.array([[1, 0, 0], [0, 0, 1]], np.float32)}, {}),
-        PointRecord(point_id("short"), {"content": vec(0, 1, 0), "segments": np.array([[0, s, s]], np.float32)}, {}),
-    ])
+    store.upsert(
+        [
+            PointRecord(
+                point_id("long"),
+                {"content": vec(1, 0, 0), "segments": np.array([[1, 0, 0], [0, 0, 1]], np.float32)},
+                {},
+            ),
+            PointRecord(
+                point_id("short"), {"content": vec(0, 1, 0), "segments": np.array([[0, s, s]], np.float32)}, {}
+            ),
+        ]
+    )
     hits = store.search(Nearest(vec(0, 0, 1), "segments"), limit=2, with_vectors=["segments"])
     assert [h.id for h in hits] == [point_id("long"), point_id("short")]
     assert hits[0].score == pytest.approx(1.0, abs=1e-5) and hits[1].score == pytest.approx(s, abs=1e-5)

@@ -121,7 +121,7 @@ def test_a_damaged_interaction_log_is_one_line_and_check_reports_it(world):
     data = bytearray(log.read_bytes())
     page = 4096
     assert len(data) > 2 * page
-    data[page:2 * page] = os.urandom(page)  # the second page: the table's b-tree
+    data[page : 2 * page] = os.urandom(page)  # the second page: the table's b-tree
     log.write_bytes(bytes(data))
     proc = cli("recommend", "--user", "u1", env=env)
     assert proc.returncode == 2, (proc.stdout, proc.stderr)

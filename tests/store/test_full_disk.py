@@ -18,7 +18,9 @@ from tests.cli_runner import run_cli
 def small_fs(tmp_path):
     mount = tmp_path / "small"
     mount.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1200m", "tmpfs", str(mount)], capture_output=True, text=True)
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1200m", "tmpfs", str(mount)], capture_output=True, text=True
+    )
     if proc.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here (needs root): {proc.stderr.strip()}")
     yield mount
@@ -39,8 +41,12 @@ def test_create_and_growth_on_a_full_disk(small_fs, tmp_path, media):
     lib = tmp_path / "lib"
     lib.mkdir()
     shutil.copy(media["tone.wav"], lib / "tone.wav")
-    env = {"EMBEDDER_MODELS": "tiny", "EMBEDDER_STORE": str(small_fs / "store"), "EMBEDDER_WORKERS": "1",
-           "EMBEDDER_MIN_FREE_MB": "2000"}
+    env = {
+        "EMBEDDER_MODELS": "tiny",
+        "EMBEDDER_STORE": str(small_fs / "store"),
+        "EMBEDDER_WORKERS": "1",
+        "EMBEDDER_MIN_FREE_MB": "2000",
+    }
 
     # Creating a store needs min_free_mb: refused on this 1.2 GB filesystem, nothing left behind.
     proc = cli("ingest", lib, env=env)
@@ -68,7 +74,12 @@ def test_create_and_growth_on_a_full_disk(small_fs, tmp_path, media):
     for kept in (small_fs / "store").glob("*/embedder-reads.json"):
         kept.unlink()  # as another write would leave it: the engine itself must open
     for extra in ({}, {"EMBEDDER_MIN_FREE_MB": "0"}):
-        for args in (("search", "a tone", "--json"), ("check", "--json"), ("items", "list", "--json"), ("status", "--json")):
+        for args in (
+            ("search", "a tone", "--json"),
+            ("check", "--json"),
+            ("items", "list", "--json"),
+            ("status", "--json"),
+        ):
             proc = cli(*args, env={**env, **extra})
             assert proc.returncode == 0, (args, proc.returncode, proc.stderr)
     assert json.loads(cli("status", "--json", env=env).stdout)["points"] == 1

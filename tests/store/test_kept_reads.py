@@ -21,9 +21,18 @@ DIMS = {"visual": 4, "content": 4}
 def item(i: int, folder: str = "/m") -> PointRecord:
     rng = np.random.default_rng(i)
     vectors = {name: rng.standard_normal(4).astype(np.float32) for name in DIMS}
-    return PointRecord(point_id(f"item-{i}"), vectors,
-                       {"paths": [f"{folder}/{i}.mp4"], "dirs": ["/", folder], "kind": "video", "modalities": ["visual"],
-                        "size": 1000 + i, "models": {"visual": "clip-a"}})
+    return PointRecord(
+        point_id(f"item-{i}"),
+        vectors,
+        {
+            "paths": [f"{folder}/{i}.mp4"],
+            "dirs": ["/", folder],
+            "kind": "video",
+            "modalities": ["visual"],
+            "size": 1000 + i,
+            "models": {"visual": "clip-a"},
+        },
+    )
 
 
 def reads(store: EdgeStore) -> dict:
