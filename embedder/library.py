@@ -370,6 +370,14 @@ class Library:
             )
         return report
 
+    def known_items(self, keys: list[str]) -> set[str]:
+        """The item keys (point ids, ingested paths, interaction item keys) the store holds."""
+        from embedder.ids import resolve_items
+
+        ids = resolve_items(list(keys), self.media)
+        present = {r.id for r in self.media.retrieve(sorted(set(ids.values())))}
+        return {k for k in keys if ids[k] in present}
+
     def item_factors(self):
         """The stored collaborative model's item factors
         (:class:`~embedder.recommend.realtime.ItemFactors`), cached until the model changes;

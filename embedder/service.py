@@ -35,6 +35,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from embedder.errors import EmbedderError, printable_line
 from embedder.ids import is_point_id
+from embedder.limits import EventGate, EventLimits, LimitExceeded
 from embedder.media.access import FileIdentity, NotServable, open_inside, open_recorded
 from embedder.payload import stored_identities
 from embedder.progress import Progress
@@ -199,6 +200,11 @@ def create_app(
         buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
     )
     events_total = Counter("embedder_events_total", "Interaction events received", registry=registry)
+    events_refused = Counter(
+        "embedder_events_refused_total", "POST /events requests refused, by limit", ["reason"], registry=registry
+    )
+    gate = EventGate(EventLimits.from_settings(library.settings))
+    max_id = library.settings.max_id_chars
     batch_sizes = Histogram(
         "embedder_query_batch_size",
         "Text queries encoded together",
@@ -510,7 +516,7 @@ def create_app(
 
     @app.get("/users/{user}/recommendations", summary="Recommendations ('embedder recommend')")
     def recommend(
-        user: str,
+        user: str = PathParam(..., max_length=max_id),
         strategy: str = "hybrid",
         limit: int = Query(10, ge=1, le=1000),
         exclude_seen: bool = True,
@@ -519,7 +525,7 @@ def create_app(
         return library.recommend(user, strategy=strategy, limit=limit, exclude_seen=exclude_seen, query=query).to_dict()
 
     @app.get("/users/{user}/similar", summary="Users with the closest taste ('embedder similar-users')")
-    def similar_users(user: str, limit: int = Query(10, ge=1, le=1000)) -> dict:
+    def similar_users(user: str = PathParam(..., max_length=max_id), limit: int = Query(10, ge=1, le=1000)) -> dict:
         return {"user": user, "users": library.similar_users(user, limit=limit)}
 
     @app.post("/events", summary="Append interaction events (one object or a list); they count at once")
@@ -529,6 +535,7 @@ def create_app(
         rows = body if isinstance(body, list) else [body]
         if not rows:
             raise HTTPException(status_code=422, detail="no events: send one event object or a list of them")
+        refuse_over_limits(lambda: gate.limits.check_batch(rows))
         try:
             parsed = [
                 Interaction(
@@ -546,9 +553,17 @@ def create_app(
             raise HTTPException(
                 status_code=422, detail=f"each event needs user and item, weight a number: {exc}"
             ) from None
+        refuse_over_limits(lambda: gate.admit(parsed, library.known_items))
         report = library.record_events(parsed)
         events_total.inc(len(parsed))
         return report
+
+    def refuse_over_limits(check) -> None:
+        try:
+            check()
+        except LimitExceeded as exc:
+            events_refused.labels(exc.reason).inc()
+            raise HTTPException(status_code=exc.status, detail=str(exc)) from None
 
     @app.post("/ingest", summary="Ingest folders on the server's disk, in the background", status_code=202)
     def ingest(

@@ -127,6 +127,12 @@ class Settings(BaseSettings):
     # Store user ids as keyed hashes (HMAC-SHA256 with user_key, from EMBEDDER_USER_KEY, never
     # logged): the log and the store hold no raw account ids; whoever holds the key looks users
     # up by their raw id as before.
+    # POST /events (embedder.limits): what one client may write.
+    max_id_chars: int = Field(256, ge=1, le=100_000)
+    max_events_per_request: int = Field(1000, ge=1)
+    user_events_per_minute: int = Field(600, ge=0)  # 0: no limit
+    item_events_per_minute: int = Field(6000, ge=0)
+    events_unknown_items: Literal["refuse", "accept"] = "refuse"
     pseudonymous_users: bool = False
     user_key: SecretStr | None = None
     # What serve's access log writes for a user id in a URL (/users/ID/..., ?user=ID): "keep",

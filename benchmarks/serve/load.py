@@ -65,6 +65,9 @@ def build_store(args, work: Path) -> tuple[dict, list[str], list[str]]:
         "EMBEDDER_DEVICE": "cpu",
         "EMBEDDER_WORKERS": "2",
         "EMBEDDER_THUMBNAILS": "false",
+        # The load test measures serving, not the write limits: a few users post every event.
+        "EMBEDDER_USER_EVENTS_PER_MINUTE": "0",
+        "EMBEDDER_ITEM_EVENTS_PER_MINUTE": "0",
     }
     settings = load_settings(
         store=env["EMBEDDER_STORE"], models=args.models, device="cpu", workers=2, thumbnails=False, cf_factors=32
