@@ -123,8 +123,10 @@ def test_shipped_jobs_file_is_valid():
 
 def test_run_steps_runs_real_commands_and_stops_at_the_first_failure(tmp_path):
     flags = ["--store", str(tmp_path / "store")]
-    ok, message = run_steps(Job("j", "0 3 * * *", (("status", "--json"),)), flags)
+    ok, message = run_steps(Job("j", "0 3 * * *", (("snapshot", "list", "--json"),)), flags)
     assert (ok, message) == (True, "1 step(s) done")
+    ok, message = run_steps(Job("j", "0 3 * * *", (("status", "--json"),)), flags)  # a reader: no store, no run
+    assert not ok and "no store at" in message
     ok, message = run_steps(Job("j", "0 3 * * *", (("ingest", str(tmp_path / "missing")), ("status",))), flags)
     assert not ok
     assert (

@@ -68,7 +68,7 @@ def collections_list(ctx: typer.Context, as_json: bool = typer.Option(False, "--
     """Every collection version, its size, and where the aliases point."""
     from embedder.store.catalog import open_catalog
 
-    catalog = open_catalog(ctx.obj.settings())
+    catalog = open_catalog(ctx.obj.settings(reading=True))
     aliases = catalog.aliases()
     rows = [{"name": n, "aliases": sorted(a for a, t in aliases.items() if t == n)} for n in catalog.collections()]
     if as_json:
@@ -150,7 +150,7 @@ def check(
     from embedder.store.catalog import open_catalog
     from embedder.store.factory import open_physical
 
-    settings = ctx.obj.settings()
+    settings = ctx.obj.settings(reading=True)
     with job_lock(settings, "check"), open_store(settings) as store:
         result = check_store(
             store,

@@ -48,12 +48,19 @@ class _Context:
         self.config = config
         self.overrides = overrides
 
-    def settings(self, **more: Any):
+    def settings(self, reading: bool = False, **more: Any):
+        """The settings; ``reading``: for a command that only reads, which refuses a store that is
+        not there instead of creating one (see :func:`embedder.store.factory.require_store`)."""
         from embedder.settings import load_settings
 
-        return load_settings(self.config, **{**self.overrides, **more})
+        settings = load_settings(self.config, **{**self.overrides, **more})
+        if reading:
+            from embedder.store.factory import require_store
 
-    def library(self, remote: bool = False, **more: Any):
+            require_store(settings)
+        return settings
+
+    def library(self, remote: bool = False, reading: bool = False, **more: Any):
         """The :class:`embedder.library.Library` these options name (close it, or use ``with``).
 
         With ``remote``, a running ``embedder serve`` for the same store answers instead
@@ -69,6 +76,10 @@ class _Context:
             if url is not None:
                 err.print(f"(through embedder serve at {url})", style="dim", highlight=False)
                 return RemoteLibrary(url, settings)
+        if reading:
+            from embedder.store.factory import require_store
+
+            require_store(settings)
         return Library.open(settings)
 
 

@@ -28,7 +28,7 @@ def items_list(
     from embedder.payload import parse_filters
     from embedder.store import open_store
 
-    settings = ctx.obj.settings()
+    settings = ctx.obj.settings(reading=True)
     with open_store(settings) as store:
         page = list_items(store, offset=offset, limit=limit, filter=parse_filters(filters) or None)
     if as_json:
@@ -88,7 +88,7 @@ def items_thumbnails(
     from embedder.store import open_store
     from embedder.thumbnails import make_missing_thumbnails
 
-    settings = ctx.obj.settings()
+    settings = ctx.obj.settings(reading=True)
     with open_store(settings) as store:
         report = make_missing_thumbnails(settings, store, TerminalProgress(quiet or as_json), redo=redo)
     if as_json:

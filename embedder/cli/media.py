@@ -310,7 +310,7 @@ def search(
     if (query is None) == (like is None):
         raise EmbedderError("give either a search text or --like FILE_OR_ID")
     parse_filters(filters)  # a bad filter is an error before anything opens
-    with ctx.obj.library(remote=True) as library:
+    with ctx.obj.library(remote=True, reading=True) as library:
         hits = library.search(
             query,
             like=like,
@@ -422,7 +422,7 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Back-end, collection, item count, modalities, models and store size."""
-    with ctx.obj.library(remote=True) as library:
+    with ctx.obj.library(remote=True, reading=True) as library:
         info = library.status()
     if as_json:
         print_json(info)

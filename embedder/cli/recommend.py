@@ -151,7 +151,7 @@ def interactions_prune(
 @guarded
 def interactions_stats(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Events, users and items in the interaction store."""
-    with _open_log(ctx.obj.settings()) as log:
+    with _open_log(ctx.obj.settings(reading=True)) as log:
         stats = log.stats()
     if as_json:
         print_json(stats)
@@ -246,7 +246,7 @@ def recommend(
     as_json: bool = typer.Option(False, "--json", help="Print JSON, explanations included."),
 ) -> None:
     """Recommend items for a user; each hit says which branch (cf, content, popular) found it."""
-    with ctx.obj.library(remote=True) as library:
+    with ctx.obj.library(remote=True, reading=True) as library:
         result = library.recommend(user, strategy=strategy, limit=limit, exclude_seen=exclude_seen, query=query)
     if as_json:
         print_json(result.to_dict())
@@ -305,7 +305,7 @@ def similar(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Item-to-item similarity by content vectors, CF factors, or both fused."""
-    with ctx.obj.library(remote=True) as library:
+    with ctx.obj.library(remote=True, reading=True) as library:
         items = library.similar(item, by=by, limit=limit)
     if as_json:
         print_json({"item": item, "by": by, "items": [r.to_dict() for r in items]})
@@ -322,7 +322,7 @@ def similar_users_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Users with the closest taste (cosine of CF user vectors)."""
-    with ctx.obj.library(remote=True) as library:
+    with ctx.obj.library(remote=True, reading=True) as library:
         found = library.similar_users(user, limit=limit)
     if as_json:
         print_json({"user": user, "users": found})

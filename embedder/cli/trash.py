@@ -21,7 +21,7 @@ def _open(ctx: typer.Context, job: str | None = None):
     from embedder.store import open_store
     from embedder.trash import Trash
 
-    settings = ctx.obj.settings()
+    settings = ctx.obj.settings(reading=job is None)  # listing reads; restore and empty need a store too
     stack = contextlib.ExitStack()
     if job:
         stack.enter_context(job_lock(settings, job))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from embedder.errors import StoreError
 from embedder.store.base import VectorStore
 from embedder.store.catalog import EdgeCatalog, ServerCatalog
 from embedder.store.edge import EdgeStore
@@ -12,6 +13,29 @@ from embedder.store.server import ServerStore
 
 if TYPE_CHECKING:
     from embedder.settings import Settings
+
+
+def require_store(settings: Settings) -> None:
+    """Refuse a read of an embedded store that is not there, before anything is created: a typo
+    in ``--store`` must not make a store (or drop a lock file into a media folder).
+
+    Raises:
+        StoreError: "no store at PATH", with what to do.
+    """
+    if settings.is_server:
+        return
+    from pathlib import Path
+
+    from embedder.store.catalog import ALIASES_FILE
+    from embedder.store.edge import EDGE_VECTOR_DIMS_FILE
+
+    root = Path(settings.store).expanduser()
+    marks = [root / ALIASES_FILE, root / "interactions.sqlite"]
+    if root.is_dir() and (
+        any(m.exists() for m in marks) or any((d / EDGE_VECTOR_DIMS_FILE).is_file() for d in root.iterdir())
+    ):
+        return
+    raise StoreError(f"no store at {root}; run 'embedder ingest' first, or check --store (or EMBEDDER_STORE)")
 
 
 def open_physical(settings: Settings, name: str) -> VectorStore:

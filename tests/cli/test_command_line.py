@@ -1,8 +1,6 @@
 """The command line behaves as typer users expect: global options anywhere, one-line usage errors
 with their own exit code, flags shown as flags."""
 
-import json
-
 import typer
 
 from embedder.cli import EX_USAGE, app, hoist_global_options
@@ -43,8 +41,8 @@ def test_global_options_are_moved_in_front_unless_the_command_owns_them():
 
 def test_status_takes_the_store_after_the_subcommand(tmp_path):
     proc = run("status", "--store", tmp_path / "s", "--json")
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["location"] == str(tmp_path / "s")
+    assert proc.returncode == 2 and f"no store at {tmp_path / 's'}" in proc.stderr  # the flag was read, nothing made
+    assert not (tmp_path / "s").exists()
 
 
 def test_usage_errors_are_one_line_with_exit_64():

@@ -56,3 +56,34 @@ def test_control_characters_and_brackets_in_names_are_printed_escaped_on_one_lin
     ), text
     hits = cli("search", "a tone", env=env).stdout
     assert "bad\\nname[x]" in hits and "\x1b" not in hits
+
+
+def test_read_only_commands_create_nothing_where_no_store_is(tmp_path, media):
+    """The campaign's case: a typo in --store made a store; 'status --store ./media' dropped a lock
+    file into the media folder. Both are one line and exit 2 now, and nothing is written."""
+    folder = tmp_path / "media"
+    folder.mkdir()
+    shutil.copy(media["tone.wav"], folder / "tone.wav")
+    typo = tmp_path / "nonexistent" / "dir" / "x"
+    for store in (typo, folder):
+        for args in (
+            ("search", "dog"),
+            ("status",),
+            ("recommend", "--user", "u"),
+            ("similar", "x"),
+            ("similar-users", "u"),
+            ("items", "list"),
+            ("check",),
+            ("collections", "list"),
+            ("trash", "list"),
+            ("interactions", "stats"),
+        ):
+            proc = cli("--models", "tiny", *args, "--store", store, env={}, code=2)
+            assert proc.stderr.strip() == (
+                f"error: no store at {store}; run 'embedder ingest' first, or check --store (or EMBEDDER_STORE)"
+            ), (args, proc.stderr)
+    assert not (tmp_path / "nonexistent").exists()
+    assert sorted(p.name for p in folder.iterdir()) == ["tone.wav"]
+    env = {"EMBEDDER_MODELS": "tiny", "EMBEDDER_STORE": str(tmp_path / "store"), "EMBEDDER_WORKERS": "1"}
+    cli("ingest", folder, env=env)  # a writer creates the store; readers then answer
+    assert json.loads(cli("status", "--json", env=env).stdout)["points"] == 1
