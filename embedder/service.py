@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from fastapi import Body, FastAPI, File, HTTPException, Query, Request, UploadFile
+from fastapi import Body, File, HTTPException, Query, Request, UploadFile
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
+from fastapi_offline import FastAPIOffline
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -183,7 +184,8 @@ def create_app(
         cors_origins: origins allowed to call the API from a browser (none by default).
         max_body_kb: the largest request body other than an upload.
     """
-    app = FastAPI(
+    # The docs page's Swagger UI and ReDoc assets come from a package, not a CDN: /docs works offline.
+    app = FastAPIOffline(
         title="embedder",
         version=__import__("embedder").__version__,
         description="Search, recommend and ingest an embedder library over HTTP.",
@@ -493,7 +495,8 @@ def create_app(
     def users(limit: int = Query(100, ge=1, le=10000)) -> dict:
         return {"users": library.users_by_activity(limit)}
 
-    @app.get("/items/{item_id}/media", summary="The item's file, with HTTP range requests (seekable)")
+    @app.head("/items/{item_id}/media", include_in_schema=False)
+    @app.get("/items/{item_id}/media", summary="The item's file, inline, with HTTP range requests (seekable) and HEAD")
     def media(item_id: str):
         record = item_or_404(item_id)
         identities = stored_identities(record.payload)
@@ -504,7 +507,8 @@ def create_app(
             except NotServable as exc:
                 reasons.append(str(exc))
                 continue
-            return OpenedFileResponse(fh, st, filename=os.path.basename(path))
+            # inline: a browser plays it in the page (a <video>, or the URL opened) rather than saving it
+            return OpenedFileResponse(fh, st, filename=os.path.basename(path), content_disposition_type="inline")
         log.warning("media of item %s refused: %s", item_id, printable_line("; ".join(reasons) or "it has no file"))
         raise HTTPException(status_code=404, detail=f"item {item_id}: none of its files is still the file ingested")
 

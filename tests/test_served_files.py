@@ -108,3 +108,44 @@ def test_upload_names_cannot_place_the_file_anywhere(served, media, name):
         answer = client.post("/search/file", files={"file": (name, fh, "video/mp4")})
     assert answer.status_code == 200  # decoded from the upload's own private file: the ingested item's neighbours
     assert answer.json()["hits"] == client.get(f"/items/{ids['h264.mp4']}/like").json()["hits"]
+
+
+def test_media_answers_head_and_plays_inline(served):
+    client, _, folder, ids = served
+    url = f"/items/{ids['vp9.webm']}/media"
+    head = client.head(url)
+    size = (folder / "vp9.webm").stat().st_size
+    assert head.status_code == 200 and head.content == b"" and int(head.headers["content-length"]) == size
+    assert head.headers["accept-ranges"] == "bytes"
+    got = client.get(url)
+    assert (
+        got.headers["content-disposition"] == 'inline; filename="vp9.webm"'
+        and got.headers["content-type"] == "video/webm"
+    )
+
+
+def test_the_api_docs_render_offline_in_a_real_browser(served, tmp_path):
+    """/docs used Swagger UI from a CDN: blank on a machine without internet (as this one is)."""
+    import subprocess
+
+    browser = shutil.which("chromium-headless-shell") or shutil.which("chromium")
+    if browser is None:
+        pytest.skip("no chromium: scripts/setup.sh installs chromium-headless-shell")
+    client, *_ = served
+    page = client.get("/docs").text
+    assert "cdn" not in page.lower() and "swagger-ui-bundle.js" in page
+    shot = tmp_path / "docs.png"
+    args = [
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--window-size=1200,900",
+        "--virtual-time-budget=15000",
+    ]
+    dom = subprocess.run([*args, "--dump-dom", f"{client.base_url}/docs"], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert 'class="swagger-ui' in dom.stdout and "/users/{user}/recommendations" in dom.stdout
+    assert "Failed to load API definition" not in dom.stdout
+    subprocess.run([*args, f"--screenshot={shot}", f"{client.base_url}/docs"], capture_output=True, timeout=120)
+    assert shot.stat().st_size > 20_000  # a page with content, not a blank one
