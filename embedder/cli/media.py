@@ -352,17 +352,21 @@ def search(
     ):
         table.add_column(col, justify="right")
     table.add_column("path", overflow="fold")
+    if moments:  # the score is the best segment's: so are the columns, which add up to it
+        table.caption = "visual, audio, text: what each added to the moment's score"
+
+    def cells(h) -> list[str]:
+        values = (h.moment.contributions if h.moment else {}) if moments else h.scores
+        return ["-" if m not in values else f"{values[m]:.3f}" for m in ("visual", "audio", "text")]
+
     for rank, h in enumerate(hits, 1):
-        cell = lambda m, h=h: "-" if m not in h.scores else f"{h.scores[m]:.3f}"  # noqa: E731
         extra = [f"{h.personal['score']:.3f}" + (" seen" if h.personal["seen"] else "")] if personal else []
         when = [_moment_span(h.moment)] if moments else []
         table.add_row(
             str(rank),
             f"{h.score:.3f}",
             *extra,
-            cell("visual"),
-            cell("audio"),
-            cell("text"),
+            *cells(h),
             *when,
             plain(short_path(h.path) or h.id),
         )

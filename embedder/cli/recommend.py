@@ -327,8 +327,13 @@ def similar_users_cmd(
     if as_json:
         print_json({"user": user, "users": found})
         return
+    table = Table(show_header=True, header_style="bold")
+    for col in ("#", "cosine"):
+        table.add_column(col, justify="right")
+    table.add_column("user", overflow="fold")
     for rank, u in enumerate(found, 1):
-        out.print(f"{rank:>3}  {u['score']:.4f}  {u['user']}", highlight=False)
+        table.add_row(str(rank), f"{u['score']:.4f}", plain(u["user"]))
+    out.print(table)
 
 
 @app.command("train")

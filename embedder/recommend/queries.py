@@ -139,7 +139,7 @@ def recommend_for_user(
             result.note = (
                 "no interactions for this user: popular items"
                 if not history
-                else f"no {chosen.name} signal for this user yet: popular items"
+                else f"{MISSING_SIGNAL.get(chosen.name, f'no {chosen.name} signal for this user yet')}: popular items"
             )
         hits = most_popular(media, limit=limit, filter=filter, exclude_ids=exclude)
         result.items = [_rec(h, ["popular"]) for h in hits]
@@ -167,6 +167,15 @@ def recommend_for_user(
     explain_recommendations(result.items, media, positives)
     return result
 
+
+# Why a strategy had nothing for a user with history, and what makes it: said instead of a bare
+# "no signal", which read as if a model existed that merely knew nothing of the user.
+MISSING_SIGNAL = {
+    "trained": "no trained head covers this user ('embedder train' trains one on the users in the log when it runs)",
+    "cf": "no collaborative vector for this user ('embedder interactions train' fits them; later events fold in)",
+    "hybrid": "no collaborative vector for this user and no liked item with content "
+    "('embedder interactions train' fits the vectors)",
+}
 
 # The space each branch compares items in (cosine): where "because you liked X" is measured.
 BRANCH_SPACES = {"cf": "cf_sim", "trained": "rec", CONTENT_BRANCH: "content", "new": "content"}

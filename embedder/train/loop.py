@@ -275,7 +275,9 @@ def train(
         progress.finish()
         users, items = all_vectors(model, ctx, len(data.users), len(data.items))
         ndcg = ndcg_on(users, items, data, cfg.optim.eval_k)
-        row = {"epoch": epoch, "loss": round(total / len(pairs), 6), f"val_ndcg@{cfg.optim.eval_k}": round(ndcg, 6)}
+        # A refit has no validation pairs: its NDCG is unknown (None), not 0.0.
+        val = round(ndcg, 6) if data.val else None
+        row = {"epoch": epoch, "loss": round(total / len(pairs), 6), f"val_ndcg@{cfg.optim.eval_k}": val}
         if cfg.adversarial.enabled:
             row["adv_loss"] = round(total_adv / len(pairs), 6)
         state["history"].append(row)
@@ -318,7 +320,8 @@ def learning_curve(history: list[dict], path: Path, k: int) -> None:
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss", color="tab:blue")
     ax2 = ax.twinx()
-    ax2.plot(epochs, [r[f"val_ndcg@{k}"] for r in history], "s-", color="tab:orange", label=f"val NDCG@{k}")
+    ndcgs = [float("nan") if r[f"val_ndcg@{k}"] is None else r[f"val_ndcg@{k}"] for r in history]  # refit: none
+    ax2.plot(epochs, ndcgs, "s-", color="tab:orange", label=f"val NDCG@{k}")
     ax2.set_ylabel(f"val NDCG@{k}", color="tab:orange")
     fig.tight_layout()
     fig.savefig(path)

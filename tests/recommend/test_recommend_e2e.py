@@ -167,6 +167,17 @@ def test_user_without_history_gets_popular_items(world, trained):
     assert all(r.branches == ["popular"] for r in result.items)
 
 
+def test_trained_before_any_training_says_what_is_missing_and_how_to_make_it(world, trained):
+    settings = world["settings"]
+    with open_store(settings) as media, open_store(settings, collection=users_collection(settings)) as users:
+        result = recommend_for_user("t0u0", history(world, "t0u0"), media, users, strategy="trained", limit=5)
+    assert result.used == ["popular"]
+    assert result.note == (
+        "no trained head covers this user ('embedder train' trains one on the users in the log "
+        "when it runs): popular items"
+    )
+
+
 def test_similar_items_and_users(world, trained):
     settings, topic_of = world["settings"], world["topic_of"]
     red = sorted(p for p, t in topic_of.items() if t == 0)

@@ -152,3 +152,13 @@ def test_frozen_encoders_are_unchanged_and_the_head_is_small(tmp_path, media):
     assert all(torch.equal(before[k], after[k]) for k in before)
     backbone = sum(v.numel() for v in before.values())
     assert result.head_parameters < 0.05 * backbone  # "a few percent" at most, even next to the tiny encoders
+
+
+def test_a_refit_without_validation_reports_no_ndcg_rather_than_zero(tmp_path):
+    refit = build_training_data(communities(), val_fraction=0.0, seed=0)
+    result = train(refit, config(**{"optim.max_epochs": 2}), tmp_path / "run")
+    assert [r["val_ndcg@10"] for r in result.history] == [None, None]  # was 0.0: read as a collapsed model
+    from embedder.train.loop import learning_curve
+
+    learning_curve(result.history, tmp_path / "curve.png", 10)  # the plot leaves the unknown points out
+    assert (tmp_path / "curve.png").stat().st_size > 1000
