@@ -236,7 +236,27 @@ def make_moment_world(
     return world
 
 
+def main(argv: list[str] | None = None) -> int:
+    """``python -m embedder.samples [DIR]``: write the sample library and print its files."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m embedder.samples",
+        description="Write a small sample library (short videos with a colour and a tone, an audio track, "
+        "sidecar titles) for the offline demo; files already there are kept.",
+    )
+    parser.add_argument("folder", nargs="?", default="samples", help="where to write them (default: ./samples)")
+    parser.add_argument("--seconds", type=float, default=4.0, help="length of each clip (default: 4)")
+    args = parser.parse_args(argv)
+    try:
+        made = make_samples(args.folder, seconds=args.seconds)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        print(f"error: cannot write the samples into {args.folder}: {exc}", file=sys.stderr)
+        return 2
+    for path in made:
+        print(path)
+    return 0
+
+
 if __name__ == "__main__":
-    target = sys.argv[1] if len(sys.argv) > 1 else "samples"
-    for p in make_samples(target):
-        print(p)
+    sys.exit(main())

@@ -64,3 +64,14 @@ def test_help_shows_flags_without_a_type_and_no_args_shows_help():
     assert "<int" in next(line for line in out.splitlines() if "--limit" in line)  # options with values keep theirs
     bare = run()
     assert bare.returncode == 0 and "Usage: embedder" in bare.stdout
+
+
+def test_the_samples_script_has_a_help_and_makes_no_folder_named_help(tmp_path):
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "embedder.samples", "--help"], capture_output=True, text=True, cwd=tmp_path, timeout=60
+    )
+    assert proc.returncode == 0 and "usage: python -m embedder.samples" in proc.stdout and not proc.stderr
+    assert list(tmp_path.iterdir()) == []
