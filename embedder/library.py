@@ -370,13 +370,14 @@ class Library:
             )
         return report
 
-    def known_items(self, keys: list[str]) -> set[str]:
-        """The item keys (point ids, ingested paths, interaction item keys) the store holds."""
-        from embedder.ids import resolve_items
+    def join_items(self, keys: list[str]) -> tuple[dict[str, str], set[str]]:
+        """Item keys from a client as the store knows them (``{key: stored key}``), and the keys
+        that matched a stored item (point ids, ingested paths however written, item keys). Files
+        are matched by name only: a client's key never makes the server hash a file."""
+        from embedder.ids import ItemJoin
 
-        ids = resolve_items(list(keys), self.media)
-        present = {r.id for r in self.media.retrieve(sorted(set(ids.values())))}
-        return {k for k in keys if ids[k] in present}
+        join = ItemJoin(self.media, by_content=False)
+        return join(keys), join.matched
 
     def item_factors(self):
         """The stored collaborative model's item factors

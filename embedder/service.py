@@ -557,7 +557,9 @@ def create_app(
             raise HTTPException(
                 status_code=422, detail=f"each event needs user and item, weight a number: {exc}"
             ) from None
-        refuse_over_limits(lambda: gate.admit(parsed, library.known_items))
+        keys, known = library.join_items([e.item for e in parsed])
+        refuse_over_limits(lambda: gate.admit(parsed, lambda _: known))
+        parsed = [Interaction(e.user, keys[e.item], e.weight, e.ts, e.event) for e in parsed]  # as the store knows it
         report = library.record_events(parsed)
         events_total.inc(len(parsed))
         return report

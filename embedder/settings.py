@@ -127,6 +127,9 @@ class Settings(BaseSettings):
     # Store user ids as keyed hashes (HMAC-SHA256 with user_key, from EMBEDDER_USER_KEY, never
     # logged): the log and the store hold no raw account ids; whoever holds the key looks users
     # up by their raw id as before.
+    # 'interactions import' warns when more than this share of the log's distinct items match
+    # nothing in the store (a path typed another way, a catalogue id without --item-map).
+    unmatched_items_warn: float = Field(0.5, ge=0, le=1)
     # POST /events (embedder.limits): what one client may write.
     max_id_chars: int = Field(256, ge=1, le=100_000)
     max_events_per_request: int = Field(1000, ge=1)

@@ -32,7 +32,7 @@ def test_a_refused_batch_charges_nobody():
 
 
 def test_the_http_api_enforces_every_limit(served):
-    client, library, _, ids = served
+    client, library, folder, ids = served
     item = ids["tone.mp3"]
     big = client.post("/events", json=[{"user": "u", "item": item}] * 1001)
     assert big.status_code == 413 and "max_events_per_request" in big.json()["error"]
@@ -44,6 +44,12 @@ def test_the_http_api_enforces_every_limit(served):
     assert client.post("/events", json={"user": "u", "item": item}).json()["added"] == 1  # known: by id
     by_path = client.post("/events", json={"user": "u", "item": library.media.retrieve([item])[0].payload["path"]})
     assert by_path.status_code == 200  # known: by its ingested path
+    import os
+
+    os.symlink(folder, folder.parent / "alias")
+    linked = client.post("/events", json={"user": "w", "item": str(folder.parent / "alias" / "tone.mp3")})
+    assert linked.status_code == 200  # a path through a link joins by the link's target
+    assert {e.item for e in library.log.for_user("w")} == {str(folder / "tone.mp3")}  # stored as the store knows it
     burst = [
         client.post("/events", json=[{"user": "spammer", "item": ids["h264.mp4"], "ts": t}] * 100) for t in range(7)
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -60,9 +61,16 @@ def interactions_import(
         None, "--event-weight", help="Override an event's weight, e.g. like=5; repeatable."
     ),
     time_col: str | None = typer.Option(None, "--time-col", help="Column with epoch seconds/ms or ISO 8601 time."),
+    item_map: Path | None = typer.Option(
+        None, "--item-map", help="CSV of catalogue id,item: maps the log's item ids to ingested paths or ids."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
-    """Append an event log to the interaction store: bad rows are reported with line numbers, duplicates dropped."""
+    """Append an event log to the interaction store: bad rows are reported with line numbers, duplicates dropped.
+
+    Items join the store whatever form their path takes (relative, ./, absolute, through a link)
+    or by point id; the report counts the items that matched and warns when many did not.
+    """
     from embedder.recommend.interactions import DEFAULT_EVENT_WEIGHTS, ColumnMap
 
     if sum(c is not None for c in (weight_col, rating_col, event_col)) > 1:
@@ -87,7 +95,8 @@ def interactions_import(
     names = [c.strip() for c in columns.split(",")] if columns else None
     settings = ctx.obj.settings()
     not_before = time.time() - settings.retention_days * 86400 if settings.retention_days else None
-    with _open_log(settings) as log:
+    join = _item_join(settings, item_map)
+    with _open_log(settings) as log, join.media if join.media is not None else contextlib.nullcontext():
         report = log.import_file(
             file,
             cols,
@@ -96,9 +105,18 @@ def interactions_import(
             progress=TerminalProgress(as_json),
             not_before=not_before,
             user_id=settings.stored_user,
+            item_keys=join,
         )
         stats = log.stats()
-    data = {**report.to_dict(), "log": stats}
+    joined = join.report()
+    distinct = joined["items_matched"] + joined["items_unmatched"]
+    if distinct and joined["items_unmatched"] > settings.unmatched_items_warn * distinct:
+        report.warnings.append(
+            f"{joined['items_unmatched']} of {distinct} distinct items match nothing in the store "
+            f"(e.g. {', '.join(joined['unmatched_examples'][:3])}): they become items without media; if they are "
+            "ingested files, check the paths, or map catalogue ids with --item-map"
+        )
+    data = {**report.to_dict(), **joined, "log": stats}
     if as_json:
         print_json(data)
         return
@@ -115,6 +133,23 @@ def interactions_import(
         out.print(f"  ... and {report.bad - len(report.bad_rows)} more bad rows", highlight=False)
     for warning in report.warnings:
         err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
+
+
+def _item_join(settings, item_map: Path | None):
+    """The join of log items to the store (none opened when there is no store yet)."""
+    from embedder.ids import ItemJoin, read_item_map
+    from embedder.store import open_store
+    from embedder.store.factory import require_store
+
+    try:
+        mapping = read_item_map(item_map) if item_map else None
+    except (OSError, ValueError) as exc:
+        raise EmbedderError(f"--item-map: {exc}") from None
+    try:
+        require_store(settings)
+    except EmbedderError:
+        return ItemJoin(None, mapping)
+    return ItemJoin(open_store(settings), mapping)
 
 
 @interactions_app.command("prune")

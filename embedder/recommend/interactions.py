@@ -342,11 +342,13 @@ class InteractionLog:
         progress: Progress | None = None,
         not_before: float | None = None,
         user_id=None,
+        item_keys=None,
     ) -> ImportReport:
         """Read, validate and append a file. Bad rows are reported with line numbers and skipped.
 
         ``not_before`` (epoch seconds, from ``retention_days``) skips older rows, counted as expired.
         ``user_id`` maps each raw user id to the id stored (``Settings.stored_user``: pseudonyms).
+        ``item_keys`` maps a batch of raw item keys to the keys stored (``embedder.ids.ItemJoin``).
 
         Raises:
             EmbedderError: the file is missing, binary, lacks a mapped column, or has no valid row.
@@ -379,9 +381,9 @@ class InteractionLog:
                 if len(report.bad_rows) < MAX_REPORTED_BAD_ROWS:
                     report.bad_rows.append({"line": line, "reason": str(exc)})
             if len(pending) >= batch:
-                report.added += self.add(pending)
+                report.added += self.add(_joined(pending, item_keys))
                 pending = []
-        report.added += self.add(pending)
+        report.added += self.add(_joined(pending, item_keys))
         progress.update(size, f"{report.rows} rows")
         progress.finish()
         report.duplicates = report.rows - report.bad - report.added - report.expired
@@ -441,6 +443,14 @@ class InteractionLog:
         ).fetchone()
         negatives = self.db.execute("SELECT COUNT(*) FROM interactions WHERE weight < 0").fetchone()[0]
         return {"path": str(self.path), "events": rows, "users": users, "items": items, "negative_events": negatives}
+
+
+def _joined(events: list[Interaction], item_keys) -> list[Interaction]:
+    """``events`` with their item keys as the store knows them (unchanged without ``item_keys``)."""
+    if item_keys is None or not events:
+        return events
+    keys = item_keys([e.item for e in events])
+    return [Interaction(e.user, keys[e.item], e.weight, e.ts, e.event) for e in events]
 
 
 def default_log_path(settings: Settings) -> Path:

@@ -12,7 +12,8 @@ def collection_status(store: VectorStore) -> dict:
     info = store.info()
     if info["exists"]:
         info["modalities"] = {m: store.count({"modalities": m}) for m in MODALITIES}
-        info["kinds"] = {k: store.count({"kind": k}) for k in ("video", "audio")}
+        # "item": known from interactions (or a catalogue) alone, so the kinds add up to the points.
+        info["kinds"] = {k: store.count({"kind": k}) for k in ("video", "audio", "item")}
         info["models"] = _models_in_use(store)
     return info
 

@@ -186,7 +186,7 @@ def test_search_like_finds_itself_first_and_text_search_explains(library, settin
         assert [h.path for h in videos] == [str(library / "tone.mp3")]
         status = collection_status(store)
         assert status["points"] == 5 and status["modalities"] == {"visual": 4, "audio": 3, "text": 5}
-        assert status["kinds"] == {"video": 4, "audio": 1}
+        assert status["kinds"] == {"video": 4, "audio": 1, "item": 0}
 
 
 def test_like_a_new_file_encodes_it_on_the_fly(library, settings, encoders, media):

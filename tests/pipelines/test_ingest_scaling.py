@@ -80,7 +80,7 @@ def test_status_counts_models_with_the_engine(world, encoders):
         status = collection_status(store)
         assert store.facet("models.visual") == {encoders.model_ids["visual"]: 1}  # the video only
         assert status["models"] == {m: [encoders.model_ids[m]] for m in ("visual", "audio", "text")}
-        assert status["kinds"] == {"video": 1, "audio": 1}
+        assert status["kinds"] == {"video": 1, "audio": 1, "item": 0}
 
 
 def point_id_of(store, path) -> str:

@@ -183,3 +183,58 @@ def test_retention_drops_old_events_for_good_and_import_skips_them(tmp_path):
         ).stdout
     )
     assert (again["expired"], again["added"], again["duplicates"]) == (1, 0, 3)
+
+
+def test_imported_items_join_the_store_however_their_paths_are_written(tmp_path, media):
+    """The campaign's case: a log whose items were relative paths ('media/a.mp4', './media/a.mp4')
+    was stored as typed, made phantom items, and reported no warning."""
+    import json
+    import os
+    import shutil
+
+    from tests.cli_runner import run_cli
+
+    work = tmp_path / "work"
+    (work / "media").mkdir(parents=True)
+    for name in ("h264.mp4", "tone.mp3"):
+        shutil.copy(media[name], work / "media" / name)
+    os.symlink(work / "media", work / "linked")
+    env = {"EMBEDDER_MODELS": "tiny", "EMBEDDER_STORE": str(tmp_path / "store"), "EMBEDDER_WORKERS": "1"}
+    run_cli("ingest", work / "media", env=env)
+    log = work / "events.csv"
+    log.write_text(
+        "user,item,weight\n"
+        "u1,media/h264.mp4,1\nu2,./media/h264.mp4,1\nu3,linked/tone.mp3,1\n"
+        f"u4,{work / 'media' / 'tone.mp3'},1\nu5,catalogue-42,1\n"
+    )
+    (work / "map.csv").write_text("id,item\ncatalogue-42,media/tone.mp3\n")
+    proc = subprocess_import(run_cli, log, env, work)
+    data = json.loads(proc.stdout)
+    assert (data["items_matched"], data["items_unmatched"], data["warnings"]) == (4, 1, [])
+    mapped = json.loads(subprocess_import(run_cli, log, env, work, "--item-map", work / "map.csv").stdout)
+    assert mapped["items_matched"] == 5 and mapped["items_unmatched"] == 0
+    from embedder.recommend.interactions import InteractionLog
+
+    with InteractionLog(tmp_path / "store" / "interactions.sqlite") as stored:
+        items = {e.item for e in stored.all()}
+    assert items == {str(work / "media" / "h264.mp4"), str(work / "media" / "tone.mp3"), "catalogue-42"}
+    stray = work / "stray.csv"
+    stray.write_text("user,item\nu1,elsewhere/a.mp4\nu2,elsewhere/b.mp4\nu3,media/h264.mp4\n")
+    warned = json.loads(subprocess_import(run_cli, stray, env, work).stdout)
+    assert (
+        warned["items_unmatched"] == 2 and "2 of 3 distinct items match nothing in the store" in warned["warnings"][0]
+    )
+    run_cli("interactions", "train", env=env)
+    status = json.loads(run_cli("status", "--json", env=env).stdout)
+    assert sum(status["kinds"].values()) == status["points"] and status["kinds"]["item"] == 3  # the kinds add up
+
+
+def subprocess_import(run_cli, log, env, cwd, *extra):
+    import os
+
+    here = os.getcwd()
+    os.chdir(cwd)  # relative paths in the log are relative to where the command runs
+    try:
+        return run_cli("interactions", "import", log, "--json", *extra, env=env)
+    finally:
+        os.chdir(here)
