@@ -74,10 +74,18 @@ fi
 quiet_pip() { "$@" 2>&1 | { grep -v "^WARNING: Location '.*' is ignored" || true; }; }
 
 stamp=.venv/.embedder-installed
+deps_stamp=.venv/.embedder-deps
 want=$(cat requirements.lock pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-    echo "setup: installing Python packages into .venv (first run downloads about 5 GB)" >&2
-    quiet_pip .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.lock
-    quiet_pip .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -e .
-    echo "$want" > "$stamp"
+    if [ ! -f "$deps_stamp" ] || [ "$(cat "$deps_stamp")" != "$want" ]; then
+        echo "setup: installing Python packages into .venv (first run downloads about 5 GB)" >&2
+        quiet_pip .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.lock
+        echo "$want" > "$deps_stamp"
+    fi
+    # EMBEDDER_SETUP_DEPS_ONLY=1: the pinned packages alone (the image installs them in a layer of
+    # their own, before the code is copied, so a code change does not reinstall 5 GB).
+    if [ "${EMBEDDER_SETUP_DEPS_ONLY:-0}" != 1 ]; then
+        quiet_pip .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -e .
+        echo "$want" > "$stamp"
+    fi
 fi
