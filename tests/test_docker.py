@@ -51,6 +51,7 @@ def test_the_shipped_jobs_ingest_where_the_image_mounts_the_media():
 
     jobs = tomllib.loads((ROOT / "pipelines" / "jobs.toml").read_text())["jobs"]
     compose = yaml.safe_load((ROOT / "docker" / "compose.yaml").read_text())
+
     def target(volume: str) -> str:  # SOURCE:TARGET[:ro] (the source may hold ':' inside ${...:-...})
         parts = volume.split(":")
         return parts[-2] if parts[-1] in ("ro", "rw") else parts[-1]

@@ -133,3 +133,15 @@ def test_run_steps_runs_real_commands_and_stops_at_the_first_failure(tmp_path):
         message
         == f"step 'ingest {tmp_path / 'missing'}' failed: error: nothing to ingest: {tmp_path / 'missing'} not found"
     )
+
+
+def test_a_failed_job_exits_4_with_its_step_and_reason_never_1(tmp_path):
+    from tests.cli_runner import run_cli
+
+    jobs = tmp_path / "jobs.toml"
+    jobs.write_text(f'[jobs.broken]\ncron = "0 3 * * *"\nsteps = [["ingest", "{tmp_path / "missing"}"]]\n')
+    proc = run_cli("jobs", "run", "broken", "--jobs", jobs, "--store", tmp_path / "store", code=4)
+    assert proc.stdout.strip() == (
+        f"job broken: failed: step 'ingest {tmp_path / 'missing'}' failed: error: nothing "
+        f"to ingest: {tmp_path / 'missing'} not found"
+    )

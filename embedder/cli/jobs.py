@@ -11,6 +11,8 @@ import typer
 from embedder.cli.common import app, err, guarded, out, print_json
 from embedder.errors import EmbedderError
 
+JOB_FAILED = 4  # exit code of 'jobs run' when a step failed (cron and systemd see a failed job, not a bug)
+
 jobs_app = typer.Typer(
     help="Scheduled jobs from pipelines/jobs.toml: list, run one, or serve them all.", no_args_is_help=True
 )
@@ -71,7 +73,10 @@ def jobs_run(
     name: str = typer.Argument(..., help="Job name from the jobs file."),
     jobs_file: Path | None = typer.Option(None, "--jobs", help="Jobs file (default: setting jobs_file)."),
 ) -> None:
-    """Run one job now (its steps in order, stopping at the first failure)."""
+    """Run one job now (its steps in order, stopping at the first failure).
+
+    Exit codes: 0 every step succeeded; 4 a step failed (the line names it and its reason).
+    """
     from embedder.scheduler import run_steps
 
     jobs = _jobs(ctx, jobs_file)
@@ -79,8 +84,8 @@ def jobs_run(
         raise EmbedderError(f"no job named '{name}'; jobs: {', '.join(jobs) or 'none'}")
     ok, message = run_steps(jobs[name], _forwarded_flags(ctx))
     out.print(f"job {name}: {'ok' if ok else 'failed'}: {message}", highlight=False)
-    if not ok:
-        raise typer.Exit(1)
+    if not ok:  # the step and its reason are on the line above; 1 stays "internal error"
+        raise typer.Exit(JOB_FAILED)
 
 
 @jobs_app.command("serve")
