@@ -22,14 +22,10 @@ interaction log with SQLite's ``PRAGMA integrity_check``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from embedder.errors import EmbedderError, one_line
 from embedder.store import VectorStore, point_id
 from embedder.store.integrity import vector_problem
-
-if TYPE_CHECKING:
-    from embedder.settings import Settings
 
 MEDIA_KEYS = ("path", "paths", "sha256", "size", "kind", "modalities", "models", "fusion")
 
@@ -223,11 +219,14 @@ def check_store(store: VectorStore, catalog, open_collection, logical: str, log_
     return result
 
 
-def repair(report: CheckReport, store: VectorStore, settings: Settings, *, progress=None) -> None:
-    """Delete damaged points whose files exist and ingest those files again; fills ``repaired``/``unrepaired``."""
-    import os
+def repair(report: CheckReport, store: VectorStore, reingest) -> None:
+    """Delete damaged points whose files exist and ingest those files again; fills ``repaired``/``unrepaired``.
 
-    from pipelines.ingest import run_ingest
+    ``reingest(files)`` ingests the files into ``store`` and returns the run's summary (its
+    ``failed`` records are read): the caller supplies the ingest job
+    (:func:`pipelines.ingest.reingest`), so this module stays below the jobs layer.
+    """
+    import os
 
     unreadable = sorted({p.id for p in report.problems if p.id and p.problem.startswith("vectors cannot be read")})
     if unreadable:  # writing into a shard whose files are cut short makes it unopenable: never try
@@ -252,9 +251,7 @@ def repair(report: CheckReport, store: VectorStore, settings: Settings, *, progr
     if not files:
         return
     store.delete(ids)  # damaged vectors are not worth keeping in the trash
-    summary = run_ingest(
-        files, settings, store=store, locked=True, removals="never", retry_failed=True, progress=progress
-    )
+    summary = reingest(files)
     failed = {f.path: f for f in summary.failed}
     for path in files:
         if path in failed:

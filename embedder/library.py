@@ -374,7 +374,7 @@ class Library:
         """Item keys from a client as the store knows them (``{key: stored key}``), and the keys
         that matched a stored item (point ids, ingested paths however written, item keys). Files
         are matched by name only: a client's key never makes the server hash a file."""
-        from embedder.ids import ItemJoin
+        from embedder.recommend.itemjoin import ItemJoin
 
         join = ItemJoin(self.media, by_content=False)
         return join(keys), join.matched

@@ -319,9 +319,10 @@ def shipped_path(path: str | Path) -> Path:
     path = Path(path).expanduser()
     if path.exists() or path.is_absolute() or path.parts[:1] != ("pipelines",):
         return path
-    import pipelines
+    # Read as package data, not imported: settings sit at the bottom of the layers, jobs at the top.
+    from importlib.resources import files
 
-    shipped = Path(pipelines.__file__).resolve().parent.joinpath(*path.parts[1:])
+    shipped = Path(str(files("pipelines").joinpath(*path.parts[1:])))
     return shipped if shipped.exists() else path
 
 

@@ -596,3 +596,11 @@ def _run_ingest(
         held_back=plan.held_back,
         trash=trash_info,
     )
+
+
+def reingest(
+    files: list[str], settings: Settings, store: VectorStore, progress: Progress | None = None
+) -> IngestSummary:
+    """Ingest ``files`` again into the open ``store``, as ``embedder check --repair`` needs: the
+    caller holds the job lock, nothing is removed, and earlier failures are tried again."""
+    return run_ingest(files, settings, store=store, locked=True, removals="never", retry_failed=True, progress=progress)

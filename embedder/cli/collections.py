@@ -149,6 +149,7 @@ def check(
     from embedder.store import open_store
     from embedder.store.catalog import open_catalog
     from embedder.store.factory import open_physical
+    from pipelines.ingest import reingest
 
     settings = ctx.obj.settings(reading=True)
     with job_lock(settings, "check"), open_store(settings) as store:
@@ -161,7 +162,7 @@ def check(
         )
         report = result.main
         if repair_damage and report.damaged_ids:
-            repair(report, store, settings, progress=TerminalProgress(as_json))
+            repair(report, store, lambda files: reingest(files, settings, store, TerminalProgress(as_json)))
     data = result.to_dict()
     if as_json:
         print_json(data)

@@ -137,7 +137,7 @@ def interactions_import(
 
 def _item_join(settings, item_map: Path | None):
     """The join of log items to the store (none opened when there is no store yet)."""
-    from embedder.ids import ItemJoin, read_item_map
+    from embedder.recommend.itemjoin import ItemJoin, read_item_map
     from embedder.store import open_store
     from embedder.store.factory import require_store
 

@@ -14,7 +14,7 @@ from embedder.settings import load_settings
 from embedder.snapshots import create_snapshot, list_snapshots, restore_snapshot
 from embedder.store import open_store
 from embedder.store.catalog import EdgeCatalog
-from pipelines.ingest import run_ingest
+from pipelines.ingest import reingest, run_ingest
 from tests.cli_runner import run_cli
 
 
@@ -59,7 +59,7 @@ def test_garbage_in_vectors_is_found_refused_and_repaired(world, encoders):
             EmbedderError, match="collection .media. is damaged: point .*content vector (holds non-finite|has length)"
         ):
             search_like(store, str(lib / "tone.mp3"), settings, encoders=encoders)
-        repair(report, store, settings)
+        repair(report, store, lambda files: reingest(files, settings, store))
     assert sorted(report.repaired) == sorted(str(lib / n) for n in ("h264.mp4", "tone.mp3", "vp9.webm"))
     assert report.fixed and check(settings).healthy
     with open_store(settings) as store:
@@ -80,7 +80,7 @@ def test_a_truncated_chunk_is_found_and_a_snapshot_brings_the_store_back(world, 
     with open_store(settings) as store:
         with pytest.raises(StoreError, match="is damaged .*run 'embedder check' to find the damaged points"):
             list(store.scroll(with_vectors=True))
-        repair(report, store, settings)  # never writes into a cut-short shard
+        repair(report, store, lambda files: reingest(files, settings, store))  # never writes into a cut-short shard
     assert (
         report.repaired == [] and len(report.unrepaired) == 3 and "restore a snapshot" in report.unrepaired[0]["reason"]
     )
