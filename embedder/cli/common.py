@@ -10,13 +10,16 @@ import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.text import Text
 
 from embedder.errors import EmbedderError, printable_line
+
+if TYPE_CHECKING:
+    from embedder.api import LibraryAPI
 
 app = typer.Typer(
     name="embedder",
@@ -60,7 +63,7 @@ class _Context:
             require_store(settings)
         return settings
 
-    def library(self, remote: bool = False, reading: bool = False, **more: Any):
+    def library(self, remote: bool = False, reading: bool = False, **more: Any) -> LibraryAPI:
         """The :class:`embedder.library.Library` these options name (close it, or use ``with``).
 
         With ``remote``, a running ``embedder serve`` for the same store answers instead

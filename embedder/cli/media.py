@@ -23,7 +23,7 @@ def inspect(
     max_frames: int | None = typer.Option(None, "--max-frames", help="Cap on frames per item."),
 ) -> None:
     """Show what ingest would do with each file: probe facts, decoder, frames, audio windows, text."""
-    from embedder.inspect import inspect_paths
+    from embedder.inspection import inspect_paths
     from embedder.media.discover import MISSING
 
     settings = ctx.obj.settings(sampling=sampling, video_fps=fps, max_frames=max_frames)
