@@ -1,0 +1,190 @@
+"""The application: middleware (key, body limit, metrics), JSON errors, the routers; and
+:func:`serve`, which runs it."""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import unquote
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from embedder.errors import EmbedderError
+from embedder.service.logs import AccessLogUsers
+from embedder.service.routes import ROUTERS
+from embedder.service.state import UPLOAD_CHUNK, Service
+
+if TYPE_CHECKING:
+    from embedder.library import Library
+
+# Open without a key: probes for orchestration, and the page itself (its API calls carry the key).
+PUBLIC_PATHS = {"/health", "/ready", "/", "/ui/app.js", "/ui/style.css"}
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps the API on this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": message})
+
+
+def create_app(
+    library: Library,
+    *,
+    max_upload_mb: float = 200.0,
+    preload: bool = True,
+    api_key: str | None = None,
+    cors_origins: list[str] | None = None,
+    max_body_kb: float = 1024.0,
+):
+    """The FastAPI application serving ``library``.
+
+    Args:
+        max_upload_mb: the largest file ``POST /search/file`` accepts.
+        preload: load the encoders at startup (``/ready`` answers 503 until they are loaded), so
+            the first query does not pay for it.
+        api_key: when set, every request but ``/health``, ``/ready`` and the page's own files must
+            carry it (``Authorization: Bearer KEY`` or ``X-API-Key: KEY``); compared in constant
+            time, never logged.
+        cors_origins: origins allowed to call the API from a browser (none by default).
+        max_body_kb: the largest request body other than an upload.
+    """
+    # The docs page's Swagger UI and ReDoc assets come from a package, not a CDN: /docs works offline.
+    app = FastAPIOffline(
+        title="embedder",
+        version=__import__("embedder").__version__,
+        description="Search, recommend and ingest an embedder library over HTTP.",
+    )
+    svc = Service(library, max_upload_mb=max_upload_mb, ready=not preload)
+    app.state.service = svc
+    if preload:
+        threading.Thread(target=svc.warm, name="embedder-warm", daemon=True).start()
+    _guard(app, svc, api_key, max_upload_mb, max_body_kb)
+    if cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type"],
+        )
+    _json_errors(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    return app
+
+
+def _guard(app, svc: Service, api_key: str | None, max_upload_mb: float, max_body_kb: float) -> None:
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        """Key check, body limit, metrics; runs before routing, so it answers in JSON itself."""
+        started = time.perf_counter()
+        path = request.url.path
+        if api_key and path not in PUBLIC_PATHS:
+            # The page's <img> and <video> cannot send headers: it keeps the key in a cookie.
+            given = (
+                request.headers.get("x-api-key")
+                or request.headers.get("authorization", "").removeprefix("Bearer ")
+                or unquote(request.cookies.get("embedder_api_key", ""))
+            )
+            if not hmac.compare_digest(given.encode(), api_key.encode()):
+                return _error(401, "missing or wrong API key (send Authorization: Bearer KEY or X-API-Key: KEY)")
+        length = request.headers.get("content-length")
+        limit = max_upload_mb * 1e6 + UPLOAD_CHUNK if path == "/search/file" else max_body_kb * 1e3
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            return _error(413, f"the request body is over {limit / 1e6:g} MB")
+        response = await call_next(request)
+        route = request.scope.get("route")
+        name = getattr(route, "path", "unmatched")
+        svc.metrics.requests.labels(name, request.method, str(response.status_code)).inc()
+        svc.metrics.latency.labels(name).observe(time.perf_counter() - started)
+        return response
+
+
+def _json_errors(app) -> None:
+    """Every error is ``{"error": message}`` with its status, never a traceback."""
+
+    @app.exception_handler(EmbedderError)
+    async def embedder_error(request: Request, exc: EmbedderError):
+        return _error(400, str(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        return _error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError):
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in exc.errors()
+        )
+        return _error(422, problems or "invalid request")
+
+    @app.exception_handler(sqlite3.DatabaseError)
+    async def log_error(request: Request, exc: sqlite3.DatabaseError):
+        return _error(
+            503,
+            f"the interaction log is damaged or full ({exc}); run 'embedder check' on the server, "
+            "then 'embedder snapshot restore' if it finds damage",
+        )
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception):
+        return _error(500, f"internal error: {type(exc).__name__}: {str(exc)[:300]}")
+
+
+def serve(library: Library, host: str = "127.0.0.1", port: int = 8080, **kwargs) -> None:
+    """Run the service until interrupted (uvicorn, one process: the models are loaded once).
+
+    Raises:
+        EmbedderError: ``host`` is not loopback and no API key is set.
+    """
+    import json
+
+    import uvicorn
+
+    from embedder.store.edge import SERVE_FILE
+
+    api_key = library.settings.serve_key
+    if not is_loopback(host) and api_key is None:
+        raise EmbedderError(
+            f"binding to {host} opens the API to other machines: set EMBEDDER_SERVE_API_KEY "
+            "(clients send it as 'Authorization: Bearer KEY'), or keep the default 127.0.0.1"
+        )
+
+    # Other processes that find the embedded store held say where the server is (one writer, many callers).
+    marker = None if library.settings.is_server else Path(library.settings.store).expanduser() / SERVE_FILE
+    if marker is not None:
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(
+            json.dumps({"url": f"http://{shown}:{port}", "pid": os.getpid(), "collection": library.settings.collection})
+        )
+    try:
+        config = uvicorn.Config(create_app(library, api_key=api_key, **kwargs), host=host, port=port, log_level="info")
+        logging.getLogger("uvicorn.access").addFilter(AccessLogUsers(library.settings))  # after Config set logging up
+        try:
+            uvicorn.Server(config).run()
+        except KeyboardInterrupt:  # Ctrl-C is how a server is stopped (uvicorn re-raises it after shutting down)
+            pass
+    finally:
+        if marker is not None:
+            marker.unlink(missing_ok=True)
