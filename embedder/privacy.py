@@ -224,7 +224,7 @@ def forget_user(settings: Settings, user: str) -> dict:
 def _retrain_cf(settings: Settings, remaining) -> str | None:
     """Fit ALS again on what is left, when a collaborative model was trained before."""
     from embedder.recommend.cf import CFParams, fit_cf, write_cf
-    from embedder.recommend.stores import open_collections
+    from embedder.recommend.collections import open_collections
 
     if not any(e.weight > 0 for e in remaining):
         return None

@@ -180,7 +180,7 @@ def search_text(
     parts = encoders.encode_query(query)
     fused = fuse_query(parts, weights)
     vector = fused if modality == "all" else parts[modality]
-    hits = store.query(vector, using, limit=limit, filter=filters or None, with_vectors=_read_back(using))
+    hits = store.search(Nearest(vector, using), limit=limit, filter=filters or None, with_vectors=_read_back(using))
     return _explain(hits, parts, fused, _content_dims(store), using)
 
 

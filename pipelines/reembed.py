@@ -216,7 +216,7 @@ def _refresh_head_vectors(settings: Settings, version: str, run_dir: str | None)
     by ``recommend --strategy trained`` without retraining. Vectors from other encoders than the
     head was trained on are refused (the head must be retrained).
     """
-    from embedder.train.serve import TrainedHead
+    from embedder.train.inference import TrainedHead
 
     if not run_dir or not Path(run_dir).is_dir():
         return {

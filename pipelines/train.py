@@ -35,8 +35,8 @@ def run_training(
     """The whole job over the settings' interaction log and store."""
     from embedder.encoders.bundle import configured_model_ids
     from embedder.encoders.runtime import resolve_device
+    from embedder.recommend.collections import open_collections
     from embedder.recommend.interactions import InteractionLog, default_log_path
-    from embedder.recommend.stores import open_collections
 
     with InteractionLog(default_log_path(settings)) as log:
         events = log.all()

@@ -84,9 +84,9 @@ def items_thumbnails(
 
     Files are decoded again, nothing is encoded, and vectors are not touched.
     """
+    from embedder.backfill import make_missing_thumbnails
     from embedder.cli.common import TerminalProgress
     from embedder.store import open_store
-    from embedder.thumbnails import make_missing_thumbnails
 
     settings = ctx.obj.settings(reading=True)
     with open_store(settings) as store:

@@ -235,7 +235,7 @@ def interactions_train(
     writes) unless a flag overrides them.
     """
     from embedder.recommend.cf import CFParams, fit_cf, write_cf
-    from embedder.recommend.stores import open_collections
+    from embedder.recommend.collections import open_collections
 
     settings = ctx.obj.settings(cf_factors=factors)
     params = CFParams.from_settings(

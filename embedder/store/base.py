@@ -232,12 +232,6 @@ class VectorStore(ABC):
             self.set_payload([p.id], p.payload)
         return len(old), len(new)
 
-    def query(
-        self, vector: np.ndarray, using: str, limit: int = 10, filter: Filter | None = None, with_vectors: bool = False
-    ) -> list[Hit]:
-        """Nearest neighbours of ``vector`` in the named vector ``using``."""
-        return self.search(Nearest(vector, using), limit=limit, filter=filter, with_vectors=with_vectors)
-
     def has_vector(self, name: str) -> bool:
         """Whether the collection has the named vector ``name`` (an optional one may be missing)."""
         return name in (self.collection_dims() or {})

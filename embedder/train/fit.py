@@ -63,7 +63,7 @@ def train_head(
     )
     run_dir.mkdir(parents=True, exist_ok=True)
     if cfg.privacy.enabled:
-        from embedder.train.private import train_private
+        from embedder.train.dpsgd import train_private
 
         if resume:
             raise EmbedderError(

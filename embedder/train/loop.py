@@ -31,7 +31,7 @@ class TrainResult:
     stopped_early: bool = False
     robustness: dict = field(default_factory=dict)
     head_parameters: int = 0
-    privacy: dict | None = None  # what a differentially private run spent (embedder.train.private)
+    privacy: dict | None = None  # what a differentially private run spent (embedder.train.dpsgd)
 
 
 def padded_history(history: list[np.ndarray], pad: int) -> tuple[np.ndarray, np.ndarray]:

@@ -9,8 +9,8 @@ from embedder.errors import EmbedderError
 from embedder.ids import user_point_id
 from embedder.privacy import forget_user
 from embedder.recommend.cf import CFParams, fit_cf, write_cf
+from embedder.recommend.collections import open_collections
 from embedder.recommend.interactions import Interaction, InteractionLog, default_log_path
-from embedder.recommend.stores import open_collections
 from embedder.settings import load_settings
 from tests.cli_runner import run_cli
 

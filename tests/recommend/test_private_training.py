@@ -9,8 +9,8 @@ from safetensors.numpy import load_file
 from embedder.errors import SettingsError
 from embedder.recommend.interactions import Interaction
 from embedder.train.config import load_train_config
+from embedder.train.dpsgd import privacy_delta
 from embedder.train.fit import train_head
-from embedder.train.private import privacy_delta
 from tests.cli_runner import run_cli
 
 

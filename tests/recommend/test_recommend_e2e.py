@@ -16,9 +16,9 @@ import pytest
 
 from embedder.evaluate import evaluate
 from embedder.recommend.cf import CFParams, fit_cf, write_cf
+from embedder.recommend.collections import open_collections
 from embedder.recommend.interactions import Interaction
 from embedder.recommend.queries import recommend_for_user, similar_items, similar_users
-from embedder.recommend.stores import open_collections
 from embedder.settings import load_settings
 from embedder.store import open_store, users_collection
 from pipelines.ingest import run_ingest

@@ -88,11 +88,11 @@ def test_roundtrip_filters_and_queries(store):
     got = store.retrieve([point_id("c")], with_vectors=True)[0]
     assert got.payload["paths"] == ["/m/c.mp4", "/n/c.mp4"]
     np.testing.assert_allclose(got.vectors["visual"], [0.70710677, 0.70710677, 0, 0], atol=1e-6)  # cosine: stored unit
-    hits = store.query(vec(1, 0, 0, 0), "visual", limit=5, with_vectors=True)
+    hits = store.search(Nearest(vec(1, 0, 0, 0), "visual"), limit=5, with_vectors=True)
     assert [h.id for h in hits] == [point_id("a"), point_id("c")]  # b has no visual vector
     assert [round(h.score, 4) for h in hits] == [1.0, 0.7071]
     assert set(hits[0].vectors) == {"visual", "text", "content"}
-    hits = store.query(vec(1, 0, 0, 0), "text", limit=5, filter={"kind": "video"})
+    hits = store.search(Nearest(vec(1, 0, 0, 0), "text"), limit=5, filter={"kind": "video"})
     assert [h.id for h in hits] == [point_id("c"), point_id("a")]
 
 
@@ -139,7 +139,8 @@ def test_second_process_gets_a_clear_error(tmp_path):
     import sys
 
     settings = load_settings(store=str(tmp_path / "s"))
-    with open_store(settings):
+    with open_store(settings) as store:
+        store.ensure_collection({"visual": 4})  # a store that exists: the second process finds it held
         proc = subprocess.run(
             [sys.executable, "-m", "embedder.cli", "--store", str(tmp_path / "s"), "status"],
             capture_output=True,
