@@ -84,7 +84,10 @@ def checked_records(records: list[PointRecord], collection: str) -> list[PointRe
 def score_bound(spec: QuerySpec) -> float:
     """The largest score magnitude ``spec`` can give on a sound collection."""
     if not isinstance(spec, Nearest):
-        return 1.0  # a recommend query's best score is squashed into [-1, 1]
+        if is_cosine(spec.using):
+            return 1.0  # a recommend query's best score on cosines is squashed into [-1, 1]
+        examples = [*spec.positives, *spec.negatives]
+        return max((float(np.linalg.norm(np.asarray(v, np.float64))) for v in examples), default=1.0) * DOT_NORM_LIMIT
     vector = np.asarray(spec.vector, np.float64)
     if not is_cosine(spec.using):
         return float(np.linalg.norm(vector)) * DOT_NORM_LIMIT
