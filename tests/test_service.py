@@ -141,15 +141,7 @@ def test_cli_commands_on_a_served_store_go_through_the_server(tmp_path, media):
         text=True,
     )
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline and server.poll() is None, server.stderr.read()
-            time.sleep(0.2)
+        wait_until_ready(port, server)
         assert (store / ".serve.json").is_file()
         through = run_cli("search", "a test pattern", "--json", env=env)
         assert json.loads(through.stdout) == local  # the same answer, from the server's warm models
@@ -431,15 +423,7 @@ def test_the_access_log_holds_no_raw_user_id_in_privacy_mode(tmp_path, media):
         text=True,
     )
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline and server.poll() is None
-            time.sleep(0.2)
+        wait_until_ready(port, server)
         assert httpx.get(f"http://127.0.0.1:{port}/users/alice-raw-id/recommendations", timeout=60).status_code == 200
         assert (
             httpx.get(
@@ -452,3 +436,16 @@ def test_the_access_log_holds_no_raw_user_id_in_privacy_mode(tmp_path, media):
         log = server.communicate(timeout=30)[0]
     assert f"/users/{private.stored_user('alice-raw-id')}/recommendations" in log
     assert "alice-raw-id" not in log
+
+
+def wait_until_ready(port: int, server, timeout_s: float = 90) -> None:
+    """Until an 'embedder serve' process on ``port`` answers /ready; fails if it exits first."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline and server.poll() is None, "embedder serve did not become ready"
+        time.sleep(0.2)
