@@ -112,9 +112,10 @@ def guarded(fn: Callable) -> Callable:
             raise typer.Exit(130) from None
         except Exception as exc:
             if is_disk_full(exc):  # the engine's, a thumbnail's or a snapshot's write: not a bug
+                where = getattr(exc, "filename", None)
                 fail(
-                    f"no space left on the device ({getattr(exc, 'filename', None) or 'while writing'}); free some "
-                    "space and run the command again: what was stored before is kept ('embedder check' verifies it)"
+                    f"the disk is full (no space left on the device{f' for {where}' if where else ''}); free some "
+                    "space and run the command again: nothing stored is lost ('embedder check' verifies it)"
                 )
             if os.environ.get("EMBEDDER_DEBUG"):  # a bug: say so in one line, keep the traceback for debugging
                 raise

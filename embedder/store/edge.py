@@ -141,9 +141,9 @@ def _readable(method):
             except Exception as exc:
                 if "No space left on device" in str(exc):
                     raise StoreError(
-                        f"no space left on the device holding {self.root} while writing collection "
-                        f"'{self.logical or self.collection}'; free some space and run the command again: what was "
-                        "written before is kept ('embedder check' verifies it)"
+                        f"the disk holding {self.root} is full (no space left on the device) while writing "
+                        f"collection '{self.logical or self.collection}'; free some space and run the command again: "
+                        "nothing stored is lost ('embedder check' verifies it)"
                     ) from None
                 if "Service" not in str(exc) and "out of bounds" not in str(exc):
                     raise
