@@ -152,12 +152,14 @@ def check_log(path) -> Problem | None:
     """What is wrong with the interaction log at ``path`` (None when it is sound or absent)."""
     import sqlite3
     from pathlib import Path
+    from urllib.parse import quote
 
     path = Path(path)
     if not path.exists():
         return None
     try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        # Read-only, by URI: a check never creates or changes the log (the path quoted: '?' or '#' in it).
+        db = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True, timeout=30)
         try:
             rows = [r[0] for r in db.execute("PRAGMA integrity_check(20)")]
         finally:
@@ -190,7 +192,7 @@ class StoreCheck:
     @property
     def settled(self) -> bool:
         """Nothing is left wrong: healthy, or every problem was in the main collection and repaired."""
-        return self.healthy or (self.main.fixed and all(r.healthy for r in self.others) and self.log is None)
+        return (self.main.healthy or self.main.fixed) and all(r.healthy for r in self.others) and self.log is None
 
     def to_dict(self) -> dict:
         return {

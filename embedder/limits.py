@@ -58,12 +58,15 @@ class EventLimits:
         for row in rows:
             for key in ("user", "item"):
                 value = row.get(key) if isinstance(row, dict) else None
-                if value is not None and len(str(value)) > self.max_id_chars:
-                    raise LimitExceeded(
-                        422,
-                        "id_length",
-                        f"a {key} id of {len(str(value))} characters; at most {self.max_id_chars} (max_id_chars)",
-                    )
+                if value is not None:
+                    self.check_id(key, str(value))
+
+    def check_id(self, kind: str, value: str) -> None:
+        """Refuse a ``kind`` ("user", "item") id longer than ``max_id_chars`` (422)."""
+        if len(value) > self.max_id_chars:
+            raise LimitExceeded(
+                422, "id_length", f"a {kind} id of {len(value)} characters; at most {self.max_id_chars} (max_id_chars)"
+            )
 
 
 class RateLimiter:

@@ -241,7 +241,7 @@ class TerminalProgress:
                 self.bar.update(self.task, description=f"{self.label} {path}")
         elif not self.quiet and self.per_item:
             err.print(
-                f"[{self.done}/{self.total}] {status}: {printable_line(path)}",
+                f"[{self.done}/{self.total}] {status}: {path}",
                 highlight=False,
                 markup=False,
                 soft_wrap=True,
@@ -257,7 +257,7 @@ class TerminalProgress:
 
     def note(self, message: str) -> None:
         if not self.quiet:
-            err.print(printable_line(message), highlight=False, markup=False, soft_wrap=True)
+            err.print(message, highlight=False, markup=False, soft_wrap=True)
 
     def finish(self) -> None:
         if self.bar is not None:

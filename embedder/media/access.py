@@ -132,6 +132,22 @@ def _content_sha256(fh: BinaryIO, st: os.stat_result) -> str:
     return _verified[key]
 
 
+def _open_regular(real: str, shown: str) -> tuple[BinaryIO, os.stat_result]:
+    """Open ``real`` without following a link at any component, as a regular file (blocking
+    again once it is known not to be a FIFO or device); ``shown`` names it in the reason."""
+    try:
+        fd = open_without_links(real)
+    except OSError as exc:
+        raise NotServable(f"{shown}: cannot open without following a link: {exc.strerror or exc}") from None
+    fh = os.fdopen(fd, "rb")
+    st = os.fstat(fh.fileno())
+    if not stat.S_ISREG(st.st_mode):
+        fh.close()
+        raise NotServable(f"{shown} is not a regular file")
+    os.set_blocking(fh.fileno(), True)
+    return fh, st
+
+
 def open_recorded(path: str, identity: FileIdentity, sha256: str) -> tuple[BinaryIO, os.stat_result]:
     """Open ``path`` for reading if it is still the file recorded as ``identity`` (content
     ``sha256``); the caller reads the returned file object and closes it.
@@ -144,26 +160,14 @@ def open_recorded(path: str, identity: FileIdentity, sha256: str) -> tuple[Binar
         raise NotServable(f"{path} now leads to {real}, not to the file ingested ({identity.real})")
     if identity.root and not is_inside(real, identity.root):
         raise NotServable(f"{path} leads outside the folder it was ingested from ({identity.root})")
+    fh, st = _open_regular(real, path)
     try:
-        fd = open_without_links(real)
-    except OSError as exc:
-        raise NotServable(f"{path}: cannot open without following a link: {exc.strerror or exc}") from None
-    fh = os.fdopen(fd, "rb")
-    try:
-        st = os.fstat(fh.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise NotServable(f"{path} is not a regular file any more")
         if st.st_size != identity.size:
             raise NotServable(f"{path} has {st.st_size} bytes, not the {identity.size} ingested")
-        unchanged = identity.ino and (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns) == (
-            identity.dev,
-            identity.ino,
-            identity.mtime_ns,
-            identity.ctime_ns,
-        )
+        recorded = (identity.dev, identity.ino, identity.mtime_ns, identity.ctime_ns)
+        unchanged = identity.ino and (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns) == recorded
         if not unchanged and _content_sha256(fh, st) != sha256:
             raise NotServable(f"{path} is not the file that was ingested (other inode or content)")
-        os.set_blocking(fh.fileno(), True)
         return fh, st
     except BaseException:
         fh.close()
@@ -184,14 +188,4 @@ def open_inside(path: str, folder: str) -> tuple[BinaryIO, os.stat_result]:
     expected = os.path.join(os.path.realpath(folder), inside)
     if os.path.realpath(path) != expected:
         raise NotServable(f"{path} is a link (or below one) inside {folder}")
-    try:
-        fd = open_without_links(expected)
-    except OSError as exc:
-        raise NotServable(f"{path}: {exc.strerror or exc}") from None
-    fh = os.fdopen(fd, "rb")
-    st = os.fstat(fh.fileno())
-    if not stat.S_ISREG(st.st_mode):
-        fh.close()
-        raise NotServable(f"{path} is not a regular file")
-    os.set_blocking(fh.fileno(), True)
-    return fh, st
+    return _open_regular(expected, path)

@@ -79,13 +79,16 @@ class DiscoveredFile:
     mtime_ns: int = 0
     dev: int = 0
     ino: int = 0
-    real: str = ""  # the path with links resolved
     root: str = ""  # the real path of the folder or file named to discovery
     ctime_ns: int = 0
 
     def identity(self) -> FileIdentity:
-        """What serving checks before it reads this path again (:mod:`embedder.media.access`)."""
-        return FileIdentity(self.size, self.mtime_ns, self.dev, self.ino, self.real, self.root, self.ctime_ns)
+        """What serving checks before it reads this path again (:mod:`embedder.media.access`).
+
+        Called only for files that are written (new, changed, linked, restored), so the link
+        resolution is not paid for every unchanged file of a re-run."""
+        real = os.path.realpath(self.path)
+        return FileIdentity(self.size, self.mtime_ns, self.dev, self.ino, real, self.root, self.ctime_ns)
 
 
 @dataclass(frozen=True)
@@ -196,7 +199,6 @@ def describe_file(path: Path, hash_cache: HashCache | None = None) -> Discovered
         mtime_ns=st.st_mtime_ns,
         dev=st.st_dev,
         ino=st.st_ino,
-        real=os.path.realpath(path),
         ctime_ns=st.st_ctime_ns,
     )
 
@@ -260,7 +262,8 @@ def discover(
         if not os.path.lexists(root):
             result.skipped.append(Skipped(printable(root), MISSING))
             continue
-        if os.path.realpath(root) == os.sep:
+        real_root = os.path.realpath(root)
+        if real_root == os.sep:
             raise DiscoveryLimitError(
                 f"{printable(root)} is the whole filesystem (/); name the folder that holds the media"
             )
@@ -271,7 +274,7 @@ def discover(
             candidates = [root]
         for path in candidates:
             limits.check(root, count=not root.is_dir())  # files under a folder were counted by the walk
-            _take(path, result, seen_files, media_only, hash_cache, os.path.realpath(root))
+            _take(path, result, seen_files, media_only, hash_cache, real_root)
     result.files.sort(key=lambda f: str(f.path))
     result.skipped.sort(key=lambda s: s.path)
     return result

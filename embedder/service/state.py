@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from embedder.errors import printable_line
 from embedder.ids import is_point_id
-from embedder.limits import EventGate, EventLimits
+from embedder.limits import EventGate, EventLimits, LimitExceeded
 from embedder.media.access import NotServable, open_inside
 from embedder.progress import Progress
 from embedder.service.files import OpenedFileResponse
@@ -145,10 +145,11 @@ class Service:
         return OpenedFileResponse(fh, st, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
 
     def check_user(self, user: str) -> None:
-        """A 422 for a user id longer than ``max_id_chars``."""
-        limit = self.library.settings.max_id_chars
-        if len(user) > limit:
-            raise HTTPException(status_code=422, detail=f"a user id of {len(user)} characters; at most {limit}")
+        """A 422 for a user id longer than ``max_id_chars`` (the limit ``POST /events`` applies)."""
+        try:
+            self.gate.limits.check_id("user", user)
+        except LimitExceeded as exc:
+            raise HTTPException(status_code=exc.status, detail=str(exc)) from None
 
 
 def service(request: Request) -> Service:

@@ -56,7 +56,7 @@ MARGIN_MB = 16.0
 # What opening fills, measured on tmpfs: the payload indexes' pages and trackers (4 MB and 1 MB
 # per index), once, at the first open after they were made; vector chunks and the WAL stay sparse.
 # So a read needs free space only for those holes, and none on a collection opened before.
-OPEN_FILLS = "payload_index/**/*"
+OPEN_FILLS = "payload_index"  # a folder name inside each segment
 DEFAULT_MIN_FREE_MB = 256.0
 
 
@@ -66,18 +66,20 @@ def free_mb(path: Path) -> float:
     return st.f_bavail * st.f_frsize / 1e6
 
 
-def holes_mb(path: Path, pattern: str = "*") -> float:
-    """How much the sparse files under ``path`` (matching ``pattern``) could still claim:
-    apparent size minus allocated."""
-    total = 0
-    for file in path.rglob(pattern):
+def holes_mb(path: Path) -> tuple[float, float]:
+    """How much the sparse files under ``path`` could still claim (apparent size minus allocated),
+    in MB: all of them (what writes may fill), and those an open fills (``OPEN_FILLS``); one walk."""
+    total = opening = 0
+    for file in path.rglob("*"):
         try:
             st = file.stat()
         except OSError:
             continue
         if file.is_file():
-            total += max(0, st.st_size - st.st_blocks * 512)
-    return total / 1e6
+            hole = max(0, st.st_size - st.st_blocks * 512)
+            total += hole
+            opening += hole if OPEN_FILLS in file.relative_to(path).parts[:-1] else 0
+    return total / 1e6, opening / 1e6
 
 
 LOCK_WAIT_S = 5.0  # how long opening waits for another process's short hold before giving up
@@ -229,8 +231,8 @@ class EdgeStore(VectorStore):
     def _engine(self):
         """The loaded shard, loading it now if needed; ``None`` when the collection does not exist."""
         if self._shard is None and self._may_load and (self.path / EDGE_VECTOR_DIMS_FILE).is_file():
-            self._holes_mb = holes_mb(self.path)  # what writes may claim: they keep the full guard
-            opening = holes_mb(self.path, OPEN_FILLS)
+            # All holes: what writes may claim (they keep the full guard); opening fills only some.
+            self._holes_mb, opening = holes_mb(self.path)
             if opening > 0:  # the first open after writes fills the payload indexes' pages; later ones nearly none
                 self._require_space(opening + min(MARGIN_MB, opening), "open")
             self._shard = self._load()
