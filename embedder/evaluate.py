@@ -18,9 +18,11 @@ import numpy as np
 from embedder.errors import EmbedderError
 from embedder.recommend.cf import CFParams, fit_cf
 from embedder.recommend.interactions import Interaction
+from embedder.recommend.itemitem import ItemItemParams, fit_item_item
+from embedder.recommend.sparse import write_item_item
 from embedder.recommend.splits import SPLITS, Split, coverage, hr_recall_at_k, ndcg_at_k, recall_at_k, split_events
-from embedder.recommend.strategies import get_strategy
-from embedder.recommend.tune import tune_cf
+from embedder.recommend.strategies import SPARSE_BRANCHES, get_strategy
+from embedder.recommend.tune import tune_cf, tune_item_item
 from embedder.store.base import RRF_K
 
 __all__ = [
@@ -41,7 +43,7 @@ __all__ = [
 KS = (10, 20, 50)
 # The strategies of embedder.recommend.strategies, in report order; "als" and "popularity" (the
 # names reports used before there was one registry) are accepted as aliases of cf and popular.
-METHODS = ("popular", "cf", "content", "hybrid", "trained")
+METHODS = ("popular", "cf", "content", "hybrid", "trained", "ease", "rp3beta", "itemknn")
 
 
 def evaluate(
@@ -58,6 +60,7 @@ def evaluate(
     test_fraction: float = 0.2,
     progress=None,
     train_config=None,
+    item_item: dict | None = None,
 ) -> dict:
     """Compare recommendation methods on one split of an interaction log.
 
@@ -71,6 +74,10 @@ def evaluate(
         train_config: :class:`~embedder.train.config.TrainConfig` for the ``trained`` method (the
             two-tower head, trained on the training split with its own validation holdout).
         max_users: evaluate a seeded sample of the test users (for big logs).
+        item_item: kind -> :class:`~embedder.recommend.itemitem.ItemItemParams` for the ``ease``,
+            ``rp3beta`` and ``itemknn`` methods (defaults where missing); with ``tune``, each is
+            tuned on the same validation split carved from training
+            (:func:`embedder.recommend.tune.tune_item_item`).
     """
     from embedder.recommend.cf import write_cf
     from embedder.store.edge import EdgeStore
@@ -107,6 +114,14 @@ def evaluate(
             )
         elif strategy.name not in runnable:
             runnable.append(strategy.name)
+    sparse_methods = [m for m in runnable if m in SPARSE_BRANCHES]
+    i2i_params = {kind: (item_item or {}).get(kind) or ItemItemParams(kind=kind) for kind in sparse_methods}
+    i2i_tuning = {}
+    if tune:
+        for kind in sparse_methods:
+            tuned = tune_item_item(data.train, base=i2i_params[kind], split=split, seed=seed)
+            i2i_params[kind] = tuned["chosen"]
+            i2i_tuning[kind] = {**tuned, "chosen": tuned["chosen"].relevant(), "trials": tuned["trials"][:10]}
     if "trained" in runnable and train_config is None:
         from embedder.train.config import TrainConfig
 
@@ -129,6 +144,9 @@ def evaluate(
                 extra["trained"] = _train_head(
                     data, media if content else None, train_config, scratch, users_store, Path(tmp), cf
                 )
+            for kind in sparse_methods:
+                written = write_item_item(fit_item_item(data.train, i2i_params[kind]), scratch)
+                extra[kind] = {k: written[k] for k in ("fit_seconds", "weights", "items", "left_out_items")}
             _mark_candidates(scratch, data.candidates)
             results = {}
             for method in runnable:
@@ -147,6 +165,7 @@ def evaluate(
         "content": {"query": "recommend on content, 20 latest positives"},
         "hybrid": {"cf": {**cf.to_dict(), "tuned": tune}, "fusion": "rrf", "rrf_k": RRF_K},
         "trained": train_config.model_dump() if train_config is not None else None,
+        **{kind: {**params.relevant(), "tuned": tune} for kind, params in i2i_params.items()},
     }
     return {
         "split": split,
@@ -162,6 +181,7 @@ def evaluate(
         "skipped": skipped,
         "settings": {m: settings[m] for m in results},
         "tuning": tuning,
+        "tuning_item_item": i2i_tuning or None,
     }
 
 
@@ -192,6 +212,7 @@ def evaluate_seeds(events: list[Interaction], seeds: list[int], **kwargs) -> dic
                 "seed": r["seed"],
                 "methods": r["methods"],
                 "tuning": r["tuning"],
+                "tuning_item_item": r["tuning_item_item"],
                 "details": r["details"],
                 "train_events": r["train_events"],
                 "test_events": r["test_events"],

@@ -117,6 +117,17 @@ class Settings(BaseSettings):
     cf_regularization: float = Field(0.05, ge=0)
     cf_iterations: int = Field(15, ge=1, le=1000)
     cf_bm25_k1: float = Field(1.2, gt=0)
+    # Item-to-item models (embedder.recommend.itemitem: 'interactions train --model ease|rp3beta|
+    # itemknn'), served as Qdrant sparse vectors: the weights kept per item, how weights become
+    # the user's x_u, EASE's lambda and its catalogue limit (0: sized from the machine's memory;
+    # the most popular items are kept beyond it), RP3beta's alpha and beta, item-kNN's shrinkage.
+    i2i_neighbours: int = Field(200, ge=1, le=100_000)
+    i2i_weighting: Literal["binary", "log1p"] = "binary"
+    i2i_ease_l2: float = Field(200.0, gt=0)
+    i2i_max_items: int = Field(0, ge=0)
+    i2i_rp3_alpha: float = Field(1.0, gt=0)
+    i2i_rp3_beta: float = Field(0.5, ge=0)
+    i2i_knn_shrink: float = Field(0.0, ge=0)
     rec_dim: int = Field(64, ge=2, le=1024)  # size of the trained head's "rec" vectors
     # 'search --user': how many spreads of relevance one spread of the user's taste is worth among
     # the candidates (embedder.personal); 0 keeps the relevance order (only --seen still applies).

@@ -216,47 +216,113 @@ def _cf_options():
 _CF = _cf_options()
 
 
+def _i2i_options():
+    """The item-to-item models' flags, shared by 'interactions train' and 'eval' (None = the setting)."""
+    return dict(
+        neighbours=typer.Option(
+            None, "--neighbours", help="Item-to-item: weights kept per item (setting i2i_neighbours)."
+        ),
+        l2=typer.Option(None, "--l2", help="EASE's lambda (setting i2i_ease_l2)."),
+        max_items=typer.Option(
+            None,
+            "--max-items",
+            help="EASE's largest catalogue; the most popular items beyond it (setting i2i_max_items, 0: from memory).",
+        ),
+    )
+
+
+_I2I = _i2i_options()
+CF_MODELS = ("als", "bpr")
+
+
 @interactions_app.command("train")
 @guarded
 def interactions_train(
     ctx: typer.Context,
-    model: str = typer.Option("als", "--model", help="als or bpr (implicit)."),
+    model: str = typer.Option(
+        "als",
+        "--model",
+        help="als or bpr (implicit: the cf vectors), or an item-to-item model: ease, rp3beta or itemknn "
+        "(sparse vectors that 'recommend --strategy' of the same name queries).",
+    ),
     weighting: str | None = _CF["weighting"],
     alpha: float | None = _CF["alpha"],
     regularization: float | None = _CF["regularization"],
     factors: int | None = _CF["factors"],
     iterations: int | None = _CF["iterations"],
+    neighbours: int | None = _I2I["neighbours"],
+    l2: float | None = _I2I["l2"],
+    max_items: int | None = _I2I["max_items"],
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Fit collaborative filtering on the log; store item 'cf' vectors and the users collection.
+    """Fit a recommendation model on the log and store it in the collection.
 
-    Settings come from cf_* in the config file (which 'embedder eval --tune --save-config FILE'
-    writes) unless a flag overrides them.
+    als / bpr: item 'cf' vectors and the users collection. ease / rp3beta / itemknn: each item's
+    top item-to-item weights as a sparse vector; a user's query is built from their events at
+    request time, so new events count at once. Settings come from cf_* / i2i_* in the config file
+    (which 'embedder eval --tune --save-config FILE' writes) unless a flag overrides them.
     """
-    from embedder.recommend.cf import CFParams, fit_cf, write_cf
     from embedder.recommend.collections import open_collections
+    from embedder.recommend.itemitem import KINDS
 
+    if model not in (*CF_MODELS, *KINDS):
+        raise EmbedderError(f"--model must be one of {', '.join((*CF_MODELS, *KINDS))}, not '{model}'")
     settings = ctx.obj.settings(cf_factors=factors)
+    with _open_log(settings) as log:
+        events = log.all()
+    if model in KINDS:
+        from embedder.recommend.itemitem import ItemItemParams, fit_item_item
+        from embedder.recommend.sparse import write_item_item
+
+        if weighting is not None and weighting not in ("binary", "log1p"):
+            raise EmbedderError(f"--weighting for {model} must be binary or log1p, not '{weighting}'")
+        params = ItemItemParams.from_settings(
+            settings, model, neighbours=neighbours, l2=l2, max_items=max_items, weighting=weighting, alpha=alpha
+        )
+        # EASE on a large catalogue takes minutes: say what is running (stderr keeps --json clean).
+        err.print(f"fitting {model} on {len(events)} events ...", style="dim", highlight=False)
+        fitted = fit_item_item(events, params)
+        media, users = open_collections(settings)
+        with media, users:
+            summary = write_item_item(fitted, media)
+        _print_trained(summary, as_json)
+        return
+    from embedder.recommend.cf import CFParams, fit_cf, write_cf
+
     params = CFParams.from_settings(
         settings, weighting=weighting, alpha=alpha, regularization=regularization, iterations=iterations
     )
-    with _open_log(settings) as log:
-        events = log.all()
     fitted = fit_cf(events, params, model=model, seed=seed)
     media, users = open_collections(settings)
     with media, users:
         summary = write_cf(fitted, media, users)
     summary["settings"] = params.to_dict()
+    _print_trained(summary, as_json)
+
+
+def _print_trained(summary: dict, as_json: bool) -> None:
     if as_json:
         print_json(summary)
-    else:
+        return
+    who = f"{summary['users']} users, " if "users" in summary else ""
+    out.print(
+        f"trained {summary['model']}: {who}{summary['items']} items "
+        f"({summary['items_with_media']} with media, {summary['items_without_media']} without)",
+        highlight=False,
+    )
+    if summary.get("weights") is not None:
         out.print(
-            f"trained {summary['model']}: {summary['users']} users, {summary['items']} items "
-            f"({summary['items_with_media']} with media, {summary['items_without_media']} without)",
+            f"stored {summary['weights']} item-to-item weights in {summary['fit_seconds']:.1f} s of fitting",
             highlight=False,
         )
-        out.print("settings: " + ", ".join(f"{k}={v}" for k, v in params.to_dict().items()), highlight=False)
+    if summary.get("left_out_items"):
+        out.print(
+            f"[yellow]{summary['left_out_items']} least popular items are beyond EASE's catalogue limit "
+            "(i2i_max_items) and cannot be recommended by it; rp3beta and itemknn have no such limit[/yellow]",
+            highlight=False,
+        )
+    out.print("settings: " + ", ".join(f"{k}={v}" for k, v in summary["settings"].items()), highlight=False)
 
 
 @app.command()
@@ -472,7 +538,9 @@ def eval_cmd(
     tune: bool = typer.Option(
         False,
         "--tune",
-        help="First tune weighting, alpha and regularisation on a validation split carved from the training part.",
+        help="First tune each method's settings on a validation split carved from the training part (ALS: "
+        "weighting, alpha, regularisation; EASE: lambda, neighbours; RP3beta: alpha, beta, neighbours; item-kNN: "
+        "neighbours, shrink).",
     ),
     save_config: Path | None = typer.Option(
         None, "--save-config", help="With --tune: write the chosen cf_* settings into this TOML file."
@@ -493,6 +561,7 @@ def eval_cmd(
     """
     from embedder.evaluate import evaluate_seeds, plot
     from embedder.recommend.cf import CFParams
+    from embedder.recommend.itemitem import KINDS, ItemItemParams
     from embedder.store import open_store
     from embedder.train.config import load_train_config
 
@@ -523,6 +592,7 @@ def eval_cmd(
             media=media if has_media else None,
             max_users=max_users,
             train_config=load_train_config(train_config),
+            item_item={kind: ItemItemParams.from_settings(settings, kind) for kind in KINDS},
         )
     if save_config is not None:
         from embedder.recommend.tune import save_cf_settings
@@ -566,6 +636,10 @@ def _print_eval(result: dict) -> None:
             f"{chosen}",
             highlight=False,
         )
+    for kind, tuned in (result.get("tuning_item_item") or {}).items():
+        chosen = ", ".join(f"{k}={v}" for k, v in tuned["chosen"].items() if k != "kind")
+        edge = f" (still at the grid's edge: {', '.join(tuned['at_edge'])})" if tuned.get("at_edge") else ""
+        out.print(f"tuned {kind} on the same validation split: {chosen}{edge}", highlight=False)
     for method, cfg in result.get("settings", {}).items():
         if method in ("cf", "hybrid"):
             out.print(f"{method} settings: {json.dumps(cfg)}", highlight=False)

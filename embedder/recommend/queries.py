@@ -22,8 +22,9 @@ from embedder.errors import EmbedderError
 from embedder.ids import resolve_items, user_point_id
 from embedder.payload import MediaPayload, UserPayload
 from embedder.recommend.interactions import Interaction
-from embedder.recommend.strategies import BRANCH_VECTORS, CONTENT_BRANCH, get_strategy
-from embedder.store import Nearest, Recommend, VectorStore
+from embedder.recommend.sparse import UserQuery, contributions, user_query
+from embedder.recommend.strategies import BRANCH_VECTORS, CONTENT_BRANCH, SPARSE_BRANCHES, get_strategy
+from embedder.store import Nearest, Recommend, SparseNearest, VectorStore
 
 HISTORY_POSITIVES = 20  # most recent positives used as examples by the content branch
 HISTORY_NEGATIVES = 20
@@ -116,7 +117,8 @@ def recommend_for_user(
     chosen = get_strategy(strategy)
     positives, negatives, seen = history_ids(history, media) if history else ([], [], [])
     exclude = seen if exclude_seen else None
-    branches: dict[str, Nearest | Recommend] = {}
+    branches: dict[str, Nearest | Recommend | SparseNearest] = {}
+    sparse_queries: dict[str, UserQuery] = {}
     user_vectors = {}
     if chosen.user_vectors and users is not None and users.collection_dims():
         found = users.retrieve([user_point_id(user)], with_vectors=True)
@@ -130,6 +132,11 @@ def recommend_for_user(
             pos, neg = _content_examples(media, positives, negatives)
             if pos:
                 branches[branch] = Recommend(pos, neg, "content")
+        elif branch in SPARSE_BRANCHES and history and media.has_vector(branch):
+            query = user_query(branch, history, media)
+            if query is not None:
+                sparse_queries[branch] = query
+                branches[branch] = query.spec
     result = RecommendResult(user=user, strategy=chosen.name, used=list(branches))
     if not branches:
         if chosen.branches and not popular_fallback:
@@ -152,7 +159,7 @@ def recommend_for_user(
     if len(branches) == 1:
         ((name, hits),) = per_branch.items()
         result.items = [_rec(h, [name]) for h in hits[:limit]]
-        explain_recommendations(result.items, media, positives)
+        explain_recommendations(result.items, media, positives, sparse_queries)
         return result
     fusing = dict(branches)
     if "cf" in branches and "content" in branches:
@@ -164,7 +171,7 @@ def recommend_for_user(
     fused = media.fused([(spec, depth) for spec in fusing.values()], limit=limit, filter=filter, exclude_ids=exclude)
     found_by = {name: {h.id for h in hits} for name, hits in per_branch.items()}
     result.items = [_rec(h, [n for n in branches if h.id in found_by[n]]) for h in fused]
-    explain_recommendations(result.items, media, positives)
+    explain_recommendations(result.items, media, positives, sparse_queries)
     return result
 
 
@@ -175,6 +182,11 @@ MISSING_SIGNAL = {
     "cf": "no collaborative vector for this user ('embedder interactions train' fits them; later events fold in)",
     "hybrid": "no collaborative vector for this user and no liked item with content "
     "('embedder interactions train' fits the vectors)",
+    **{
+        kind: f"no stored {kind} model covers this user's items "
+        f"('embedder interactions train --model {kind}' fits one; later events count at once)"
+        for kind in SPARSE_BRANCHES
+    },
 }
 
 # The space each branch compares items in (cosine): where "because you liked X" is measured.
@@ -196,9 +208,16 @@ def _name(payload: dict, point: str) -> str:
     return os.path.basename(payload.get("path") or "") or payload.get("item") or point
 
 
-def explain_recommendations(items: list[Recommendation], media: VectorStore, positives: list[str]) -> None:
+def explain_recommendations(
+    items: list[Recommendation],
+    media: VectorStore,
+    positives: list[str],
+    sparse_queries: dict[str, UserQuery] | None = None,
+) -> None:
     """Fill in why each item was recommended, from stored vectors (no model runs).
 
+    * an item-to-item branch (ease, rp3beta, itemknn): the user's items that contribute most to
+      the item's score, each with its exact part ``x_uj · B[j, i]`` (the parts add up to the score);
     * a cf, trained or content branch: the user's recent positives nearest to the item in that
       branch's space, with their cosine. For the content branch the nearest one's cosine ``s``
       gives Qdrant's best-score recommend score exactly, ``0.5 * (1 + s / (1 + |s|))`` (unless a
@@ -210,7 +229,9 @@ def explain_recommendations(items: list[Recommendation], media: VectorStore, pos
     if not items:
         return
     spaces = sorted({BRANCH_SPACES[b] for r in items for b in r.branches if b in BRANCH_SPACES})
-    found = {r.id: r for r in media.retrieve([r.id for r in items], with_vectors=[*spaces, "cf"])}
+    sparse_queries = sparse_queries or {}
+    found = {r.id: r for r in media.retrieve([r.id for r in items], with_vectors=[*spaces, "cf", *sparse_queries])}
+    contributors = _sparse_contributors(items, found, sparse_queries, media)
     liked = [r for r in media.retrieve(positives, with_vectors=spaces)] if positives and spaces else []
     order = {p: i for i, p in enumerate(positives)}
     liked.sort(key=lambda r: order.get(r.id, len(order)))
@@ -223,6 +244,13 @@ def explain_recommendations(items: list[Recommendation], media: VectorStore, pos
                 count = int(payload.get("popularity") or 0)
                 why.append({"branch": branch, "popular_with": count})
                 words.append(f"popular with {count} user{'s' if count != 1 else ''}")
+                continue
+            if branch in sparse_queries:
+                parts = contributors.get((rec.id, branch), [])
+                why.append({"branch": branch, "because_you_liked": parts})
+                if parts:
+                    names = [_name(p, p["id"]) for p in parts]
+                    words.append(f"{branch}: because you liked " + " and ".join(names))
                 continue
             space = BRANCH_SPACES.get(branch)
             if space is None or space not in vectors:
@@ -255,6 +283,30 @@ def explain_recommendations(items: list[Recommendation], media: VectorStore, pos
                 words.append(f"{branch}: because you liked " + " and ".join(names))
         rec.because = why
         rec.reason = "; ".join(dict.fromkeys(words)) or None
+
+
+def _sparse_contributors(items, found, sparse_queries, media) -> dict[tuple[str, str], list[dict]]:
+    """(item id, branch) -> the user's items that contribute most to its sparse score."""
+    parts: dict[tuple[str, str], list[tuple[str, float]]] = {}
+    for rec in items:
+        record = found.get(rec.id)
+        for branch in rec.branches:
+            if branch in sparse_queries and record is not None and branch in record.vectors:
+                parts[(rec.id, branch)] = contributions(sparse_queries[branch], record.vectors[branch])[:EXPLAIN_LIKED]
+    liked_ids = sorted({pid for ranked in parts.values() for pid, _ in ranked})
+    payloads = {r.id: r.payload for r in media.retrieve(liked_ids)} if liked_ids else {}
+    return {
+        key: [
+            {
+                "id": pid,
+                "path": payloads.get(pid, {}).get("path"),
+                "item": payloads.get(pid, {}).get("item"),
+                "contribution": round(value, 6),
+            }
+            for pid, value in ranked
+        ]
+        for key, ranked in parts.items()
+    }
 
 
 def most_popular(media: VectorStore, *, limit: int, filter: dict | None = None, exclude_ids=None) -> list:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from embedder.errors import EmbedderError
+from embedder.store.base import SPARSE_VECTORS
 
 # Branches that search the media collection with a vector of the user's (users collection) in
 # the items' vector space of the same name.
@@ -21,6 +22,9 @@ BRANCH_VECTORS = {"cf": "cf", "trained": "rec"}
 # The branch that needs no user vector: Qdrant's recommend query on the content vectors of the
 # user's recent positives (and negatives).
 CONTENT_BRANCH = "content"
+# Branches that query the items' sparse vector of the same name with the user's positives: the
+# item-to-item models (embedder.recommend.itemitem), scored exactly by Qdrant's sparse dot product.
+SPARSE_BRANCHES = SPARSE_VECTORS
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,23 @@ STRATEGIES: dict[str, Strategy] = {
             "items like the user's recent positives, by content vectors",
             (CONTENT_BRANCH,),
             needs_content=True,
+        ),
+        Strategy(
+            "ease",
+            "EASE item-to-item weights (Steck 2019) over the user's positives, a Qdrant sparse query",
+            ("ease",),
+        ),
+        Strategy(
+            "rp3beta",
+            "RP3beta random-walk item-to-item weights over the user's positives, a Qdrant sparse query",
+            ("rp3beta",),
+            aliases=("rp3",),
+        ),
+        Strategy(
+            "itemknn",
+            "item-kNN cosine weights over the user's positives, a Qdrant sparse query",
+            ("itemknn",),
+            aliases=("item-knn", "knn"),
         ),
         Strategy("trained", "the fine-tuned two-tower head ('embedder train')", ("trained",)),
         Strategy("popular", "the most-interacted items the user has not seen", (), aliases=("popularity",)),

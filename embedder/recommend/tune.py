@@ -60,6 +60,15 @@ def validation_ndcg(
     return float(np.mean(out))
 
 
+def _carve(train: list[Interaction], split: str, seed: int):
+    """The validation split carved from ``train`` (the same kind of split, with its own seed)."""
+    how = split if split in ("leave-last-out", "random-holdout", "time") else "random-holdout"
+    carved = split_events(train, how, seed=seed + VALIDATION_SEED_OFFSET)
+    if not carved.test:
+        raise EmbedderError("too few events to carve a validation split for tuning")
+    return how, carved
+
+
 def tune_cf(
     train: list[Interaction],
     *,
@@ -82,10 +91,7 @@ def tune_cf(
         ``{"chosen": CFParams, "validation": {...}, "trials": [...]}``, trials best first.
     """
     grid = grid or DEFAULT_GRID
-    how = split if split in ("leave-last-out", "random-holdout", "time") else "random-holdout"
-    carved = split_events(train, how, seed=seed + VALIDATION_SEED_OFFSET)
-    if not carved.test:
-        raise EmbedderError("too few events to carve a validation split for tuning")
+    how, carved = _carve(train, split, seed)
     names = sorted(grid)
     trials = []
     combos = list(itertools.product(*(grid[n] for n in names)))
@@ -154,3 +160,140 @@ def save_cf_settings(params: CFParams, path: str | Path) -> list[str]:
             lines.append(line)
     path.write_text("\n".join(lines) + "\n")
     return written
+
+
+# Item-to-item models: each setting is searched in turn (the others held at their best so far),
+# and a grid whose best value sits at its open edge is widened past it until the best is interior,
+# so a chosen value is never the top of an arbitrary grid. Floors (beta 0, shrink 0) are real edges.
+I2I_GRIDS: dict[str, dict[str, list]] = {
+    "ease": {"l2": [25.0, 50.0, 100.0, 200.0, 400.0, 800.0, 1600.0], "neighbours": [100, 200, 400]},
+    "rp3beta": {
+        "alpha": [0.5, 0.75, 1.0, 1.25],
+        "beta": [0.0, 0.2, 0.4, 0.6, 0.8],
+        "neighbours": [50, 100, 200, 400],
+    },
+    "itemknn": {"neighbours": [25, 50, 100, 200, 400], "shrink": [0.0, 10.0, 50.0, 200.0]},
+}
+FLOORS = {"beta": 0.0, "shrink": 0.0}
+MAX_WIDENINGS = 4
+
+
+def validation_ndcg_item_item(
+    train: list[Interaction], val: list[Interaction], params, k: int = 10, model=None
+) -> float:
+    """NDCG@k of an item-to-item model fitted on ``train`` for the users of ``val``, every item
+    they have in ``train`` excluded: the order the sparse query returns, computed with scipy."""
+    from embedder.recommend.itemitem import fit_item_item, weighted_matrix
+
+    model = model or fit_item_item(train, params)
+    relevant: dict[str, set[str]] = defaultdict(set)
+    for e in val:
+        if e.weight > 0:
+            relevant[e.user].add(e.item)
+    x, users, items = weighted_matrix(train, params.weighting, model.items)
+    index = {i: n for n, i in enumerate(items)}
+    seen: dict[str, list[int]] = defaultdict(list)
+    for e in train:
+        if e.item in index:
+            seen[e.user].append(index[e.item])
+    rows = [n for n, u in enumerate(users) if u in relevant]
+    if not rows:
+        return 0.0
+    scores = (x[rows] @ model.weights).toarray()
+    out = []
+    for row, n in enumerate(rows):
+        user = users[n]
+        scores[row, seen[user]] = -np.inf
+        top = np.argpartition(-scores[row], min(k, scores.shape[1] - 1))[:k]
+        ranked = [items[i] for i in top[np.argsort(-scores[row, top], kind="stable")]]
+        out.append(ndcg_at_k(ranked, relevant[user], k))
+    # Users whose items the model does not know still count, as zero: as they do on test.
+    known = set(users)
+    missing = sum(1 for u in relevant if u not in known)
+    return float(np.sum(out) / (len(out) + missing))
+
+
+def _widened(values: list, best_at: int, name: str) -> list | None:
+    """The next value past the edge where the best sits, or ``None`` at a floor."""
+    if best_at == len(values) - 1:
+        step = values[-1] / values[-2] if values[-2] > 0 else 2.0
+        nxt = values[-1] * step if step > 1 else values[-1] + (values[-1] - values[-2])
+        return [*values, type(values[-1])(round(nxt, 6))]
+    if best_at == 0:
+        floor = FLOORS.get(name)
+        if floor is not None and values[0] <= floor:
+            return None
+        step = values[1] / values[0] if values[0] > 0 else 2.0
+        nxt = values[0] / step if step > 1 else values[0] - (values[1] - values[0])
+        if floor is not None:
+            nxt = max(floor, nxt)
+        if name == "neighbours" and nxt < 1:
+            return None
+        return [type(values[0])(round(nxt, 6)), *values]
+    return None
+
+
+def tune_item_item(
+    train: list[Interaction],
+    *,
+    base,
+    split: str = "random-holdout",
+    seed: int = 0,
+    grid: dict[str, list] | None = None,
+    k: int = 10,
+    progress=None,
+) -> dict:
+    """Pick an item-to-item model's settings by validation NDCG@k; ``train`` is all it sees.
+
+    Returns:
+        ``{"chosen": ItemItemParams, "validation": {...}, "trials": [...], "at_edge": [...]}``:
+        trials best first; ``at_edge`` names settings whose best value is still the edge of the
+        grid after :data:`MAX_WIDENINGS` widenings (a floor such as beta 0 does not count).
+    """
+    grid = {name: list(values) for name, values in (grid or I2I_GRIDS[base.kind]).items()}
+    how, carved = _carve(train, split, seed)
+    best = base
+    scored: dict[tuple, float] = {}
+    at_edge = []
+    if progress is not None:
+        progress.start(sum(len(v) for v in grid.values()), f"tuning {base.kind}")
+
+    def score(params) -> float:
+        key = tuple(sorted(params.to_dict().items()))
+        if key not in scored:
+            scored[key] = round(validation_ndcg_item_item(carved.train, carved.test, params, k), 5)
+            if progress is not None:
+                progress.advance(str(params.relevant()), "ok")
+        return scored[key]
+
+    for name, values in grid.items():
+        for _ in range(MAX_WIDENINGS + 1):
+            results = [score(replace(best, **{name: v})) for v in values]
+            best_at = int(np.argmax(results))
+            chosen = values[best_at]
+            wider = _widened(values, best_at, name)
+            if wider is None:
+                break
+            values = wider
+        else:
+            at_edge.append(name)
+        best = replace(best, **{name: chosen})
+    if progress is not None:
+        progress.finish()
+    trials = sorted(
+        ({"params": dict(key), f"val_ndcg@{k}": value} for key, value in scored.items()),
+        key=lambda t: -t[f"val_ndcg@{k}"],
+    )
+    return {
+        "chosen": best,
+        "validation": {
+            "split": how,
+            "seed": seed + VALIDATION_SEED_OFFSET,
+            "train_events": len(carved.train),
+            "validation_events": len(carved.test),
+            "metric": f"ndcg@{k}",
+            f"best_ndcg@{k}": score(best),
+        },
+        "trials": trials,
+        "at_edge": at_edge,
+    }

@@ -34,6 +34,10 @@ RRF_K = 60  # the usual reciprocal-rank-fusion constant, for every back-end
 # Named vectors that hold several vectors per point, scored by MaxSim (the best of them for a
 # one-vector query): "segments", one fused content vector per moment of an item.
 MULTIVECTORS = ("segments",)
+# Sparse named vectors (dot product): the item-to-item models' weights (embedder.recommend.itemitem).
+# A Qdrant server collection gets them when it is made (a server may refuse to add one later);
+# an embedded one when a model is first written.
+SPARSE_VECTORS = ("ease", "rp3beta", "itemknn")
 # Named vectors a collection may lack (made before they existed, or with them turned off); the
 # features that need them say so instead of refusing the collection.
 OPTIONAL_VECTORS = ("segments",)
@@ -115,7 +119,37 @@ class Recommend:
     lacking: str | None = None
 
 
-QuerySpec = Nearest | Recommend
+@dataclass(frozen=True)
+class Sparse:
+    """A sparse vector: non-zero ``values`` at dimensions ``indices`` (item indices, for the
+    item-to-item models of :mod:`embedder.recommend.itemitem`)."""
+
+    indices: tuple[int, ...]
+    values: tuple[float, ...]
+
+    @classmethod
+    def of(cls, indices, values) -> Sparse:
+        """From any sequences (numpy arrays included); indices as ints, values as floats."""
+        return cls(tuple(int(i) for i in indices), tuple(float(v) for v in values))
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+@dataclass
+class SparseNearest:
+    """The points whose sparse vector ``using`` has the largest dot product with ``vector``.
+
+    Qdrant scores only points that share a dimension with the query; ``lacking`` is as for
+    :class:`Nearest`.
+    """
+
+    vector: Sparse
+    using: str
+    lacking: str | None = None
+
+
+QuerySpec = Nearest | Recommend | SparseNearest
 
 
 class VectorStore(ABC):
@@ -184,6 +218,22 @@ class VectorStore(ABC):
         """Set some named vectors of existing points, keeping their other vectors and payload."""
 
     @abstractmethod
+    def sparse_names(self) -> set[str]:
+        """The collection's sparse named vectors (empty when there is no collection)."""
+
+    @abstractmethod
+    def ensure_sparse(self, name: str) -> None:
+        """Add the sparse named vector ``name`` (dot product) to the existing collection, if missing.
+
+        Raises:
+            StoreError: the collection does not exist, or the back-end cannot add one to it.
+        """
+
+    @abstractmethod
+    def delete_vectors(self, ids: list[str], names: list[str]) -> None:
+        """Remove the named vectors ``names`` from the points ``ids``, keeping the points."""
+
+    @abstractmethod
     def search(
         self,
         spec: QuerySpec,
@@ -233,8 +283,9 @@ class VectorStore(ABC):
         return len(old), len(new)
 
     def has_vector(self, name: str) -> bool:
-        """Whether the collection has the named vector ``name`` (an optional one may be missing)."""
-        return name in (self.collection_dims() or {})
+        """Whether the collection has the named vector ``name`` (an optional one may be missing),
+        dense or sparse."""
+        return name in (self.collection_dims() or {}) or name in self.sparse_names()
 
     def pause(self) -> None:  # noqa: B027 (a hook: only an embedded back-end has a lock to let go)
         """Let other processes use the collection until the next call (a no-op where the back-end

@@ -37,6 +37,8 @@ from embedder.store.base import (
     Nearest,
     PointRecord,
     QuerySpec,
+    Sparse,
+    SparseNearest,
     VectorStore,
     check_dims,
     filter_conditions,
@@ -45,6 +47,7 @@ from embedder.store.integrity import NEXT_STEP, checked_fused, checked_records, 
 from embedder.store.reads import MAX_ENTRY_RECORDS, ReadCache, read_key
 
 EDGE_VECTOR_DIMS_FILE = "embedder-dims.json"
+EDGE_SPARSE_FILE = "embedder-sparse.json"  # the sparse named vectors added to the collection
 # Qdrant Edge dies with SIGBUS (no message, nothing to catch) when it touches a page of its
 # memory-mapped files that the filesystem cannot allocate. Its files are preallocated sparse
 # (32 MB per named vector chunk, the payload index, the WAL), and opening a collection may fill
@@ -89,6 +92,34 @@ SERVE_FILE = ".serve.json"  # written by 'embedder serve' beside an embedded sto
 
 def _to_list(vec) -> list[float]:
     return np.asarray(vec, dtype=np.float32).tolist()
+
+
+def _to_edge(vec):
+    """A named vector as the engine takes it: a list (of lists), or its ``SparseVector``."""
+    if isinstance(vec, Sparse):
+        from qdrant_edge import SparseVector
+
+        return SparseVector(list(vec.indices), list(vec.values))
+    return _to_list(vec)
+
+
+def _from_edge(name: str, vec, wanted) -> np.ndarray | Sparse | None:
+    """A named vector the engine returned; sparse ones only when ``wanted`` names them (a plain
+    ``with_vectors=True`` read is for the dense vectors every caller knows how to handle)."""
+    if hasattr(vec, "indices"):
+        if isinstance(wanted, (list, tuple)) and name in wanted:
+            return Sparse.of(vec.indices, vec.values)
+        return None
+    return np.asarray(vec, dtype=np.float32)
+
+
+def _named_vectors(raw, wanted) -> dict:
+    out = {}
+    for name, vec in (raw or {}).items():
+        converted = _from_edge(name, vec, wanted)
+        if converted is not None:
+            out[name] = converted
+    return out
 
 
 def edge_filter(filter: Filter | None, exclude_ids: list[str] | None = None, lacking: str | None = None):
@@ -348,6 +379,36 @@ class EdgeStore(VectorStore):
             return None
         return json.loads(dims_file.read_text())
 
+    def sparse_names(self) -> set[str]:
+        sparse_file = self.path / EDGE_SPARSE_FILE
+        if not (self.path / EDGE_VECTOR_DIMS_FILE).is_file() or not sparse_file.is_file():
+            return set()
+        return set(json.loads(sparse_file.read_text()))
+
+    @_readable
+    def ensure_sparse(self, name: str) -> None:
+        have = self.sparse_names()
+        if name in have:
+            return
+        from qdrant_edge import UpdateOperation
+
+        shard = self._require()
+        self._require_space(max(self.min_free_mb, self._holes_mb + MARGIN_MB), "write to")
+        self._before_write()
+        shard.update(UpdateOperation.create_sparse_vector(name))
+        shard.flush()
+        # Written after the engine made it, so the file never names a vector the shard lacks.
+        (self.path / EDGE_SPARSE_FILE).write_text(json.dumps(sorted(have | {name})))
+
+    @_readable
+    def delete_vectors(self, ids: list[str], names: list[str]) -> None:
+        if ids and names and self._engine() is not None:
+            from qdrant_edge import UpdateOperation
+
+            self._before_write()
+            self._shard.update(UpdateOperation.delete_vectors(list(ids), list(names)))
+            self._shard.flush()
+
     def ensure_collection(self, dims: dict[str, int]) -> None:
         self._resume()
         existing = self.collection_dims()
@@ -430,7 +491,7 @@ class EdgeStore(VectorStore):
         shard = self._require()
         self._require_space(max(self.min_free_mb, self._holes_mb + MARGIN_MB), "write to")
         self._before_write()
-        edge_points = [Point(p.id, {k: _to_list(v) for k, v in p.vectors.items()}, p.payload) for p in points]
+        edge_points = [Point(p.id, {k: _to_edge(v) for k, v in p.vectors.items()}, p.payload) for p in points]
         shard.update(UpdateOperation.upsert_points(edge_points))
         shard.flush()
 
@@ -443,7 +504,7 @@ class EdgeStore(VectorStore):
         shard = self._require()
         self._require_space(max(self.min_free_mb, self._holes_mb + MARGIN_MB), "write to")
         self._before_write()
-        ops = [PointVectors(pid, {k: _to_list(v) for k, v in named.items()}) for pid, named in vectors.items()]
+        ops = [PointVectors(pid, {k: _to_edge(v) for k, v in named.items()}) for pid, named in vectors.items()]
         shard.update(UpdateOperation.update_vectors(ops))
         shard.flush()
 
@@ -470,10 +531,8 @@ class EdgeStore(VectorStore):
 
     # -- reads -------------------------------------------------------------------------------
     @staticmethod
-    def _record(r, with_vectors: bool) -> PointRecord:
-        vectors = {}
-        if with_vectors and isinstance(r.vector, dict):
-            vectors = {k: np.asarray(v, dtype=np.float32) for k, v in r.vector.items()}
+    def _record(r, with_vectors) -> PointRecord:
+        vectors = _named_vectors(r.vector, with_vectors) if with_vectors and isinstance(r.vector, dict) else {}
         return PointRecord(id=str(r.id), vectors=vectors, payload=dict(r.payload or {}))
 
     @_readable
@@ -577,6 +636,8 @@ class EdgeStore(VectorStore):
     def _edge_query(spec: QuerySpec):
         from qdrant_edge import Query, RecommendQuery
 
+        if isinstance(spec, SparseNearest):
+            return Query.Nearest(_to_edge(spec.vector), using=spec.using)
         if isinstance(spec, Nearest):
             vector = np.asarray(spec.vector, np.float32)
             if spec.using in MULTIVECTORS and vector.ndim == 1:
@@ -587,10 +648,10 @@ class EdgeStore(VectorStore):
         )
         return Query.RecommendBestScore(rq, using=spec.using)
 
-    def _hits(self, points, with_vectors: bool) -> list[Hit]:
+    def _hits(self, points, with_vectors) -> list[Hit]:
         hits = []
         for p in points:
-            vectors = {k: np.asarray(v, np.float32) for k, v in (p.vector or {}).items()} if with_vectors else {}
+            vectors = _named_vectors(p.vector, with_vectors) if with_vectors else {}
             hits.append(Hit(id=str(p.id), score=float(p.score), payload=dict(p.payload or {}), vectors=vectors))
         return hits
 

@@ -13,6 +13,9 @@ What a sound collection can hold:
   squashed into the same interval; a MaxSim score is the best of cosines;
 - dot-product vectors (collaborative factors, the trained head's vectors) are finite and far
   below :data:`DOT_NORM_LIMIT`, so a dot score is at most the query's length times that limit;
+- sparse vectors (item-to-item weights) are finite and each weight is far below
+  :data:`DOT_NORM_LIMIT` (EASE, RP3beta and cosine weights are of order 1), so a sparse score is
+  at most the sum of the query's magnitudes times that limit;
 - reciprocal-rank-fusion scores are positive and at most the sum of the branch weights over
   ``RRF_K``.
 
@@ -24,7 +27,17 @@ from __future__ import annotations
 import numpy as np
 
 from embedder.errors import StoreError
-from embedder.store.base import MULTIVECTORS, RRF_K, VECTOR_DISTANCES, Hit, Nearest, PointRecord, QuerySpec
+from embedder.store.base import (
+    MULTIVECTORS,
+    RRF_K,
+    VECTOR_DISTANCES,
+    Hit,
+    Nearest,
+    PointRecord,
+    QuerySpec,
+    Sparse,
+    SparseNearest,
+)
 
 UNIT_TOLERANCE = 1e-3
 # No trained factor comes near this length (ALS and head vectors are of order 1 to 10); random
@@ -52,6 +65,13 @@ def is_cosine(name: str) -> bool:
 
 def vector_problem(name: str, vector) -> str | None:
     """What is wrong with one stored named vector (a multivector is one vector per row), or None."""
+    if isinstance(vector, Sparse):
+        weights = np.asarray(vector.values, np.float64)
+        if not np.all(np.isfinite(weights)):
+            return f"{name} sparse vector holds non-finite numbers"
+        if weights.size and float(np.abs(weights).max()) > DOT_NORM_LIMIT:
+            return f"{name} sparse vector has a weight of {float(np.abs(weights).max()):.4g}, far beyond any model's"
+        return None
     values = np.asarray(vector, np.float64)  # float64: garbage values would overflow a float32 norm
     if not np.all(np.isfinite(values)):
         return f"{name} vector holds non-finite numbers"
@@ -83,6 +103,8 @@ def checked_records(records: list[PointRecord], collection: str) -> list[PointRe
 
 def score_bound(spec: QuerySpec) -> float:
     """The largest score magnitude ``spec`` can give on a sound collection."""
+    if isinstance(spec, SparseNearest):
+        return float(np.abs(np.asarray(spec.vector.values, np.float64)).sum()) * DOT_NORM_LIMIT
     if not isinstance(spec, Nearest):
         if is_cosine(spec.using):
             return 1.0  # a recommend query's best score on cosines is squashed into [-1, 1]

@@ -20,11 +20,14 @@ from embedder.store.base import (
     MULTIVECTORS,
     NUMERIC_INDEXED_FIELDS,
     RRF_K,
+    SPARSE_VECTORS,
     VECTOR_DISTANCES,
     Filter,
     Hit,
     Nearest,
     PointRecord,
+    Sparse,
+    SparseNearest,
     VectorStore,
     check_dims,
     filter_conditions,
@@ -36,6 +39,27 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 WRITE_RETRIES = 3
+
+
+def _to_server(vec):
+    """A named vector as qdrant-client takes it: a list (of lists), or its ``SparseVector``."""
+    if isinstance(vec, Sparse):
+        from qdrant_client import models
+
+        return models.SparseVector(indices=list(vec.indices), values=list(vec.values))
+    return np.asarray(vec, np.float32).tolist()
+
+
+def _named_vectors(raw, wanted) -> dict:
+    """The named vectors qdrant-client returned; sparse ones only when ``wanted`` names them."""
+    out = {}
+    for name, vec in (raw or {}).items():
+        if hasattr(vec, "indices"):
+            if isinstance(wanted, (list, tuple)) and name in wanted:
+                out[name] = Sparse.of(vec.indices, vec.values)
+        else:
+            out[name] = np.asarray(vec, np.float32)
+    return out
 
 
 def server_filter(filter: Filter | None, exclude_ids: list[str] | None = None, lacking: str | None = None):
@@ -88,6 +112,7 @@ class ServerStore(VectorStore):
         self.location = location
         self.owns_client = owns_client
         self._dims: dict[str, int] | None = None
+        self._sparse: set[str] | None = None
 
     @classmethod
     def connect(cls, settings: Settings, collection: str | None = None) -> ServerStore:
@@ -132,9 +157,49 @@ class ServerStore(VectorStore):
         # round trips. A physical collection's vectors never change, so the answer is kept once
         # it is known (an absent collection is asked again: another process may create it).
         if self._dims is None and self.client.collection_exists(self.collection):
-            vectors = self.client.get_collection(self.collection).config.params.vectors
-            self._dims = {name: params.size for name, params in vectors.items()}
+            params = self.client.get_collection(self.collection).config.params
+            self._dims = {name: p.size for name, p in params.vectors.items()}
+            self._sparse = set(params.sparse_vectors or {})
         return self._dims
+
+    def sparse_names(self) -> set[str]:
+        if self.collection_dims() is None:
+            return set()
+        return set(self._sparse or ())
+
+    def ensure_sparse(self, name: str) -> None:
+        from qdrant_client import models
+
+        self._require()
+        if name in self.sparse_names():
+            return
+        try:
+            self.client.update_collection(self.collection, sparse_vectors_config={name: models.SparseVectorParams()})
+        except Exception as exc:
+            raise StoreError(
+                f"collection '{self.logical or self.collection}' at {self.location} has no sparse vector '{name}' "
+                f"and the server would not add one ({one_line(exc, 120)}); it was made before item-to-item models: "
+                "a collection made now (another --collection, or the next blue-green rebuild of 'embedder reembed') "
+                "has it"
+            ) from None
+        self._dims = None  # read the configuration again
+        if name not in self.sparse_names():
+            raise StoreError(
+                f"collection '{self.logical or self.collection}' at {self.location} has no sparse vector '{name}' "
+                "and the server did not add it; a collection made now (another --collection, or the next blue-green "
+                "rebuild of 'embedder reembed') has it"
+            )
+
+    def delete_vectors(self, ids: list[str], names: list[str]) -> None:
+        from qdrant_client import models
+
+        if ids and names and self.collection_dims() is not None:
+            self._write(
+                self.client.delete_vectors,
+                self.collection,
+                vectors=list(names),
+                points=models.PointIdsList(points=list(ids)),
+            )
 
     def ensure_collection(self, dims: dict[str, int]) -> None:
         from qdrant_client import models
@@ -156,6 +221,7 @@ class ServerStore(VectorStore):
                 )
                 for n, s in dims.items()
             },
+            sparse_vectors_config={name: models.SparseVectorParams() for name in SPARSE_VECTORS},
         )
         for name in INDEXED_FIELDS:
             self.client.create_payload_index(self.collection, name, models.PayloadSchemaType.KEYWORD, wait=True)
@@ -170,9 +236,7 @@ class ServerStore(VectorStore):
         from qdrant_client import models
 
         structs = [
-            models.PointStruct(
-                id=p.id, vector={k: np.asarray(v, np.float32).tolist() for k, v in p.vectors.items()}, payload=p.payload
-            )
+            models.PointStruct(id=p.id, vector={k: _to_server(v) for k, v in p.vectors.items()}, payload=p.payload)
             for p in points
         ]
         self._write(self.client.upsert, self.collection, points=structs)
@@ -183,7 +247,7 @@ class ServerStore(VectorStore):
         from qdrant_client import models
 
         ops = [
-            models.PointVectors(id=pid, vector={k: np.asarray(v, np.float32).tolist() for k, v in named.items()})
+            models.PointVectors(id=pid, vector={k: _to_server(v) for k, v in named.items()})
             for pid, named in vectors.items()
         ]
         self._write(self.client.update_vectors, self.collection, points=ops)
@@ -199,8 +263,8 @@ class ServerStore(VectorStore):
             self._write(self.client.delete, self.collection, points_selector=models.PointIdsList(points=list(ids)))
 
     @staticmethod
-    def _record(r, with_vectors: bool) -> PointRecord:
-        vectors = {k: np.asarray(v, np.float32) for k, v in (r.vector or {}).items()} if with_vectors else {}
+    def _record(r, with_vectors) -> PointRecord:
+        vectors = _named_vectors(r.vector, with_vectors) if with_vectors else {}
         return PointRecord(id=str(r.id), vectors=vectors, payload=dict(r.payload or {}))
 
     def retrieve(self, ids: list[str], with_vectors: bool = False) -> list[PointRecord]:
@@ -273,6 +337,8 @@ class ServerStore(VectorStore):
     def _query(spec):
         from qdrant_client import models
 
+        if isinstance(spec, SparseNearest):
+            return _to_server(spec.vector)
         if isinstance(spec, Nearest):
             vector = np.asarray(spec.vector, np.float32)
             if spec.using in MULTIVECTORS and vector.ndim == 1:
@@ -293,7 +359,7 @@ class ServerStore(VectorStore):
                 id=str(p.id),
                 score=float(p.score),
                 payload=dict(p.payload or {}),
-                vectors={k: np.asarray(v, np.float32) for k, v in (p.vector or {}).items()} if with_vectors else {},
+                vectors=_named_vectors(p.vector, with_vectors) if with_vectors else {},
             )
             for p in points
         ]

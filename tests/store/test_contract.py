@@ -9,7 +9,7 @@ import pytest
 
 from embedder.errors import StoreError
 from embedder.settings import load_settings
-from embedder.store import Nearest, PointRecord, open_store, point_id
+from embedder.store import Nearest, PointRecord, Sparse, SparseNearest, open_store, point_id
 
 DIMS = {"visual": 4, "audio": 3, "text": 4, "content": 11}
 # A real Qdrant server joins when QDRANT_URL is set; select or skip it with -m server / -m "not server".
@@ -279,3 +279,27 @@ def test_a_paused_store_reads_everything_again(store):
     assert len(list(store.scroll())) == 3
     store.pause()
     assert store.count() == 3 and len(store.retrieve([point_id("a")])) == 1
+
+
+def test_sparse_vectors_score_by_dot_product_and_can_be_dropped(store):
+    store.ensure_collection(DIMS)
+    store.upsert(points())
+    store.ensure_sparse("ease")
+    store.ensure_sparse("ease")  # idempotent
+    assert "ease" in store.sparse_names() and store.has_vector("ease")
+    a, b, c = point_id("a"), point_id("b"), point_id("c")
+    store.update_vectors({a: {"ease": Sparse.of([1, 5], [0.5, -0.25])}, b: {"ease": Sparse.of([2], [1.0])}})
+    query = SparseNearest(Sparse.of([5, 1, 2], [1.0, 2.0, 0.5]), "ease")
+    hits = store.search(query, limit=5)
+    # Only points that share a dimension with the query are scored: a = 2*0.5 - 0.25, b = 0.5.
+    assert [h.id for h in hits] == [a, b] and np.allclose([h.score for h in hits], [0.75, 0.5])
+    assert [h.id for h in store.search(query, limit=5, exclude_ids=[a])] == [b]
+    assert [h.id for h in store.search(query, limit=5, filter={"kind": "audio"})] == [b]
+    # A plain vector read leaves sparse vectors out (callers handle dense arrays); naming one returns it.
+    record = store.retrieve([a], with_vectors=True)[0]
+    assert "ease" not in record.vectors and "content" in record.vectors
+    assert store.retrieve([a], with_vectors=["ease"])[0].vectors["ease"] == Sparse.of([1, 5], [0.5, -0.25])
+    store.delete_vectors([a], ["ease"])
+    assert [h.id for h in store.search(query, limit=5)] == [b]
+    assert store.retrieve([a], with_vectors=["content"])[0].vectors["content"].shape == (11,)  # the point stays
+    assert store.count() == 3 and c in {r.id for r in store.scroll()}
