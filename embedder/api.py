@@ -33,7 +33,7 @@ class LibraryAPI(Protocol):
         self,
         user: str,
         *,
-        strategy: str = "hybrid",
+        strategy: str = "auto",
         limit: int = 10,
         exclude_seen: bool = True,
         query: str | None = None,

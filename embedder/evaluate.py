@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import tempfile
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -83,14 +84,15 @@ def evaluate(
     from embedder.store.edge import EdgeStore
 
     cf = cf or CFParams()
-    factors = cf.factors
     content = _content_vectors(media, sorted({e.item for e in events})) if media is not None else {}
     data = split_events(events, split, seed=seed, test_fraction=test_fraction, items_with_content=set(content) or None)
     tuning = None
     if tune:
-        tuning = tune_cf(data.train, base=cf, split=split, seed=seed)
+        # The scratch store takes vectors of any size, so the factors are tuned here too.
+        tuning = tune_cf(data.train, base=cf, split=split, seed=seed, tune_factors=True)
         cf = tuning["chosen"]
         tuning = {**tuning, "chosen": cf.to_dict(), "trials": tuning["trials"][:10]}
+    factors = cf.factors
     history: dict[str, list[Interaction]] = defaultdict(list)
     for e in data.train:
         history[e.user].append(e)
@@ -138,7 +140,9 @@ def evaluate(
             scratch.ensure_collection(dims)
             users_store.ensure_collection({"cf": factors, "rec": rec_dim})
             _load_content(scratch, content, data.candidates)
+            started = time.perf_counter()
             model = fit_cf(data.train, cf, seed=seed)
+            extra["cf"] = {"fit_seconds": round(time.perf_counter() - started, 3)}
             write_cf(model, scratch, users_store)
             if "trained" in runnable:
                 extra["trained"] = _train_head(

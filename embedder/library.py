@@ -274,13 +274,15 @@ class Library:
         self,
         user: str,
         *,
-        strategy: str = "hybrid",
+        strategy: str = "auto",
         limit: int = 10,
         exclude_seen: bool = True,
         query: str | None = None,
         filters: dict | None = None,
     ):
-        """Items for ``user`` by a strategy of :data:`embedder.recommend.strategies.STRATEGIES`.
+        """Items for ``user`` by a strategy of :data:`embedder.recommend.strategies.STRATEGIES`,
+        or ``auto``: the one ``interactions train --auto`` chose by validation (hybrid before it
+        has run); the result's ``chosen_by`` says which and why.
 
         A user with no events gets popular items; with ``query``, popular items among those
         matching that text (cold start).
@@ -288,12 +290,15 @@ class Library:
         Returns:
             :class:`embedder.recommend.queries.RecommendResult`; each item names its branches.
         """
+        from embedder.recommend.auto import AUTO, resolve_strategy, why_served
         from embedder.recommend.queries import RecommendResult, popular_items, recommend_for_user
 
-        chosen = get_strategy(strategy)
         stored = self.settings.stored_user(user)
         with self._log_lock:
             history = self.log.for_user(stored)
+            served = self.log.served_model() if strategy == AUTO else None
+        chosen = get_strategy(resolve_strategy(strategy, served))
+        chosen_by = why_served(served) if strategy == AUTO else None
         if not history and query:
             hits = self.search(query, limit=limit * 5)
             return RecommendResult(
@@ -302,8 +307,9 @@ class Library:
                 used=["popular", "text"],
                 items=popular_items(self.media, limit=limit, text_hits=hits),
                 note="no interactions for this user: popular items matching the text",
+                chosen_by=chosen_by,
             )
-        return recommend_for_user(
+        result = recommend_for_user(
             stored,
             history,
             self.media,
@@ -313,6 +319,14 @@ class Library:
             exclude_seen=exclude_seen,
             filter=filters,
         )
+        result.chosen_by = chosen_by
+        return result
+
+    def served_model(self) -> dict | None:
+        """What ``recommend`` serves by default, as ``interactions train --auto`` recorded it
+        (strategy, model, settings, every candidate's validation score), or ``None``."""
+        with self._log_lock:
+            return self.log.served_model()
 
     def similar(self, item: str, *, by: str = "content", limit: int = 10) -> list:
         """Items like ``item`` (id, ingested path, or interaction item key) by content, cf or both."""
@@ -391,9 +405,15 @@ class Library:
 
     def status(self) -> dict:
         """Back-end, collection, item count, modalities, models and size (``embedder status``)."""
+        from embedder.recommend.auto import why_served
+        from embedder.recommend.interactions import default_log_path
         from embedder.store.status import collection_status
 
-        return collection_status(self.media)
+        status = collection_status(self.media)
+        # A read-only command creates nothing: no log yet means nothing was chosen.
+        served = self.served_model() if default_log_path(self.settings).exists() else None
+        status["recommend_default"] = why_served(served)
+        return status
 
     # -- lifetime --------------------------------------------------------------------------
 

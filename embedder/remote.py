@@ -171,7 +171,7 @@ class RemoteLibrary:
         self,
         user: str,
         *,
-        strategy: str = "hybrid",
+        strategy: str = "auto",
         limit: int = 10,
         exclude_seen: bool = True,
         query: str | None = None,

@@ -442,6 +442,10 @@ def status(
         for modality, models in info["models"].items():
             out.print(f"model for {modality}: {', '.join(models)}", highlight=False)
         out.print("vectors: " + ", ".join(f"{k} {v}-d" for k, v in info["vectors"].items()), highlight=False)
+        if info.get("sparse_vectors"):
+            out.print("item-to-item (sparse): " + ", ".join(info["sparse_vectors"]), highlight=False)
+    if info.get("recommend_default"):
+        out.print(f"recommend serves: {info['recommend_default']}", highlight=False, markup=False)
     if info.get("size_bytes") is not None:
         out.print(f"size on disk: {info['size_bytes'] / 1e6:.1f} MB", highlight=False)
 

@@ -253,10 +253,27 @@ def interactions_train(
     neighbours: int | None = _I2I["neighbours"],
     l2: float | None = _I2I["l2"],
     max_items: int | None = _I2I["max_items"],
+    auto: bool = typer.Option(
+        False,
+        "--auto",
+        help="Tune ALS, EASE, RP3beta and item-kNN on a validation split of the log, store the best (and ALS) and "
+        "make it what 'recommend' serves by default (strategy auto); status says which and why.",
+    ),
+    candidates: str = typer.Option(
+        "cf,ease,rp3beta,itemknn", "--candidates", help="With --auto: the models to compare (comma-separated)."
+    ),
+    split: str = typer.Option(
+        "random-holdout",
+        "--split",
+        help="With --auto: how validation is carved (random-holdout, leave-last-out, time).",
+    ),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Fit a recommendation model on the log and store it in the collection.
+
+    --auto: choose among the models by validation NDCG@10 (every one tuned), store the winner and
+    serve it by default. Several minutes on a large log; a scheduled job runs it weekly.
 
     als / bpr: item 'cf' vectors and the users collection. ease / rp3beta / itemknn: each item's
     top item-to-item weights as a sparse vector; a user's query is built from their events at
@@ -271,6 +288,9 @@ def interactions_train(
     settings = ctx.obj.settings(cf_factors=factors)
     with _open_log(settings) as log:
         events = log.all()
+    if auto:
+        _train_auto(settings, events, candidates, split, seed, as_json)
+        return
     if model in KINDS:
         from embedder.recommend.itemitem import ItemItemParams, fit_item_item
         from embedder.recommend.sparse import write_item_item
@@ -299,6 +319,51 @@ def interactions_train(
         summary = write_cf(fitted, media, users)
     summary["settings"] = params.to_dict()
     _print_trained(summary, as_json)
+
+
+def _train_auto(settings: Settings, events: list, candidates: str, split: str, seed: int, as_json: bool) -> None:
+    from embedder.recommend.auto import train_auto, why_served
+    from embedder.recommend.cf import CFParams
+    from embedder.recommend.collections import open_collections
+    from embedder.recommend.itemitem import KINDS, ItemItemParams
+
+    if not events:
+        raise EmbedderError("the interaction log is empty; run 'embedder interactions import FILE' first")
+    names = tuple(c.strip() for c in candidates.split(",") if c.strip())
+    media, users = open_collections(settings)
+    progress = TerminalProgress(quiet=as_json)
+    with media, users:
+        result = train_auto(
+            events,
+            media,
+            users,
+            seed=seed,
+            cf=CFParams.from_settings(settings),
+            item_item={kind: ItemItemParams.from_settings(settings, kind) for kind in KINDS},
+            candidates=names,
+            split=split,
+            progress=progress,
+        )
+    with _open_log(settings) as log:
+        log.set_served_model(result["record"])
+    if as_json:
+        print_json(result)
+        return
+    table = Table(show_header=True, header_style="bold", title="validation NDCG@10, every model tuned")
+    for col in ("strategy", "ndcg@10", "settings"):
+        table.add_column(col, justify="right" if col == "ndcg@10" else "left")
+    for row in result["record"]["candidates"]:
+        chosen = row["strategy"] == result["record"]["strategy"]
+        settings_text = ", ".join(f"{k}={v}" for k, v in row["settings"].items() if k != "kind")
+        if row["at_edge"]:
+            settings_text += f" (still at the grid's edge: {', '.join(row['at_edge'])})"
+        table.add_row(
+            plain(row["strategy"] + (" (chosen)" if chosen else "")),
+            f"{row['validation_ndcg@10']:.4f}",
+            plain(settings_text),
+        )
+    out.print(table)
+    out.print(f"recommend serves: {why_served(result['record'])}", highlight=False, markup=False)
 
 
 def _print_trained(summary: dict, as_json: bool) -> None:
@@ -331,7 +396,12 @@ def recommend(
     ctx: typer.Context,
     user: str = typer.Option(..., "--user", "-u", help="User id as in the interaction log."),
     limit: int = typer.Option(10, "--limit", "-n", min=1, max=1000, help="How many items."),
-    strategy: str = typer.Option("hybrid", "--strategy", help=strategies_help()),
+    strategy: str = typer.Option(
+        "auto",
+        "--strategy",
+        help="auto: the strategy 'interactions train --auto' chose by validation (hybrid before it has run); "
+        + strategies_help(),
+    ),
     exclude_seen: bool = typer.Option(
         True, "--exclude-seen/--include-seen", help="Leave out items the user already had."
     ),
@@ -352,6 +422,8 @@ def recommend(
     if as_json:
         print_json(result.to_dict())
         return
+    if explain and result.chosen_by:
+        out.print(f"strategy {result.strategy}: {result.chosen_by}", highlight=False, markup=False)
     if result.note:
         out.print(f"[yellow]{result.note}[/yellow]", highlight=False)
     _print_recs(result.items, explain)
@@ -385,8 +457,10 @@ def _why(rec) -> str:
             parts.append(f"popular with {b['popular_with']} users")
         elif b.get("because_you_liked"):
             # File names, not paths: the item column has the path, and this column should stay short.
+            # A cosine in the branch's space, or an item-to-item model's exact part of the score (+).
             liked = ", ".join(
-                f"{os.path.basename(x['path'] or '') or x['item'] or x['id']} ({x['similarity']:.2f})"
+                f"{os.path.basename(x['path'] or '') or x['item'] or x['id']} "
+                + (f"({x['similarity']:.2f})" if "similarity" in x else f"(+{x['contribution']:.3f})")
                 for x in b["because_you_liked"]
             )
             parts.append(f"{b['branch']}: you liked {liked}")

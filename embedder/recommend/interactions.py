@@ -48,6 +48,10 @@ CREATE TABLE IF NOT EXISTS interactions (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS interactions_dedup ON interactions (user, item, IFNULL(ts, -1), event, weight);
 CREATE INDEX IF NOT EXISTS interactions_user ON interactions (user);
+CREATE TABLE IF NOT EXISTS served_model (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    choice TEXT NOT NULL
+);
 """
 
 
@@ -436,6 +440,17 @@ class InteractionLog:
             "SELECT user, COUNT(*) AS n FROM interactions GROUP BY user ORDER BY n DESC, user LIMIT ?", (limit,)
         ).fetchall()
         return [{"user": user, "events": n} for user, n in rows]
+
+    def served_model(self) -> dict | None:
+        """What 'interactions train --auto' chose to serve by default (strategy, settings, the
+        validation scores behind the choice), or ``None`` before it has run."""
+        row = self.db.execute("SELECT choice FROM served_model WHERE id = 1").fetchone()
+        return json.loads(row[0]) if row else None
+
+    def set_served_model(self, choice: dict) -> None:
+        """Record the strategy ``recommend`` serves by default (see :meth:`served_model`)."""
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO served_model (id, choice) VALUES (1, ?)", (json.dumps(choice),))
 
     def stats(self) -> dict:
         rows, users, items = self.db.execute(

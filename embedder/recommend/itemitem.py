@@ -23,7 +23,7 @@ and item-kNN would bring pandas-based data sets and torch for the same products)
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
@@ -324,13 +324,3 @@ def fit_item_item(events: list[Interaction], params: ItemItemParams) -> ItemItem
         fit_seconds=round(time.perf_counter() - started, 3),
         left_out=left_out,
     )
-
-
-def scores_for(model: ItemItemModel, x_rows) -> np.ndarray:
-    """Dense users x items scores ``X B`` for rows of ``x`` in the model's item order."""
-    return np.asarray((x_rows @ model.weights).todense()) if hasattr(x_rows, "tocsr") else x_rows @ model.weights
-
-
-def with_params(params: ItemItemParams, **changes) -> ItemItemParams:
-    """``params`` with ``changes`` (a helper for grids)."""
-    return replace(params, **changes)

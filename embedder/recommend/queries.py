@@ -58,6 +58,7 @@ class RecommendResult:
     used: list[str]  # the branches that actually ran
     items: list[Recommendation] = field(default_factory=list)
     note: str | None = None
+    chosen_by: str | None = None  # strategy 'auto': why this strategy answers (embedder.recommend.auto)
 
     def to_dict(self) -> dict:
         return {
@@ -65,6 +66,7 @@ class RecommendResult:
             "strategy": self.strategy,
             "used": self.used,
             "note": self.note,
+            "chosen_by": self.chosen_by,
             "items": [r.to_dict() for r in self.items],
         }
 
@@ -81,9 +83,12 @@ def _rec(hit, branches: list[str]) -> Recommendation:
     )
 
 
-def history_ids(history: list[Interaction], media: VectorStore) -> tuple[list[str], list[str], list[str]]:
-    """(recent positive ids, recent negative ids, all seen ids) for a user's events in time order."""
-    ids = resolve_items(sorted({e.item for e in history}), media)
+def history_ids(
+    history: list[Interaction], media: VectorStore, ids: dict[str, str] | None = None
+) -> tuple[list[str], list[str], list[str]]:
+    """(recent positive ids, recent negative ids, all seen ids) for a user's events in time order;
+    ``ids`` (item key -> point id, from :func:`resolve_items`) when the caller has them already."""
+    ids = ids if ids is not None else resolve_items(sorted({e.item for e in history}), media)
     positives = list(dict.fromkeys(ids[e.item] for e in reversed(history) if e.weight > 0))[:HISTORY_POSITIVES]
     negatives = list(dict.fromkeys(ids[e.item] for e in reversed(history) if e.weight < 0))[:HISTORY_NEGATIVES]
     return positives, negatives, sorted(set(ids.values()))
@@ -115,7 +120,9 @@ def recommend_for_user(
     items are returned (unless ``popular_fallback`` is false), with a note saying why.
     """
     chosen = get_strategy(strategy)
-    positives, negatives, seen = history_ids(history, media) if history else ([], [], [])
+    # Resolved once: the branches below (the item-to-item queries) need the same ids.
+    ids = resolve_items(sorted({e.item for e in history}), media) if history else {}
+    positives, negatives, seen = history_ids(history, media, ids) if history else ([], [], [])
     exclude = seen if exclude_seen else None
     branches: dict[str, Nearest | Recommend | SparseNearest] = {}
     sparse_queries: dict[str, UserQuery] = {}
@@ -133,7 +140,7 @@ def recommend_for_user(
             if pos:
                 branches[branch] = Recommend(pos, neg, "content")
         elif branch in SPARSE_BRANCHES and history and media.has_vector(branch):
-            query = user_query(branch, history, media)
+            query = user_query(branch, history, media, ids)
             if query is not None:
                 sparse_queries[branch] = query
                 branches[branch] = query.spec

@@ -128,13 +128,17 @@ def summed_positives(history: list[Interaction], limit: int = QUERY_ITEMS) -> di
     return {item: sums[item] for item in newest}
 
 
-def user_query(kind: str, history: list[Interaction], media: VectorStore) -> UserQuery | None:
+def user_query(
+    kind: str, history: list[Interaction], media: VectorStore, ids: dict[str, str] | None = None
+) -> UserQuery | None:
     """The sparse query ``x_u`` for ``kind``: the user's positives at their items' dimensions,
-    weighted as the model was fitted; ``None`` when none of them is in a stored ``kind`` model."""
+    weighted as the model was fitted; ``None`` when none of them is in a stored ``kind`` model.
+    ``ids``: item key -> point id for the history's items, when the caller resolved them already."""
     positives = summed_positives(history)
     if not positives:
         return None
-    ids = resolve_items(sorted(positives), media)
+    if ids is None or any(item not in ids for item in positives):
+        ids = resolve_items(sorted(positives), media)
     found = {r.id: r.payload for r in media.retrieve(sorted(set(ids.values())))}
     rows = [
         (int(found[ids[item]][INDEX_KEY]), ids[item], weight, found[ids[item]].get(weighting_key(kind)))

@@ -9,10 +9,9 @@ so the tuned settings can be compared with other methods on test honestly.
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections import defaultdict
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,13 +21,29 @@ from embedder.recommend.cf import CFParams, fit_cf
 from embedder.recommend.interactions import Interaction
 from embedder.recommend.splits import ndcg_at_k, split_events
 
-# A small grid: the weighting and its scale, and regularisation (which only matters relative to
-# the confidences). Factors stay fixed: they are the size of the stored `cf` vectors.
+# Each setting is searched in turn, the others held at their best so far (a coordinate search),
+# and a numeric grid whose best value sits at an open edge is widened past it until the best is
+# interior, so a chosen value is never just the top of an arbitrary grid. Floors (beta 0, shrink 0)
+# are real edges. ALS's factors are searched only where the caller may change them (an
+# evaluation's scratch store): elsewhere they are the size of the stored `cf` vectors.
 DEFAULT_GRID = {
     "weighting": ["log1p", "bm25"],
-    "alpha": [0.25, 0.5, 1.0, 2.0],
     "regularization": [0.01, 0.1, 1.0, 3.0, 10.0, 30.0],
+    "alpha": [0.25, 0.5, 1.0, 2.0],
 }
+FACTORS_GRID = [32, 64, 128, 256]
+# Item-to-item models, searched as ALS is (coordinate_search).
+I2I_GRIDS: dict[str, dict[str, list]] = {
+    "ease": {"l2": [25.0, 50.0, 100.0, 200.0, 400.0, 800.0, 1600.0], "neighbours": [100, 200, 400]},
+    "rp3beta": {
+        "alpha": [0.5, 0.75, 1.0, 1.25],
+        "beta": [0.0, 0.2, 0.4, 0.6, 0.8],
+        "neighbours": [50, 100, 200, 400],
+    },
+    "itemknn": {"neighbours": [25, 50, 100, 200, 400], "shrink": [0.0, 10.0, 50.0, 200.0]},
+}
+FLOORS = {"beta": 0.0, "shrink": 0.0}
+MAX_WIDENINGS = 4
 VALIDATION_SEED_OFFSET = 1000  # the validation split must not coincide with the test split's draw
 
 
@@ -78,6 +93,7 @@ def tune_cf(
     grid: dict[str, list] | None = None,
     k: int = 10,
     progress=None,
+    tune_factors: bool = False,
 ) -> dict:
     """Pick the CF settings with the best validation NDCG@k; ``train`` is all the tuner sees.
 
@@ -85,42 +101,88 @@ def tune_cf(
         train: the training events of an evaluation split (or the whole log, before training).
         base: settings not in the grid (factors, iterations) come from here.
         split: how to carve validation out of ``train``; ``cold-items`` tunes on a random holdout.
-        grid: setting name -> values; :data:`DEFAULT_GRID` by default.
+        grid: setting name -> values; :data:`DEFAULT_GRID` by default (searched one setting at
+            a time, widened past an edge: :func:`coordinate_search`).
+        tune_factors: search the factors too (:data:`FACTORS_GRID`), where the caller can store
+            vectors of another size.
 
     Returns:
-        ``{"chosen": CFParams, "validation": {...}, "trials": [...]}``, trials best first.
+        ``{"chosen": CFParams, "validation": {...}, "trials": [...], "at_edge": [...]}``,
+        trials best first.
     """
-    grid = grid or DEFAULT_GRID
+    grid = dict(grid or DEFAULT_GRID)
+    if tune_factors and "factors" not in grid:
+        grid["factors"] = FACTORS_GRID
     how, carved = _carve(train, split, seed)
-    names = sorted(grid)
-    trials = []
-    combos = list(itertools.product(*(grid[n] for n in names)))
-    if progress is not None:
-        progress.start(len(combos), "tuning ALS")
-    for values in combos:
-        params = replace(base, **dict(zip(names, values)))
-        trials.append(
-            {
-                "params": params.to_dict(),
-                f"val_ndcg@{k}": round(validation_ndcg(carved.train, carved.test, params, seed, k), 5),
-            }
-        )
-        if progress is not None:
-            progress.advance(str(dict(zip(names, values))), "ok")
-    if progress is not None:
-        progress.finish()
-    trials.sort(key=lambda t: -t[f"val_ndcg@{k}"])
+    key = f"val_ndcg@{k}"
+    search = coordinate_search(
+        base,
+        grid,
+        lambda params: validation_ndcg(carved.train, carved.test, params, seed, k),
+        progress=progress,
+        label="tuning ALS",
+    )
+    trials = sorted(({"params": p.to_dict(), key: v} for p, v in search.scored.items()), key=lambda t: -t[key])
     return {
-        "chosen": CFParams(**trials[0]["params"]),
+        "chosen": search.best,
         "validation": {
             "split": how,
             "seed": seed + VALIDATION_SEED_OFFSET,
             "train_events": len(carved.train),
             "validation_events": len(carved.test),
             "metric": f"ndcg@{k}",
+            f"best_ndcg@{k}": search.scored[search.best],
         },
         "trials": trials,
+        "at_edge": search.at_edge,
     }
+
+
+@dataclass
+class Search:
+    """What :func:`coordinate_search` found: the best settings, every scored setting, and the
+    settings whose best value is still the edge of their (widened) grid."""
+
+    best: object
+    scored: dict
+    at_edge: list[str]
+
+
+def coordinate_search(base, grid: dict[str, list], score, *, progress=None, label: str = "tuning") -> Search:
+    """Search ``grid`` one setting at a time from ``base`` (a frozen dataclass), widening a
+    numeric setting's grid past an open edge while its best sits there (:data:`MAX_WIDENINGS`
+    times at most). ``score(params) -> float`` is called once per distinct setting."""
+    scored: dict = {}
+    at_edge: list[str] = []
+    if progress is not None:
+        progress.start(sum(len(v) for v in grid.values()), label)
+
+    def measured(params) -> float:
+        if params not in scored:
+            scored[params] = round(score(params), 5)
+            if progress is not None:
+                progress.advance(str({n: getattr(params, n) for n in grid}), "ok")
+        return scored[params]
+
+    best = base
+    for name, values in grid.items():
+        values = list(values)
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values) and len(values) > 1
+        for _ in range(MAX_WIDENINGS + 1):
+            results = [measured(replace(best, **{name: v})) for v in values]
+            best_at = int(np.argmax(results))
+            chosen = values[best_at]
+            wider = _widened(values, best_at, name) if numeric else None
+            if wider is None:
+                break
+            values = wider
+        else:
+            at_edge.append(name)
+        best = replace(best, **{name: chosen})
+    if progress is not None:
+        progress.finish()
+    measured(best)
+    return Search(best, scored, at_edge)
 
 
 CONFIG_KEYS = {
@@ -160,22 +222,6 @@ def save_cf_settings(params: CFParams, path: str | Path) -> list[str]:
             lines.append(line)
     path.write_text("\n".join(lines) + "\n")
     return written
-
-
-# Item-to-item models: each setting is searched in turn (the others held at their best so far),
-# and a grid whose best value sits at its open edge is widened past it until the best is interior,
-# so a chosen value is never the top of an arbitrary grid. Floors (beta 0, shrink 0) are real edges.
-I2I_GRIDS: dict[str, dict[str, list]] = {
-    "ease": {"l2": [25.0, 50.0, 100.0, 200.0, 400.0, 800.0, 1600.0], "neighbours": [100, 200, 400]},
-    "rp3beta": {
-        "alpha": [0.5, 0.75, 1.0, 1.25],
-        "beta": [0.0, 0.2, 0.4, 0.6, 0.8],
-        "neighbours": [50, 100, 200, 400],
-    },
-    "itemknn": {"neighbours": [25, 50, 100, 200, 400], "shrink": [0.0, 10.0, 50.0, 200.0]},
-}
-FLOORS = {"beta": 0.0, "shrink": 0.0}
-MAX_WIDENINGS = 4
 
 
 def validation_ndcg_item_item(
@@ -250,38 +296,18 @@ def tune_item_item(
         trials best first; ``at_edge`` names settings whose best value is still the edge of the
         grid after :data:`MAX_WIDENINGS` widenings (a floor such as beta 0 does not count).
     """
-    grid = {name: list(values) for name, values in (grid or I2I_GRIDS[base.kind]).items()}
+    grid = grid or I2I_GRIDS[base.kind]
     how, carved = _carve(train, split, seed)
-    best = base
-    scored: dict[tuple, float] = {}
-    at_edge = []
-    if progress is not None:
-        progress.start(sum(len(v) for v in grid.values()), f"tuning {base.kind}")
-
-    def score(params) -> float:
-        key = tuple(sorted(params.to_dict().items()))
-        if key not in scored:
-            scored[key] = round(validation_ndcg_item_item(carved.train, carved.test, params, k), 5)
-            if progress is not None:
-                progress.advance(str(params.relevant()), "ok")
-        return scored[key]
-
-    for name, values in grid.items():
-        for _ in range(MAX_WIDENINGS + 1):
-            results = [score(replace(best, **{name: v})) for v in values]
-            best_at = int(np.argmax(results))
-            chosen = values[best_at]
-            wider = _widened(values, best_at, name)
-            if wider is None:
-                break
-            values = wider
-        else:
-            at_edge.append(name)
-        best = replace(best, **{name: chosen})
-    if progress is not None:
-        progress.finish()
+    search = coordinate_search(
+        base,
+        grid,
+        lambda params: validation_ndcg_item_item(carved.train, carved.test, params, k),
+        progress=progress,
+        label=f"tuning {base.kind}",
+    )
+    best, at_edge = search.best, search.at_edge
     trials = sorted(
-        ({"params": dict(key), f"val_ndcg@{k}": value} for key, value in scored.items()),
+        ({"params": params.to_dict(), f"val_ndcg@{k}": value} for params, value in search.scored.items()),
         key=lambda t: -t[f"val_ndcg@{k}"],
     )
     return {
@@ -292,7 +318,7 @@ def tune_item_item(
             "train_events": len(carved.train),
             "validation_events": len(carved.test),
             "metric": f"ndcg@{k}",
-            f"best_ndcg@{k}": score(best),
+            f"best_ndcg@{k}": search.scored[best],
         },
         "trials": trials,
         "at_edge": at_edge,

@@ -711,5 +711,6 @@ class EdgeStore(VectorStore):
             "exists": self.collection_dims() is not None,
             "points": self.count(),
             "vectors": self.collection_dims() or {},
+            "sparse_vectors": sorted(self.sparse_names()),
             "size_bytes": size,
         }

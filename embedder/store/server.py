@@ -422,5 +422,6 @@ class ServerStore(VectorStore):
             "exists": dims is not None,
             "points": self.count(),
             "vectors": dims or {},
+            "sparse_vectors": sorted(self.sparse_names()),
             "size_bytes": None,  # not exposed by the server API
         }

@@ -220,6 +220,8 @@ def test_cli_trains_serves_and_evaluates_an_item_to_item_model(tmp_path):
     rec = json.loads(run_cli(*store, "recommend", "--user", "user01", "--strategy", "ease", "--json").stdout)
     assert rec["used"] == ["ease"] and len(rec["items"]) == 10
     assert all(r["because"][0]["because_you_liked"] for r in rec["items"])
+    explained = run_cli(*store, "recommend", "--user", "user01", "--strategy", "ease", "--explain").stdout
+    assert "ease: you liked item" in explained and "(+0." in explained  # each liked item's exact part
     text = run_cli(*store, "recommend", "--user", "user01", "--strategy", "rp3beta").stdout
     assert "no stored rp3beta model covers this user's items" in text and "--model rp3beta" in text
     bad = run_cli(*store, "interactions", "train", "--model", "slim", code=2)

@@ -17,7 +17,9 @@ def users(limit: int = Query(100, ge=1, le=10000), svc: Service = Depends(servic
 @router.get("/users/{user}/recommendations", summary="Recommendations ('embedder recommend')")
 def recommend(
     user: str,
-    strategy: str = "hybrid",
+    strategy: str = Query(
+        "auto", description="A strategy name, or auto: the one 'interactions train --auto' chose (else hybrid)"
+    ),
     limit: int = Query(10, ge=1, le=1000),
     exclude_seen: bool = True,
     query: str | None = Query(None, max_length=MAX_QUERY_CHARS),
