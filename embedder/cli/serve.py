@@ -35,7 +35,7 @@ def serve(
     """Serve search, recommendations, events and ingest jobs over HTTP with the models loaded once.
 
     The web page is at / (search, drop a file for "more like this", a user's recommendations). The
-    JSON API is described at /openapi.json (/docs renders it, with assets from a CDN); /health,
+    JSON API is described at /openapi.json (/docs renders it, offline: the assets ship in a package); /health,
     /ready and /metrics (Prometheus) are for orchestration. Every answer is the --json of the CLI
     command it mirrors; every error is {"error": message}. While it runs, 'embedder search',
     'recommend', 'similar', 'status' and 'ingest' on the same store go through it.

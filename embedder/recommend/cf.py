@@ -207,13 +207,24 @@ def fit_cf(events: list[Interaction], params: CFParams | None = None, model: str
     )
 
 
+def cf_sim_vector(factors: np.ndarray) -> dict[str, np.ndarray]:
+    """``{"cf_sim": factors}`` normalised here, or nothing for all-zero factors (no direction).
+
+    The engine leaves a cosine vector whose squared length is below float32's epsilon as it is,
+    and an item few users touched can have factors that small (Last.fm, default ALS): normalised
+    here, it is stored at length 1 like every other cosine vector.
+    """
+    norm = float(np.linalg.norm(np.asarray(factors, np.float64)))
+    return {"cf_sim": (np.asarray(factors, np.float64) / norm).astype(np.float32)} if norm > 0 else {}
+
+
 def write_cf(model: CFModel, media: VectorStore, users: VectorStore, batch: int = 1000) -> dict:
     """Store item factors on the media collection and user vectors in the users collection."""
     ids = resolve_items(model.items, media)
     items = []
     for key, factors in zip(model.items, model.item_factors):
         meta = {"item": key, "popularity": float(model.popularity.get(key, 0)), "cf_model": model.version}
-        items.append(PointRecord(ids[key], {"cf": factors, "cf_sim": factors}, meta))
+        items.append(PointRecord(ids[key], {"cf": factors, **cf_sim_vector(factors)}, meta))
     # Items known only from interactions get points of their own.
     with_media, without_media = media.merge(items, batch, new_payload=ITEM_ONLY_PAYLOAD)
     if users.collection_dims() is None:

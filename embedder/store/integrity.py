@@ -8,7 +8,8 @@ names the collection and what to do next.
 
 What a sound collection can hold:
 
-- cosine vectors (every named vector but ``cf`` and ``rec``) are stored normalised: length 1;
+- cosine vectors (every named vector but ``cf`` and ``rec``) are stored normalised: length 1, or
+  below :data:`ENGINE_UNNORMALISED`, which the engine stores as given;
 - a cosine query's score is a cosine: within [-1, 1]; a recommend query's best score is
   squashed into the same interval; a MaxSim score is the best of cosines;
 - dot-product vectors (collaborative factors, the trained head's vectors) are finite and far
@@ -40,6 +41,10 @@ from embedder.store.base import (
 )
 
 UNIT_TOLERANCE = 1e-3
+# Qdrant normalises a cosine vector on write unless its squared length is below float32's epsilon,
+# which it stores as given: a sound collection made before embedder normalised such vectors itself
+# (ALS factors of an item few users touched) can hold them.
+ENGINE_UNNORMALISED = float(np.sqrt(np.finfo(np.float32).eps))
 # No trained factor comes near this length (ALS and head vectors are of order 1 to 10); random
 # bytes read as float32 exceed it with near certainty (their exponents are spread to 1e38).
 DOT_NORM_LIMIT = 1e4
@@ -79,6 +84,10 @@ def vector_problem(name: str, vector) -> str | None:
     if not norms.size:
         return None
     if is_cosine(name):
+        unnormalised = norms <= ENGINE_UNNORMALISED * (1 + UNIT_TOLERANCE)
+        if np.all(unnormalised):
+            return None
+        norms = norms[~unnormalised]
         worst = float(norms[np.argmax(np.abs(norms - 1))])
         if abs(worst - 1) > UNIT_TOLERANCE:
             return f"{name} vector has length {worst:.4g}, not 1"

@@ -85,3 +85,29 @@ def test_most_popular_breaks_ties_by_id_so_answers_repeat(tmp_path):
         assert [h.id for h in top] == [ids[22], ids[0], ids[1], ids[2]]  # 17th of the reversed list is ids[22]
         assert [h.score for h in top] == [9.0, 2.0, 2.0, 2.0]
         assert [h.id for h in most_popular(store, limit=4, exclude_ids=[ids[0]])] == [ids[22], ids[1], ids[2], ids[3]]
+
+
+def test_an_item_with_near_zero_factors_is_stored_and_read_as_sound(tmp_path):
+    """ALS can leave an item few users touched with factors of length ~1e-4; the engine does not
+    normalise a cosine vector that small, and such a point must not read as damage."""
+    from embedder.recommend.cf import CFModel
+    from embedder.store import Nearest, PointRecord
+
+    model = CFModel(
+        kind="als",
+        users=["u"],
+        items=["tiny", "zero", "plain"],
+        user_factors=np.ones((1, 4), np.float32),
+        item_factors=np.asarray([[3e-4, 0, 0, 0], [0, 0, 0, 0], [0.5, 0.5, 0, 0]], np.float32),
+        version="als-test",
+    )
+    settings = load_settings(store=str(tmp_path / "s"))
+    with open_store(settings) as media, open_store(settings, collection="media_users") as users:
+        media.ensure_collection({"cf": 4, "cf_sim": 4})
+        write_cf(model, media, users)
+        stored = {r.payload["item"]: r.vectors for r in media.scroll(with_vectors=True)}
+        assert np.allclose(stored["tiny"]["cf_sim"], [1, 0, 0, 0]) and "cf_sim" not in stored["zero"]
+        # A point written before this normalisation (the engine kept it as given) reads as sound.
+        media.upsert([PointRecord(item_point_id("old"), {"cf_sim": np.asarray([2e-4, 0, 0, 0], np.float32)})])
+        assert media.retrieve([item_point_id("old")], with_vectors=True)[0].vectors["cf_sim"][0] < 1e-3
+        assert len(media.search(Nearest(np.asarray([1, 0, 0, 0], np.float32), "cf_sim"), limit=5)) == 3
