@@ -128,6 +128,12 @@ class Settings(BaseSettings):
     i2i_rp3_alpha: float = Field(1.0, gt=0)
     i2i_rp3_beta: float = Field(0.5, ge=0)
     i2i_knn_shrink: float = Field(0.0, ge=0)
+    # Fake feedback (embedder.recommend.suspicious): a user whose profile's outlier score (the sum
+    # of three squared robust z-scores: length, how mainstream, how copied) passes the threshold
+    # is flagged by 'interactions suspicious'; with quarantine on, 'interactions train' leaves
+    # flagged users out of every model it fits (their own requests are still answered).
+    suspicious_threshold: float = Field(20.0, gt=0)
+    quarantine_suspicious: bool = False
     rec_dim: int = Field(64, ge=2, le=1024)  # size of the trained head's "rec" vectors
     # 'search --user': how many spreads of relevance one spread of the user's taste is worth among
     # the candidates (embedder.personal); 0 keeps the relevance order (only --seen still applies).

@@ -48,6 +48,7 @@ from embedder.recommend.cf import CFParams, fit_cf  # noqa: E402
 from embedder.recommend.interactions import Interaction  # noqa: E402
 from embedder.recommend.itemitem import KINDS, ItemItemParams, fit_item_item, weighted_matrix  # noqa: E402
 from embedder.recommend.splits import ndcg_at_k, split_events  # noqa: E402
+from embedder.recommend.suspicious import without_suspicious  # noqa: E402
 
 ATTACKS = ("random", "average", "bandwagon", "segment", "pair")
 STRATEGIES = ("popular", "cf", *KINDS)
@@ -113,8 +114,12 @@ def fake_profiles(attack: str, target: str, count: int, train: list[Interaction]
     return events
 
 
-def scores_by_strategy(strategy: str, train: list[Interaction], genuine: list[str], params: dict):
-    """(items, users x items scores) for the genuine users, as the served query orders them."""
+def scores_by_strategy(strategy: str, train: list[Interaction], genuine: list[str], params: dict, history=None):
+    """(items, users x items scores) for the genuine users, as the served query orders them.
+
+    ``history``: the events users' item-to-item queries are built from, when the model was fitted
+    on fewer (quarantine): a served query reads the whole log at request time.
+    """
     if strategy == "popular":
         counts = defaultdict(set)
         for e in train:
@@ -131,7 +136,7 @@ def scores_by_strategy(strategy: str, train: list[Interaction], genuine: list[st
         scores[rows] = model.user_factors[[index[genuine[n]] for n in rows]] @ model.item_factors.T
         return model.items, scores
     model = fit_item_item(train, params[strategy])
-    x, users, items = weighted_matrix(train, model.params.weighting, model.items)
+    x, users, items = weighted_matrix(history or train, model.params.weighting, model.items)
     index = {u: n for n, u in enumerate(users)}
     rows = [n for n, u in enumerate(genuine) if u in index]
     scores = np.zeros((len(genuine), len(items)))
@@ -185,22 +190,35 @@ def run(name: str, folder: Path, seeds: list[int], sizes: list[float], strategie
             if e.weight > 0:
                 relevant[e.user].add(e.item)
         targets = draw_targets(data.train, rng)
-        clean = {}
+        clean, clean_defended = {}, {}
+        quarantined_clean, flagged_clean = without_suspicious(data.train)
         for strategy in strategies:
             items, scores = scores_by_strategy(strategy, data.train, genuine, params)
             clean[strategy] = top10(items, scores, genuine, seen)
+            items, scores = scores_by_strategy(strategy, quarantined_clean, genuine, params, data.train)
+            clean_defended[strategy] = top10(items, scores, genuine, seen)
         for band, target in targets.items():
             for attack in attacks:
                 for size in sizes:
                     count = max(1, round(size * len(genuine)))
                     fakes = fake_profiles(attack, target, count, data.train, rng)
                     attacked = data.train + fakes
+                    defended, flagged = without_suspicious(attacked)
+                    fake_users = {e.user for e in fakes}
+                    caught = sum(s.user in fake_users for s in flagged)
                     for strategy in strategies:
                         started = time.perf_counter()
                         items, scores = scores_by_strategy(strategy, attacked, genuine, params)
                         lists = top10(items, scores, genuine, seen)
                         hr_before, ndcg_clean = measure(clean[strategy], target, seen, relevant)
                         hr_after, ndcg = measure(lists, target, seen, relevant)
+                        items, scores = scores_by_strategy(strategy, defended, genuine, params, attacked)
+                        hr_defended, ndcg_defended = measure(
+                            top10(items, scores, genuine, seen), target, seen, relevant
+                        )
+                        hr_defended_clean, ndcg_defended_clean = measure(
+                            clean_defended[strategy], target, seen, relevant
+                        )
                         rows.append(
                             {
                                 "seed": seed,
@@ -214,6 +232,15 @@ def run(name: str, folder: Path, seeds: list[int], sizes: list[float], strategie
                                 "hr_after": round(hr_after, 5),
                                 "ndcg_clean": round(ndcg_clean, 5),
                                 "ndcg": round(ndcg, 5),
+                                "hr_defended": round(hr_defended, 5),
+                                "ndcg_defended": round(ndcg_defended, 5),
+                                "hr_defended_clean": round(hr_defended_clean, 5),
+                                "ndcg_defended_clean": round(ndcg_defended_clean, 5),
+                                "flagged": len(flagged),
+                                "flagged_fake": caught,
+                                "precision": round(caught / len(flagged), 4) if flagged else None,
+                                "recall": round(caught / len(fake_users), 4),
+                                "genuine_flagged_clean": len(flagged_clean),
                                 "seconds": round(time.perf_counter() - started, 2),
                             }
                         )
@@ -234,10 +261,21 @@ def summary(rows: list[dict]) -> list[dict]:
                 "attack": attack,
                 "size": size,
                 "band": band,
-                "hr_before": round(float(np.mean([r["hr_before"] for r in rs])), 4),
-                "hr_after": round(float(np.mean([r["hr_after"] for r in rs])), 4),
-                "ndcg_clean": round(float(np.mean([r["ndcg_clean"] for r in rs])), 4),
-                "ndcg": round(float(np.mean([r["ndcg"] for r in rs])), 4),
+                **{
+                    key: round(float(np.mean([r[key] for r in rs if r[key] is not None] or [0.0])), 4)
+                    for key in (
+                        "hr_before",
+                        "hr_after",
+                        "ndcg_clean",
+                        "ndcg",
+                        "hr_defended",
+                        "ndcg_defended",
+                        "hr_defended_clean",
+                        "ndcg_defended_clean",
+                        "precision",
+                        "recall",
+                    )
+                },
             }
         )
     return out
@@ -246,7 +284,10 @@ def summary(rows: list[dict]) -> list[dict]:
 def markdown(results: dict) -> str:
     lines = []
     for data in results["datasets"]:
-        lines += [f"### {data['data']}: targets' hit ratio @10 among genuine users, before -> after", ""]
+        lines += [
+            f"### {data['data']}: targets' hit ratio @10 among genuine users, before -> after (-> with quarantine)",
+            "",
+        ]
         table = data["summary"]
         sizes = sorted({r["size"] for r in table})
         header = "| strategy | attack | band | " + " | ".join(f"{s:.1%}" for s in sizes) + " | NDCG@10 clean -> worst |"
@@ -257,8 +298,13 @@ def markdown(results: dict) -> str:
             worst = min(c["ndcg"] for c in cells)
             lines.append(
                 f"| {strategy} | {attack} | {band} | "
-                + " | ".join(f"{c['hr_before']:.3f} -> {c['hr_after']:.3f}" for c in cells)
-                + f" | {cells[0]['ndcg_clean']:.4f} -> {worst:.4f} |"
+                + " | ".join(
+                    f"{c['hr_before']:.3f} -> {c['hr_after']:.3f} -> {c['hr_defended']:.3f} "
+                    f"(P {c['precision']:.2f} R {c['recall']:.2f})"
+                    for c in cells
+                )
+                + f" | {cells[0]['ndcg_clean']:.4f} -> {worst:.4f}; quarantine on clean "
+                f"{cells[0]['ndcg_defended_clean']:.4f} |"
             )
         lines.append("")
     return "\n".join(lines)

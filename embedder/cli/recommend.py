@@ -198,6 +198,46 @@ def interactions_stats(ctx: typer.Context, as_json: bool = typer.Option(False, "
         )
 
 
+@interactions_app.command("suspicious")
+@guarded
+def interactions_suspicious(
+    ctx: typer.Context,
+    threshold: float | None = typer.Option(
+        None, "--threshold", help="Outlier score above which a user is flagged (setting suspicious_threshold, 20)."
+    ),
+    limit: int = typer.Option(
+        50, "--limit", "-n", min=1, help="How many flagged users to print, most suspicious first."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON (every flagged user)."),
+) -> None:
+    """List users whose profiles look fake: unusually short or long, unusually obscure or mainstream,
+    or near copies of other profiles (the signs of shilling attacks), with the reasons.
+
+    Set quarantine_suspicious = true to leave them out of 'interactions train'.
+    """
+    from embedder.recommend.suspicious import find_suspicious
+
+    settings = ctx.obj.settings(reading=True)
+    with _open_log(settings) as log:
+        events = log.all()
+    flagged = find_suspicious(events, threshold if threshold is not None else settings.suspicious_threshold)
+    users = len({e.user for e in events if e.weight > 0})
+    if as_json:
+        print_json({"users": users, "flagged": [s.to_dict() for s in flagged]})
+        return
+    out.print(f"{len(flagged)} of {users} users flagged", highlight=False)
+    if not flagged:
+        return
+    table = Table(show_header=True, header_style="bold")
+    for col in ("user", "score", "items", "why"):
+        table.add_column(col, justify="right" if col in ("score", "items") else "left")
+    for s in flagged[:limit]:
+        table.add_row(plain(s.user), f"{s.score:.1f}", str(s.features["items"]), plain("; ".join(s.reasons)))
+    out.print(table)
+    if len(flagged) > limit:
+        out.print(f"... and {len(flagged) - limit} more (--limit, or --json for all)", highlight=False)
+
+
 def _cf_options():
     """The collaborative model's flags, shared by 'interactions train' and 'eval' (None = the setting)."""
     return dict(
@@ -288,6 +328,17 @@ def interactions_train(
     settings = ctx.obj.settings(cf_factors=factors)
     with _open_log(settings) as log:
         events = log.all()
+    quarantined = None
+    if settings.quarantine_suspicious:
+        from embedder.recommend.suspicious import without_suspicious
+
+        events, flagged = without_suspicious(events, settings.suspicious_threshold)
+        quarantined = len(flagged)
+        if not as_json:
+            err.print(
+                f"quarantine: {quarantined} suspicious users left out ('embedder interactions suspicious' lists them)",
+                highlight=False,
+            )
     if auto:
         _train_auto(settings, events, candidates, split, seed, as_json)
         return

@@ -1,0 +1,70 @@
+"""Fake-profile detection and quarantine, on a log with injected shilling profiles."""
+
+import json
+from collections import Counter
+
+from embedder.ids import item_point_id
+from embedder.recommend.interactions import Interaction
+from embedder.recommend.suspicious import find_suspicious, without_suspicious
+from embedder.settings import load_settings
+from embedder.store import open_store
+from tests.cli_runner import run_cli
+from tests.recommend.test_item_item import random_log
+
+TARGET = "item59"
+
+
+def attacked_log():
+    """120 genuine users, then 8 bandwagon copies (the target and the 10 most popular items) and
+    6 random-filler profiles of obscure items nobody else plays."""
+    events = random_log(users=120, items=90, per_user=(8, 20), seed=4)
+    popular = [item for item, _ in Counter(e.item for e in events).most_common(10)]
+    fakes = []
+    for n in range(8):
+        fakes += [Interaction(f"fake-band-{n}", item, 10.0) for item in [TARGET, *popular]]
+    for n in range(6):
+        fakes += [Interaction(f"fake-rand-{n}", f"obscure-{n}-{k}", 10.0) for k in range(12)]
+        fakes.append(Interaction(f"fake-rand-{n}", TARGET, 10.0))
+    return events, fakes
+
+
+def test_injected_profiles_are_flagged_with_reasons_and_few_genuine_ones():
+    events, fakes = attacked_log()
+    flagged = find_suspicious(events + fakes)
+    found = {s.user for s in flagged}
+    fake_users = {e.user for e in fakes}
+    assert fake_users <= found  # recall 1
+    assert len(found - fake_users) <= 2  # at most 2 of 120 genuine users
+    band = next(s for s in flagged if s.user == "fake-band-0")
+    assert any(r.startswith("profile nearly copies 5 others") for r in band.reasons)
+    assert band.features["items"] == 11 and band.features["copying"] == 1.0
+    rand = next(s for s in flagged if s.user == "fake-rand-0")
+    assert "items far more obscure than anyone else's" in rand.reasons
+    assert [s.score for s in flagged] == sorted((s.score for s in flagged), reverse=True)
+    kept, _ = without_suspicious(events + fakes)
+    assert not {e.user for e in kept} & fake_users and len(kept) >= len(events) - 40
+
+
+def test_quarantine_keeps_fake_users_out_of_training(tmp_path):
+    events, fakes = attacked_log()
+    log = tmp_path / "log.tsv"
+    log.write_text("".join(f"{e.user}\t{e.item}\t{e.weight:.3f}\n" for e in events + fakes))
+    store = ["--store", str(tmp_path / "store")]
+    run_cli(*store, "interactions", "import", log, "--format", "tsv", "--columns", "user,item,weight")
+    listed = json.loads(run_cli(*store, "interactions", "suspicious", "--json").stdout)
+    assert listed["users"] == 134 and {f"fake-band-{n}" for n in range(8)} <= {s["user"] for s in listed["flagged"]}
+    text = run_cli(*store, "interactions", "suspicious", "--limit", "3").stdout
+    assert "users flagged" in text and "more (--limit, or --json for all)" in text
+
+    def target_popularity(env):
+        run_cli(*store, "interactions", "train", "--model", "ease", "--json", env=env)
+        with open_store(load_settings(store=str(tmp_path / "store"))) as media:
+            return media.retrieve([item_point_id(TARGET)])[0].payload["popularity"]
+
+    genuine_fans = len({e.user for e in events if e.item == TARGET})
+    assert target_popularity({}) == genuine_fans + 14  # undefended: every fake counts
+    quarantined = run_cli(
+        *store, "interactions", "train", "--model", "rp3beta", env={"EMBEDDER_QUARANTINE_SUSPICIOUS": "true"}
+    )
+    assert "suspicious users left out" in quarantined.stderr
+    assert target_popularity({"EMBEDDER_QUARANTINE_SUSPICIOUS": "true"}) == genuine_fans
