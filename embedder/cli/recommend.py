@@ -257,7 +257,7 @@ _CF = _cf_options()
 
 
 def _i2i_options():
-    """The item-to-item models' flags, shared by 'interactions train' and 'eval' (None = the setting)."""
+    """The item-to-item models' flags of 'interactions train' (None = the setting)."""
     return dict(
         neighbours=typer.Option(
             None, "--neighbours", help="Item-to-item: weights kept per item (setting i2i_neighbours)."

@@ -114,7 +114,6 @@ def tune_cf(
     if tune_factors and "factors" not in grid:
         grid["factors"] = FACTORS_GRID
     how, carved = _carve(train, split, seed)
-    key = f"val_ndcg@{k}"
     search = coordinate_search(
         base,
         grid,
@@ -122,7 +121,13 @@ def tune_cf(
         progress=progress,
         label="tuning ALS",
     )
-    trials = sorted(({"params": p.to_dict(), key: v} for p, v in search.scored.items()), key=lambda t: -t[key])
+    return _report(search, how, carved, seed, k)
+
+
+def _report(search, how: str, carved, seed: int, k: int) -> dict:
+    """A tuner's answer: the chosen settings, the validation split, every trial best first, and
+    the settings still at the edge of their grid."""
+    key = f"val_ndcg@{k}"
     return {
         "chosen": search.best,
         "validation": {
@@ -133,7 +138,7 @@ def tune_cf(
             "metric": f"ndcg@{k}",
             f"best_ndcg@{k}": search.scored[search.best],
         },
-        "trials": trials,
+        "trials": sorted(({"params": p.to_dict(), key: v} for p, v in search.scored.items()), key=lambda t: -t[key]),
         "at_edge": search.at_edge,
     }
 
@@ -305,21 +310,4 @@ def tune_item_item(
         progress=progress,
         label=f"tuning {base.kind}",
     )
-    best, at_edge = search.best, search.at_edge
-    trials = sorted(
-        ({"params": params.to_dict(), f"val_ndcg@{k}": value} for params, value in search.scored.items()),
-        key=lambda t: -t[f"val_ndcg@{k}"],
-    )
-    return {
-        "chosen": best,
-        "validation": {
-            "split": how,
-            "seed": seed + VALIDATION_SEED_OFFSET,
-            "train_events": len(carved.train),
-            "validation_events": len(carved.test),
-            "metric": f"ndcg@{k}",
-            f"best_ndcg@{k}": search.scored[best],
-        },
-        "trials": trials,
-        "at_edge": at_edge,
-    }
+    return _report(search, how, carved, seed, k)
