@@ -271,13 +271,18 @@ def _blue_green(settings: Settings, catalog, source: str, progress: Progress, en
         done = {r.id for r in new.scroll()}
         with open_physical(settings, source) as old:
             total = old.count()
+            # Sparse vectors (item-to-item models) are read only when named; they carry over as is.
+            sparse = sorted(old.sparse_names())
+            wanted = [*(old.collection_dims() or {}), *sparse] if sparse else True
+        for name in sparse:
+            new.ensure_sparse(name)
         progress.start(total - len(done), f"reembed into {target}")
         offset = None
         while True:
             # The source is opened one page at a time, so searches served from it (an embedded
             # store admits one process at a time) only ever wait for a page read.
             with open_physical(settings, source) as old:
-                page, offset = old.page(offset, limit=64, with_vectors=True)
+                page, offset = old.page(offset, limit=64, with_vectors=wanted)
             for record in page:
                 if record.id in done:
                     continue

@@ -88,8 +88,17 @@ def test_head_change_and_items_added_after_training_are_stale(ingested):
 
 
 def test_blue_green_rebuild_reuses_unchanged_vectors_and_switches(ingested, tmp_path):
+    from embedder.recommend.interactions import Interaction
+    from embedder.recommend.itemitem import ItemItemParams, fit_item_item
+    from embedder.recommend.sparse import write_item_item
+
     with open_store(ingested) as store:
         before = {r.id: r for r in store.scroll(with_vectors=True)}
+        # An item-to-item model over the media (and one item known only from interactions).
+        events = [Interaction(f"u{u}", pid, 1.0) for u in range(4) for pid in sorted(before)[u : u + 3]]
+        write_item_item(fit_item_item(events + [Interaction("u0", "extra", 1.0)], ItemItemParams("ease")), store)
+        ease_before = {r.id: r.vectors["ease"] for r in store.scroll(with_vectors=["ease"]) if "ease" in r.vectors}
+    assert len(ease_before) == 6
     new_settings = settings_for(tmp_path, clap_model="tiny-clap-b")
     report = run_reembed(new_settings)
     assert report["rebuild"]["switched"] and report["rebuild"]["target"] == "media_v2"
@@ -98,8 +107,10 @@ def test_blue_green_rebuild_reuses_unchanged_vectors_and_switches(ingested, tmp_
     assert catalog.aliases() == {"media": "media_v2"} and catalog.collections() == ["media_v1", "media_v2"]
     with open_store(new_settings) as store:
         after = {r.id: r for r in store.scroll(with_vectors=True)}
-    assert after.keys() == before.keys()
-    for pid, rec in after.items():
+    assert after.keys() == before.keys() | {next(i for i in ease_before if i not in before)}
+    with open_store(new_settings) as store:
+        assert {r.id: r.vectors["ease"] for r in store.scroll(with_vectors=["ease"])} == ease_before  # carried over
+    for pid, rec in ((p, r) for p, r in after.items() if p in before):
         old = before[pid]
         np.testing.assert_array_equal(
             rec.vectors["visual"] if "visual" in rec.vectors else 0,
