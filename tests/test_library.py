@@ -68,7 +68,8 @@ def test_ingest_search_events_recommend_from_python(tmp_path, folder):
         assert recs.used == ["content"] and video.id not in {r.id for r in recs.items} and recs.items
         assert lib.recommend("alice", strategy="popularity").strategy == "popular"  # an alias
         with pytest.raises(
-            EmbedderError, match="unknown strategy 'magic'; choose from hybrid, cf, content, trained, popular"
+            EmbedderError,
+            match="unknown strategy 'magic'; choose from hybrid, cf, content, ease, rp3beta, itemknn, trained, popular",
         ):
             lib.recommend("alice", strategy="magic")
         similar = lib.similar(str(folder / "h264.mp4"), limit=2)
