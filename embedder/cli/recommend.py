@@ -340,7 +340,7 @@ def interactions_train(
                 highlight=False,
             )
     if auto:
-        _train_auto(settings, events, candidates, split, seed, as_json)
+        _train_auto(settings, events, candidates, split, seed, as_json, quarantined)
         return
     if model in KINDS:
         from embedder.recommend.itemitem import ItemItemParams, fit_item_item
@@ -357,7 +357,7 @@ def interactions_train(
         media, users = open_collections(settings)
         with media, users:
             summary = write_item_item(fitted, media)
-        _print_trained(summary, as_json)
+        _print_trained({**summary, "quarantined_users": quarantined}, as_json)
         return
     from embedder.recommend.cf import CFParams, fit_cf, write_cf
 
@@ -369,10 +369,12 @@ def interactions_train(
     with media, users:
         summary = write_cf(fitted, media, users)
     summary["settings"] = params.to_dict()
-    _print_trained(summary, as_json)
+    _print_trained({**summary, "quarantined_users": quarantined}, as_json)
 
 
-def _train_auto(settings: Settings, events: list, candidates: str, split: str, seed: int, as_json: bool) -> None:
+def _train_auto(
+    settings: Settings, events: list, candidates: str, split: str, seed: int, as_json: bool, quarantined: int | None
+) -> None:
     from embedder.recommend.auto import train_auto, why_served
     from embedder.recommend.cf import CFParams
     from embedder.recommend.collections import open_collections
@@ -398,7 +400,7 @@ def _train_auto(settings: Settings, events: list, candidates: str, split: str, s
     with _open_log(settings) as log:
         log.set_served_model(result["record"])
     if as_json:
-        print_json(result)
+        print_json({**result, "quarantined_users": quarantined})
         return
     table = Table(show_header=True, header_style="bold", title="validation NDCG@10, every model tuned")
     for col in ("strategy", "ndcg@10", "settings"):

@@ -67,4 +67,8 @@ def test_quarantine_keeps_fake_users_out_of_training(tmp_path):
         *store, "interactions", "train", "--model", "rp3beta", env={"EMBEDDER_QUARANTINE_SUSPICIOUS": "true"}
     )
     assert "suspicious users left out" in quarantined.stderr
+    as_json = run_cli(
+        *store, "interactions", "train", "--model", "ease", "--json", env={"EMBEDDER_QUARANTINE_SUSPICIOUS": "true"}
+    )
+    assert json.loads(as_json.stdout)["quarantined_users"] >= 14
     assert target_popularity({"EMBEDDER_QUARANTINE_SUSPICIOUS": "true"}) == genuine_fans
