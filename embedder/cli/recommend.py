@@ -244,7 +244,11 @@ def _cf_options():
         weighting=typer.Option(
             None, "--weighting", help="Confidence from weights: log1p, bm25, raw or binary (setting cf_weighting)."
         ),
-        alpha=typer.Option(None, "--alpha", help="Confidence scale (setting cf_alpha)."),
+        alpha=typer.Option(
+            None,
+            "--alpha",
+            help="Confidence scale (setting cf_alpha); with --model rp3beta, its exponent (i2i_rp3_alpha).",
+        ),
         regularization=typer.Option(
             None, "--regularization", help="ALS L2 regularisation (setting cf_regularization)."
         ),
