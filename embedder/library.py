@@ -357,7 +357,9 @@ class Library:
 
         Returns:
             ``received``, ``added``, ``popularity_updated`` (items), ``cf_users_updated`` and
-            ``cf`` (what happened to the collaborative vectors, in words).
+            ``cf`` (what happened to the collaborative vectors, in words); ``quarantined_users``
+            when some writers are users the last training quarantined (their events are logged
+            but change nothing at once).
         """
         from embedder.recommend.interactions import Interaction
 
@@ -365,12 +367,17 @@ class Library:
             e if isinstance(e, Interaction) else Interaction(self.settings.stored_user(e[0]), e[1], float(e[2]))
             for e in events
         ]
-        users = sorted({e.user for e in rows})
         with self._log_lock:
+            # Users the last training quarantined as suspicious: their events are logged, but move
+            # neither popularity nor a fold-in until a training no longer flags them.
+            quarantined = self.log.quarantined() & {e.user for e in rows}
+            users = sorted({e.user for e in rows} - quarantined)
             before = {u: {e.item for e in self.log.for_user(u) if e.weight > 0} for u in users}
             added = self.log.add(rows)
             after = {u: self.log.for_user(u) for u in users}
         report = {"received": len(rows), "added": added, "popularity_updated": 0, "cf_users_updated": 0, "cf": None}
+        if quarantined:
+            report["quarantined_users"] = len(quarantined)
         if not added:
             report["cf"] = "unchanged: no new event"
             return report

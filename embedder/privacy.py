@@ -81,7 +81,8 @@ def _forget_events(settings: Settings, value: str | list[str], column: str = "us
     if not path.is_file():
         return 0, []
     with InteractionLog(path) as log:
-        removed = log.erase(f"{column} IN ({','.join('?' * len(values))})", tuple(values))
+        users = tuple(values) if column == "user" else ()
+        removed = log.erase(f"{column} IN ({','.join('?' * len(values))})", tuple(values), users=users)
         return removed, log.all()
 
 

@@ -333,6 +333,7 @@ def interactions_train(
     with _open_log(settings) as log:
         events = log.all()
     quarantined = None
+    flagged = []
     if settings.quarantine_suspicious:
         from embedder.recommend.suspicious import without_suspicious
 
@@ -343,6 +344,9 @@ def interactions_train(
                 f"quarantine: {quarantined} suspicious users left out ('embedder interactions suspicious' lists them)",
                 highlight=False,
             )
+    # Real-time updates skip the users this training left out (none with quarantine off).
+    with _open_log(settings) as log:
+        log.set_quarantined({s.user for s in flagged})
     if auto:
         _train_auto(settings, events, candidates, split, seed, as_json, quarantined)
         return

@@ -52,6 +52,7 @@ CREATE TABLE IF NOT EXISTS served_model (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     choice TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS quarantined_users (user TEXT PRIMARY KEY);
 """
 
 
@@ -400,13 +401,17 @@ class InteractionLog:
             )
         return report
 
-    def erase(self, where: str, params: tuple) -> int:
-        """Delete the events matching the SQL condition ``where`` so that their bytes leave the
-        disk: overwritten on delete (``secure_delete``), the write-ahead log truncated, the file
-        vacuumed. Returns how many were deleted."""
+    def erase(self, where: str, params: tuple, users: tuple[str, ...] = ()) -> int:
+        """Delete the events matching the SQL condition ``where`` (and ``users`` from the
+        quarantine list) so that their bytes leave the disk: overwritten on delete
+        (``secure_delete``), the write-ahead log truncated, the file vacuumed. Returns how many
+        events were deleted."""
         with self.db:
             self.db.execute("PRAGMA secure_delete=ON")
             removed = self.db.execute(f"DELETE FROM interactions WHERE {where}", params).rowcount
+            if users:
+                marks = ",".join("?" * len(users))
+                self.db.execute(f"DELETE FROM quarantined_users WHERE user IN ({marks})", tuple(users))
         self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self.db.execute("VACUUM")
         self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -451,6 +456,16 @@ class InteractionLog:
         """Record the strategy ``recommend`` serves by default (see :meth:`served_model`)."""
         with self.db:
             self.db.execute("INSERT OR REPLACE INTO served_model (id, choice) VALUES (1, ?)", (json.dumps(choice),))
+
+    def quarantined(self) -> set[str]:
+        """The users the last training left out as suspicious (``quarantine_suspicious``)."""
+        return {row[0] for row in self.db.execute("SELECT user FROM quarantined_users")}
+
+    def set_quarantined(self, users: set[str]) -> None:
+        """Replace the quarantined users (empty when the last training quarantined nobody)."""
+        with self.db:
+            self.db.execute("DELETE FROM quarantined_users")
+            self.db.executemany("INSERT INTO quarantined_users (user) VALUES (?)", [(u,) for u in sorted(users)])
 
     def stats(self) -> dict:
         rows, users, items = self.db.execute(

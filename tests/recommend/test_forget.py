@@ -47,6 +47,8 @@ def test_forget_a_user_everywhere_on_the_embedded_store(tmp_path):
     run_cli("interactions", "import", events, "--weight-col", "plays", env=env)
     run_cli("interactions", "train", env=env)
     run_cli("train", "--config", config, env=env)
+    with InteractionLog(store / "interactions.sqlite") as log:  # as if a training had quarantined the user
+        log.set_quarantined({SECRET})
     assert files_holding(store, SECRET.encode()) and files_holding(runs, SECRET.encode())  # the traces exist
 
     record = json.loads(run_cli("forget", "--user", SECRET, "--json", env=env).stdout)

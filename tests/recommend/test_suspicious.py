@@ -72,3 +72,20 @@ def test_quarantine_keeps_fake_users_out_of_training(tmp_path):
     )
     assert json.loads(as_json.stdout)["quarantined_users"] >= 14
     assert target_popularity({"EMBEDDER_QUARANTINE_SUSPICIOUS": "true"}) == genuine_fans
+
+    # Real time: a quarantined user's new event is logged but moves no popularity; a genuine one does.
+    from embedder.library import Library
+
+    item = next(i for i in sorted({e.item for e in events}) if i not in {e.item for e in fakes})  # new to fakes
+    with Library.open(load_settings(store=str(tmp_path / "store"))) as library:
+        report = library.record_events([("fake-band-0", item, 5.0), ("fake-band-1", item, 5.0)])
+        assert report["added"] == 2 and report["popularity_updated"] == 0 and report["quarantined_users"] == 2
+        fans = library.media.retrieve([item_point_id(item)])[0].payload["popularity"]
+        genuine = next(e.user for e in events if not any(x.user == e.user and x.item == item for x in events))
+        assert library.record_events([(genuine, item, 5.0)])["popularity_updated"] == 1
+        assert library.media.retrieve([item_point_id(item)])[0].payload["popularity"] == fans + 1
+    # Training with the quarantine off clears it.
+    run_cli(*store, "interactions", "train", "--model", "ease")
+    with Library.open(load_settings(store=str(tmp_path / "store"))) as library:
+        assert library.log.quarantined() == set()
+        assert library.record_events([("fake-band-2", item, 5.0)])["popularity_updated"] == 1
