@@ -33,10 +33,15 @@ from embedder.recommend.interactions import Interaction
 
 KINDS = ("ease", "rp3beta", "itemknn")
 I2I_WEIGHTINGS = ("binary", "log1p")
-# EASE holds the Gram matrix and its inverse as dense float32 (the inverse overwrites the Gram in
-# place, and the weights overwrite the inverse): about 2 x items² x 4 bytes at the peak.
-EASE_BYTES_PER_CELL = 8
+# EASE holds one dense float32 items x items array (the Gram matrix, overwritten in place by its
+# Cholesky factor, the inverse and B), plus bounded temporaries (pruning goes by blocks of
+# columns): items² x 4 bytes + about 0.4 GB at the peak (measured with tracemalloc).
+EASE_BYTES_PER_CELL = 4
+EASE_FIXED_BYTES = 512 * 1024**2
 EASE_MEMORY_SHARE = 0.5  # of the memory available when the limit is sized
+# The inverse costs items³: 17,632 items took 39 s on 2 cores, so 30,000 take about 3 minutes.
+# Beyond that the default stops, whatever the memory; i2i_max_items raises it on purpose.
+EASE_DEFAULT_MAX_ITEMS = 30_000
 
 
 @dataclass(frozen=True)
@@ -167,7 +172,7 @@ def available_memory_bytes() -> int:
 def ease_item_limit(memory_bytes: int | None = None) -> int:
     """The largest catalogue EASE inverts within :data:`EASE_MEMORY_SHARE` of available memory."""
     memory = available_memory_bytes() if memory_bytes is None else memory_bytes
-    return max(1000, int((memory * EASE_MEMORY_SHARE / EASE_BYTES_PER_CELL) ** 0.5))
+    return max(1000, int((max(memory * EASE_MEMORY_SHARE - EASE_FIXED_BYTES, 0) / EASE_BYTES_PER_CELL) ** 0.5))
 
 
 def _prune_columns(dense_or_sparse, neighbours: int):
@@ -195,7 +200,7 @@ def _prune_columns(dense_or_sparse, neighbours: int):
     k = min(neighbours, n)
     # argpartition over each column, in blocks so no second items² array is made at once
     rows, cols, vals = [], [], []
-    block = max(1, 2**26 // max(n, 1))
+    block = max(1, 2**24 // max(n, 1))  # about 200 MB of temporaries a block, whatever the catalogue
     for start in range(0, dense.shape[1], block):
         part = dense[:, start : start + block]
         top = (
@@ -213,13 +218,27 @@ def _prune_columns(dense_or_sparse, neighbours: int):
     )
 
 
+def _mirror_upper(square: np.ndarray, block: int = 1024) -> None:
+    """Copy the upper triangle onto the lower one in place, a block of rows at a time."""
+    for start in range(0, square.shape[0], block):
+        end = min(start + block, square.shape[0])
+        square[start:end, :start] = square[:start, start:end].T
+        diagonal = square[start:end, start:end]
+        diagonal[...] = np.triu(diagonal) + np.triu(diagonal, 1).T
+
+
 def ease_weights(x, l2: float, neighbours: int):
     """EASE's ``B`` for users x items ``x``, pruned per column (dense float32 inverse, LAPACK Cholesky)."""
     from scipy.linalg import lapack
     from threadpoolctl import threadpool_limits
 
     n = x.shape[1]
-    gram = (x.T @ x).toarray().astype(np.float32)
+    # Fortran order, so LAPACK works in place: the Gram matrix becomes its Cholesky factor, then
+    # the inverse, then B, in the one items x items array (no copy of it is ever made).
+    gram = np.empty((n, n), dtype=np.float32, order="F")
+    xt, columns = x.T.tocsr(), x.tocsc()
+    for start in range(0, n, 1024):  # by blocks of columns: the sparse product never exists whole
+        gram[:, start : start + 1024] = (xt @ columns[:, start : start + 1024]).toarray()
     gram[np.diag_indices(n)] += np.float32(l2)
     with threadpool_limits(os.cpu_count() or 1, "blas"):
         # G is symmetric positive definite: Cholesky then its inverse costs half an LU inverse.
@@ -230,9 +249,7 @@ def ease_weights(x, l2: float, neighbours: int):
         if info != 0:
             raise EmbedderError(f"EASE: the inverse failed (LAPACK info {info}); raise l2")
     del gram, chol
-    upper = np.triu(inverse)
-    inverse = upper + np.triu(inverse, 1).T  # potri fills the upper triangle only
-    del upper
+    _mirror_upper(inverse)  # potri fills the upper triangle only
     diagonal = np.diag(inverse).copy()
     inverse /= -diagonal[None, :]  # B[j, i] = -P[j, i] / P[i, i]
     inverse[np.diag_indices(n)] = 0.0
@@ -302,7 +319,7 @@ def fit_item_item(events: list[Interaction], params: ItemItemParams) -> ItemItem
     items = sorted(popularity)
     left_out = 0
     if params.kind == "ease":
-        limit = params.max_items or ease_item_limit()
+        limit = params.max_items or min(ease_item_limit(), EASE_DEFAULT_MAX_ITEMS)
         if len(items) > limit:
             # The most popular items carry most of the signal; the rest stay for other strategies.
             ranked = sorted(items, key=lambda i: (-popularity[i], i))

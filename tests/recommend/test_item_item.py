@@ -189,7 +189,7 @@ def test_ease_keeps_the_most_popular_items_beyond_its_limit():
     assert len(model.items) == 20 and model.left_out == len(popularity) - 20
     least_kept = min(len(popularity[i]) for i in model.items)
     assert all(len(users) <= least_kept for item, users in popularity.items() if item not in model.items)
-    assert ease_item_limit(8 * 1024**3) == int((8 * 1024**3 * 0.5 / 8) ** 0.5)
+    assert ease_item_limit(8 * 1024**3) == int(((8 * 1024**3 * 0.5 - 512 * 1024**2) / 4) ** 0.5)
     with pytest.raises(EmbedderError, match="must be one of"):
         ItemItemParams("slim")
 
