@@ -39,9 +39,16 @@ def weighting_key(kind: str) -> str:
     return f"{kind}_weighting"
 
 
-def stored_indices(media: VectorStore) -> dict[str, int]:
-    """Point id -> ``i2i_index`` for every point that has one."""
-    return {r.id: int(r.payload[INDEX_KEY]) for r in media.scroll() if r.payload.get(INDEX_KEY) is not None}
+def stored_indices(media: VectorStore, kind: str) -> tuple[dict[str, int], set[str]]:
+    """Point id -> ``i2i_index`` for every point that has one, and the points a ``kind`` model
+    wrote a vector to (one read of the collection's payloads for both)."""
+    index_of, written = {}, set()
+    for r in media.scroll():
+        if r.payload.get(INDEX_KEY) is not None:
+            index_of[r.id] = int(r.payload[INDEX_KEY])
+        if r.payload.get(model_key(kind)):
+            written.add(r.id)
+    return index_of, written
 
 
 def write_item_item(model: ItemItemModel, media: VectorStore, batch: int = 1000) -> dict:
@@ -56,7 +63,7 @@ def write_item_item(model: ItemItemModel, media: VectorStore, batch: int = 1000)
     kind = model.kind
     media.ensure_sparse(kind)
     ids = resolve_items(model.items, media)
-    index_of = stored_indices(media)
+    index_of, written_before = stored_indices(media, kind)
     next_index = max(index_of.values(), default=-1) + 1
     for key in model.items:
         if ids[key] not in index_of:
@@ -92,8 +99,7 @@ def write_item_item(model: ItemItemModel, media: VectorStore, batch: int = 1000)
         media.set_payload([p.id], p.payload)
     # Points this kind's previous model wrote and this one did not (or wrote empty): drop the vector.
     current = {p.id for p in points if p.vectors}
-    stale = [r.id for r in media.scroll() if r.payload.get(model_key(kind)) and r.id not in current]
-    stale = sorted((set(stale) | set(empty)) - current)
+    stale = sorted((written_before | set(empty)) - current)
     if stale:
         media.delete_vectors(stale, [kind])
         media.set_payload(stale, {model_key(kind): None})
