@@ -26,6 +26,9 @@ class LibraryAPI(Protocol):
         moments: bool = False,
         user: str | None = None,
         seen: str = "demote",
+        mode: str = "auto",
+        fusion: str = "rrf",
+        collapse_duplicates: bool = False,
     ) -> list:
         """Items matching ``text``, or like ``like`` (an id, an ingested path, or a new file)."""
 

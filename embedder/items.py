@@ -82,3 +82,25 @@ def delete_items(settings: Settings, store: VectorStore, refs: list[str]) -> lis
         trash.put(ids, "deleted by hand")
     store.delete(ids)
     return [summary(r) for r in {r.id: r for r in records}.values()]
+
+
+def item_transcript(store: VectorStore, ref: str) -> dict:
+    """An item's stored transcript (``{"model", "language", "lines": [...]}``).
+
+    Raises:
+        EmbedderError: no such item, or it has no transcript (saying why: speech recognition was
+        off, or the item has no sound).
+    """
+    record = find_item(store, ref, with_vectors=False)
+    if record is None:
+        raise EmbedderError(f"no item '{ref}' in the collection")
+    transcript = record.payload.get("transcript")
+    if transcript is None:
+        why = (
+            "it has no sound"
+            if "audio" not in (record.payload.get("modalities") or [])
+            else "it was ingested with speech_model=none (or before transcripts); 'embedder reembed' with "
+            "speech_model=pocketsphinx transcribes it"
+        )
+        raise EmbedderError(f"item {record.payload.get('path') or record.id} has no transcript: {why}")
+    return transcript

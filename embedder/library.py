@@ -187,8 +187,18 @@ class Library:
         moments: bool = False,
         user: str | None = None,
         seen: str = "demote",
+        mode: str = "auto",
+        fusion: str = "rrf",
+        collapse_duplicates: bool = False,
     ) -> list:
         """Items matching ``text``, or like ``like`` (an ingested item's id or path, or a new file).
+
+        ``collapse_duplicates``: show each cluster of near-duplicates ('embedder duplicates
+        --mark') once, at its best-ranked member's place.
+
+        ``mode`` (text only): ``hybrid`` fuses the dense and lexical (BM25) rankings in the engine
+        (``fusion``: ``rrf`` or ``dbsf``), ``dense`` or ``lexical`` uses one; ``auto`` is hybrid
+        where the collection has a lexical index. Quoted phrases must occur as phrases.
 
         ``filters`` is a parsed filter or ``--filter`` strings (``["kind=video", "duration>10"]``).
         ``moments``: rank items by their best segment and name it (:class:`embedder.search.Moment`).
@@ -207,6 +217,8 @@ class Library:
 
             filters = parse_filters(filters)
         media = self.media
+        wanted = limit
+        limit = limit * 3 if collapse_duplicates else limit  # room for the copies that collapse away
         fetch = limit
         taste = None
         if user is not None:
@@ -230,21 +242,27 @@ class Library:
             )
         else:
             from embedder.encoders.bundle import configured_model_ids
+            from embedder.search import search_mode
 
             if media.collection_dims() is None:
                 raise EmbedderError(
                     f"collection '{self.settings.collection}' is empty or missing; run 'embedder ingest' first"
                 )
-            check_vector_space(media, configured_model_ids(self.settings))  # before seconds of model loading
+            mode = search_mode(media, mode, modality)
+            if mode != "lexical":
+                check_vector_space(media, configured_model_ids(self.settings))  # before seconds of model loading
             hits = search_text(
                 media,
-                self._queries or self.encoders,
+                None if mode == "lexical" else (self._queries or self.encoders),
                 text,
                 weights=self.settings.fusion_weights,
                 limit=fetch,
                 modality=modality,
                 filters=filters,
                 moments=moments,
+                mode=mode,
+                fusion=fusion,
+                language=self.settings.text_language,
             )
         hits = [h for h in hits if min_score is None or h.score >= min_score]
         if moments:
@@ -258,7 +276,11 @@ class Library:
             from embedder.personal import personalise
 
             hits = personalise(hits, taste, media, weight=self.settings.personal_weight, limit=limit, seen=seen)
-        return hits
+        if collapse_duplicates:
+            from embedder.duplicates import collapse
+
+            hits = collapse(hits, wanted)
+        return hits[:wanted]
 
     def history(self, user: str) -> list:
         """The user's events, oldest first (``user`` as given: hashed when ids are pseudonymous)."""

@@ -50,6 +50,13 @@ class MediaPayload(TypedDict, total=False):
     cf_model: str  # version of the collaborative model that wrote the cf vectors
     rec_model: str  # version of the trained head that wrote the rec vector
     eval_role: str  # "candidate" in evaluation scratch stores
+    meta: dict  # catalogue fields ('embedder items import'), filterable as meta.<name>
+    catalogue: dict  # where the catalogue row came from: source, imported_at, text_sha
+    words: dict  # title, text and subtitle lines: what lexical search indexes (embedder.lexical)
+    transcript: dict  # what is said (embedder.media.speech.Transcript.to_payload)
+    speech_model: str  # the speech model that made the transcript ("none": not transcribed)
+    search_text: str  # the words as one text, under the full-text (phrase) index
+    lexical: dict  # tokens, avg_len and language the lexical vector was written with
 
 
 def folders_above(paths: list[str]) -> list[str]:
@@ -132,7 +139,22 @@ _RANGE_OPS = {">": "gt", ">=": "gte", "<": "lt", "<=": "lte"}
 
 
 def _known() -> str:
-    return ", ".join(f"{k} ({v.type})" for k, v in FILTERABLE.items())
+    return ", ".join(f"{k} ({v.type})" for k, v in FILTERABLE.items()) + ", meta.<catalogue column>"
+
+
+_META_KEY = re.compile(r"^meta\.[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+def _meta_key(key: str, raw: str) -> Key | None:
+    """A catalogue field (``meta.price``, from 'embedder items import'): a number where the value
+    given is one (so ranges work), a keyword otherwise; ``None`` for any other unknown key."""
+    if not _META_KEY.match(key):
+        return None
+    try:
+        float(raw.split(",")[0])
+    except ValueError:
+        return Key("keyword", help="a catalogue field")
+    return Key("float", help="a catalogue field")
 
 
 def _number(key: str, spec: Key, text: str) -> float | int:
@@ -152,7 +174,7 @@ def parse_condition(text: str) -> tuple[str, object]:
     if not m:
         raise EmbedderError(f"--filter expects key=value or key>number (also >=, <, <=), got '{text}'")
     key, op, raw = m.groups()
-    spec = FILTERABLE.get(key)
+    spec = FILTERABLE.get(key) or _meta_key(key, raw)
     if spec is None:
         raise EmbedderError(f"--filter: unknown key '{key}'; known keys: {_known()}")
     if op == "!=":

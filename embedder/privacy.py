@@ -120,9 +120,14 @@ def _rewrite_without(settings: Settings, logical: str, point_id: str) -> dict:
             continue
         with open_physical(settings, source) as old, open_physical(settings, copy) as fresh:
             fresh.ensure_collection(old.collection_dims())
+            # Sparse vectors (lexical words, item-to-item models) are read only when named.
+            sparse = sorted(old.sparse_names())
+            for name in sparse:
+                fresh.ensure_sparse(name)
+            wanted = [*(old.collection_dims() or {}), *sparse] if sparse else True
             offset = None
             while True:
-                page, offset = old.page(offset, limit=512, with_vectors=True)
+                page, offset = old.page(offset, limit=512, with_vectors=wanted)
                 fresh.upsert([r for r in page if r.id != point_id])
                 if offset is None:
                     break

@@ -132,6 +132,9 @@ class RemoteLibrary:
         moments: bool = False,
         user: str | None = None,
         seen: str = "demote",
+        mode: str = "auto",
+        fusion: str = "rrf",
+        collapse_duplicates: bool = False,
     ) -> list:
         """As :meth:`Library.search`; ``filters`` are ``--filter`` strings. A ``like`` that is a file
         here is uploaded (the server finds it by content if it is ingested)."""
@@ -146,12 +149,13 @@ class RemoteLibrary:
             "modality": modality,
             "filter": list(filters or []),
             "moments": moments,
+            "collapse_duplicates": collapse_duplicates,
             **({"user": user, "seen": seen} if user is not None else {}),
         }
         if text is not None:
             if min_score is not None:
                 params["min_score"] = min_score
-            body = self._call("GET", "/search", params={**params, "q": text})
+            body = self._call("GET", "/search", params={**params, "q": text, "mode": mode, "fusion": fusion})
         elif Path(str(like)).expanduser().is_file():
             if filters or user is not None:
                 raise EmbedderError("--filter or --user with --like FILE is not supported through embedder serve")

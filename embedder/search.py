@@ -17,13 +17,21 @@ import numpy as np
 
 from embedder.errors import EmbedderError
 from embedder.fusion import MODALITIES, block_contributions, fuse, fuse_query
-from embedder.store import Nearest, VectorStore, is_point_id, point_id
+from embedder.store import Nearest, SparseNearest, VectorStore, is_point_id, point_id
+from embedder.store.base import LEXICAL, RRF_K, SEARCH_TEXT, AllOf, Phrase
 from embedder.store.status import check_models
 
 if TYPE_CHECKING:
     from embedder.settings import Settings
 
 SEARCH_MODALITIES = ("all", *MODALITIES)
+# How a text query ranks: "hybrid" fuses the dense (encoder) and lexical (BM25) lists in the
+# engine, "dense" and "lexical" use one of them; "auto" is hybrid where the collection has a
+# lexical index and dense elsewhere.
+SEARCH_MODES = ("auto", "hybrid", "dense", "lexical")
+FUSIONS = ("rrf", "dbsf")  # reciprocal rank fusion; distribution-based score fusion
+BRANCH_DEPTH = 4  # each fused branch prefetches this many times the results asked for...
+MIN_BRANCH = 50  # ...and at least this many
 
 
 @dataclass
@@ -37,6 +45,7 @@ class Moment:
     contributions: dict[str, float]  # per modality; they add up to ``score``
     subtitle: str | None  # the subtitle lines shown during the segment, when the file has subtitles
     thumbnail: str | None = None  # a preview of the segment (a file path; a URL through the API)
+    said: str | None = None  # the line whose words matched, when the moment was found by them
 
 
 @dataclass
@@ -57,6 +66,16 @@ class SearchHit:
     contributions: dict[str, float] = field(default_factory=dict)
     moment: Moment | None = None
     personal: dict | None = None  # the re-ranking for a user (embedder.personal), in personalised search
+    item: str | None = None  # the interaction log's / catalogue's key, for items that have one
+    title: str | None = None  # a catalogue item's title (media files are known by their path)
+    cluster: str | None = None  # the item it is a near-duplicate of ('embedder duplicates --mark'), if any
+    mode: str = "dense"  # how it was ranked: dense, lexical or hybrid
+    # Where the query's words matched (title, text, subtitle or transcript lines with their times):
+    # embedder.lexical.Match dicts, for lexical and hybrid search.
+    matches: list[dict] = field(default_factory=list)
+    # What each side gave: {"dense": cosine or None, "lexical": BM25 score or None}, and in hybrid
+    # search "fused": what each side added to ``score`` ({"dense": .., "lexical": ..}, summing to it).
+    sides: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -111,6 +130,9 @@ def _explain(
                 text=(h.payload.get("text") or "")[:120] or None,
                 contributions=contributions,
                 moment=moment,
+                item=h.payload.get("item"),
+                cluster=h.payload.get("duplicate_of"),
+                title=(h.payload.get("words") or {}).get("title") if not h.payload.get("path") else None,
             )
         )
     return out
@@ -154,6 +176,42 @@ def check_vector_space(store: VectorStore, model_ids: dict[str, str]) -> None:
     check_models(store, model_ids)
 
 
+def search_mode(store: VectorStore, mode: str, modality: str = "all") -> str:
+    """The mode a text search runs in: ``auto`` is hybrid where the collection has a lexical index
+    (and the search is over the fused content), else dense.
+
+    Raises:
+        EmbedderError: an unknown mode, or lexical/hybrid on a collection without a lexical index.
+    """
+    if mode not in SEARCH_MODES:
+        raise EmbedderError(f"--mode must be one of {', '.join(SEARCH_MODES)}, not '{mode}'")
+    has_lexical = LEXICAL in store.sparse_names()
+    if mode == "auto":
+        return "hybrid" if has_lexical and modality == "all" else "dense"
+    if mode != "dense" and not has_lexical:
+        raise EmbedderError(
+            f"collection '{store.logical or store.collection}' has no lexical index (made before lexical search, "
+            "on a server that would not add one): use --mode dense, or rebuild it with 'embedder reembed'"
+        )
+    return mode
+
+
+def with_phrases(filters: dict | None, query: str, store: VectorStore) -> dict | None:
+    """``filters`` plus one condition per quoted phrase of ``query`` (the words in that order,
+    through the full-text index), where the collection has the index."""
+    from embedder.lexical import phrases
+
+    found = phrases(query)
+    if not found or LEXICAL not in store.sparse_names():
+        return filters or None
+    out = dict(filters or {})
+    conditions = [Phrase(p) for p in found]
+    if SEARCH_TEXT in out:  # never happens from --filter (not a filterable key); kept for completeness
+        conditions = [*out[SEARCH_TEXT].conditions, *conditions] if isinstance(out[SEARCH_TEXT], AllOf) else conditions
+    out[SEARCH_TEXT] = conditions[0] if len(conditions) == 1 else AllOf(tuple(conditions))
+    return out
+
+
 def search_text(
     store: VectorStore,
     encoders,
@@ -164,24 +222,133 @@ def search_text(
     modality: str = "all",
     filters: dict | None = None,
     moments: bool = False,
+    mode: str = "auto",
+    fusion: str = "rrf",
+    language: str = "english",
 ) -> list[SearchHit]:
     """Find items matching a text query.
 
-    The text is encoded into each block's space (CLIP text for frames and item text, CLAP text
-    for audio) and fused like an item (:func:`embedder.fusion.fuse_query`). With ``moments``, items
-    are ranked by their best segment (MaxSim over the ``segments`` multivector), which each hit
-    names with its times.
+    Dense: the text is encoded into each block's space (CLIP text for frames and item text, CLAP
+    text for audio) and fused like an item (:func:`embedder.fusion.fuse_query`). Lexical: BM25 over
+    the item's words (:mod:`embedder.lexical`). Hybrid: both lists fused in the engine (``fusion``
+    ``rrf`` or ``dbsf``). Quoted phrases must occur as phrases, in every mode. With ``moments``,
+    items are ranked by their best segment (MaxSim over the ``segments`` multivector), and a hit
+    whose words matched a timed line (subtitle or transcript) names that moment. ``encoders`` may
+    be ``None`` in lexical mode.
     """
+    from embedder.lexical import matches, query_vector
+
     _check_modality(modality)
-    if not query.strip():
+    if fusion not in FUSIONS:
+        raise EmbedderError(f"--fusion must be one of {', '.join(FUSIONS)}, not '{fusion}'")
+    if not query.strip().strip('"').strip():
         raise EmbedderError("the search text is empty")
-    using = _moment_space(store, modality) if moments else ("content" if modality == "all" else modality)
-    check_vector_space(store, encoders.model_ids)
-    parts = encoders.encode_query(query)
-    fused = fuse_query(parts, weights)
-    vector = fused if modality == "all" else parts[modality]
-    hits = store.search(Nearest(vector, using), limit=limit, filter=filters or None, with_vectors=_read_back(using))
-    return _explain(hits, parts, fused, _content_dims(store), using)
+    mode = search_mode(store, mode, modality)
+    filters = with_phrases(filters, query, store)
+    words = query.replace('"', " ")
+    sparse = query_vector(words, language) if mode != "dense" else None
+    if sparse is None and mode == "lexical":
+        raise EmbedderError(f"'{query}' has no searchable words (only stop words of {language}); try --mode dense")
+    if sparse is None and mode == "hybrid":
+        mode = "dense"  # nothing for BM25 to match: the dense side alone
+    if mode == "lexical":
+        hits = store.search(SparseNearest(sparse, LEXICAL), limit=limit, filter=filters)
+        out = _explain(hits, {}, None, None, LEXICAL)
+        for hit, raw in zip(out, hits):
+            hit.sides = {"dense": None, "lexical": round(raw.score, 6)}
+    else:
+        using = _moment_space(store, modality) if moments else ("content" if modality == "all" else modality)
+        check_vector_space(store, encoders.model_ids)
+        parts = encoders.encode_query(words)
+        fused = fuse_query(parts, weights)
+        vector = fused if modality == "all" else parts[modality]
+        dense = Nearest(vector, using)
+        if mode == "dense":
+            hits = store.search(dense, limit=limit, filter=filters, with_vectors=_read_back(using))
+        else:
+            depth = max(limit * BRANCH_DEPTH, MIN_BRANCH)
+            branches = [(dense, depth), (SparseNearest(sparse, LEXICAL), depth)]
+            hits = store.fused(branches, limit, filter=filters, method=fusion, with_vectors=_read_back(using))
+        out = _explain(hits, parts, fused, _content_dims(store), using)
+        if mode == "hybrid":
+            lexical_list = store.search(SparseNearest(sparse, LEXICAL), limit=depth, filter=filters)
+            _split_fused(out, lexical_list, fusion)
+        else:
+            for hit in out:
+                hit.sides = {"dense": _dense_score(hit), "lexical": None}
+    for hit, raw in zip(out, hits):
+        hit.mode = mode
+        if mode != "dense":
+            found = matches(raw.payload, words, language)
+            hit.matches = [m.to_dict() for m in found]
+            if moments:
+                _moment_from_words(hit, raw.payload, found)
+    return out
+
+
+def _dense_score(hit: SearchHit) -> float | None:
+    """The dense side's score of a hit: its best moment's, or the sum of its block contributions."""
+    if hit.moment is not None:
+        return hit.moment.score
+    return round(sum(hit.contributions.values()), 6) if hit.contributions else None
+
+
+def _split_fused(hits: list[SearchHit], lexical_list, fusion: str) -> None:
+    """What each side added to each fused score, from the lexical list alone (the engine fused
+    both lists; the lexical one is cheap to ask for again, and the dense side is the rest).
+
+    RRF adds ``1 / (RRF_K + rank)`` per list a hit is in (rank from 0); DBSF adds each list's
+    score normalised to [0, 1] by its mean +- 3 standard deviations.
+    """
+    rank = {h.id: i for i, h in enumerate(lexical_list)}
+    scores = {h.id: h.score for h in lexical_list}
+    if fusion == "dbsf" and lexical_list:
+        values = np.array([h.score for h in lexical_list], np.float64)
+        low, high = values.mean() - 3 * values.std(), values.mean() + 3 * values.std()
+        span = max(high - low, 1e-12)
+    for hit in hits:
+        if hit.id not in rank:
+            share = 0.0
+        elif fusion == "dbsf":
+            share = float(np.clip((scores[hit.id] - low) / span, 0.0, 1.0))
+        else:
+            share = 1.0 / (RRF_K + rank[hit.id])
+        share = min(share, hit.score)
+        hit.sides = {
+            "dense": _dense_score(hit),
+            "lexical": round(scores[hit.id], 6) if hit.id in scores else None,
+            "fused": {"dense": round(hit.score - share, 6), "lexical": round(share, 6)},
+        }
+
+
+def _moment_from_words(hit: SearchHit, payload: dict, found) -> None:
+    """Point a hit's moment at the first timed line its words matched (the segment holding it,
+    when the item has segments), since what is said is where the query is."""
+    timed = next((m for m in found if m.start is not None), None)
+    if timed is None:
+        return
+    segments = payload.get("segments") or []
+    k = next((i for i, s in enumerate(segments) if s.get("start", 0) <= timed.start < s.get("end", 0)), None)
+    if hit.moment is not None and k is not None and k != hit.moment.segment:
+        about = segments[k]
+        hit.moment = Moment(
+            segment=k,
+            start=float(about["start"]),
+            end=float(about["end"]),
+            score=hit.moment.score,
+            contributions={},
+            subtitle=about.get("subtitle"),
+        )
+    elif hit.moment is None:
+        hit.moment = Moment(
+            segment=k if k is not None else -1,
+            start=float(timed.start),
+            end=float(timed.end),
+            score=hit.score,
+            contributions={},
+            subtitle=timed.text if timed.where == "subtitle" else None,
+        )
+    hit.moment.said = timed.text
 
 
 def find_item(store: VectorStore, ref: str, with_vectors: bool | list[str] = True):
@@ -277,4 +444,25 @@ def _embed_new_file(path: str, settings: Settings, encoders) -> tuple[dict[str, 
     return embed_items([item], encoders, settings.fusion_weights, settings.batch_size)[0].named(), item.text.source
 
 
-__all__ = ["Moment", "SearchHit", "best_moment", "check_vector_space", "find_item", "search_like", "search_text"]
+def hit_label(hit: SearchHit) -> str:
+    """What a person calls a hit: its path, else its catalogue key and title, else its id."""
+    if hit.path:
+        return hit.path
+    if hit.item:
+        return f"{hit.item}: {hit.title}" if hit.title else hit.item
+    return hit.id
+
+
+__all__ = [
+    "FUSIONS",
+    "hit_label",
+    "SEARCH_MODES",
+    "Moment",
+    "SearchHit",
+    "best_moment",
+    "check_vector_space",
+    "find_item",
+    "search_like",
+    "search_mode",
+    "search_text",
+]

@@ -29,6 +29,13 @@ def _default_store() -> str:
     return str(Path(data_home) / "embedder" / "store")
 
 
+# The languages whose Snowball stemmer and stop words Qdrant's tokenizer has (text_language).
+TEXT_LANGUAGES = frozenset(
+    "arabic armenian danish dutch english finnish french german greek hungarian italian norwegian "
+    "portuguese romanian russian spanish swedish tamil turkish".split()
+)
+
+
 class Settings(BaseSettings):
     """Every tunable of embedder. Field ``x`` is ``EMBEDDER_X`` in the environment."""
 
@@ -74,6 +81,16 @@ class Settings(BaseSettings):
     segment_mode: Literal["shots", "windows"] = "shots"
     segment_s: float = Field(10.0, ge=1, le=600)
     max_segments: int = Field(360, ge=1, le=4096)
+
+    # Speech: a timestamped transcript of each file's audio, for lexical search and moments.
+    # "pocketsphinx" ships its US-English model in its wheel (no download; rough, about half real
+    # time on one CPU core, and only the spans a voice detector keeps); "none" turns it off.
+    speech_model: Literal["pocketsphinx", "none"] = "pocketsphinx"
+    speech_language: str = "en"
+    speech_max_s: float = Field(3 * 3600.0, gt=0)  # transcribe at most this much of a file's audio
+    # Lexical search: the language whose stemmer and stop words index and query words
+    # (Snowball languages: english, french, german, spanish, ...; "none" for neither).
+    text_language: str = "english"
 
     # Refuse files over these before decoding anything.
     max_width: int = Field(7680, ge=16)
@@ -221,6 +238,23 @@ class Settings(BaseSettings):
     def _check_collection(cls, value: str) -> str:
         if not value or not all(c.isalnum() or c in "-_" for c in value):
             raise ValueError("use letters, digits, '-' and '_' only")
+        return value
+
+    @model_validator(mode="after")
+    def _check_speech(self) -> Settings:
+        if self.speech_model == "pocketsphinx" and self.speech_language.lower() not in ("en", "en-us", "english"):
+            raise ValueError(
+                f"speech_model pocketsphinx ships a US-English model only, not '{self.speech_language}'; "
+                "set speech_language=en, or speech_model=none"
+            )
+        return self
+
+    @field_validator("text_language")
+    @classmethod
+    def _check_text_language(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in TEXT_LANGUAGES:
+            raise ValueError(f"must be one of {', '.join(sorted(TEXT_LANGUAGES))}")
         return value
 
     @model_validator(mode="after")

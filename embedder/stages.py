@@ -25,8 +25,10 @@ from datetime import UTC, datetime
 from embedder.encoders.runtime import batch_size_for
 from embedder.errors import Failure, one_line
 from embedder.fusion import FUSION_VERSION, MODALITIES, item_weights
+from embedder.lexical import DEFAULT_AVG_LEN, LEXICAL, average_length, lexical_fields, words_payload
 from embedder.media.decode import DecodedItem, decode_item
 from embedder.media.discover import DiscoveredFile
+from embedder.media.text import name_text
 from embedder.payload import MediaPayload, location_fields
 from embedder.progress import Progress
 from embedder.store import PointRecord, VectorStore, point_id
@@ -45,6 +47,8 @@ def build_payload(
     moments = (
         {} if not item.segments else {"segments": [s.to_payload() for s in item.segments], "segmenting": segmenting}
     )
+    words = words_payload(name_text(f.path), item.text.text, item.text.source, item.subtitle_cues)
+    speech = {} if item.transcript is None else {"transcript": item.transcript.to_payload()}
     return {
         # where: path, paths, dirs, mtimes (which let the next run skip re-hashing unchanged files) and
         # identities (which serving checks before it reads a file again)
@@ -61,8 +65,16 @@ def build_payload(
         "frames": [] if item.frames is None else item.frames.timestamps,
         "audio_windows": 0 if item.audio is None else len(item.audio.windows),
         "ingested_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "words": words,
+        "speech_model": speech_model_of(item),
+        **speech,
         **moments,
     }
+
+
+def speech_model_of(item: DecodedItem) -> str:
+    """The speech model whose transcript the item carries ("none" when it was not transcribed)."""
+    return item.transcript.model if item.transcript is not None else "none"
 
 
 @dataclass
@@ -85,6 +97,12 @@ class IngestStages:
 
         if self.options is None:
             self.options = decode_options(self.settings, self.encoders)
+        # Lexical vectors go in only where the collection has the sparse vector (a Qdrant server
+        # collection made before lexical search may not), written with the collection's current
+        # average length; the end of the run corrects drift (embedder.lexical.refresh).
+        self.lexical_avg_len = None
+        if self.store is not None and LEXICAL in self.store.sparse_names():
+            self.lexical_avg_len = average_length(self.store.scroll()) or DEFAULT_AVG_LEN
         if self.store is not None and self.options.segments.enabled and not self.store.has_vector("segments"):
             # A collection made before moments (or with them off) has nowhere to put segment
             # vectors: cut nothing until 'embedder reembed' rebuilds it.
@@ -106,10 +124,16 @@ class IngestStages:
         weights = self.settings.fusion_weights
         stamp = self.options.segments.stamp()
         vectors = embed_items([item for _, item in batch], self.encoders, weights, self.settings.batch_size)
-        return [
+        points = [
             PointRecord(point_id(f.sha256), v.named(), build_payload(f, item, self.encoders, weights, stamp))
             for (f, item), v in zip(batch, vectors)
         ]
+        if self.lexical_avg_len is not None:
+            for point in points:
+                named, fields = lexical_fields(point.payload, self.settings.text_language, self.lexical_avg_len)
+                point.vectors.update(named)
+                point.payload.update(fields)
+        return points
 
     @staticmethod
     def previews(batch: list[tuple[DiscoveredFile, DecodedItem]]) -> dict[str, tuple[bytes | None, list | None]]:

@@ -446,6 +446,28 @@ def _executor(settings: Settings, store: VectorStore):
     return LocalExecutor(settings.workers, settings.decode_timeout_s)
 
 
+def _ensure_lexical(store: VectorStore, progress: Progress) -> None:
+    """Give a collection made before lexical search its ``lexical`` vector, where the back-end can
+    add one; where it cannot (some Qdrant servers), search stays dense and says so."""
+    from embedder.errors import StoreError
+    from embedder.lexical import LEXICAL
+
+    if LEXICAL in store.sparse_names():
+        return
+    try:
+        store.ensure_sparse(LEXICAL)
+        progress.note("added lexical search to the collection (its items get words as they are encoded)")
+    except StoreError as exc:
+        progress.note(f"lexical search unavailable: {exc}")
+
+
+def _refresh_lexical(store: VectorStore, settings: Settings) -> None:
+    """Rewrite the lexical vectors whose length normalisation drifted, or that are missing."""
+    from embedder.lexical import refresh
+
+    refresh(store, settings.text_language)
+
+
 def run_ingest(
     paths: list[str | Path],
     settings: Settings,
@@ -511,6 +533,7 @@ def _run_ingest(
             store.ensure_collection(dims)  # raises the mismatch error
     else:
         store.ensure_collection(dims)
+        _ensure_lexical(store, progress)
     # Same sizes, other models (a rollback, then an ingest with the newer models): never mixed.
     loaded = encoders is not None and not callable(encoders)
     check_models(store, encoders.model_ids if loaded else configured_model_ids(settings), writing=True)
@@ -574,6 +597,8 @@ def _run_ingest(
         unlink = {p: ids for p, ids in plan.unlink.items() if p not in failed_paths}
         trash_info["moved"] = _apply_unlinks(store, unlink, trash, set(plan.removed))
         trash_info["purged"] = trash.purge(settings.trash_days)
+        if plan.to_encode or restored:
+            _refresh_lexical(store, settings)
         _read_for_next_run(store, roots)
     if dry_run:
         failed = recalled

@@ -7,6 +7,9 @@ Causes of staleness, per stored item:
 * ``segments``: the item's moments were cut by another rule (mode, length, version) than the
   settings name, or it has none (a collection made before moments): its segment vectors are
   rebuilt from the file, with the rest, blue-green;
+* ``speech``: the item has sound and its transcript was made by another speech model than the
+  settings name (or none was made): the file is decoded again for its words, blue-green;
+* ``words``: the item predates lexical search (no ``words`` payload): the same;
 * ``content``: the file at the item's path has other bytes now;
 * ``gone``: none of the item's files exists any more;
 * ``head``: its ``rec`` vector is missing (media added after training) or comes from another
@@ -85,6 +88,18 @@ def _segments_stale(payload: dict, settings: Settings, stamp: dict, has_vector: 
     return not has_vector or payload.get("segmenting") != stamp
 
 
+def _words_stale(payload: dict, settings: Settings) -> list[str]:
+    """``speech`` when the item's transcript is another model's than the configured one (an item
+    without sound needs none), ``words`` when it predates lexical search."""
+    causes = []
+    heard = payload.get("speech_model", "none")
+    if "audio" in (payload.get("modalities") or []) and heard != settings.speech_model:
+        causes.append("speech")
+    if "words" not in payload:
+        causes.append("words")
+    return causes
+
+
 def find_stale(store: VectorStore, settings: Settings, head_version: str | None = None) -> ReembedPlan:
     """Check every stored item's provenance against the current settings and files."""
     from embedder.media.segments import SegmentOptions
@@ -99,6 +114,13 @@ def find_stale(store: VectorStore, settings: Settings, head_version: str | None 
         p = record.payload
         paths = p.get("paths") or []
         if not paths:
+            if p.get("text_source") == "catalogue":  # metadata only: its text is re-encoded from the payload
+                plan.items += 1
+                causes = [f"model:{m}" for m in _changed_modalities(p, models)]
+                if (p.get("fusion") or {}).get("version") != FUSION_VERSION:
+                    causes.append("fusion")
+                if causes:
+                    plan.stale.append(StaleItem(record.id, p.get("item"), causes))
             continue  # an item known only from interactions: nothing to embed
         plan.items += 1
         causes = []
@@ -114,6 +136,7 @@ def find_stale(store: VectorStore, settings: Settings, head_version: str | None 
             causes.append("fusion")
         if _segments_stale(p, settings, stamp, has_segments):
             causes.append("segments")
+        causes += _words_stale(p, settings)
         existing = [x for x in paths if os.path.exists(x)]
         if not existing:
             causes.append("gone")
@@ -126,7 +149,7 @@ def find_stale(store: VectorStore, settings: Settings, head_version: str | None 
             if "gone" in causes or "content" in causes:
                 folders.update(os.path.dirname(x) for x in paths)
     plan.rebuild_collection = any(
-        c.startswith("model:") or c in ("fusion", "segments") for s in plan.stale for c in s.causes
+        c.startswith("model:") or c in ("fusion", "segments", "speech", "words") for s in plan.stale for c in s.causes
     )
     plan.folders = sorted(f for f in folders if os.path.isdir(f))
     return plan
@@ -304,6 +327,9 @@ def _blue_green(settings: Settings, catalog, source: str, progress: Progress, en
             if offset is None:
                 break
         progress.finish()
+        from embedder.lexical import refresh
+
+        refresh(new, settings.text_language)  # length normalisation over the new version's items
         expected = total - len(failed)
         got = new.count()
     if got != expected:
@@ -343,7 +369,24 @@ def _changed_modalities(payload: dict, models: dict[str, str]) -> list[str]:
 def _needs_encoders(record, models, settings: Settings, stamp: dict) -> bool:
     p = record.payload
     changed = _changed_modalities(p, models)
-    return bool(p.get("paths")) and (bool(changed) or _cut_again(p, settings, stamp, changed))
+    if not p.get("paths"):
+        return p.get("text_source") == "catalogue" and bool(changed)
+    return bool(changed) or _cut_again(p, settings, stamp, changed)
+
+
+def _rebuild_catalogue_item(record, settings: Settings, models, encoders) -> PointRecord:
+    """A catalogue item ('embedder items import') with its text encoded by the configured model."""
+    p = dict(record.payload)
+    words = p.get("words") or {}
+    text = ". ".join(x for x in (words.get("title"), words.get("text")) if x) or p.get("text") or ""
+    vector = encoders["text"].model.encode_texts([text])[0]
+    vectors = dict(record.vectors)
+    vectors["text"] = vector
+    vectors["content"] = fuse({"text": vector}, encoders.dims, settings.fusion_weights)
+    p["models"] = {"text": models["text"]}
+    p["fusion"] = {"version": FUSION_VERSION, "weights": item_weights(["text"], settings.fusion_weights)}
+    p["reembedded_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    return PointRecord(record.id, vectors, p)
 
 
 def _rebuild_point(record, settings: Settings, models, encoders, stamp: dict | None = None) -> tuple[PointRecord, str]:
@@ -353,7 +396,9 @@ def _rebuild_point(record, settings: Settings, models, encoders, stamp: dict | N
     vectors = dict(record.vectors)
     present = p.get("modalities") or []
     if not p.get("paths"):
-        return PointRecord(record.id, vectors, p), "copied"
+        if p.get("text_source") != "catalogue" or not _changed_modalities(p, models):
+            return PointRecord(record.id, vectors, p), "copied"
+        return _rebuild_catalogue_item(record, settings, models, encoders), "rebuilt"
     changed = _changed_modalities(p, models)
     if not settings.segments:
         vectors.pop("segments", None)
@@ -378,6 +423,8 @@ def _rebuild_point(record, settings: Settings, models, encoders, stamp: dict | N
                 vectors.pop(m, None)
                 present = [x for x in present if x != m]
         p["modalities"] = present
+    if _words_stale(p, settings):
+        _rewrite_words(p, vectors, settings)
     weights = settings.fusion_weights
     modality = {m: vectors.get(m) for m in MODALITIES}
     vectors["content"] = fuse(modality, encoders.dims if encoders else _dims_from(vectors, settings), weights)
@@ -385,6 +432,35 @@ def _rebuild_point(record, settings: Settings, models, encoders, stamp: dict | N
     p["fusion"] = {"version": FUSION_VERSION, "weights": item_weights(present, weights)}
     p["reembedded_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     return PointRecord(record.id, {k: v for k, v in vectors.items() if v is not None}, p), "rebuilt"
+
+
+def _rewrite_words(payload: dict, vectors: dict, settings: Settings) -> None:
+    """Decode the item's file again for its words (file name, sidecar text, subtitles and the
+    configured speech model's transcript) and set its lexical vector from them."""
+    from embedder.embedding import decode_file
+    from embedder.encoders.bundle import configured_image_size
+    from embedder.lexical import DEFAULT_AVG_LEN, LEXICAL, lexical_fields, words_payload
+    from embedder.media.text import name_text
+
+    class _Size:  # decode_file sizes frames for the encoders; none are loaded for words alone
+        image_size = configured_image_size(settings)
+
+    path = next((x for x in payload.get("paths") or [] if os.path.exists(x)), None)
+    if path is None:
+        from embedder.errors import MediaError
+
+        raise MediaError(payload.get("path") or "?", "decode", "file is gone")
+    quick = settings.model_copy(update={"segments": False, "thumbnails": False, "max_frames": 1})
+    item = decode_file(path, quick, _Size())
+    payload["words"] = words_payload(name_text(Path(path)), item.text.text, item.text.source, item.subtitle_cues)
+    payload["speech_model"] = item.transcript.model if item.transcript is not None else "none"
+    payload.pop("transcript", None)
+    if item.transcript is not None:
+        payload["transcript"] = item.transcript.to_payload()
+    named, fields = lexical_fields(payload, settings.text_language, DEFAULT_AVG_LEN)  # refresh() re-weights
+    vectors.pop(LEXICAL, None)
+    vectors.update(named)
+    payload.update(fields)
 
 
 def _dims_from(vectors, settings: Settings) -> dict[str, int]:

@@ -12,6 +12,10 @@ from pathlib import Path
 import pytest
 
 SHIPPED_MEDIA = Path(__file__).resolve().parent / "data"
+# Speech recognition costs about half a file's duration; the tests that are about it turn it on
+# (tests/media/test_speech.py, tests/test_lexical_search.py), the rest ingest without it. Set here
+# too, not only per test: module-scoped fixtures build their settings before per-test fixtures run.
+os.environ["EMBEDDER_SPEECH_MODEL"] = "none"
 
 
 def ffmpeg(*args: str) -> None:
@@ -198,6 +202,7 @@ def _isolated_env(monkeypatch, tmp_path):
     for key in list(os.environ):
         if key.startswith("EMBEDDER_"):
             monkeypatch.delenv(key)
+    monkeypatch.setenv("EMBEDDER_SPEECH_MODEL", "none")  # see the top of this file
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     monkeypatch.chdir(tmp_path)
 

@@ -152,10 +152,17 @@ def test_subtitle_line_finds_the_segment_that_shows_it(world, ingested):
 
 
 def test_contributions_add_up_to_the_score(ingested):
-    for hits in (ingested.search("orange light", limit=6), ingested.search(like=ingested.search("x", limit=1)[0].id)):
+    dense = ingested.search("orange light", limit=6, mode="dense")
+    like = ingested.search(like=ingested.search("x", limit=1, mode="dense")[0].id)
+    for hits in (dense, like):
         for h in hits:
             assert set(h.contributions) <= {"visual", "audio", "text"}
             assert sum(h.contributions.values()) == pytest.approx(h.score, abs=1e-5)
+    # Hybrid: the modalities explain the dense side's cosine; the two sides add up to the fused score.
+    for h in ingested.search("orange light", limit=6, mode="hybrid"):
+        assert h.mode == "hybrid"
+        assert sum(h.contributions.values()) == pytest.approx(h.sides["dense"], abs=1e-5)
+        assert sum(h.sides["fused"].values()) == pytest.approx(h.score, abs=2e-6)
     visual = ingested.search("orange light", modality="visual", limit=3)
     assert all(h.contributions == {"visual": h.scores["visual"]} for h in visual)
 

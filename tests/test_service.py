@@ -47,11 +47,13 @@ def test_moments_and_personalised_search_through_the_api(served):
     found = client.get("/search", params={"q": "a test pattern", "moments": "true", "limit": 3}).json()
     local = [h.to_dict() for h in library.search("a test pattern", moments=True, limit=3)]
     assert found["moments"] is True and [h["id"] for h in found["hits"]] == [h["id"] for h in local]
+    assert found["mode"] == "hybrid" and found["fusion"] == "rrf"  # the collection has a lexical index
     for hit, same in zip(found["hits"], local):
-        assert (
-            hit["moment"]["score"] == pytest.approx(hit["score"]) and hit["moment"]["start"] == same["moment"]["start"]
-        )
-        assert sum(hit["moment"]["contributions"].values()) == pytest.approx(hit["score"], abs=1e-5)
+        # the moment is the dense side's best segment; the fused score adds both sides' shares
+        assert hit["moment"]["score"] == pytest.approx(hit["sides"]["dense"])
+        assert hit["moment"]["start"] == same["moment"]["start"]
+        assert sum(hit["sides"]["fused"].values()) == pytest.approx(hit["score"], abs=2e-6)
+        assert sum(hit["moment"]["contributions"].values()) == pytest.approx(hit["moment"]["score"], abs=1e-5)
         if hit["kind"] == "video":  # a preview per segment, served by URL, never a server path
             url = hit["moment"]["thumbnail"]
             assert url == f"/items/{hit['id']}/moments/0/thumbnail"
@@ -341,8 +343,14 @@ def test_the_page_shows_results_with_thumbnails_in_a_real_browser(served, tmp_pa
     assert f'data-id="{ids["h264.mp4"]}"' not in recs  # seen, so not recommended
     # Moments and the user's taste: each card says when its best moment is and why it is there.
     moments = render("q=a%20test%20pattern&moments=1&user=carol")
-    assert "(moments), for carol" in moments and 'class="why moment">▶ 0:00.0–0:03.0' in moments
+    assert "(moments), hybrid (rrf), for carol" in moments and 'class="why moment">▶ 0:00.0–0:03.0' in moments
     assert 'class="why personal">for you' in moments
+    # Words only: the file whose name holds the word, with the word marked where it matched.
+    words = render("q=tone&mode=lexical")
+    assert "1 results for “tone”, lexical" in words and 'class="score">audio · words (BM25)' in words
+    assert '<div class="why said" title="where the search words matched' in words and "<mark>tone</mark>" in words
+    hybrid = render("q=tone")
+    assert ", hybrid (rrf)" in hybrid and "= meaning " in hybrid
     shot = tmp_path / "page.png"
     render("q=a%20test%20pattern", shot)
     assert shot.stat().st_size > 10_000

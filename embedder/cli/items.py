@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from embedder.cli.common import app, guarded, out, print_json, short_path
+from embedder.errors import EmbedderError
 
 items_app = typer.Typer(
-    help="What the collection holds: list and page through items, delete them.", no_args_is_help=True
+    help="What the collection holds: list and page through items, read transcripts, delete them.", no_args_is_help=True
 )
 app.add_typer(items_app, name="items")
 
@@ -70,6 +73,80 @@ def items_delete(
         return
     for item in deleted:
         out.print(f"deleted {item['path'] or item['id']} (in the trash)", highlight=False, soft_wrap=True)
+
+
+@items_app.command("import")
+@guarded
+def items_import(
+    ctx: typer.Context,
+    catalogue: Path = typer.Argument(..., help="A .csv/.tsv with a header line, or .jsonl: one item per row."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Check every row and report; store nothing."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+) -> None:
+    """Add items known by their metadata alone (movies, artists, products, ads).
+
+    Columns: id (the key interaction logs use), title, description, tags or genres, and any
+    others as filterable fields (--filter meta.price<10). The text is encoded and indexed for
+    search; rows with problems (no id, duplicate id, not UTF-8, a field over 10,000 characters)
+    are counted and listed with their line. Importing again updates what changed; an item's
+    collaborative and trained vectors are kept.
+    """
+    from embedder.catalogue import import_catalogue
+    from embedder.cli.common import TerminalProgress
+    from embedder.jobs_lock import job_lock
+    from embedder.store import open_store
+
+    settings = ctx.obj.settings()
+    if not catalogue.expanduser().is_file():
+        raise EmbedderError(f"{catalogue}: no such catalogue file")
+    if dry_run:
+        report = import_catalogue(catalogue, settings, None, dry_run=True)
+    else:
+        with job_lock(settings, "items import"), open_store(settings) as store:
+            report = import_catalogue(catalogue, settings, store, progress=TerminalProgress(quiet or as_json))
+    if as_json:
+        print_json(report)
+        return
+    verb = "would import" if dry_run else "imported"
+    out.print(
+        f"{verb} {report['rows']} rows from {catalogue}: {report['created']} new, {report['updated']} updated, "
+        f"{report['unchanged']} unchanged, {report['media_matched']} ingested files given metadata; "
+        f"{report['problems']} rows with problems",
+        highlight=False,
+        soft_wrap=True,
+    )
+    for column in report["ignored_columns"]:
+        out.print(f"  ignored column {column!r}: not a field name (letters, digits, _)", highlight=False)
+    for problem in report["problem_examples"]:
+        out.print(f"  line {problem['line']}: {problem['reason']}", highlight=False, soft_wrap=True)
+    if report["problems"] > len(report["problem_examples"]):
+        out.print(f"  ... and {report['problems'] - len(report['problem_examples'])} more (--json counts them by kind)")
+
+
+@items_app.command("transcript")
+@guarded
+def items_transcript(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., help="Item id or path."),
+    fmt: str = typer.Option("text", "--format", help="text, vtt (WebVTT), srt (SubRip) or json (with word times)."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write to this file instead of printing."),
+) -> None:
+    """What is said in an item, as heard by speech recognition at ingest, with times."""
+    from embedder.items import item_transcript
+    from embedder.media.speech import TRANSCRIPT_FORMATS, format_transcript
+    from embedder.store import open_store
+
+    if fmt not in TRANSCRIPT_FORMATS:
+        raise EmbedderError(f"--format must be one of {', '.join(TRANSCRIPT_FORMATS)}, not '{fmt}'")
+    settings = ctx.obj.settings(reading=True)
+    with open_store(settings) as store:
+        text = format_transcript(item_transcript(store, ref), fmt)
+    if output is None:
+        print(text, end="" if text.endswith("\n") else "\n")
+        return
+    output.write_text(text, encoding="utf-8")
+    out.print(f"wrote {output}", highlight=False)
 
 
 @items_app.command("thumbnails")

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from embedder.cli.common import TerminalProgress, app, err, guarded, out, plain, print_json, short_path
 from embedder.errors import EmbedderError
@@ -87,6 +88,19 @@ def _print_inspect(r: dict) -> None:
         spans = ", ".join(f"{seconds(s['start'])}-{seconds(s['end'])}" for s in r["segments"][:8])
         more = f" and {len(r['segments']) - 8} more" if len(r["segments"]) > 8 else ""
         out.print(f"  segments: {len(r['segments'])} ({spans}{more})", highlight=False)
+    t = r.get("transcript")
+    if t is not None:
+        from embedder.media.segments import seconds
+
+        out.print(
+            f"  transcript ({t['model']}): {len(t['lines'])} lines, {t['speech_s']:.1f} s of speech in "
+            f"{t['heard_s']:.1f} s heard",
+            highlight=False,
+        )
+        for line in t["lines"][:5]:
+            out.print(f"    {seconds(line['start'])}-{seconds(line['end'])} {escape(line['text'])}", highlight=False)
+        if len(t["lines"]) > 5:
+            out.print(f"    ... and {len(t['lines']) - 5} more ('embedder items transcript' after ingest)")
     for w in r.get("warnings") or []:
         out.print(f"  [yellow]warning:[/yellow] {w}", highlight=False)
 
@@ -292,16 +306,33 @@ def search(
     seen: str = typer.Option(
         "demote", "--seen", help="With --user, items the user has seen: demote (after the unseen), exclude, or keep."
     ),
+    mode: str = typer.Option(
+        "auto",
+        "--mode",
+        help="hybrid: the encoders' (dense) and the words' (lexical, BM25 over titles, descriptions, subtitles "
+        "and transcripts) rankings fused; dense or lexical: one of them; auto: hybrid where the collection has "
+        'a lexical index. Lexical needs no models. "Quoted phrases" must occur as phrases in every mode.',
+    ),
+    fusion: str = typer.Option(
+        "rrf", "--fusion", help="How hybrid fuses: rrf (reciprocal rank) or dbsf (normalised scores added)."
+    ),
+    collapse_duplicates: bool = typer.Option(
+        False,
+        "--collapse-duplicates",
+        help="Show each cluster of near-duplicates (marked by 'embedder duplicates --mark') once.",
+    ),
     explain: bool = typer.Option(
         False,
         "--explain",
-        help="Say why each hit ranks where it does: what each modality added to the score, the best moment, "
-        "the taste terms (always in --json).",
+        help="Say why each hit ranks where it does: what the dense and lexical sides and each modality added, "
+        "which words matched where (with times), the best moment, the taste terms (always in --json).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print hits as JSON, explanations included."),
 ) -> None:
-    """Similarity search by text, or by example with --like. Hits show path, score and per-modality scores.
+    """Search by text (hybrid: meaning and words), or by example with --like.
 
+    Hits show path, score and per-modality scores; in lexical and hybrid search, the words that
+    matched and where (a subtitle or transcript line, with its time).
     --like leaves the item itself out, as 'embedder similar' does (--include-self keeps it).
     Without --moments, --user or --explain the output is the plain ranking of whole items.
     """
@@ -322,12 +353,16 @@ def search(
             moments=moments,
             user=user,
             seen=seen,
+            collapse_duplicates=collapse_duplicates,
+            **({"mode": mode, "fusion": fusion} if query is not None else {}),
         )
     if as_json:
         print_json(
             {
                 "query": query,
                 "like": like,
+                "mode": hits[0].mode if hits else None,
+                "fusion": fusion if hits and hits[0].mode == "hybrid" else None,
                 "modality": modality,
                 "min_score": min_score,
                 "moments": moments,
@@ -351,6 +386,9 @@ def search(
         *(["moment"] if moments else []),
     ):
         table.add_column(col, justify="right")
+    worded = any(h.matches for h in hits)
+    if worded:
+        table.add_column("words matched", overflow="fold")
     table.add_column("path", overflow="fold")
     if moments:  # the score is the best segment's: so are the columns, which add up to it
         table.caption = "visual, audio, text: what each added to the moment's score"
@@ -364,16 +402,100 @@ def search(
         when = [_moment_span(h.moment)] if moments else []
         table.add_row(
             str(rank),
-            f"{h.score:.3f}",
+            f"{h.score:.4f}" if h.mode == "hybrid" else f"{h.score:.3f}",
             *extra,
             *cells(h),
             *when,
-            plain(short_path(h.path) or h.id),
+            *([_words_cell(h)] if worded else []),
+            plain(short_path(h.path) if h.path else _label(h)),
         )
+    if hits[0].mode == "hybrid":
+        table.caption = (table.caption + "; " if table.caption else "") + f"hybrid search, {fusion} fusion"
     out.print(table)
     if explain:
         for rank, h in enumerate(hits, 1):
             _print_explanation(rank, h)
+
+
+def _label(hit) -> str:
+    from embedder.search import hit_label  # not at the top: the CLI starts without numpy
+
+    return hit_label(hit)
+
+
+def _words_cell(hit) -> str:
+    """The query's words an item matched, and where: ``goddard space (transcript 0:08)``."""
+    from embedder.media.segments import seconds
+
+    if not hit.matches:
+        return "-"
+    m = hit.matches[0]
+    where = m["where"] + (f" {seconds(m['start'])}" if m.get("start") is not None else "")
+    return plain(f"{' '.join(m['words'])} ({where})")
+
+
+def _highlighted(text: str, words: list[str]) -> Text:
+    """``text`` with ``words`` in bold, for a terminal."""
+    import re
+
+    line = Text(text)
+    for word in words:
+        line.highlight_regex(rf"\b{re.escape(word)}\b", "bold")
+    return line
+
+
+@app.command()
+@guarded
+def duplicates(
+    ctx: typer.Context,
+    threshold: float = typer.Option(
+        0.95,
+        "--threshold",
+        min=0.0,
+        max=1.0,
+        help="How alike two items must be: the mean best cosine of one's segments against the other's "
+        "(1: every moment has an identical twin).",
+    ),
+    mark: bool = typer.Option(
+        False, "--mark", help="Record the clusters (payload duplicate_of), for search --collapse-duplicates."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+) -> None:
+    """Near-duplicate items (re-uploaded, re-encoded, scaled, trimmed, watermarked copies), in clusters.
+
+    Each cluster lists the copy to keep first (the longest) and each other member's score against
+    it. Nothing is deleted; --mark lets search and the page show each cluster once.
+    """
+    from embedder.duplicates import find_duplicates, mark_duplicates
+    from embedder.jobs_lock import job_lock
+    from embedder.store import open_store
+
+    settings = ctx.obj.settings(reading=not mark)
+    lock = job_lock(settings, "duplicates") if mark else _no_lock()
+    with lock, open_store(settings) as store:
+        clusters = find_duplicates(store, threshold, TerminalProgress(quiet or as_json))
+        marked = mark_duplicates(store, clusters) if mark else None
+    if as_json:
+        print_json({"threshold": threshold, "clusters": [c.to_dict() for c in clusters], "marked": marked})
+        return
+    if not clusters:
+        out.print(f"no near-duplicates at threshold {threshold:g}", highlight=False)
+        return
+    for number, cluster in enumerate(clusters, 1):
+        out.print(f"cluster {number} ({len(cluster.members)} items):", highlight=False)
+        for member in cluster.members:
+            keep = "keep " if member["id"] == cluster.representative else "     "
+            name = short_path(member["path"]) or member["id"]
+            out.print(f"  {keep}{member['score']:.3f}  {plain(name)}", highlight=False, soft_wrap=True)
+    if marked is not None:
+        out.print(f"marked {marked} items as copies (search --collapse-duplicates shows each cluster once)")
+
+
+def _no_lock():
+    import contextlib
+
+    return contextlib.nullcontext()
 
 
 def _moment_span(moment) -> str:
@@ -388,11 +510,30 @@ def _terms(contributions: dict[str, float]) -> str:
 
 def _print_explanation(rank: int, hit) -> None:
     """Why one hit ranks where it does, in a few indented lines."""
-    out.print(
-        f"{rank}. {short_path(hit.path) or hit.id}: score {hit.score:.3f} = {_terms(hit.contributions)}",
-        highlight=False,
-        soft_wrap=True,
-    )
+    from embedder.media.segments import seconds
+
+    name = short_path(hit.path) if hit.path else _label(hit)
+    sides = hit.sides or {}
+    if "fused" in sides:  # the score is the fusion's; the modalities explain the dense side's cosine
+        lexical = "no word matched" if sides["lexical"] is None else f"BM25 {sides['lexical']:.3f}"
+        lines = [
+            f"{rank}. {name}: score {hit.score:.4f} = dense {sides['fused']['dense']:.4f} + "
+            f"lexical {sides['fused']['lexical']:.4f}",
+            f"   dense: cosine {sides['dense'] or 0:.3f} = {_terms(hit.contributions)}",
+            f"   lexical: {lexical}",
+        ]
+    elif hit.mode == "lexical":
+        lines = [f"{rank}. {name}: score {hit.score:.3f} (BM25 over the item's words)"]
+    else:
+        lines = [f"{rank}. {name}: score {hit.score:.3f} = {_terms(hit.contributions)}"]
+    for line in lines:
+        out.print(line, highlight=False, soft_wrap=True)
+
+    for m in hit.matches[:3]:
+        when = f" {seconds(m['start'])}-{seconds(m['end'])}" if m.get("start") is not None else ""
+        line = Text(f"   {m['where']}{when}: ")
+        line.append(_highlighted(m["text"][:160], m["words"]))
+        out.print(line, soft_wrap=True)
     if hit.moment is not None:
         m = hit.moment
         said = f', subtitle "{m.subtitle}"' if m.subtitle else ""

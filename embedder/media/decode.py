@@ -13,6 +13,7 @@ from embedder.errors import MediaError, one_line
 from embedder.media.audio import AudioWindows, WindowOptions, load_windows
 from embedder.media.probe import Limits, ProbeInfo, check_limits, probe
 from embedder.media.segments import Segment, SegmentOptions, build_segments, segment_spans
+from embedder.media.speech import SpeechOptions, Transcript, transcribe
 from embedder.media.text import ItemText, find_subtitles, find_text, parse_cues
 from embedder.media.video import SampledFrames, SamplingOptions, sample_frames
 
@@ -32,6 +33,7 @@ class DecodeOptions:
     exact_probe: bool = False
     thumbnail: bool = True  # make a small JPEG preview (see embedder.media.thumbnail)
     segments: SegmentOptions = SegmentOptions(enabled=False)  # cut the item into moments
+    speech: SpeechOptions = SpeechOptions()  # transcribe what is said (model "none": not at all)
 
     @classmethod
     def from_settings(cls, settings: Settings, image_size: int) -> DecodeOptions:
@@ -59,6 +61,12 @@ class DecodeOptions:
             ),
             thumbnail=settings.thumbnails,
             segments=SegmentOptions.from_settings(settings),
+            speech=SpeechOptions(
+                model=settings.speech_model,
+                language=settings.speech_language,
+                max_s=settings.speech_max_s,
+                budget_s=settings.decode_timeout_s / 2,
+            ),
         )
 
 
@@ -88,6 +96,8 @@ class DecodedItem:
     thumbnail: bytes | None = None  # JPEG
     segments: list[Segment] | None = None  # the item's moments, when segmenting is on
     segment_thumbnails: list[bytes | None] | None = None  # a small JPEG per segment (video only)
+    transcript: Transcript | None = None  # what is said, when speech recognition is on
+    subtitle_cues: list | None = None  # the subtitle lines and their times, when the file has subtitles
 
     @property
     def modalities(self) -> list[str]:
@@ -134,6 +144,7 @@ class DecodedItem:
             "segments": None
             if self.segments is None
             else [{**s.to_payload(), "frames": len(s.frames), "windows": len(s.windows)} for s in self.segments],
+            "transcript": None if self.transcript is None else self.transcript.summary(),
             "warnings": self.warnings,
         }
 
@@ -162,16 +173,27 @@ def decode_item(path: str, options: DecodeOptions) -> DecodedItem:
     if frames is None and audio is None:
         raise MediaError(path, "decode", "neither video frames nor audio could be decoded")
     try:
-        subtitles = find_subtitles(path, info) if cut is not None else None
-        text = find_text(path, info, subtitles) if cut is not None else find_text(path, info)
+        subtitles = find_subtitles(path, info)
+        text = find_text(path, info, subtitles)
     except OSError as exc:
         raise MediaError(path, "decode", f"reading text: {one_line(exc)}") from None
     thumbnail = _thumbnail(path, info, frames, audio, warnings) if options.thumbnail else None
     item = DecodedItem(
         path=path, info=info, frames=frames, audio=audio, text=text, warnings=warnings, thumbnail=thumbnail
     )
+    cues = parse_cues(subtitles.raw) if subtitles is not None else None
+    item.subtitle_cues = cues
+    if options.speech.enabled and audio is not None:
+        try:
+            item.transcript = transcribe(path, audio.stream_index, options.speech)
+            if item.transcript.complete_to < item.transcript.heard_s:
+                warnings.append(
+                    f"transcript stops at {item.transcript.complete_to:.0f} s of {item.transcript.heard_s:.0f} s: "
+                    "speech recognition ran out of its time (half of decode_timeout_s); raise decode_timeout_s"
+                )
+        except MediaError as exc:  # the picture and sound are still worth storing; say why no words
+            warnings.append(f"no transcript: {exc.reason}")
     if cut is not None:
-        cues = parse_cues(subtitles.raw) if subtitles is not None else None
         item.segments = build_segments(
             spans,
             frames.frame_groups if frames is not None else None,

@@ -38,6 +38,22 @@ MULTIVECTORS = ("segments",)
 # A Qdrant server collection gets them when it is made (a server may refuse to add one later);
 # an embedded one when a model is first written.
 SPARSE_VECTORS = ("ease", "rp3beta", "itemknn")
+# Sparse named vectors whose query weights the engine multiplies by each dimension's inverse
+# document frequency over the collection: "lexical", the BM25 term weights of an item's words
+# (embedder.lexical). Media collections get it when they are made, older ones when first written.
+LEXICAL = "lexical"
+IDF_SPARSE_VECTORS = (LEXICAL,)
+# The payload key holding an item's words as one text, under a full-text index with phrase
+# matching (stemmed and stop-worded in the store's text language), for quoted phrases.
+SEARCH_TEXT = "search_text"
+
+
+def is_media_schema(dims: dict[str, int]) -> bool:
+    """Whether a collection of these dense vectors holds media items (which get lexical search),
+    rather than users."""
+    return "content" in dims
+
+
 # Named vectors a collection may lack (made before they existed, or with them turned off); the
 # features that need them say so instead of refusing the collection.
 OPTIONAL_VECTORS = ("segments",)
@@ -79,21 +95,31 @@ class AllOf:
     conditions: tuple
 
 
-# Payload key -> a value (equality), a list of values (any of them), a Range, or AllOf those.
+# Payload key -> a value (equality), a list of values (any of them), a Range, a Phrase, or AllOf those.
 Filter = dict[str, Any]
 
 
 def filter_conditions(filter: Filter | None) -> Iterator[tuple[str, str, Any]]:
-    """A filter as ``(key, kind, value)`` conditions, kind ``match``, ``any`` or ``range``, all
-    to hold together. Each back-end turns these into its own condition objects."""
+    """A filter as ``(key, kind, value)`` conditions, kind ``match``, ``any``, ``range`` or
+    ``phrase``, all to hold together. Each back-end turns these into its own condition objects."""
     for key, value in (filter or {}).items():
         for cond in value.conditions if isinstance(value, AllOf) else (value,):
             if isinstance(cond, Range):
                 yield key, "range", cond
+            elif isinstance(cond, Phrase):
+                yield key, "phrase", cond.text
             elif isinstance(cond, (list, tuple, set)):
                 yield key, "any", list(cond)
             else:
                 yield key, "match", cond
+
+
+@dataclass(frozen=True)
+class Phrase:
+    """A condition on a full-text indexed payload key: its text holds these words in this order
+    (after the engine's tokenizer, stemmer and stop words)."""
+
+    text: str
 
 
 @dataclass
@@ -157,6 +183,7 @@ class VectorStore(ABC):
 
     backend: str = "?"
     logical: str | None = None  # the alias this store was opened by, if any
+    text_language: str = "english"  # the stemmer and stop words of the full-text index (settings)
     on_create = None  # called once after ensure_collection created the collection
 
     @abstractmethod
@@ -252,8 +279,12 @@ class VectorStore(ABC):
         filter: Filter | None = None,
         exclude_ids: list[str] | None = None,
         weights: list[float] | None = None,
+        method: str = "rrf",
+        with_vectors: bool | list[str] = False,
     ) -> list[Hit]:
-        """Prefetch each ``(spec, branch_limit)`` and fuse the lists with reciprocal rank fusion."""
+        """Prefetch each ``(spec, branch_limit)`` and fuse the lists in the engine: ``rrf``
+        (reciprocal rank fusion, per-branch ``weights``) or ``dbsf`` (distribution-based score
+        fusion: each branch's scores normalised by their mean and 3 standard deviations, then added)."""
 
     @abstractmethod
     def top_by(

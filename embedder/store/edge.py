@@ -27,10 +27,13 @@ import numpy as np
 
 from embedder.errors import StoreError, one_line
 from embedder.store.base import (
+    IDF_SPARSE_VECTORS,
     INDEXED_FIELDS,
+    LEXICAL,
     MULTIVECTORS,
     NUMERIC_INDEXED_FIELDS,
     RRF_K,
+    SEARCH_TEXT,
     VECTOR_DISTANCES,
     Filter,
     Hit,
@@ -42,6 +45,7 @@ from embedder.store.base import (
     VectorStore,
     check_dims,
     filter_conditions,
+    is_media_schema,
 )
 from embedder.store.integrity import NEXT_STEP, checked_fused, checked_records, checked_search
 from embedder.store.reads import MAX_ENTRY_RECORDS, ReadCache, read_key
@@ -122,6 +126,21 @@ def _named_vectors(raw, wanted) -> dict:
     return out
 
 
+def edge_text_index(language: str):
+    """The full-text index of :data:`SEARCH_TEXT`: words, lower-cased, stemmed and stop-worded in
+    ``language``, with phrase matching."""
+    from qdrant_edge import Language, SnowballLanguage, SnowballParams, StopwordsSet, TextIndexParams, TokenizerType
+
+    name = language.capitalize()
+    return TextIndexParams(
+        tokenizer=TokenizerType.Word,
+        lowercase=True,
+        phrase_matching=True,
+        stemmer=SnowballParams(getattr(SnowballLanguage, name)) if hasattr(SnowballLanguage, name) else None,
+        stopwords=StopwordsSet(languages={getattr(Language, name)}) if hasattr(Language, name) else None,
+    )
+
+
 def edge_filter(filter: Filter | None, exclude_ids: list[str] | None = None, lacking: str | None = None):
     """Our filter (plus ids to leave out and a vector points must lack) as a Qdrant Edge ``Filter``."""
     if not filter and not exclude_ids and not lacking:
@@ -131,6 +150,7 @@ def edge_filter(filter: Filter | None, exclude_ids: list[str] | None = None, lac
         HasIdCondition,
         HasVectorCondition,
         MatchAny,
+        MatchPhrase,
         MatchValue,
         RangeFloat,
     )
@@ -149,6 +169,8 @@ def edge_filter(filter: Filter | None, exclude_ids: list[str] | None = None, lac
             )
         elif kind == "any":
             must.append(FieldCondition(key=key, match=MatchAny(any=value)))
+        elif kind == "phrase":
+            must.append(FieldCondition(key=key, match=MatchPhrase(phrase=value)))
         else:
             must.append(FieldCondition(key=key, match=MatchValue(value=value)))
     return EdgeFilter(must=must or None, must_not=must_not or None)
@@ -390,12 +412,15 @@ class EdgeStore(VectorStore):
         have = self.sparse_names()
         if name in have:
             return
-        from qdrant_edge import UpdateOperation
+        from qdrant_edge import Modifier, UpdateOperation
 
         shard = self._require()
         self._require_space(max(self.min_free_mb, self._holes_mb + MARGIN_MB), "write to")
         self._before_write()
-        shard.update(UpdateOperation.create_sparse_vector(name))
+        modifier = Modifier.Idf if name in IDF_SPARSE_VECTORS else None
+        shard.update(UpdateOperation.create_sparse_vector(name, modifier=modifier))
+        if name == LEXICAL:  # quoted phrases match through a full-text index on the same words
+            shard.update(UpdateOperation.create_field_index(SEARCH_TEXT, edge_text_index(self.text_language)))
         shard.flush()
         # Written after the engine made it, so the file never names a vector the shard lacks.
         (self.path / EDGE_SPARSE_FILE).write_text(json.dumps(sorted(have | {name})))
@@ -460,6 +485,8 @@ class EdgeStore(VectorStore):
             raise StoreError(
                 f"cannot create collection '{self.collection}' in {self.root}: {one_line(exc, 200)}"
             ) from None
+        if is_media_schema(dims):  # a media collection: lexical search from its first item
+            self.ensure_sparse(LEXICAL)
         if self.on_create is not None:
             self.on_create()
 
@@ -671,18 +698,25 @@ class EdgeStore(VectorStore):
         )
 
     @_readable
-    def fused(self, branches, limit=10, filter=None, exclude_ids=None, weights=None) -> list[Hit]:
+    def fused(
+        self, branches, limit=10, filter=None, exclude_ids=None, weights=None, method="rrf", with_vectors=False
+    ) -> list[Hit]:
         from qdrant_edge import Fusion, Prefetch, QueryRequest
 
         prefetches = [
             Prefetch(limit=n, query=self._edge_query(spec), filter=edge_filter(filter, exclude_ids, spec.lacking))
             for spec, n in branches
         ]
+        fusion = Fusion.Dbsf() if method == "dbsf" else Fusion.Rrf(k=RRF_K, weights=weights)
         request = QueryRequest(
-            limit=limit, prefetches=prefetches, query=Fusion.Rrf(k=RRF_K, weights=weights), with_payload=True
+            limit=limit, prefetches=prefetches, query=fusion, with_payload=True, with_vector=with_vectors
         )
         return checked_fused(
-            self._hits(self._require().query(request), False), self.logical or self.collection, len(branches), weights
+            self._hits(self._require().query(request), with_vectors),
+            self.logical or self.collection,
+            len(branches),
+            weights,
+            method,
         )
 
     @_readable

@@ -46,8 +46,11 @@ def open_physical(settings: Settings, name: str) -> VectorStore:
         name: the physical collection, e.g. ``media_v2`` or ``media_v1_trash``.
     """
     if settings.is_server:
-        return ServerStore.connect(settings, collection=name)
-    return EdgeStore(settings.store, name, min_free_mb=settings.min_free_mb)
+        store = ServerStore.connect(settings, collection=name)
+    else:
+        store = EdgeStore(settings.store, name, min_free_mb=settings.min_free_mb)
+    store.text_language = settings.text_language
+    return store
 
 
 def open_store(settings: Settings, *, collection: str | None = None) -> VectorStore:
@@ -60,6 +63,7 @@ def open_store(settings: Settings, *, collection: str | None = None) -> VectorSt
     logical = collection or settings.collection
     if settings.is_server:
         store = ServerStore.connect(settings, collection=logical)
+        store.text_language = settings.text_language
         catalog = ServerCatalog(store.client)  # the same connection
         physical, exists = catalog.resolve(logical)
         store.collection = physical

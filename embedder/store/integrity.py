@@ -154,7 +154,12 @@ def checked_search(hits: list[Hit], collection: str, spec: QuerySpec) -> list[Hi
     return checked_hits(hits, collection, score_bound(spec))
 
 
-def checked_fused(hits: list[Hit], collection: str, branches: int, weights: list[float] | None) -> list[Hit]:
-    """The hits of a reciprocal-rank fusion, checked: positive, at most sum(weights) / RRF_K."""
+def checked_fused(
+    hits: list[Hit], collection: str, branches: int, weights: list[float] | None, method: str = "rrf"
+) -> list[Hit]:
+    """The hits of a fusion, checked: a reciprocal-rank fusion's are positive and at most
+    sum(weights) / RRF_K; a distribution-based one's add one normalised score in [0, 1] per branch."""
+    if method == "dbsf":
+        return checked_hits(hits, collection, float(branches), low=0.0)
     total = float(sum(weights)) if weights else float(branches)
     return checked_hits(hits, collection, total / RRF_K, low=0.0)

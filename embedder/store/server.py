@@ -16,10 +16,13 @@ import numpy as np
 
 from embedder.errors import StoreError, one_line
 from embedder.store.base import (
+    IDF_SPARSE_VECTORS,
     INDEXED_FIELDS,
+    LEXICAL,
     MULTIVECTORS,
     NUMERIC_INDEXED_FIELDS,
     RRF_K,
+    SEARCH_TEXT,
     SPARSE_VECTORS,
     VECTOR_DISTANCES,
     Filter,
@@ -31,6 +34,7 @@ from embedder.store.base import (
     VectorStore,
     check_dims,
     filter_conditions,
+    is_media_schema,
 )
 from embedder.store.integrity import checked_fused, checked_records, checked_search
 
@@ -81,9 +85,18 @@ def server_filter(filter: Filter | None, exclude_ids: list[str] | None = None, l
             )
         elif kind == "any":
             must.append(models.FieldCondition(key=key, match=models.MatchAny(any=value)))
+        elif kind == "phrase":
+            must.append(models.FieldCondition(key=key, match=models.MatchPhrase(phrase=value)))
         else:
             must.append(models.FieldCondition(key=key, match=models.MatchValue(value=value)))
     return models.Filter(must=must or None, must_not=must_not or None)
+
+
+def _sparse_params(name: str):
+    """A sparse named vector's configuration: IDF-weighted queries for the lexical one."""
+    from qdrant_client import models
+
+    return models.SparseVectorParams(modifier=models.Modifier.IDF if name in IDF_SPARSE_VECTORS else None)
 
 
 _SHARED_CLIENTS: dict = {}  # store URL -> a QdrantClient every store on that URL uses, in this process
@@ -168,13 +181,14 @@ class ServerStore(VectorStore):
         return set(self._sparse or ())
 
     def ensure_sparse(self, name: str) -> None:
-        from qdrant_client import models
 
         self._require()
         if name in self.sparse_names():
             return
         try:
-            self.client.update_collection(self.collection, sparse_vectors_config={name: models.SparseVectorParams()})
+            self.client.update_collection(self.collection, sparse_vectors_config={name: _sparse_params(name)})
+            if name == LEXICAL:
+                self._text_index()
         except Exception as exc:
             raise StoreError(
                 f"collection '{self.logical or self.collection}' at {self.location} has no sparse vector '{name}' "
@@ -189,6 +203,22 @@ class ServerStore(VectorStore):
                 "and the server did not add it; a collection made now (another --collection, or the next blue-green "
                 "rebuild of 'embedder reembed') has it"
             )
+
+    def _text_index(self) -> None:
+        """The full-text index with phrase matching that quoted phrases need (SEARCH_TEXT)."""
+        from qdrant_client import models
+
+        language = self.text_language.lower()
+        known = {s.value for s in models.SnowballLanguage}
+        params = models.TextIndexParams(
+            type=models.TextIndexType.TEXT,
+            tokenizer=models.TokenizerType.WORD,
+            lowercase=True,
+            phrase_matching=True,
+            stopwords=language if language in {s.value for s in models.Language} else None,
+            stemmer=models.SnowballParams(type="snowball", language=language) if language in known else None,
+        )
+        self.client.create_payload_index(self.collection, SEARCH_TEXT, params, wait=True)
 
     def delete_vectors(self, ids: list[str], names: list[str]) -> None:
         from qdrant_client import models
@@ -221,8 +251,13 @@ class ServerStore(VectorStore):
                 )
                 for n, s in dims.items()
             },
-            sparse_vectors_config={name: models.SparseVectorParams() for name in SPARSE_VECTORS},
+            sparse_vectors_config={
+                name: _sparse_params(name)
+                for name in (*SPARSE_VECTORS, *(IDF_SPARSE_VECTORS if is_media_schema(dims) else ()))
+            },
         )
+        if is_media_schema(dims):
+            self._text_index()
         for name in INDEXED_FIELDS:
             self.client.create_payload_index(self.collection, name, models.PayloadSchemaType.KEYWORD, wait=True)
         for name in NUMERIC_INDEXED_FIELDS:
@@ -377,7 +412,9 @@ class ServerStore(VectorStore):
         )
         return checked_search(self._hits(result.points, with_vectors), self.logical or self.collection, spec)
 
-    def fused(self, branches, limit=10, filter=None, exclude_ids=None, weights=None) -> list[Hit]:
+    def fused(
+        self, branches, limit=10, filter=None, exclude_ids=None, weights=None, method="rrf", with_vectors=False
+    ) -> list[Hit]:
         from qdrant_client import models
 
         self._require()
@@ -390,14 +427,22 @@ class ServerStore(VectorStore):
             )
             for spec, n in branches
         ]
+        fusion = (
+            models.FusionQuery(fusion=models.Fusion.DBSF)
+            if method == "dbsf"
+            else models.RrfQuery(rrf=models.Rrf(k=RRF_K, weights=weights))
+        )
         result = self.client.query_points(
             self.collection,
             prefetch=prefetch,
-            query=models.RrfQuery(rrf=models.Rrf(k=RRF_K, weights=weights)),
+            query=fusion,
             limit=limit,
             with_payload=True,
+            with_vectors=with_vectors,
         )
-        return checked_fused(self._hits(result.points, False), self.logical or self.collection, len(branches), weights)
+        return checked_fused(
+            self._hits(result.points, with_vectors), self.logical or self.collection, len(branches), weights, method
+        )
 
     def top_by(self, key, limit=10, filter=None, exclude_ids=None) -> list[Hit]:
         from qdrant_client import models

@@ -26,6 +26,13 @@ function baseName(path, id) {
   return path ? path.split("/").pop() : id;
 }
 
+// A hit's name: its file, else its catalogue key and title ('embedder items import'), else its id.
+function label(hit) {
+  if (hit.path) return baseName(hit.path, hit.id);
+  if (hit.item) return hit.title ? `${hit.item}: ${hit.title}` : hit.item;
+  return hit.id;
+}
+
 // Bars are relative to the largest |cosine| on the page (raw cosines of unrelated models sit close
 // together); the number beside each bar is the cosine itself, and a negative one is drawn faded.
 let barScale = 1;
@@ -69,12 +76,53 @@ function explanation(hit) {
     lines.push(["personal", `for you ${hit.personal.score.toFixed(3)} (${taste}${near}${seen})`]);
   }
   if (hit.reason) lines.push(["reason", hit.reason]);
-  return lines.map(([kind, text]) => {
+  const out = lines.map(([kind, text]) => {
     const line = document.createElement("div");
     line.className = `why ${kind}`;
     line.textContent = text;
     return line;
   });
+  const said = (hit.matches || [])[0];
+  if (said) out.unshift(matchedLine(said));
+  return out;
+}
+
+// Where the query's words matched: the line (title, text, subtitle or transcript), its time, and
+// the matched words marked. Built from text nodes: the line is the item's words, never markup.
+function matchedLine(match) {
+  const line = document.createElement("div");
+  line.className = "why said";
+  const when = match.start === null || match.start === undefined ? "" : ` ${clock(match.start)}`;
+  const where = document.createElement("span");
+  where.className = "where";
+  where.textContent = `${match.where}${when}: `;
+  line.appendChild(where);
+  const wanted = new Set(match.words.map((w) => w.toLowerCase()));
+  for (const piece of match.text.slice(0, 200).split(/([\p{L}\p{N}_]+(?:['’][\p{L}\p{N}_]+)*)/u)) {
+    if (wanted.has(piece.toLowerCase())) {
+      const mark = document.createElement("mark");
+      mark.textContent = piece;
+      line.appendChild(mark);
+    } else if (piece) {
+      line.appendChild(document.createTextNode(piece));
+    }
+  }
+  line.title = "where the search words matched; click the card to play from here";
+  return line;
+}
+
+// Where playing starts: the line the words matched, else the best moment, else the beginning.
+function startAt(hit) {
+  const timed = (hit.matches || []).find((m) => m.start !== null && m.start !== undefined);
+  if (timed) return timed.start;
+  return hit.moment ? hit.moment.start : 0;
+}
+
+function scoreText(hit) {
+  const fused = hit.sides && hit.sides.fused;
+  if (fused) return `${hit.kind || "item"} · score ${hit.score.toFixed(4)} = meaning ${fused.dense.toFixed(4)} + words ${fused.lexical.toFixed(4)}`;
+  if (hit.mode === "lexical") return `${hit.kind || "item"} · words (BM25) ${hit.score.toFixed(3)}`;
+  return `${hit.kind || "item"} · score ${hit.score.toFixed(3)}`;
 }
 
 function card(hit) {
@@ -83,7 +131,7 @@ function card(hit) {
   el.dataset.id = hit.id;
   const img = document.createElement("img");
   img.className = "thumb";
-  img.alt = `thumbnail of ${baseName(hit.path, hit.id)}`;
+  img.alt = `thumbnail of ${label(hit)}`;
   img.loading = "lazy";
   img.onload = () => { img.dataset.loaded = "1"; };
   img.onerror = () => { img.dataset.loaded = "0"; img.removeAttribute("src"); };
@@ -93,11 +141,11 @@ function card(hit) {
   meta.className = "meta";
   const name = document.createElement("div");
   name.className = "name";
-  name.textContent = baseName(hit.path, hit.id);
+  name.textContent = label(hit);
   name.title = hit.path || hit.id;
   const score = document.createElement("div");
   score.className = "score";
-  score.textContent = `${hit.kind || "item"} · score ${hit.score.toFixed(3)}`;
+  score.textContent = scoreText(hit);
   meta.append(name, score);
   if (hit.scores) meta.appendChild(scoreBars(hit.scores));
   meta.append(...explanation(hit));
@@ -126,20 +174,23 @@ function play(hit) {
   player.controls = true;
   player.autoplay = true;
   player.src = `/items/${encodeURIComponent(hit.id)}/media`;
-  if (hit.moment) player.addEventListener("loadedmetadata", () => { player.currentTime = hit.moment.start; }, { once: true });
+  const from = startAt(hit);
+  if (from > 0) player.addEventListener("loadedmetadata", () => { player.currentTime = from; }, { once: true });
   $("player-body").replaceChildren(player);
   $("player").showModal();
 }
 
 async function search(text) {
-  const params = new URLSearchParams({ q: text, limit: "24", modality: $("modality").value });
+  // Near-duplicates (marked by 'embedder duplicates --mark') show once on the page.
+  const params = new URLSearchParams({ q: text, limit: "24", modality: $("modality").value, mode: $("mode").value, collapse_duplicates: "true" });
   if ($("moments").checked) params.set("moments", "true");
   if ($("user").value) params.set("user", $("user").value);
   say("searching…");
   try {
     const found = await api(`/search?${params}`);
     const who = $("user").value ? `, for ${$("user").value}` : "";
-    show(found.hits, `for “${text}”${found.moments ? " (moments)" : ""}${who}`);
+    const how = found.mode ? `, ${found.mode}${found.fusion ? " (" + found.fusion + ")" : ""}` : "";
+    show(found.hits, `for “${text}”${found.moments ? " (moments)" : ""}${how}${who}`);
   } catch (e) { say(e.message, true); }
 }
 
@@ -181,6 +232,7 @@ $("search-form").onsubmit = (event) => {
   if (text) {
     const state = new URLSearchParams({ q: text });
     if ($("moments").checked) state.set("moments", "1");
+    if ($("mode").value !== "auto") state.set("mode", $("mode").value);
     if ($("user").value) state.set("user", $("user").value);
     history.replaceState(null, "", `?${state}`);
     search(text);
@@ -206,6 +258,7 @@ $("key-save").onclick = () => {
 
 const start = new URLSearchParams(location.search);
 $("moments").checked = start.get("moments") === "1";
+if (["hybrid", "dense", "lexical"].includes(start.get("mode"))) $("mode").value = start.get("mode");
 if (start.get("q") && start.get("user")) {
   $("q").value = start.get("q");
   loadUsers(start.get("user")).then(() => search(start.get("q")));

@@ -172,7 +172,7 @@ def test_search_like_finds_itself_first_and_text_search_explains(library, settin
         assert by_id[0].id == hits[0].id
         others = search_like(store, hits[0].id, settings, encoders=encoders, limit=10)  # as 'similar' does
         assert hits[0].id not in {h.id for h in others} and len(others) == 4
-        hits = search_text(store, encoders, "test pattern", weights=settings.fusion_weights, limit=10)
+        hits = search_text(store, encoders, "test pattern", weights=settings.fusion_weights, limit=10, mode="dense")
         assert len(hits) == 5 and hits == sorted(hits, key=lambda h: -h.score)
         for h in hits:  # the fused score is the weighted sum of the explained per-modality cosines
             rec = store.retrieve([h.id])[0]
@@ -244,9 +244,18 @@ def test_cli_ingest_search_status_json(library, tmp_path):
         "contributions",
         "moment",
         "personal",
+        "item",
+        "title",
+        "cluster",
+        "mode",
+        "matches",
+        "sides",
     }
-    assert result["hits"][0]["moment"] is None and result["hits"][0]["personal"] is None  # plain search
-    assert sum(result["hits"][0]["contributions"].values()) == pytest.approx(result["hits"][0]["score"], abs=1e-5)
+    top = result["hits"][0]
+    assert top["moment"] is None and top["personal"] is None and result["mode"] == top["mode"] == "hybrid"
+    # the modalities explain the dense side; the dense and lexical shares add up to the fused score
+    assert sum(top["contributions"].values()) == pytest.approx(top["sides"]["dense"], abs=1e-5)
+    assert sum(top["sides"]["fused"].values()) == pytest.approx(top["score"], abs=2e-6)
     like = json.loads(cli("search", "--like", library / "av1.mkv", "--json", "--include-self").stdout)
     assert like["hits"][0]["path"] == str(library / "av1.mkv")
     assert str(library / "av1.mkv") not in {

@@ -39,6 +39,26 @@ def item(item_id: str, svc: Service = Depends(service)) -> dict:
 
 
 @router.get(
+    "/items/{item_id}/transcript",
+    summary="What is said in the item (speech recognition at ingest): json with word times, vtt, srt or text",
+)
+def transcript(item_id: str, format: str = "json", svc: Service = Depends(service)):
+    from fastapi.responses import PlainTextResponse
+
+    from embedder.items import item_transcript
+    from embedder.media.speech import TRANSCRIPT_FORMATS, format_transcript
+
+    if format not in TRANSCRIPT_FORMATS:
+        raise HTTPException(status_code=422, detail=f"format must be one of {', '.join(TRANSCRIPT_FORMATS)}")
+    record = svc.item_or_404(item_id)
+    stored = item_transcript(svc.library.media, record.id)
+    if format == "json":
+        return stored
+    media_type = {"vtt": "text/vtt", "srt": "application/x-subrip", "text": "text/plain"}[format]
+    return PlainTextResponse(format_transcript(stored, format), media_type=media_type)
+
+
+@router.get(
     "/items/{item_id}/thumbnail",
     summary="The item's thumbnail (JPEG: a frame, or the audio's waveform)",
     response_class=FileResponse,

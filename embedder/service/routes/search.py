@@ -26,15 +26,37 @@ def search(
     moments: bool = False,
     user: str | None = Query(None, min_length=1, max_length=512),
     seen: str = "demote",
+    mode: str = Query(
+        "auto",
+        description="hybrid (dense and lexical rankings fused), dense, lexical, or auto: hybrid where the "
+        "collection has a lexical index. Quoted phrases must occur as phrases.",
+    ),
+    fusion: str = Query("rrf", description="How hybrid fuses: rrf (reciprocal rank) or dbsf (normalised scores)."),
+    collapse_duplicates: bool = Query(
+        False, description="Show each cluster of near-duplicates ('embedder duplicates --mark') once."
+    ),
     svc: Service = Depends(service),
 ) -> dict:
     svc.batched()
     hits = svc.library.search(
-        q, limit=limit, modality=modality, filters=filter, min_score=min_score, moments=moments, user=user, seen=seen
+        q,
+        limit=limit,
+        modality=modality,
+        filters=filter,
+        min_score=min_score,
+        moments=moments,
+        user=user,
+        seen=seen,
+        mode=mode,
+        fusion=fusion,
+        collapse_duplicates=collapse_duplicates,
     )
+    used = hits[0].mode if hits else None
     return {
         "query": q,
         "like": None,
+        "mode": used,
+        "fusion": fusion if used == "hybrid" else None,
         "modality": modality,
         "min_score": min_score,
         "moments": moments,
@@ -53,6 +75,7 @@ def search_like(
     moments: bool = False,
     user: str | None = Query(None, min_length=1, max_length=512),
     seen: str = "demote",
+    collapse_duplicates: bool = False,
     svc: Service = Depends(service),
 ) -> dict:
     svc.item_or_404(item_id)
@@ -65,6 +88,7 @@ def search_like(
         moments=moments,
         user=user,
         seen=seen,
+        collapse_duplicates=collapse_duplicates,
     )
     return {
         "query": None,
