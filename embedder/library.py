@@ -264,7 +264,8 @@ class Library:
                 fusion=fusion,
                 language=self.settings.text_language,
             )
-        hits = [h for h in hits if min_score is None or h.score >= min_score]
+        if min_score is not None:  # on the similarity a person reads: hybrid's fused score is a rank fusion
+            hits = [h for h in hits if _relevance(h) >= min_score]
         if moments:
             from embedder.media.thumbnail import ThumbnailStore
 
@@ -481,3 +482,11 @@ class Library:
         """The users collection when it exists (recommendation without one falls back to content)."""
         users = self.users
         return users if users.collection_dims() is not None else None
+
+
+def _relevance(hit) -> float:
+    """What ``min_score`` compares: the cosine in dense and hybrid search (a hybrid hit's fused
+    score is a rank fusion, not a similarity; its cosine is computed for every hit), BM25 in lexical."""
+    if hit.mode == "hybrid":
+        return (hit.sides or {}).get("dense") or 0.0
+    return hit.score

@@ -101,6 +101,17 @@ def test_hybrid_sides_add_up_and_filters_apply(library):
     assert {h.kind for h in audio_only} == {"audio"} and _top(audio_only) == SPOKEN
 
 
+def test_min_score_is_on_the_similarity_a_person_reads(library):
+    lib, _ = library
+    hybrid = lib.search("red balloon harbour", mode="hybrid", limit=10)
+    cut = sorted(h.sides["dense"] for h in hybrid)[len(hybrid) // 2]
+    kept = lib.search("red balloon harbour", mode="hybrid", limit=10, min_score=cut)
+    # the fused scores are all below 0.04: a cosine threshold must not drop every hit
+    assert kept and {h.id for h in kept} == {h.id for h in hybrid if h.sides["dense"] >= cut}
+    lexical = lib.search("red balloon harbour", mode="lexical", min_score=0.1)
+    assert [h.path.rsplit("/", 1)[-1] for h in lexical] == [SUBTITLED]
+
+
 def test_lexical_search_needs_no_models_and_stop_words_alone_are_refused(library):
     import subprocess
     import sys

@@ -285,7 +285,10 @@ def search(
         "repeat to combine (AND). Unknown keys list the known ones.",
     ),
     min_score: float | None = typer.Option(
-        None, "--min-score", help="Only hits scoring at least this (cosine-based; 1 is identical)."
+        None,
+        "--min-score",
+        help="Only hits at least this similar: the cosine in dense and hybrid search (1 is identical), "
+        "the BM25 score in lexical search.",
     ),
     include_self: bool = typer.Option(
         False, "--include-self", help="With --like an ingested item: list the item itself too."
