@@ -29,6 +29,7 @@ class LibraryAPI(Protocol):
         mode: str = "auto",
         fusion: str = "rrf",
         collapse_duplicates: bool = False,
+        diversity: float | None = None,
     ) -> list:
         """Items matching ``text``, or like ``like`` (an id, an ingested path, or a new file)."""
 

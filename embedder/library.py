@@ -190,8 +190,12 @@ class Library:
         mode: str = "auto",
         fusion: str = "rrf",
         collapse_duplicates: bool = False,
+        diversity: float | None = None,
     ) -> list:
         """Items matching ``text``, or like ``like`` (an ingested item's id or path, or a new file).
+
+        ``diversity`` (0 to 1, text search): maximal marginal relevance on the dense side, so the
+        top results are not all alike.
 
         ``collapse_duplicates``: show each cluster of near-duplicates ('embedder duplicates
         --mark') once, at its best-ranked member's place.
@@ -212,6 +216,8 @@ class Library:
 
         if (text is None) == (like is None):
             raise EmbedderError("give either a search text or --like FILE_OR_ID")
+        if diversity and like is not None:
+            raise EmbedderError("--diversity works with a search text, not with --like")
         if isinstance(filters, list):
             from embedder.payload import parse_filters
 
@@ -248,7 +254,7 @@ class Library:
                 raise EmbedderError(
                     f"collection '{self.settings.collection}' is empty or missing; run 'embedder ingest' first"
                 )
-            mode = search_mode(media, mode, modality)
+            mode = "dense" if diversity and mode == "auto" else search_mode(media, mode, modality)
             if mode != "lexical":
                 check_vector_space(media, configured_model_ids(self.settings))  # before seconds of model loading
             hits = search_text(
@@ -263,6 +269,7 @@ class Library:
                 mode=mode,
                 fusion=fusion,
                 language=self.settings.text_language,
+                diversity=diversity,
             )
         if min_score is not None:  # on the similarity a person reads: hybrid's fused score is a rank fusion
             hits = [h for h in hits if _relevance(h) >= min_score]

@@ -135,6 +135,7 @@ class RemoteLibrary:
         mode: str = "auto",
         fusion: str = "rrf",
         collapse_duplicates: bool = False,
+        diversity: float | None = None,
     ) -> list:
         """As :meth:`Library.search`; ``filters`` are ``--filter`` strings. A ``like`` that is a file
         here is uploaded (the server finds it by content if it is ingested)."""
@@ -155,7 +156,8 @@ class RemoteLibrary:
         if text is not None:
             if min_score is not None:
                 params["min_score"] = min_score
-            body = self._call("GET", "/search", params={**params, "q": text, "mode": mode, "fusion": fusion})
+            extra = {"diversity": diversity} if diversity else {}
+            body = self._call("GET", "/search", params={**params, "q": text, "mode": mode, "fusion": fusion, **extra})
         elif Path(str(like)).expanduser().is_file():
             if filters or user is not None:
                 raise EmbedderError("--filter or --user with --like FILE is not supported through embedder serve")

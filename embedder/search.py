@@ -225,6 +225,7 @@ def search_text(
     mode: str = "auto",
     fusion: str = "rrf",
     language: str = "english",
+    diversity: float | None = None,
 ) -> list[SearchHit]:
     """Find items matching a text query.
 
@@ -234,7 +235,8 @@ def search_text(
     ``rrf`` or ``dbsf``). Quoted phrases must occur as phrases, in every mode. With ``moments``,
     items are ranked by their best segment (MaxSim over the ``segments`` multivector), and a hit
     whose words matched a timed line (subtitle or transcript) names that moment. ``encoders`` may
-    be ``None`` in lexical mode.
+    be ``None`` in lexical mode. ``diversity`` (0 to 1, dense search of whole items) re-ranks by
+    maximal marginal relevance in the engine; each hit's ``score`` stays its cosine.
     """
     from embedder.lexical import matches, query_vector
 
@@ -243,6 +245,14 @@ def search_text(
         raise EmbedderError(f"--fusion must be one of {', '.join(FUSIONS)}, not '{fusion}'")
     if not query.strip().strip('"').strip():
         raise EmbedderError("the search text is empty")
+    if diversity:
+        if not 0 < diversity <= 1:
+            raise EmbedderError(f"--diversity must be between 0 and 1, not {diversity:g}")
+        if moments:
+            raise EmbedderError("--diversity re-ranks whole items; it does not combine with --moments")
+        if mode not in ("auto", "dense"):
+            raise EmbedderError(f"--diversity re-ranks the dense side; use it with --mode dense, not {mode}")
+        mode = "dense"
     mode = search_mode(store, mode, modality)
     filters = with_phrases(filters, query, store)
     words = query.replace('"', " ")
@@ -262,7 +272,7 @@ def search_text(
         parts = encoders.encode_query(words)
         fused = fuse_query(parts, weights)
         vector = fused if modality == "all" else parts[modality]
-        dense = Nearest(vector, using)
+        dense = Nearest(vector, using, diversity=diversity, candidates=max(limit * BRANCH_DEPTH, 100))
         if mode == "dense":
             hits = store.search(dense, limit=limit, filter=filters, with_vectors=_read_back(using))
         else:
@@ -276,6 +286,8 @@ def search_text(
         else:
             for hit in out:
                 hit.sides = {"dense": _dense_score(hit), "lexical": None}
+                if diversity:  # the engine's score was the MMR trade-off; show the relevance
+                    hit.score = hit.sides["dense"]
     for hit, raw in zip(out, hits):
         hit.mode = mode
         if mode != "dense":

@@ -88,6 +88,26 @@ def test_marked_clusters_collapse_in_search_and_clear_when_unmarked(copies):
     assert not [r for r in library.media.scroll() if r.payload.get(DUPLICATE_OF)]
 
 
+def test_diversity_spreads_the_top_over_distinct_clips(copies):
+    from embedder.errors import EmbedderError
+
+    library, _ = copies
+    plain = library.search("a test pattern", mode="dense", limit=3)
+    diverse = library.search("a test pattern", limit=3, diversity=0.9)
+    assert len({_group(h.path) for h in plain}) < len({_group(h.path) for h in diverse}) == len(SOURCES)
+    assert diverse[0].id == plain[0].id and all(h.mode == "dense" for h in diverse)
+    for hit in diverse:  # the score shown is the relevance (the cosine), not the MMR trade-off
+        assert hit.score == pytest.approx(sum(hit.contributions.values()), abs=1e-5)
+    for kwargs, message in (
+        ({"mode": "hybrid"}, "use it with --mode dense"),
+        ({"moments": True}, "does not combine with --moments"),
+    ):
+        with pytest.raises(EmbedderError, match=message):
+            library.search("a test pattern", diversity=0.5, **kwargs)
+    with pytest.raises(EmbedderError, match="not with --like"):
+        library.search(like=plain[0].id, diversity=0.5)
+
+
 def test_the_duplicates_command(copies):
     library, folder = copies
     library.media.pause()

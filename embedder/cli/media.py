@@ -324,6 +324,14 @@ def search(
         "--collapse-duplicates",
         help="Show each cluster of near-duplicates (marked by 'embedder duplicates --mark') once.",
     ),
+    diversity: float | None = typer.Option(
+        None,
+        "--diversity",
+        min=0.0,
+        max=1.0,
+        help="0-1: re-rank the dense side by maximal marginal relevance, so the top hits are not all alike "
+        "(0.3 is a gentle start; implies --mode dense). Scores stay the cosine.",
+    ),
     explain: bool = typer.Option(
         False,
         "--explain",
@@ -357,7 +365,7 @@ def search(
             user=user,
             seen=seen,
             collapse_duplicates=collapse_duplicates,
-            **({"mode": mode, "fusion": fusion} if query is not None else {}),
+            **({"mode": mode, "fusion": fusion, "diversity": diversity} if query is not None else {}),
         )
     if as_json:
         print_json(

@@ -127,12 +127,16 @@ class Nearest:
     """Nearest neighbours of one vector in the named vector ``using``.
 
     ``lacking`` restricts the query to points without that named vector (e.g. items with no
-    ``cf`` vector: media nobody has interacted with yet).
+    ``cf`` vector: media nobody has interacted with yet). ``diversity`` (0 to 1) re-ranks the
+    nearest ``candidates`` by maximal marginal relevance in the engine: each next hit trades its
+    similarity to the query against its similarity to the hits already chosen.
     """
 
     vector: np.ndarray
     using: str
     lacking: str | None = None
+    diversity: float | None = None
+    candidates: int = 100
 
 
 @dataclass

@@ -669,6 +669,10 @@ class EdgeStore(VectorStore):
             vector = np.asarray(spec.vector, np.float32)
             if spec.using in MULTIVECTORS and vector.ndim == 1:
                 vector = vector[None, :]  # one query vector: MaxSim scores each point by its best segment
+            if spec.diversity:  # Edge's MMR takes the relevance weight, lambda = 1 - diversity
+                from qdrant_edge import Mmr
+
+                return Mmr(_to_list(vector), 1.0 - spec.diversity, spec.candidates, using=spec.using)
             return Query.Nearest(_to_list(vector), using=spec.using)
         rq = RecommendQuery(
             positives=[_to_list(v) for v in spec.positives], negatives=[_to_list(v) for v in spec.negatives]

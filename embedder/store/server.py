@@ -378,6 +378,11 @@ class ServerStore(VectorStore):
             vector = np.asarray(spec.vector, np.float32)
             if spec.using in MULTIVECTORS and vector.ndim == 1:
                 vector = vector[None, :]  # one query vector: MaxSim scores each point by its best segment
+            if spec.diversity:
+                return models.NearestQuery(
+                    nearest=vector.tolist(),
+                    mmr=models.Mmr(diversity=spec.diversity, candidates_limit=spec.candidates),
+                )
             return vector.tolist()
         return models.RecommendQuery(
             recommend=models.RecommendInput(

@@ -303,3 +303,20 @@ def test_sparse_vectors_score_by_dot_product_and_can_be_dropped(store):
     assert [h.id for h in store.search(query, limit=5)] == [b]
     assert store.retrieve([a], with_vectors=["content"])[0].vectors["content"].shape == (11,)  # the point stays
     assert store.count() == 3 and c in {r.id for r in store.scroll()}
+
+
+def test_diversity_re_ranks_by_maximal_marginal_relevance_on_every_backend(store):
+    """Five near-copies of one vector and fifteen others: the nearest five are the copies; with
+    diversity the engine trades similarity to the query against similarity to what it chose."""
+    store.ensure_collection({"visual": 4})
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=4)
+    vectors = [base + 0.01 * rng.normal(size=4) if i < 5 else rng.normal(size=4) for i in range(20)]
+    store.upsert(
+        [PointRecord(point_id(f"p{i}"), {"visual": v / np.linalg.norm(v)}, {"n": i}) for i, v in enumerate(vectors)]
+    )
+    plain = store.search(Nearest(base, "visual"), limit=5)
+    assert sorted(h.payload["n"] for h in plain) == [0, 1, 2, 3, 4]
+    diverse = store.search(Nearest(base, "visual", diversity=0.7, candidates=20), limit=5)
+    copies = [h.payload["n"] for h in diverse if h.payload["n"] < 5]
+    assert diverse[0].id == plain[0].id and len(copies) == 1  # the best copy, then four others

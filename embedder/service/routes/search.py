@@ -35,6 +35,9 @@ def search(
     collapse_duplicates: bool = Query(
         False, description="Show each cluster of near-duplicates ('embedder duplicates --mark') once."
     ),
+    diversity: float | None = Query(
+        None, gt=0, le=1, description="0-1: maximal marginal relevance on the dense side (dense mode)."
+    ),
     svc: Service = Depends(service),
 ) -> dict:
     svc.batched()
@@ -50,6 +53,7 @@ def search(
         mode=mode,
         fusion=fusion,
         collapse_duplicates=collapse_duplicates,
+        diversity=diversity,
     )
     used = hits[0].mode if hits else None
     return {
