@@ -275,14 +275,7 @@ def import_catalogue(
     existing = {r.id: r for r in _retrieve(store, sorted(set(ids.values())))}
     now = datetime.now(UTC).isoformat(timespec="seconds")
     dims = {m: d for m, d in schema_for(settings).items() if m in ("visual", "audio", "text")}
-    to_encode = [
-        r
-        for r in read.rows
-        if ids[r.id] not in existing
-        or not existing[ids[r.id]].payload.get("paths")
-        and ((existing[ids[r.id]].payload.get("catalogue") or {}).get("text_sha") != _text_sha(r)
-             or (existing[ids[r.id]].payload.get("models") or {}).get("text") != models["text"])
-    ]  # fmt: skip
+    to_encode = [r for r in read.rows if _needs_encoding(r, existing.get(ids[r.id]), models["text"])]
     vectors: dict[str, object] = {}
     if to_encode:
         if encoders is None or callable(encoders):
@@ -350,6 +343,17 @@ def import_catalogue(
     if has_lexical:
         refresh(store, settings.text_language)
     return report
+
+
+def _needs_encoding(row: CatalogueRow, stored, text_model: str) -> bool:
+    """Whether a row's text must be encoded: a new item, or a catalogue item whose text or text
+    model changed (an ingested file keeps its own vectors)."""
+    if stored is None:
+        return True
+    if stored.payload.get("paths"):
+        return False
+    same_text = (stored.payload.get("catalogue") or {}).get("text_sha") == _text_sha(row)
+    return not same_text or (stored.payload.get("models") or {}).get("text") != text_model
 
 
 def _retrieve(store, ids: list[str]) -> list:

@@ -42,11 +42,14 @@ class ItemVectors:
         return out
 
 
-def decode_options(settings: Settings, encoders):
-    """How files are decoded for these encoders (frames resized to the visual encoder's size)."""
+def decode_options(settings: Settings, encoders=None):
+    """How files are decoded for these encoders (frames resized to the visual encoder's size; the
+    configured one's when ``encoders`` is ``None``: a decode for words alone loads no model)."""
+    from embedder.encoders.bundle import configured_image_size
     from embedder.media.decode import DecodeOptions
 
-    return DecodeOptions.from_settings(settings, image_size=encoders.image_size)
+    size = encoders.image_size if encoders is not None else configured_image_size(settings)
+    return DecodeOptions.from_settings(settings, image_size=size)
 
 
 def decode_file(path: str, settings: Settings, encoders):

@@ -204,12 +204,8 @@ def with_phrases(filters: dict | None, query: str, store: VectorStore) -> dict |
     found = phrases(query)
     if not found or LEXICAL not in store.sparse_names():
         return filters or None
-    out = dict(filters or {})
-    conditions = [Phrase(p) for p in found]
-    if SEARCH_TEXT in out:  # never happens from --filter (not a filterable key); kept for completeness
-        conditions = [*out[SEARCH_TEXT].conditions, *conditions] if isinstance(out[SEARCH_TEXT], AllOf) else conditions
-    out[SEARCH_TEXT] = conditions[0] if len(conditions) == 1 else AllOf(tuple(conditions))
-    return out
+    conditions = [Phrase(p) for p in found]  # SEARCH_TEXT is not a --filter key: nothing to merge with
+    return {**(filters or {}), SEARCH_TEXT: conditions[0] if len(conditions) == 1 else AllOf(tuple(conditions))}
 
 
 def search_text(

@@ -21,6 +21,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 from embedder.encoders.runtime import batch_size_for
 from embedder.errors import Failure, one_line
@@ -47,8 +48,6 @@ def build_payload(
     moments = (
         {} if not item.segments else {"segments": [s.to_payload() for s in item.segments], "segmenting": segmenting}
     )
-    words = words_payload(name_text(f.path), item.text.text, item.text.source, item.subtitle_cues)
-    speech = {} if item.transcript is None else {"transcript": item.transcript.to_payload()}
     return {
         # where: path, paths, dirs, mtimes (which let the next run skip re-hashing unchanged files) and
         # identities (which serving checks before it reads a file again)
@@ -65,16 +64,21 @@ def build_payload(
         "frames": [] if item.frames is None else item.frames.timestamps,
         "audio_windows": 0 if item.audio is None else len(item.audio.windows),
         "ingested_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "words": words,
-        "speech_model": speech_model_of(item),
-        **speech,
+        **said_and_written(str(f.path), item),
         **moments,
     }
 
 
-def speech_model_of(item: DecodedItem) -> str:
-    """The speech model whose transcript the item carries ("none" when it was not transcribed)."""
-    return item.transcript.model if item.transcript is not None else "none"
+def said_and_written(path: str, item: DecodedItem) -> MediaPayload:
+    """The payload keys of an item's words: ``words`` (title, text, subtitle lines), the speech
+    model that listened (``none`` when none did) and its ``transcript`` when there is one."""
+    out: MediaPayload = {
+        "words": words_payload(name_text(Path(path)), item.text.text, item.text.source, item.subtitle_cues),
+        "speech_model": item.transcript.model if item.transcript is not None else "none",
+    }
+    if item.transcript is not None:
+        out["transcript"] = item.transcript.to_payload()
+    return out
 
 
 @dataclass

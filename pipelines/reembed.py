@@ -436,27 +436,14 @@ def _rebuild_point(record, settings: Settings, models, encoders, stamp: dict | N
 
 def _rewrite_words(payload: dict, vectors: dict, settings: Settings) -> None:
     """Decode the item's file again for its words (file name, sidecar text, subtitles and the
-    configured speech model's transcript) and set its lexical vector from them."""
-    from embedder.embedding import decode_file
-    from embedder.encoders.bundle import configured_image_size
-    from embedder.lexical import DEFAULT_AVG_LEN, LEXICAL, lexical_fields, words_payload
-    from embedder.media.text import name_text
+    configured speech model's transcript) and set its lexical vector from them; no model loads."""
+    from embedder.lexical import DEFAULT_AVG_LEN, LEXICAL, lexical_fields
+    from embedder.stages import said_and_written
 
-    class _Size:  # decode_file sizes frames for the encoders; none are loaded for words alone
-        image_size = configured_image_size(settings)
-
-    path = next((x for x in payload.get("paths") or [] if os.path.exists(x)), None)
-    if path is None:
-        from embedder.errors import MediaError
-
-        raise MediaError(payload.get("path") or "?", "decode", "file is gone")
     quick = settings.model_copy(update={"segments": False, "thumbnails": False, "max_frames": 1})
-    item = decode_file(path, quick, _Size())
-    payload["words"] = words_payload(name_text(Path(path)), item.text.text, item.text.source, item.subtitle_cues)
-    payload["speech_model"] = item.transcript.model if item.transcript is not None else "none"
+    path, item = _decode_stored(payload, quick, None)
     payload.pop("transcript", None)
-    if item.transcript is not None:
-        payload["transcript"] = item.transcript.to_payload()
+    payload.update(said_and_written(path, item))
     named, fields = lexical_fields(payload, settings.text_language, DEFAULT_AVG_LEN)  # refresh() re-weights
     vectors.pop(LEXICAL, None)
     vectors.update(named)

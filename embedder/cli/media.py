@@ -478,12 +478,14 @@ def duplicates(
     Each cluster lists the copy to keep first (the longest) and each other member's score against
     it. Nothing is deleted; --mark lets search and the page show each cluster once.
     """
+    import contextlib
+
     from embedder.duplicates import find_duplicates, mark_duplicates
     from embedder.jobs_lock import job_lock
     from embedder.store import open_store
 
     settings = ctx.obj.settings(reading=not mark)
-    lock = job_lock(settings, "duplicates") if mark else _no_lock()
+    lock = job_lock(settings, "duplicates") if mark else contextlib.nullcontext()
     with lock, open_store(settings) as store:
         clusters = find_duplicates(store, threshold, TerminalProgress(quiet or as_json))
         marked = mark_duplicates(store, clusters) if mark else None
@@ -501,12 +503,6 @@ def duplicates(
             out.print(f"  {keep}{member['score']:.3f}  {plain(name)}", highlight=False, soft_wrap=True)
     if marked is not None:
         out.print(f"marked {marked} items as copies (search --collapse-duplicates shows each cluster once)")
-
-
-def _no_lock():
-    import contextlib
-
-    return contextlib.nullcontext()
 
 
 def _moment_span(moment) -> str:
