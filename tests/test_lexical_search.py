@@ -214,3 +214,25 @@ def test_a_qdrant_server_collection_searches_words_and_an_old_one_stays_dense(tm
     assert search_mode(old, "auto") == "dense"
     with pytest.raises(EmbedderError, match="no lexical index"):
         search_mode(old, "lexical")
+
+
+def test_a_speech_model_change_is_stale_and_rebuilt_blue_green(tmp_path):
+    from pipelines.reembed import find_stale, run_reembed
+
+    folder = tmp_path / "media"
+    folder.mkdir()
+    shutil.copy(SHIPPED_MEDIA / SPOKEN, folder / SPOKEN)
+    quiet = load_settings(store=str(tmp_path / "store"), models="tiny", device="cpu", workers=1, speech_model="none")
+    with Library.open(quiet) as lib:
+        lib.ingest([str(folder)])
+        assert lib.search("goddard", mode="lexical") == []  # nothing heard: only the file name is words
+    heard = quiet.model_copy(update={"speech_model": "pocketsphinx"})
+    with Library.open(heard) as lib:
+        assert [s.causes for s in find_stale(lib.media, heard).stale] == [["speech"]]
+    report = run_reembed(heard)
+    assert report["causes"] == {"speech": 1} and report["rebuild"]["switched"] is True
+    assert report["rebuild"]["target"].endswith("_v2") and report["rebuild"]["rebuilt"] == 1
+    with Library.open(heard) as lib:
+        hits = lib.search("goddard space flight", mode="lexical")
+        assert _top(hits) == SPOKEN and hits[0].matches[0]["where"] == "transcript"
+        assert find_stale(lib.media, heard).stale == []
