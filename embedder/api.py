@@ -42,10 +42,11 @@ class LibraryAPI(Protocol):
         exclude_seen: bool = True,
         query: str | None = None,
         filters: Any = None,
+        collapse_duplicates: bool = False,
     ) -> Any:
         """Items for ``user`` by a strategy (a ``RecommendResult``)."""
 
-    def similar(self, item: str, *, by: str = "content", limit: int = 10) -> list:
+    def similar(self, item: str, *, by: str = "content", limit: int = 10, collapse_duplicates: bool = False) -> list:
         """Items like ``item`` by content, cf or both."""
 
     def similar_users(self, user: str, *, limit: int = 10) -> list[dict]:

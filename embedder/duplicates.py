@@ -144,11 +144,23 @@ def mark_duplicates(store: VectorStore, clusters: list[Cluster]) -> int:
     return len(marked)
 
 
-def collapse(hits: list, limit: int) -> list:
-    """The hits with each duplicate cluster kept once, at its best-ranked member's place."""
-    seen, out = set(), []
+def cluster_key(hit) -> str:
+    """The cluster an item belongs to: the item it copies (``duplicate_of``), else itself."""
+    return getattr(hit, "cluster", None) or hit.id
+
+
+def cluster_keys(store: VectorStore, ids: list[str]) -> set[str]:
+    """The clusters of stored items ``ids`` (missing ids are left out): for leaving out copies of
+    an item a query starts from, or of items a user has already seen."""
+    return {r.payload.get(DUPLICATE_OF) or r.id for r in store.retrieve(list(ids))} if ids else set()
+
+
+def collapse(hits: list, limit: int, drop: set[str] | frozenset = frozenset()) -> list:
+    """The hits with each duplicate cluster kept once, at its best-ranked member's place, and
+    no member of the clusters in ``drop`` at all."""
+    seen, out = set(drop), []
     for hit in hits:
-        cluster = getattr(hit, "cluster", None) or hit.id
+        cluster = cluster_key(hit)
         if cluster in seen:
             continue
         seen.add(cluster)
@@ -162,6 +174,8 @@ __all__ = [
     "DEFAULT_THRESHOLD",
     "DUPLICATE_OF",
     "Cluster",
+    "cluster_key",
+    "cluster_keys",
     "collapse",
     "find_duplicates",
     "mark_duplicates",

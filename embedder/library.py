@@ -23,11 +23,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from embedder.errors import EmbedderError
+from embedder.ids import resolve_items
 from embedder.recommend.strategies import STRATEGIES, Strategy, get_strategy
 
 if TYPE_CHECKING:
     from embedder.settings import Settings
     from embedder.store import VectorStore
+
+
+# With collapse_duplicates, ask for this many times the results, so that enough are left once the
+# copies collapse away.
+COLLAPSE_DEPTH = 3
 
 
 class Library:
@@ -224,7 +230,7 @@ class Library:
             filters = parse_filters(filters)
         media = self.media
         wanted = limit
-        limit = limit * 3 if collapse_duplicates else limit  # room for the copies that collapse away
+        limit = limit * COLLAPSE_DEPTH if collapse_duplicates else limit  # room for the copies that collapse away
         fetch = limit
         taste = None
         if user is not None:
@@ -285,9 +291,15 @@ class Library:
 
             hits = personalise(hits, taste, media, weight=self.settings.personal_weight, limit=limit, seen=seen)
         if collapse_duplicates:
-            from embedder.duplicates import collapse
+            from embedder.duplicates import cluster_keys, collapse
 
-            hits = collapse(hits, wanted)
+            drop = set()
+            if like is not None and not include_self:  # "more like this" should not list its own copies
+                from embedder.search import find_item
+
+                record = find_item(media, str(like), with_vectors=False)
+                drop = cluster_keys(media, [record.id]) if record is not None else set()
+            hits = collapse(hits, wanted, drop=drop)
         return hits[:wanted]
 
     def history(self, user: str) -> list:
@@ -309,6 +321,7 @@ class Library:
         exclude_seen: bool = True,
         query: str | None = None,
         filters: dict | None = None,
+        collapse_duplicates: bool = False,
     ):
         """Items for ``user`` by a strategy of :data:`embedder.recommend.strategies.STRATEGIES`,
         or ``auto``: the one ``interactions train --auto`` chose by validation (hybrid before it
@@ -316,6 +329,9 @@ class Library:
 
         A user with no events gets popular items; with ``query``, popular items among those
         matching that text (cold start).
+
+        ``collapse_duplicates``: each cluster of near-duplicates ('embedder duplicates --mark')
+        once, and with ``exclude_seen`` no copy of an item the user has already had.
 
         Returns:
             :class:`embedder.recommend.queries.RecommendResult`; each item names its branches.
@@ -329,27 +345,34 @@ class Library:
             served = self.log.served_model() if strategy == AUTO else None
         chosen = get_strategy(resolve_strategy(strategy, served))
         chosen_by = why_served(served) if strategy == AUTO else None
+        fetch = limit * COLLAPSE_DEPTH if collapse_duplicates else limit  # room for copies that collapse away
         if not history and query:
-            hits = self.search(query, limit=limit * 5)
-            return RecommendResult(
+            hits = self.search(query, limit=fetch * 5)
+            result = RecommendResult(
                 user=stored,
                 strategy=chosen.name,
                 used=["popular", "text"],
-                items=popular_items(self.media, limit=limit, text_hits=hits),
+                items=popular_items(self.media, limit=fetch, text_hits=hits),
                 note="no interactions for this user: popular items matching the text",
                 chosen_by=chosen_by,
             )
-        result = recommend_for_user(
-            stored,
-            history,
-            self.media,
-            self._users_if_any(),
-            limit=limit,
-            strategy=chosen.name,
-            exclude_seen=exclude_seen,
-            filter=filters,
-        )
-        result.chosen_by = chosen_by
+        else:
+            result = recommend_for_user(
+                stored,
+                history,
+                self.media,
+                self._users_if_any(),
+                limit=fetch,
+                strategy=chosen.name,
+                exclude_seen=exclude_seen,
+                filter=filters,
+            )
+            result.chosen_by = chosen_by
+        if collapse_duplicates:
+            from embedder.duplicates import cluster_keys, collapse
+
+            had = resolve_items(sorted({e.item for e in history}), self.media) if exclude_seen and history else {}
+            result.items = collapse(result.items, limit, drop=cluster_keys(self.media, list(had.values())))
         return result
 
     def served_model(self) -> dict | None:
@@ -358,11 +381,21 @@ class Library:
         with self._log_lock:
             return self.log.served_model()
 
-    def similar(self, item: str, *, by: str = "content", limit: int = 10) -> list:
-        """Items like ``item`` (id, ingested path, or interaction item key) by content, cf or both."""
+    def similar(self, item: str, *, by: str = "content", limit: int = 10, collapse_duplicates: bool = False) -> list:
+        """Items like ``item`` (id, ingested path, or interaction item key) by content, cf or both.
+
+        ``collapse_duplicates``: each cluster of near-duplicates once, and no copy of ``item``
+        itself (otherwise its re-uploads are the most similar items of all)."""
         from embedder.recommend.queries import resolve_item_ref, similar_items
 
-        return similar_items(self.media, resolve_item_ref(self.media, item), by=by, limit=limit)
+        ref = resolve_item_ref(self.media, item)
+        fetch = limit * COLLAPSE_DEPTH if collapse_duplicates else limit
+        items = similar_items(self.media, ref, by=by, limit=fetch)
+        if collapse_duplicates:
+            from embedder.duplicates import cluster_keys, collapse
+
+            items = collapse(items, limit, drop=cluster_keys(self.media, [ref]))
+        return items[:limit]
 
     def similar_users(self, user: str, *, limit: int = 10) -> list[dict]:
         """Users whose taste (``cf`` vectors) is closest to ``user``'s."""

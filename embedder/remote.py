@@ -182,6 +182,7 @@ class RemoteLibrary:
         exclude_seen: bool = True,
         query: str | None = None,
         filters=None,
+        collapse_duplicates: bool = False,
     ):
         """As :meth:`Library.recommend`."""
         from urllib.parse import quote
@@ -190,14 +191,19 @@ class RemoteLibrary:
 
         if filters:
             raise EmbedderError("filtered recommendations are not supported through embedder serve")
-        params = {"strategy": strategy, "limit": limit, "exclude_seen": exclude_seen}
+        params = {
+            "strategy": strategy,
+            "limit": limit,
+            "exclude_seen": exclude_seen,
+            "collapse_duplicates": collapse_duplicates,
+        }
         if query:
             params["query"] = query
         body = self._call("GET", f"/users/{quote(user, safe='')}/recommendations", params=params)
         items = [Recommendation(**r) for r in body.pop("items")]
         return RecommendResult(**body, items=items)
 
-    def similar(self, item: str, *, by: str = "content", limit: int = 10) -> list:
+    def similar(self, item: str, *, by: str = "content", limit: int = 10, collapse_duplicates: bool = False) -> list:
         """As :meth:`Library.similar`."""
         from urllib.parse import quote
 
@@ -206,7 +212,11 @@ class RemoteLibrary:
 
         local = not is_point_id(item) and os.path.exists(os.path.expanduser(item))
         ref = os.path.abspath(os.path.expanduser(item)) if local else item  # a path: the server's disk is this one
-        body = self._call("GET", f"/items/{quote(ref, safe='')}/similar", params={"by": by, "limit": limit})
+        body = self._call(
+            "GET",
+            f"/items/{quote(ref, safe='')}/similar",
+            params={"by": by, "limit": limit, "collapse_duplicates": collapse_duplicates},
+        )
         return [Recommendation(**r) for r in body["items"]]
 
     def similar_users(self, user: str, *, limit: int = 10) -> list[dict]:

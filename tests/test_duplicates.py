@@ -118,3 +118,39 @@ def test_the_duplicates_command(copies):
     assert shown.count("cluster ") == len(SOURCES) and shown.count("keep ") == len(SOURCES)
     bad = run_cli("duplicates", "--threshold", "2", env=env, code=64).stderr
     assert "threshold" in bad.lower()
+
+
+def test_similar_and_recommend_show_each_cluster_once_and_no_copy_of_what_they_start_from(copies):
+    library, folder = copies
+    mark_duplicates(library.media, find_duplicates(library.media, THRESHOLD))
+    try:
+        original = next(r for r in library.media.scroll() if r.payload["path"].endswith("clip1.mp4"))
+        plain = library.similar(original.id, limit=6)
+        assert {_group(r.path) for r in plain[:4]} == {"1"}  # its own copies are the most alike of all
+        collapsed = library.similar(original.id, limit=6, collapse_duplicates=True)
+        assert sorted(_group(r.path) for r in collapsed) == ["2", "3"]
+        for rec in collapsed:  # a copy names the item it copies, from the same clip
+            if rec.cluster is not None:
+                assert _group(library.media.retrieve([rec.cluster])[0].payload["path"]) == _group(rec.path)
+        like = library.search(like=original.id, limit=6, collapse_duplicates=True)
+        assert sorted(_group(h.path) for h in like) == ["2", "3"]
+
+        copy = next(r for r in library.media.scroll() if r.payload["path"].endswith("clip2_scaled.mp4"))
+        library.add_events([("viewer", copy.id, 1.0)])
+        seen_copies = library.recommend("viewer", strategy="content", limit=6)
+        assert copy.id not in {r.id for r in seen_copies.items}
+        assert "2" in {_group(r.path) for r in seen_copies.items}  # other copies of what they saw
+        result = library.recommend("viewer", strategy="content", limit=6, collapse_duplicates=True)
+        assert sorted(_group(r.path) for r in result.items) == ["1", "3"]
+        assert result.items[0].branches == ["content"]
+
+        library.media.pause()  # the CLI opens the store itself
+        library.users.pause()
+        env = {"EMBEDDER_STORE": library.settings.store, "EMBEDDER_MODELS": "tiny"}
+        data = json.loads(run_cli("similar", original.id, "--collapse-duplicates", "--json", env=env).stdout)
+        assert sorted(_group(r["path"]) for r in data["items"]) == ["2", "3"]
+        args = ("recommend", "--user", "viewer", "--strategy", "content", "--collapse-duplicates", "--json")
+        data = json.loads(run_cli(*args, env=env).stdout)
+        assert sorted(_group(r["path"]) for r in data["items"]) == ["1", "3"]
+    finally:
+        mark_duplicates(library.media, [])

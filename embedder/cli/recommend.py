@@ -475,11 +475,24 @@ def recommend(
         help="Say why each item is there: the liked items nearest to it in the branch that found it, or how "
         "many users it is popular with (always in --json).",
     ),
+    collapse_duplicates: bool = typer.Option(
+        False,
+        "--collapse-duplicates",
+        help="Show each cluster of near-duplicates ('embedder duplicates --mark') once, and no copy of an item "
+        "the user has already had.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON, explanations included."),
 ) -> None:
     """Recommend items for a user; each hit says which branch (cf, content, popular) found it."""
     with ctx.obj.library(remote=True, reading=True) as library:
-        result = library.recommend(user, strategy=strategy, limit=limit, exclude_seen=exclude_seen, query=query)
+        result = library.recommend(
+            user,
+            strategy=strategy,
+            limit=limit,
+            exclude_seen=exclude_seen,
+            query=query,
+            collapse_duplicates=collapse_duplicates,
+        )
     if as_json:
         print_json(result.to_dict())
         return
@@ -538,11 +551,17 @@ def similar(
     explain: bool = typer.Option(
         False, "--explain", help="With --by content: what each modality added to the score (always in --json)."
     ),
+    collapse_duplicates: bool = typer.Option(
+        False,
+        "--collapse-duplicates",
+        help="Show each cluster of near-duplicates ('embedder duplicates --mark') once, and leave out the "
+        "item's own copies (otherwise they are the most similar of all).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Item-to-item similarity by content vectors, CF factors, or both fused."""
     with ctx.obj.library(remote=True, reading=True) as library:
-        items = library.similar(item, by=by, limit=limit)
+        items = library.similar(item, by=by, limit=limit, collapse_duplicates=collapse_duplicates)
     if as_json:
         print_json({"item": item, "by": by, "items": [r.to_dict() for r in items]})
     else:

@@ -46,6 +46,7 @@ class Recommendation:
     because: list[dict] = field(default_factory=list)
     reason: str | None = None
     contributions: dict[str, float] | None = None  # similar --by content: per modality, adding up to score
+    cluster: str | None = None  # the item it is a near-duplicate of ('embedder duplicates --mark'), if any
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -80,6 +81,7 @@ def _rec(hit, branches: list[str]) -> Recommendation:
         score=round(hit.score, 6),
         branches=branches,
         kind=p.get("kind"),
+        cluster=p.get("duplicate_of"),
     )
 
 

@@ -206,7 +206,7 @@ async function moreLike(file) {
 
 async function recommend(user) {
   if (!user) return;
-  const params = new URLSearchParams({ strategy: $("strategy").value, limit: "24" });
+  const params = new URLSearchParams({ strategy: $("strategy").value, limit: "24", collapse_duplicates: "true" });
   say(`recommending for ${user}…`);
   try {
     const recs = await api(`/users/${encodeURIComponent(user)}/recommendations?${params}`);

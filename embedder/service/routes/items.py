@@ -97,7 +97,13 @@ def media(item_id: str, svc: Service = Depends(service)):
 # ':path': the item may be named by an ingested file's path, whose '/'s arrive decoded from %2F.
 @router.get("/items/{item_id:path}/similar", summary="Similar items ('embedder similar'): by id or ingested path")
 def similar(
-    item_id: str, by: str = "content", limit: int = Query(10, ge=1, le=1000), svc: Service = Depends(service)
+    item_id: str,
+    by: str = "content",
+    limit: int = Query(10, ge=1, le=1000),
+    collapse_duplicates: bool = Query(
+        False, description="Each cluster of near-duplicates once, and no copy of the item"
+    ),
+    svc: Service = Depends(service),
 ) -> dict:
-    items = svc.library.similar(item_id, by=by, limit=limit)
+    items = svc.library.similar(item_id, by=by, limit=limit, collapse_duplicates=collapse_duplicates)
     return {"item": item_id, "by": by, "items": [r.to_dict() for r in items]}

@@ -23,10 +23,20 @@ def recommend(
     limit: int = Query(10, ge=1, le=1000),
     exclude_seen: bool = True,
     query: str | None = Query(None, max_length=MAX_QUERY_CHARS),
+    collapse_duplicates: bool = Query(
+        False, description="Each cluster of near-duplicates once, and no copy of an item the user has had"
+    ),
     svc: Service = Depends(service),
 ) -> dict:
     svc.check_user(user)
-    return svc.library.recommend(user, strategy=strategy, limit=limit, exclude_seen=exclude_seen, query=query).to_dict()
+    return svc.library.recommend(
+        user,
+        strategy=strategy,
+        limit=limit,
+        exclude_seen=exclude_seen,
+        query=query,
+        collapse_duplicates=collapse_duplicates,
+    ).to_dict()
 
 
 @router.get("/users/{user}/similar", summary="Users with the closest taste ('embedder similar-users')")
