@@ -85,7 +85,10 @@ class Settings(BaseSettings):
     # Speech: a timestamped transcript of each file's audio, for lexical search and moments.
     # "pocketsphinx" ships its US-English model in its wheel (no download; rough, about half real
     # time on one CPU core, and only the spans a voice detector keeps); "none" turns it off.
-    speech_model: Literal["pocketsphinx", "none"] = "pocketsphinx"
+    # A registered Whisper model (whisper-large-v3-turbo, whisper-small) is the quality choice where
+    # its weights exist (EMBEDDER_WEIGHTS_DIR or the Hugging Face cache). The name is checked against
+    # the registry where it is used (embedder.encoders.registry.check_speech_model), like clip_model.
+    speech_model: str = "pocketsphinx"
     speech_language: str = "en"
     speech_max_s: float = Field(3 * 3600.0, gt=0)  # transcribe at most this much of a file's audio
     # Lexical search: the language whose stemmer and stop words index and query words

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from embedder.encoders.bundle import configured_model_ids, schema_for
+from embedder.encoders.registry import check_speech_model, get_spec
 from embedder.errors import EmbedderError, Failure
 from embedder.failures import FailureMemory, failures_path
 from embedder.jobs_lock import job_lock
@@ -518,10 +519,24 @@ def run_ingest(
                 store.close()
 
 
+def check_speech_recogniser(settings: Settings) -> None:
+    """Refuse an unknown ``speech_model``, or a Whisper model whose weights cannot be had.
+
+    Raises:
+        SettingsError, WeightsUnavailableError: one line naming the fix.
+    """
+    name = check_speech_model(settings.speech_model)
+    if name not in ("pocketsphinx", "none"):
+        from embedder.encoders.whisper import check_weights
+
+        check_weights(get_spec(name), settings.weights_dir)
+
+
 def _run_ingest(
     paths, settings: Settings, dry_run, removals, retry_failed, progress, store, trash, encoders, started
 ) -> IngestSummary:
     dims = schema_for(settings)
+    check_speech_recogniser(settings)  # a typo or missing weights fail before a file is read, not per file
     failed: list[Failure] = []
     warnings: list[dict] = []
     timings: dict = {}

@@ -17,7 +17,8 @@ Three measurements, one run, this machine:
    (random unit vectors at the preset's sizes; words from the corpora above), then ``GET /search``
    in ``dense``, ``lexical`` and ``hybrid`` modes, interleaved, after a warm-up; p50/p95.
 3. **ASR real-time factor** of the offline recogniser (pocketsphinx) on real speech (the NASA
-   narration, repeated to two minutes) and on two minutes of a tone (the voice detector's cost).
+   narration, repeated to two minutes) and on two minutes of a tone (the voice detector's cost);
+   ``asr.py`` measures the Whisper architectures the same way.
 
 Usage:
     .venv/bin/python benchmarks/search/run.py --movielens ../shared/data/ml-100k \\
@@ -33,7 +34,6 @@ import platform
 import random
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,6 +43,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks" / "serve"))
+from asr import asr_speed  # noqa: E402  (this folder's ASR measurement; the script's folder is on sys.path)
 from load import pct, start_server, stop_server  # noqa: E402  (the serve benchmark's helpers)
 
 EMBEDDER = str(ROOT / ".venv" / "bin" / "embedder")
@@ -246,40 +247,6 @@ def _cycle(items):
         yield from items
 
 
-def asr_speed() -> dict:
-    """Real-time factor of pocketsphinx on real speech and on a tone (two minutes each)."""
-    from embedder.media.speech import SpeechOptions, transcribe
-
-    work = Path(tempfile.mkdtemp(prefix="asr-"))
-    try:
-        speech = work / "speech.wav"
-        narration = ROOT / "tests" / "data" / "nasa_13013.mp4"
-        subprocess.run(
-            ["ffmpeg", "-v", "error", "-stream_loop", "8", "-i", str(narration), "-map", "0:a:0", "-t", "120",
-             "-ac", "1", "-ar", "16000", str(speech)],
-            check=True,
-        )  # fmt: skip
-        tone = work / "tone.wav"
-        subprocess.run(
-            ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=120", str(tone)], check=True
-        )
-        out = {}
-        for name, path in (("speech", speech), ("tone", tone)):
-            t = time.perf_counter()
-            transcript = transcribe(str(path), None, SpeechOptions(model="pocketsphinx", budget_s=1e9))
-            took = time.perf_counter() - t
-            out[name] = {
-                "audio_s": round(transcript.heard_s, 1),
-                "speech_s": round(transcript.speech_s, 1),
-                "seconds": round(took, 2),
-                "real_time_factor": round(took / transcript.heard_s, 3),
-                "lines": len(transcript.lines),
-            }
-        return out
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--movielens", type=Path, required=True, help="the ml-100k folder (u.item)")
@@ -299,7 +266,7 @@ def main() -> None:
             "movielens-100k": agreement("ml", ml, args.queries, args.seed),
             "lastfm-2k": agreement("lastfm", lastfm, args.queries, args.seed),
         },
-        "asr": asr_speed(),
+        "asr": asr_speed(["pocketsphinx"]),  # asr.py measures Whisper too
         "latency": {
             f"{args.models}-{size}": latency(int(size), args.models, ml + lastfm, args.requests, args.seed)
             for size in args.sizes.split(",")

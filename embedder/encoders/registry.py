@@ -24,8 +24,9 @@ class ModelSpec:
 
     Attributes:
         name: registry key, used in settings and stored in every point's provenance.
-        family: "open_clip" (image + text) or "clap" (audio + text, transformers ``ClapModel``).
-        dim: output embedding size.
+        family: "open_clip" (image + text), "clap" (audio + text, transformers ``ClapModel``) or
+            "whisper" (speech to text, transformers ``WhisperForConditionalGeneration``).
+        dim: output embedding size (0 for a speech recogniser: it writes text, not vectors).
         arch: open_clip model name, or the transformers architecture.
         weights: open_clip pretrained tag, a Hugging Face repo id, or "random" for the tiny
             configs built in-process from ``seed``.
@@ -45,8 +46,9 @@ class ModelSpec:
     version: str = "1"
     download_mb: int = 0
     seed: int = 0
-    # Random-weight CLAP only: "tiny" (a small config) or "full" (the released HTSAT + RoBERTa
-    # sizes, transformers' ClapConfig defaults), for measuring speed without a download.
+    # Random weights only: "tiny" (a small config) or a released architecture's sizes, for
+    # measuring speed without a download: CLAP "full" (HTSAT + RoBERTa, transformers' ClapConfig
+    # defaults), Whisper "small" or "large-v3-turbo" (embedder.encoders.whisper.ARCHITECTURES).
     random_config: str = "tiny"
 
     @property
@@ -131,6 +133,55 @@ MODELS: dict[str, ModelSpec] = {
             random_config="full",
             version="bench",
         ),
+        # Speech recognisers (speech_model). The released checkpoints, where weights can be had:
+        # large-v3-turbo is the quality default on a GPU, small the one for CPUs.
+        ModelSpec(
+            name="whisper-large-v3-turbo",
+            family="whisper",
+            dim=0,
+            arch="WhisperForConditionalGeneration",
+            weights="openai/whisper-large-v3-turbo",
+            sample_rate=16_000,
+            download_mb=1620,
+        ),
+        ModelSpec(
+            name="whisper-small",
+            family="whisper",
+            dim=0,
+            arch="WhisperForConditionalGeneration",
+            weights="openai/whisper-small",
+            sample_rate=16_000,
+            download_mb=970,
+        ),
+        # Random weights: the test suite's plumbing (tiny), and the two architectures for speed.
+        ModelSpec(
+            name="tiny-whisper",
+            family="whisper",
+            dim=0,
+            arch="WhisperForConditionalGeneration",
+            weights="random",
+            sample_rate=16_000,
+        ),
+        ModelSpec(
+            name="bench-whisper",
+            family="whisper",
+            dim=0,
+            arch="WhisperForConditionalGeneration",
+            weights="random",
+            sample_rate=16_000,
+            random_config="large-v3-turbo",
+            version="bench",
+        ),
+        ModelSpec(
+            name="bench-whisper-small",
+            family="whisper",
+            dim=0,
+            arch="WhisperForConditionalGeneration",
+            weights="random",
+            sample_rate=16_000,
+            random_config="small",
+            version="bench",
+        ),
     )
 }
 
@@ -146,7 +197,30 @@ class Family:
 FAMILIES: dict[str, Family] = {
     "open_clip": Family(("visual", "text"), "embedder.encoders.clip"),
     "clap": Family(("audio",), "embedder.encoders.clap"),
+    # Not a content block: a speech recogniser, run by the decoders (embedder.media.speech).
+    "whisper": Family(("speech",), "embedder.encoders.whisper"),
 }
+
+
+def speech_models() -> tuple[str, ...]:
+    """The names ``speech_model`` takes: ``pocketsphinx`` (offline, in its wheel), every
+    registered Whisper model, and ``none``."""
+    return ("pocketsphinx", *(n for n, s in MODELS.items() if s.family == "whisper"), "none")
+
+
+def check_speech_model(name: str) -> str:
+    """``name`` when ``speech_model`` may take it.
+
+    Raises:
+        SettingsError: an unknown name, listing the known ones.
+    """
+    if name not in speech_models():
+        raise SettingsError(
+            f"invalid setting 'speech_model' (EMBEDDER_SPEECH_MODEL): unknown model '{name}'; "
+            f"choose one of {', '.join(speech_models())}"
+        )
+    return name
+
 
 PRESETS: dict[str, tuple[str, str]] = {
     "default": ("clip-vit-b-32", "clap-htsat-unfused"),

@@ -9,6 +9,7 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from embedder.encoders.registry import check_speech_model
 from embedder.errors import MediaError, one_line
 from embedder.media.audio import AudioWindows, WindowOptions, load_windows
 from embedder.media.probe import Limits, ProbeInfo, check_limits, probe
@@ -62,10 +63,12 @@ class DecodeOptions:
             thumbnail=settings.thumbnails,
             segments=SegmentOptions.from_settings(settings),
             speech=SpeechOptions(
-                model=settings.speech_model,
+                model=check_speech_model(settings.speech_model),
                 language=settings.speech_language,
                 max_s=settings.speech_max_s,
                 budget_s=settings.decode_timeout_s / 2,
+                device=settings.device,
+                weights_dir=str(settings.weights_dir) if settings.weights_dir else None,
             ),
         )
 

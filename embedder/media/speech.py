@@ -1,6 +1,8 @@
 """What is said in a file: a timestamped transcript of its audio track (speech recognition).
 
-The offline recogniser is CMU PocketSphinx (the ``pocketsphinx`` wheel ships its US-English
+Two recognisers: Whisper (``speech_model`` names a registered Whisper model; the quality default
+where its weights exist, see :mod:`embedder.encoders.whisper`) and PocketSphinx, which needs no
+download. The offline recogniser is CMU PocketSphinx (the ``pocketsphinx`` wheel ships its US-English
 acoustic model, dictionary and language model, so it runs with no download). It is rough: on the
 NASA narration in ``tests/data`` it hears "... the webb space telescope in one of the largest clean
 rooms in the war at nasa's goddard space flight center in greenbelt marrow", but the words a
@@ -12,8 +14,10 @@ How a file is transcribed, and why:
    on), at most ``max_s`` seconds of it: a 10-hour file costs a bounded amount.
 2. A voice-activity detector (PocketSphinx's WebRTC-style endpointer) keeps only the spans with
    speech: silence and music-only files cost the detector's pass, not a decode.
-3. Each span is decoded; word times come from the decoder's segmentation (10 ms frames).
-4. Words are grouped into lines (a pause of ``LINE_PAUSE_S`` or ``LINE_MAX_S`` of speech ends a
+3. Each span is decoded; word times come from the decoder's segmentation (10 ms frames). Whisper
+   instead takes the spans packed into chunks of at most 30 s, in batches, and its timestamp
+   tokens give each segment's times (segments become lines; no per-word times).
+4. PocketSphinx's words are grouped into lines (a pause of ``LINE_PAUSE_S`` or ``LINE_MAX_S`` of speech ends a
    line), the unit that search shows, highlights and plays from.
 """
 
@@ -24,7 +28,6 @@ from dataclasses import asdict, dataclass, field
 
 from embedder.errors import MediaError, one_line
 
-SPEECH_MODELS = ("pocketsphinx", "none")
 SAMPLE_RATE = 16000
 LINE_PAUSE_S = 0.6  # a pause this long ends a transcript line
 LINE_MAX_S = 8.0  # and so does this much speech without one
@@ -37,13 +40,17 @@ _NOT_WORDS = {"<s>", "</s>", "<sil>", "[noise]", "[laugh]", "[breath]", "[cough]
 class SpeechOptions:
     """How (and whether) a file's speech is transcribed (picklable: it goes to decode workers)."""
 
-    model: str = "none"  # pocketsphinx | none
+    model: str = "none"  # pocketsphinx | a registered Whisper model | none
     language: str = "en"
     max_s: float = 3 * 3600.0  # transcribe at most this much of a file's audio
     timeout_s: float = 600.0  # for FFmpeg's decode of that audio
     # Seconds of recognition per file: it runs inside the decode worker, whose whole budget is
     # decode_timeout_s, so a long talk is transcribed up to this and marked incomplete.
     budget_s: float = 150.0
+    device: str = "cpu"  # where Whisper runs (auto: CUDA when there is one)
+    weights_dir: str | None = None  # Whisper checkpoints saved as <weights_dir>/<model name>/
+    batch: int = 8  # 30 s chunks per Whisper batch
+    max_tokens: int = 220  # Whisper's text per 30 s chunk: about 150 words, more than fast speech has
 
     @property
     def enabled(self) -> bool:
@@ -178,6 +185,58 @@ def recognise(pcm: bytes, spans: list[tuple[float, float]], budget_s: float = fl
     return words, done_to
 
 
+# Whisper models loaded in this process, by name: a decode worker keeps its model across files.
+_WHISPER: dict[str, object] = {}
+
+
+def whisper_chunks(spans: list[tuple[float, float]], chunk_s: float) -> list[tuple[float, float]]:
+    """The voice detector's spans packed into chunks of at most ``chunk_s`` seconds, in order: a
+    chunk takes the next span while the span still ends within it (the pause between them rides
+    along, so Whisper hears the speech in context); a longer span is cut into pieces."""
+    chunks: list[tuple[float, float]] = []
+    for start, end in spans:
+        if chunks and end - chunks[-1][0] <= chunk_s:
+            chunks[-1] = (chunks[-1][0], end)
+            continue
+        while end - start > chunk_s:
+            chunks.append((start, start + chunk_s))
+            start += chunk_s
+        chunks.append((start, end))
+    return chunks
+
+
+def recognise_whisper(pcm: bytes, spans: list[tuple[float, float]], options: SpeechOptions) -> tuple[list[Line], float]:
+    """Whisper's lines for the speech in ``pcm`` (times from its start) and the second up to which
+    it was transcribed (less than the last span's end when ``options.budget_s`` ran out)."""
+    import time
+
+    import numpy as np
+
+    from embedder.encoders import whisper
+    from embedder.encoders.registry import get_spec
+
+    loaded = _WHISPER.get(options.model)
+    if loaded is None:
+        spec = get_spec(options.model)
+        loaded = _WHISPER[options.model] = whisper.load_whisper(spec, options.device, options.weights_dir)
+    samples = np.frombuffer(pcm, dtype=np.int16).astype(np.float32) / 32768.0
+    chunks = whisper_chunks(spans, whisper.CHUNK_S)
+    lines: list[Line] = []
+    deadline = time.monotonic() + options.budget_s
+    done_to = chunks[-1][1] if chunks else 0.0
+    for first in range(0, len(chunks), options.batch):
+        if time.monotonic() > deadline:
+            done_to = chunks[first][0]
+            break
+        batch = chunks[first : first + options.batch]
+        audio = [samples[int(a * SAMPLE_RATE) : int(b * SAMPLE_RATE)] for a, b in batch]
+        for (offset, _), segments in zip(
+            batch, whisper.transcribe_chunks(loaded, audio, options.language, options.max_tokens)
+        ):
+            lines += [Line(offset + a, offset + b, text) for a, b, text in segments]
+    return lines, done_to
+
+
 def lines_of(words: list[Word]) -> list[Line]:
     """Words grouped into lines: a pause of ``LINE_PAUSE_S`` or ``LINE_MAX_S`` of speech ends one."""
     lines: list[Line] = []
@@ -199,17 +258,23 @@ def transcribe(path: str, stream_index: int | None, options: SpeechOptions) -> T
         MediaError: stage "speech", naming the reason (the audio cannot be decoded, or the
         recogniser failed).
     """
+    from embedder.errors import WeightsUnavailableError
+
     pcm = read_pcm(path, stream_index, options)
     heard = len(pcm) / 2 / SAMPLE_RATE
     try:
         spans = speech_spans(pcm)
-        words, done_to = recognise(pcm, spans, options.budget_s)
+        if options.model == "pocketsphinx":
+            words, done_to = recognise(pcm, spans, options.budget_s)
+            lines = lines_of(words)
+        else:
+            lines, done_to = recognise_whisper(pcm, spans, options)
+    except WeightsUnavailableError as exc:
+        raise MediaError(path, "speech", str(exc)) from None
     except Exception as exc:  # the recogniser's own errors carry no file name
         raise MediaError(path, "speech", f"{options.model}: {one_line(exc, 200)}") from None
     complete_to = heard if done_to >= (spans[-1][1] if spans else 0.0) else done_to
-    return Transcript(
-        options.model, options.language, lines_of(words), sum(b - a for a, b in spans), heard, complete_to
-    )
+    return Transcript(options.model, options.language, lines, sum(b - a for a, b in spans), heard, complete_to)
 
 
 TRANSCRIPT_FORMATS = ("json", "vtt", "srt", "text")
@@ -250,7 +315,6 @@ def format_transcript(stored: dict, fmt: str) -> str:
 __all__ = [
     "TRANSCRIPT_FORMATS",
     "format_transcript",
-    "SPEECH_MODELS",
     "Line",
     "SpeechOptions",
     "Transcript",
