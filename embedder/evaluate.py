@@ -18,13 +18,14 @@ import numpy as np
 
 from embedder.errors import EmbedderError
 from embedder.recommend.cf import CFParams, fit_cf
+from embedder.recommend.hybrid import HybridParams
 from embedder.recommend.interactions import Interaction
 from embedder.recommend.itemitem import ItemItemParams, fit_item_item
+from embedder.recommend.scratch import item_vectors, scratch_stores
 from embedder.recommend.sparse import write_item_item
 from embedder.recommend.splits import SPLITS, Split, coverage, hr_recall_at_k, ndcg_at_k, recall_at_k, split_events
 from embedder.recommend.strategies import SPARSE_BRANCHES, get_strategy
 from embedder.recommend.tune import tune_cf, tune_item_item
-from embedder.store.base import RRF_K
 
 __all__ = [
     "KS",
@@ -44,7 +45,7 @@ __all__ = [
 KS = (10, 20, 50)
 # The strategies of embedder.recommend.strategies, in report order; "als" and "popularity" (the
 # names reports used before there was one registry) are accepted as aliases of cf and popular.
-METHODS = ("popular", "cf", "content", "hybrid", "trained", "ease", "rp3beta", "itemknn")
+METHODS = ("popular", "cf", "content", "hybrid", "trained", "ease", "rp3beta", "itemknn", "words")
 
 
 def evaluate(
@@ -62,6 +63,7 @@ def evaluate(
     progress=None,
     train_config=None,
     item_item: dict | None = None,
+    hybrid: HybridParams | None = None,
 ) -> dict:
     """Compare recommendation methods on one split of an interaction log.
 
@@ -79,12 +81,16 @@ def evaluate(
             ``rp3beta`` and ``itemknn`` methods (defaults where missing); with ``tune``, each is
             tuned on the same validation split carved from training
             (:func:`embedder.recommend.tune.tune_item_item`).
+        hybrid: how ``hybrid`` fuses (:class:`~embedder.recommend.hybrid.HybridParams`). With
+            ``tune``, its collaborative model is the evaluated one with the best validation score
+            and its content side, fusion and weight are tuned on validation through the hybrid
+            query (:func:`~embedder.recommend.hybrid_tuning.tune_hybrid_on_validation`).
     """
     from embedder.recommend.cf import write_cf
-    from embedder.store.edge import EdgeStore
 
     cf = cf or CFParams()
-    content = _content_vectors(media, sorted({e.item for e in events})) if media is not None else {}
+    hybrid = hybrid or HybridParams()
+    content = item_vectors(media, sorted({e.item for e in events})) if media is not None else {}
     data = split_events(events, split, seed=seed, test_fraction=test_fraction, items_with_content=set(content) or None)
     tuning = None
     if tune:
@@ -117,6 +123,8 @@ def evaluate(
         elif strategy.name not in runnable:
             runnable.append(strategy.name)
     sparse_methods = [m for m in runnable if m in SPARSE_BRANCHES]
+    if "hybrid" in runnable and hybrid.base in SPARSE_BRANCHES and hybrid.base not in sparse_methods:
+        sparse_methods.append(hybrid.base)  # fitted for the hybrid even where not compared alone
     i2i_params = {kind: (item_item or {}).get(kind) or ItemItemParams(kind=kind) for kind in sparse_methods}
     i2i_tuning = {}
     if tune:
@@ -124,50 +132,51 @@ def evaluate(
             tuned = tune_item_item(data.train, base=i2i_params[kind], split=split, seed=seed)
             i2i_params[kind] = tuned["chosen"]
             i2i_tuning[kind] = {**tuned, "chosen": tuned["chosen"].relevant(), "trials": tuned["trials"][:10]}
+    hybrid_tuning = None
+    if "hybrid" in runnable and tune:
+        hybrid, hybrid_tuning = _tune_hybrid(data.train, content, cf, tuning, i2i_params, i2i_tuning, split, seed)
+        if hybrid.base in SPARSE_BRANCHES and hybrid.base not in sparse_methods:
+            sparse_methods.append(hybrid.base)
     if "trained" in runnable and train_config is None:
         from embedder.train.config import TrainConfig
 
         train_config = TrainConfig()
     extra = {}
-    with tempfile.TemporaryDirectory(prefix="embedder-eval-") as tmp:
-        rec_dim = train_config.model.dim if train_config is not None else 8
-        dims = {"cf": factors, "cf_sim": factors, "rec": rec_dim}
-        if content:
-            dims["content"] = len(next(iter(content.values())))
-        scratch = EdgeStore(Path(tmp) / "store", "eval")
-        users_store = EdgeStore(Path(tmp) / "store", "eval_users")
-        try:
-            scratch.ensure_collection(dims)
-            users_store.ensure_collection({"cf": factors, "rec": rec_dim})
-            _load_content(scratch, content, data.candidates)
-            started = time.perf_counter()
-            model = fit_cf(data.train, cf, seed=seed)
-            extra["cf"] = {"fit_seconds": round(time.perf_counter() - started, 3)}
-            write_cf(model, scratch, users_store)
-            if "trained" in runnable:
-                extra["trained"] = _train_head(
-                    data, media if content else None, train_config, scratch, users_store, Path(tmp), cf
-                )
-            for kind in sparse_methods:
-                written = write_item_item(fit_item_item(data.train, i2i_params[kind]), scratch)
-                extra[kind] = {k: written[k] for k in ("fit_seconds", "weights", "items", "left_out_items")}
-            _mark_candidates(scratch, data.candidates)
-            results = {}
-            for method in runnable:
-                lists = []
-                for user in test_users:
-                    lists.append(_rank(method, user, history[user], scratch, users_store, max(ks), data.candidates))
-                    if progress is not None:
-                        progress.advance(user, method)
-                results[method] = _scores(lists, [relevant[u] for u in test_users], ks, len(catalogue))
-        finally:
-            scratch.close()
-            users_store.close()
+    rec_dim = train_config.model.dim if train_config is not None else 8
+    with (
+        tempfile.TemporaryDirectory(prefix="embedder-eval-") as tmp,
+        scratch_stores(tmp, factors, rec_dim, content) as (scratch, users_store),
+    ):
+        started = time.perf_counter()
+        model = fit_cf(data.train, cf, seed=seed)
+        extra["cf"] = {"fit_seconds": round(time.perf_counter() - started, 3)}
+        write_cf(model, scratch, users_store)
+        if "trained" in runnable:
+            extra["trained"] = _train_head(
+                data, media if content else None, train_config, scratch, users_store, Path(tmp), cf
+            )
+        for kind in sparse_methods:
+            written = write_item_item(fit_item_item(data.train, i2i_params[kind]), scratch)
+            extra[kind] = {k: written[k] for k in ("fit_seconds", "weights", "items", "left_out_items")}
+        _mark_candidates(scratch, data.candidates)
+        results = {}
+        for method in runnable:
+            lists = []
+            for user in test_users:
+                lists.append(_rank(method, user, history[user], scratch, users_store, max(ks), data.candidates, hybrid))
+                if progress is not None:
+                    progress.advance(user, method)
+            results[method] = _scores(lists, [relevant[u] for u in test_users], ks, len(catalogue))
+    if "hybrid" in results and hybrid.base in results and results[hybrid.base]["ndcg@10"] > 0:
+        # Whether the fusion adds: hybrid against its own collaborative model, on test.
+        alone = results[hybrid.base]["ndcg@10"]
+        extra["hybrid"] = {"base": hybrid.base, "vs_base_ndcg@10": round(results["hybrid"]["ndcg@10"] / alone, 4)}
     settings = {
         "popular": {"rank": "training-split interaction count", "exclude_seen": True},
         "cf": {**cf.to_dict(), "tuned": tune},
         "content": {"query": "recommend on content, 20 latest positives"},
-        "hybrid": {"cf": {**cf.to_dict(), "tuned": tune}, "fusion": "rrf", "rrf_k": RRF_K},
+        "words": {"query": "BM25 over the items' words with the words of the 50 latest positives"},
+        "hybrid": {**hybrid.to_dict(), "tuned": tune},
         "trained": train_config.model_dump() if train_config is not None else None,
         **{kind: {**params.relevant(), "tuned": tune} for kind, params in i2i_params.items()},
     }
@@ -186,6 +195,7 @@ def evaluate(
         "settings": {m: settings[m] for m in results},
         "tuning": tuning,
         "tuning_item_item": i2i_tuning or None,
+        "tuning_hybrid": hybrid_tuning,
     }
 
 
@@ -217,6 +227,7 @@ def evaluate_seeds(events: list[Interaction], seeds: list[int], **kwargs) -> dic
                 "methods": r["methods"],
                 "tuning": r["tuning"],
                 "tuning_item_item": r["tuning_item_item"],
+                "tuning_hybrid": r["tuning_hybrid"],
                 "details": r["details"],
                 "train_events": r["train_events"],
                 "test_events": r["test_events"],
@@ -227,13 +238,13 @@ def evaluate_seeds(events: list[Interaction], seeds: list[int], **kwargs) -> dic
     return report
 
 
-def _rank(method, user, history, media, users, k, candidates) -> list[str]:
+def _rank(method, user, history, media, users, k, candidates, hybrid=None) -> list[str]:
     """The user's list from the same query ``embedder recommend --strategy METHOD`` runs."""
     from embedder.recommend.queries import recommend_for_user
 
     flt = {"eval_role": "candidate"} if candidates is not None else None
     result = recommend_for_user(
-        user, history, media, users, limit=k, strategy=method, filter=flt, popular_fallback=False
+        user, history, media, users, limit=k, strategy=method, filter=flt, popular_fallback=False, hybrid=hybrid
     )
     return [r.item for r in result.items]
 
@@ -275,29 +286,26 @@ def _scores(lists, relevant, ks, catalogue_size) -> dict:
     return out
 
 
-def _content_vectors(media, items: list[str]) -> dict[str, np.ndarray]:
-    """Content vectors of log items that are ingested media (matched by id or path)."""
-    from embedder.ids import resolve_items
+def _tune_hybrid(train, vectors, cf, cf_tuning, i2i_params, i2i_tuning, split, seed) -> tuple:
+    """The hybrid's collaborative model (the tuned one with the best validation NDCG@10) and its
+    fusion, tuned on validation; ``(HybridParams, report)``."""
+    from embedder.recommend.hybrid_tuning import tune_hybrid_on_validation
 
-    ids = resolve_items(items, media)
-    records = {r.id: r for r in media.retrieve(sorted(set(ids.values())), with_vectors=["content"])}
-    return {
-        item: records[pid].vectors["content"]
-        for item, pid in ids.items()
-        if pid in records and "content" in records[pid].vectors
+    scores = {"cf": cf_tuning["trials"][0]["val_ndcg@10"]} if cf_tuning else {}
+    scores |= {kind: t["validation"]["best_ndcg@10"] for kind, t in i2i_tuning.items()}
+    base = max(scores, key=lambda name: (scores[name], name == "cf"))
+    params = cf if base == "cf" else i2i_params[base]
+    tuned = tune_hybrid_on_validation(train, vectors, base, params, split=split, seed=seed)
+    report = {
+        "base": base,
+        "base_validation_ndcg@10": {k: round(v, 5) for k, v in scores.items()},
+        "chosen": tuned["chosen"].to_dict(),
+        "adds_on_validation": tuned["adds"],
+        "base_alone_val_ndcg@10": tuned["base_alone"],
+        "validation_users": tuned["validation_users"],
+        "trials": tuned["trials"],
     }
-
-
-def _load_content(store, content: dict[str, np.ndarray], candidates) -> None:
-    from embedder.ids import item_point_id
-    from embedder.store import PointRecord
-
-    store.upsert(
-        [
-            PointRecord(item_point_id(item), {"content": vec}, {"item": item, "popularity": 0.0, "paths": []})
-            for item, vec in content.items()
-        ]
-    )
+    return tuned["chosen"], report
 
 
 def _mark_candidates(store, candidates) -> None:

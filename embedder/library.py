@@ -337,13 +337,14 @@ class Library:
             :class:`embedder.recommend.queries.RecommendResult`; each item names its branches.
         """
         from embedder.recommend.auto import AUTO, resolve_strategy, why_served
+        from embedder.recommend.hybrid import HybridParams
         from embedder.recommend.queries import RecommendResult, popular_items, recommend_for_user
 
         stored = self.settings.stored_user(user)
         with self._log_lock:
             history = self.log.for_user(stored)
-            served = self.log.served_model() if strategy == AUTO else None
-        chosen = get_strategy(resolve_strategy(strategy, served))
+            served = self.log.served_model()
+        chosen = get_strategy(resolve_strategy(strategy, served if strategy == AUTO else None))
         chosen_by = why_served(served) if strategy == AUTO else None
         fetch = limit * COLLAPSE_DEPTH if collapse_duplicates else limit  # room for copies that collapse away
         if not history and query:
@@ -366,6 +367,7 @@ class Library:
                 strategy=chosen.name,
                 exclude_seen=exclude_seen,
                 filter=filters,
+                hybrid=HybridParams.from_settings(self.settings, served) if chosen.name == "hybrid" else None,
             )
             result.chosen_by = chosen_by
         if collapse_duplicates:

@@ -148,6 +148,17 @@ class Settings(BaseSettings):
     i2i_rp3_alpha: float = Field(1.0, gt=0)
     i2i_rp3_beta: float = Field(0.5, ge=0)
     i2i_knn_shrink: float = Field(0.0, ge=0)
+    # The hybrid strategy (embedder.recommend.hybrid): the collaborative model it fuses (auto: the
+    # one 'interactions train --auto' chose, else ALS), the content side (content: dense vectors;
+    # words: BM25 over the items' words), the fusion (rrf: weighted reciprocal rank fusion; dbsf:
+    # distribution-based score fusion, unweighted), the content side's weight (0: the collaborative
+    # model alone; Qdrant's weights scale positions, so they count most at a small hybrid_rrf_k)
+    # and RRF's k. 'eval --tune' reports the best on validation.
+    hybrid_base: Literal["auto", "cf", "ease", "rp3beta", "itemknn"] = "auto"
+    hybrid_content: Literal["content", "words"] = "content"
+    hybrid_fusion: Literal["rrf", "dbsf"] = "rrf"
+    hybrid_content_weight: float = Field(1.0, ge=0, le=100)
+    hybrid_rrf_k: int = Field(60, ge=1, le=1000)
     # Fake feedback (embedder.recommend.suspicious): a user whose profile's outlier score (the sum
     # of three squared robust z-scores: length, how mainstream, how copied) passes the threshold
     # is flagged by 'interactions suspicious'; with quarantine on, 'interactions train' leaves

@@ -44,7 +44,12 @@ from load import pct, start_server, stop_server  # noqa: E402  (the serve benchm
 EMBEDDER = str(ROOT / ".venv" / "bin" / "embedder")
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
 DEFAULT_METHODS = ("popular", "cf", "itemknn", "rp3beta", "ease")
-TUNED_METHODS = ("cf", "itemknn", "rp3beta", "ease")
+TUNED_METHODS = ("cf", "itemknn", "rp3beta", "ease", "words", "hybrid")
+# MovieLens 100K's genre flags, in u.item's column order (the data set's u.genre).
+ML_GENRES = (
+    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",
+    "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
+)  # fmt: skip
 I2I = ("itemknn", "rp3beta", "ease")
 DATA = {
     "lastfm": {
@@ -74,6 +79,24 @@ def cli(env: dict, *args: str) -> str:
     if proc.returncode != 0:
         raise SystemExit(f"embedder {' '.join(args)} failed ({proc.returncode}): {proc.stderr[-2000:]}")
     return proc.stdout
+
+
+def catalogue_file(name: str, folder: Path, work: Path) -> Path:
+    """The data set's item metadata as an 'embedder items import' JSON-lines file: MovieLens
+    titles (with the year) and genres, Last.fm artist names. Ids are the log's item ids."""
+    rows = []
+    if name == "ml100k":
+        for line in (folder / "u.item").read_text(encoding="latin-1").splitlines():
+            fields = line.split("|")
+            genres = [g for g, flag in zip(ML_GENRES, fields[5:]) if flag == "1"]
+            rows.append({"id": fields[0], "title": fields[1], "genres": genres})
+    else:
+        for line in (folder / "artists.dat").read_text(encoding="utf-8").splitlines()[1:]:
+            fields = line.split("\t")
+            rows.append({"id": fields[0], "title": fields[1]})
+    path = work / f"{name}-catalogue.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
 
 
 def disk_bytes(path: Path) -> int:
@@ -116,8 +139,21 @@ def train_flags(method: str, chosen: dict) -> list[str]:
     return flags
 
 
+def hybrid_env(env: dict, chosen: dict) -> dict:
+    """The environment that makes the served hybrid the one tuning chose."""
+    return {
+        **env,
+        "EMBEDDER_HYBRID_BASE": chosen["base"],
+        "EMBEDDER_HYBRID_CONTENT": chosen["content"],
+        "EMBEDDER_HYBRID_FUSION": chosen["fusion"],
+        "EMBEDDER_HYBRID_CONTENT_WEIGHT": str(chosen["content_weight"]),
+        "EMBEDDER_HYBRID_RRF_K": str(chosen["rrf_k"]),
+    }
+
+
 def serving(env: dict, store: Path, tuned: dict, requests: int, seed: int) -> dict:
-    """Train each strategy on the whole log, measure what it adds on disk, then serve it."""
+    """Train each strategy on the whole log, measure what it adds on disk, then serve it (the
+    hybrid with the fusion tuning chose on seed 0)."""
     rows = {}
     base = disk_bytes(store)
     for method in ("cf", *I2I):
@@ -133,11 +169,11 @@ def serving(env: dict, store: Path, tuned: dict, requests: int, seed: int) -> di
         now = disk_bytes(store)
         rows[method] = {"train_seconds_cli": round(seconds, 2), "index_bytes": now - base}
         base = now
-    server, url = start_server(EMBEDDER, env)
+    server, url = start_server(EMBEDDER, hybrid_env(env, tuned["tuning_hybrid"]["chosen"]))
     try:
         sample = _users(url, requests, seed)
         client = httpx.Client(timeout=60)  # one keep-alive connection, as a service's client would hold
-        for method in ("popular", "cf", *I2I):
+        for method in ("popular", "cf", *I2I, "words", "hybrid"):
             times = []
             for n, user in enumerate(sample):
                 t0 = time.perf_counter()
@@ -177,6 +213,8 @@ def run_dataset(name: str, folder: Path, seeds: str, requests: int, ease_items: 
         env["EMBEDDER_I2I_MAX_ITEMS"] = str(ease_items)
     print(f"[{name}] import", file=sys.stderr)
     cli(env, "interactions", "import", str(folder / spec["file"]), *spec["import"], "--json")
+    # The items' metadata as catalogue rows: their words (and a text vector) for words and hybrid.
+    imported = json.loads(cli(env, "items", "import", str(catalogue_file(name, folder, work)), "--json"))
     print(f"[{name}] eval, default settings", file=sys.stderr)
     default = evaluate(env, DEFAULT_METHODS, seeds, tune=False)
     print(f"[{name}] eval, tuned", file=sys.stderr)
@@ -193,6 +231,7 @@ def run_dataset(name: str, folder: Path, seeds: str, requests: int, ease_items: 
             **tuned,
             "tuning": tuned["per_seed"][0]["tuning"],
             "tuning_item_item": tuned["per_seed"][0]["tuning_item_item"],
+            "tuning_hybrid": tuned["per_seed"][0]["tuning_hybrid"],
         },
         requests,
         0,
@@ -208,6 +247,8 @@ def run_dataset(name: str, folder: Path, seeds: str, requests: int, ease_items: 
         ("EASE (tuned)", tuned, "ease"),
         ("ALS (default)", default, "cf"),
         ("ALS (tuned)", tuned, "cf"),
+        ("words (metadata BM25)", tuned, "words"),
+        ("hybrid (tuned)", tuned, "hybrid"),
     ]:
         scores, spread = report["methods"][method], report["spread"][method]
         serve_row = served["strategies"].get(method, {})
@@ -240,6 +281,19 @@ def run_dataset(name: str, folder: Path, seeds: str, requests: int, ease_items: 
             "at_edge": {k: v["at_edge"] for k, v in tuned["per_seed"][0]["tuning_item_item"].items()},
         },
         "serving": {"serve_rss_mb": served["serve_rss_mb"], "users_queried": served["users_queried"]},
+        "catalogue_import": {k: imported.get(k) for k in ("created", "updated", "problems")},
+        "hybrid": {
+            "per_seed": [
+                {
+                    "seed": r["seed"],
+                    "chosen": r["tuning_hybrid"]["chosen"],
+                    "base_validation_ndcg@10": r["tuning_hybrid"]["base_validation_ndcg@10"],
+                    "adds_on_validation": r["tuning_hybrid"]["adds_on_validation"],
+                    "vs_base_on_test": r["details"].get("hybrid", {}).get("vs_base_ndcg@10"),
+                }
+                for r in tuned["per_seed"]
+            ],
+        },
     }
 
 
@@ -270,6 +324,15 @@ def markdown(results: dict) -> str:
             f"serve RSS {data['serving']['serve_rss_mb']} MB.",
             "",
         ]
+        for seed in data["hybrid"]["per_seed"]:
+            c = seed["chosen"]
+            lines.append(
+                f"- hybrid, seed {seed['seed']}: {c['base']} + {c['content']}, {c['fusion']}"
+                + (f" k={c['rrf_k']} weight {c['content_weight']}" if c["fusion"] == "rrf" else "")
+                + f"; adds on validation: {'yes' if seed['adds_on_validation'] else 'no'}; "
+                f"hybrid / {c['base']} on test: {seed['vs_base_on_test']}"
+            )
+        lines.append("")
     return "\n".join(lines)
 
 

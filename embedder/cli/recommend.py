@@ -715,6 +715,7 @@ def eval_cmd(
     """
     from embedder.evaluate import evaluate_seeds, plot
     from embedder.recommend.cf import CFParams
+    from embedder.recommend.hybrid import HybridParams
     from embedder.recommend.itemitem import KINDS, ItemItemParams
     from embedder.store import open_store
     from embedder.train.config import load_train_config
@@ -747,6 +748,7 @@ def eval_cmd(
             max_users=max_users,
             train_config=load_train_config(train_config),
             item_item={kind: ItemItemParams.from_settings(settings, kind) for kind in KINDS},
+            hybrid=HybridParams.from_settings(settings),
         )
     if save_config is not None:
         from embedder.recommend.tune import save_cf_settings
@@ -794,6 +796,17 @@ def _print_eval(result: dict) -> None:
         chosen = ", ".join(f"{k}={v}" for k, v in tuned["chosen"].items() if k != "kind")
         edge = f" (still at the grid's edge: {', '.join(tuned['at_edge'])})" if tuned.get("at_edge") else ""
         out.print(f"tuned {kind} on the same validation split: {chosen}{edge}", highlight=False)
+    hybrid = result.get("tuning_hybrid")
+    if hybrid:
+        chosen = hybrid["chosen"]
+        adds = "adds to" if hybrid["adds_on_validation"] else "does not add to"
+        out.print(
+            f"tuned hybrid on validation: {chosen['base']} (the best collaborative model there) with "
+            f"{chosen['content']}, {chosen['fusion']}, content weight {chosen['content_weight']}: the content side "
+            f"{adds} {chosen['base']} alone ({hybrid['trials'][0]['val_ndcg@10']:.4f} vs "
+            f"{hybrid['base_alone_val_ndcg@10']:.4f})",
+            highlight=False,
+        )
     for method, cfg in result.get("settings", {}).items():
         if method in ("cf", "hybrid"):
             out.print(f"{method} settings: {json.dumps(cfg)}", highlight=False)

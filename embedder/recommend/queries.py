@@ -1,12 +1,17 @@
 """Recommendation queries, all executed by Qdrant: user -> items, item -> items, user -> users.
 
-``recommend_for_user`` combines two branches with reciprocal rank fusion in one Qdrant query:
+``recommend_for_user`` runs a strategy's branches, and fuses several in one Qdrant query:
 
 * ``cf``: nearest items to the user's factor vector in ``cf`` (dot product, the ALS score);
+* ``ease``, ``rp3beta``, ``itemknn``: the item-to-item models, a sparse query of the user's
+  positives (:mod:`embedder.recommend.sparse`);
 * ``content``: Qdrant's recommend query over ``content`` with the user's recent positive items
   as positives and their negative feedback as negatives;
-* in hybrid, the same content query restricted to items without a ``cf`` vector (new media),
-  so that rank fusion does not bury them under items both other branches find.
+* ``words``: BM25 over the items' words with the words of the user's positives
+  (:func:`embedder.recommend.hybrid.words_query`);
+* in hybrid (a collaborative branch and a content side, :class:`~embedder.recommend.hybrid.HybridParams`:
+  weighted RRF or DBSF), the content side again, restricted to items without the collaborative
+  model's vector (new media), so that the fusion does not bury them under items both find.
 
 Cold start falls out of the same machinery: an item with media but no interactions has a
 ``content`` vector, so the content branch can return it; a user missing from the CF model but
@@ -21,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from embedder.errors import EmbedderError
 from embedder.ids import resolve_items, user_point_id
 from embedder.payload import MediaPayload, UserPayload
+from embedder.recommend.hybrid import WORDS_BRANCH, HybridParams, new_items_spec, words_query
 from embedder.recommend.interactions import Interaction
 from embedder.recommend.sparse import UserQuery, contributions, user_query
 from embedder.recommend.strategies import BRANCH_VECTORS, CONTENT_BRANCH, SPARSE_BRANCHES, get_strategy
@@ -114,14 +120,18 @@ def recommend_for_user(
     exclude_seen: bool = True,
     filter: dict | None = None,
     popular_fallback: bool = True,
+    hybrid: HybridParams | None = None,
 ) -> RecommendResult:
     """Recommend items for ``user`` given their interaction history (oldest first).
 
     ``strategy`` names an entry of :data:`embedder.recommend.strategies.STRATEGIES` (or an alias).
     Branches whose vectors this user or collection lacks are left out; with none left, popular
     items are returned (unless ``popular_fallback`` is false), with a note saying why.
+    ``hybrid``: which branches the hybrid strategy fuses, and how (default: ALS and content, RRF).
     """
     chosen = get_strategy(strategy)
+    hybrid = hybrid or HybridParams()
+    names = hybrid.branches if chosen.name == "hybrid" else chosen.branches
     # Resolved once: the branches below (the item-to-item queries) need the same ids.
     ids = resolve_items(sorted({e.item for e in history}), media) if history else {}
     positives, negatives, seen = history_ids(history, media, ids) if history else ([], [], [])
@@ -129,11 +139,11 @@ def recommend_for_user(
     branches: dict[str, Nearest | Recommend | SparseNearest] = {}
     sparse_queries: dict[str, UserQuery] = {}
     user_vectors = {}
-    if chosen.user_vectors and users is not None and users.collection_dims():
+    if any(b in BRANCH_VECTORS for b in names) and users is not None and users.collection_dims():
         found = users.retrieve([user_point_id(user)], with_vectors=True)
         user_vectors = found[0].vectors if found else {}
     media_dims = media.collection_dims() or {}
-    for branch in chosen.branches:
+    for branch in names:
         vector = BRANCH_VECTORS.get(branch)
         if vector is not None and vector in user_vectors and vector in media_dims:
             branches[branch] = Nearest(user_vectors[vector], vector)
@@ -141,6 +151,10 @@ def recommend_for_user(
             pos, neg = _content_examples(media, positives, negatives)
             if pos:
                 branches[branch] = Recommend(pos, neg, "content")
+        elif branch == WORDS_BRANCH and positives:
+            query = words_query(media, positives)
+            if query is not None:
+                branches[branch] = query
         elif branch in SPARSE_BRANCHES and history and media.has_vector(branch):
             query = user_query(branch, history, media, ids)
             if query is not None:
@@ -171,13 +185,22 @@ def recommend_for_user(
         explain_recommendations(result.items, media, positives, sparse_queries)
         return result
     fusing = dict(branches)
-    if "cf" in branches and "content" in branches:
-        # RRF rewards items both branches find, and the cf branch cannot score media nobody has
-        # interacted with yet. A third prefetch ranks those new items by content among themselves,
-        # so the best of them compete on equal terms instead of trailing every warm item.
-        spec = branches["content"]
-        fusing["new"] = Recommend(spec.positives, spec.negatives, "content", lacking="cf")
-    fused = media.fused([(spec, depth) for spec in fusing.values()], limit=limit, filter=filter, exclude_ids=exclude)
+    weights = [hybrid.weight(name) for name in branches]
+    if hybrid.base in branches and hybrid.content in branches:
+        # The fusion rewards items both branches find, and the collaborative branch cannot score
+        # media nobody has interacted with yet. A third prefetch ranks those new items by content
+        # among themselves, so the best of them compete instead of trailing every warm item.
+        fusing["new"] = new_items_spec(branches[hybrid.content], BRANCH_VECTORS.get(hybrid.base, hybrid.base))
+        weights.append(hybrid.content_weight)
+    fused = media.fused(
+        [(spec, depth) for spec in fusing.values()],
+        limit=limit,
+        filter=filter,
+        exclude_ids=exclude,
+        weights=weights,
+        method=hybrid.fusion,
+        rrf_k=hybrid.rrf_k,
+    )
     found_by = {name: {h.id for h in hits} for name, hits in per_branch.items()}
     result.items = [_rec(h, [n for n in branches if h.id in found_by[n]]) for h in fused]
     explain_recommendations(result.items, media, positives, sparse_queries)

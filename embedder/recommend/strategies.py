@@ -48,7 +48,8 @@ STRATEGIES: dict[str, Strategy] = {
     for s in (
         Strategy(
             "hybrid",
-            "cf and content branches fused with reciprocal rank fusion, new media found by content",
+            "a collaborative model (ALS by default, or the one train --auto chose) and content fused in one "
+            "query (weighted RRF or DBSF: the hybrid_* settings, tuned by eval --tune), new media found by content",
             ("cf", CONTENT_BRANCH),
             needs_content=True,
         ),
@@ -57,6 +58,13 @@ STRATEGIES: dict[str, Strategy] = {
             "content",
             "items like the user's recent positives, by content vectors",
             (CONTENT_BRANCH,),
+            needs_content=True,
+        ),
+        Strategy(
+            "words",
+            "items whose words (title, tags, genres, transcript) match the words of the user's positives: "
+            "BM25 in a Qdrant sparse query",
+            ("words",),
             needs_content=True,
         ),
         Strategy(

@@ -75,7 +75,7 @@ def validation_ndcg(
     return float(np.mean(out))
 
 
-def _carve(train: list[Interaction], split: str, seed: int):
+def carve_validation(train: list[Interaction], split: str, seed: int):
     """The validation split carved from ``train`` (the same kind of split, with its own seed)."""
     how = split if split in ("leave-last-out", "random-holdout", "time") else "random-holdout"
     carved = split_events(train, how, seed=seed + VALIDATION_SEED_OFFSET)
@@ -113,7 +113,7 @@ def tune_cf(
     grid = dict(grid or DEFAULT_GRID)
     if tune_factors and "factors" not in grid:
         grid["factors"] = FACTORS_GRID
-    how, carved = _carve(train, split, seed)
+    how, carved = carve_validation(train, split, seed)
     search = coordinate_search(
         base,
         grid,
@@ -302,7 +302,7 @@ def tune_item_item(
         grid after :data:`MAX_WIDENINGS` widenings (a floor such as beta 0 does not count).
     """
     grid = grid or I2I_GRIDS[base.kind]
-    how, carved = _carve(train, split, seed)
+    how, carved = carve_validation(train, split, seed)
     search = coordinate_search(
         base,
         grid,

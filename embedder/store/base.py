@@ -285,10 +285,13 @@ class VectorStore(ABC):
         weights: list[float] | None = None,
         method: str = "rrf",
         with_vectors: bool | list[str] = False,
+        rrf_k: int = RRF_K,
     ) -> list[Hit]:
         """Prefetch each ``(spec, branch_limit)`` and fuse the lists in the engine: ``rrf``
-        (reciprocal rank fusion, per-branch ``weights``) or ``dbsf`` (distribution-based score
-        fusion: each branch's scores normalised by their mean and 3 standard deviations, then added)."""
+        (reciprocal rank fusion with constant ``rrf_k``; per-branch ``weights`` scale a branch's
+        positions, Qdrant's ``1 / ((position + 1) / w + k - 1)``, so they matter most at a small
+        k) or ``dbsf`` (distribution-based score fusion: each branch's scores normalised by their
+        mean and 3 standard deviations, then added; no weights)."""
 
     @abstractmethod
     def top_by(

@@ -703,7 +703,15 @@ class EdgeStore(VectorStore):
 
     @_readable
     def fused(
-        self, branches, limit=10, filter=None, exclude_ids=None, weights=None, method="rrf", with_vectors=False
+        self,
+        branches,
+        limit=10,
+        filter=None,
+        exclude_ids=None,
+        weights=None,
+        method="rrf",
+        with_vectors=False,
+        rrf_k=RRF_K,
     ) -> list[Hit]:
         from qdrant_edge import Fusion, Prefetch, QueryRequest
 
@@ -711,7 +719,7 @@ class EdgeStore(VectorStore):
             Prefetch(limit=n, query=self._edge_query(spec), filter=edge_filter(filter, exclude_ids, spec.lacking))
             for spec, n in branches
         ]
-        fusion = Fusion.Dbsf() if method == "dbsf" else Fusion.Rrf(k=RRF_K, weights=weights)
+        fusion = Fusion.Dbsf() if method == "dbsf" else Fusion.Rrf(k=rrf_k, weights=weights)
         request = QueryRequest(
             limit=limit, prefetches=prefetches, query=fusion, with_payload=True, with_vector=with_vectors
         )
@@ -721,6 +729,7 @@ class EdgeStore(VectorStore):
             len(branches),
             weights,
             method,
+            rrf_k,
         )
 
     @_readable

@@ -155,11 +155,17 @@ def checked_search(hits: list[Hit], collection: str, spec: QuerySpec) -> list[Hi
 
 
 def checked_fused(
-    hits: list[Hit], collection: str, branches: int, weights: list[float] | None, method: str = "rrf"
+    hits: list[Hit],
+    collection: str,
+    branches: int,
+    weights: list[float] | None,
+    method: str = "rrf",
+    rrf_k: int = RRF_K,
 ) -> list[Hit]:
-    """The hits of a fusion, checked: a reciprocal-rank fusion's are positive and at most
-    sum(weights) / RRF_K; a distribution-based one's add one normalised score in [0, 1] per branch."""
+    """The hits of a fusion, checked: a reciprocal-rank fusion's are positive and at most what
+    every branch's first place adds (Qdrant's weighted RRF: ``1 / (1 / w + k - 1)`` at position 0;
+    ``1 / k`` unweighted); a distribution-based one's add one normalised score in [0, 1] per branch."""
     if method == "dbsf":
         return checked_hits(hits, collection, float(branches), low=0.0)
-    total = float(sum(weights)) if weights else float(branches)
-    return checked_hits(hits, collection, total / RRF_K, low=0.0)
+    firsts = [1.0 / (1.0 / w + rrf_k - 1.0) if w > 0 else 0.0 for w in (weights or [1.0] * branches)]
+    return checked_hits(hits, collection, sum(firsts), low=0.0)

@@ -418,7 +418,15 @@ class ServerStore(VectorStore):
         return checked_search(self._hits(result.points, with_vectors), self.logical or self.collection, spec)
 
     def fused(
-        self, branches, limit=10, filter=None, exclude_ids=None, weights=None, method="rrf", with_vectors=False
+        self,
+        branches,
+        limit=10,
+        filter=None,
+        exclude_ids=None,
+        weights=None,
+        method="rrf",
+        with_vectors=False,
+        rrf_k=RRF_K,
     ) -> list[Hit]:
         from qdrant_client import models
 
@@ -435,7 +443,7 @@ class ServerStore(VectorStore):
         fusion = (
             models.FusionQuery(fusion=models.Fusion.DBSF)
             if method == "dbsf"
-            else models.RrfQuery(rrf=models.Rrf(k=RRF_K, weights=weights))
+            else models.RrfQuery(rrf=models.Rrf(k=rrf_k, weights=weights))
         )
         result = self.client.query_points(
             self.collection,
@@ -446,7 +454,12 @@ class ServerStore(VectorStore):
             with_vectors=with_vectors,
         )
         return checked_fused(
-            self._hits(result.points, with_vectors), self.logical or self.collection, len(branches), weights, method
+            self._hits(result.points, with_vectors),
+            self.logical or self.collection,
+            len(branches),
+            weights,
+            method,
+            rrf_k,
         )
 
     def top_by(self, key, limit=10, filter=None, exclude_ids=None) -> list[Hit]:

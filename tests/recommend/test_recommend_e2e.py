@@ -295,7 +295,7 @@ def test_cli_import_train_recommend_eval(world, tmp_path):
     rec = json.loads(cli("recommend", "--user", "t0u1", "--limit", "3", "--json"))
     assert rec["used"] == ["cf", "content"] and len(rec["items"]) == 3
     assert all(
-        set(r) == {"id", "item", "path", "score", "branches", "kind", "because", "reason", "contributions"}
+        set(r) == {"id", "item", "path", "score", "branches", "kind", "because", "reason", "contributions", "cluster"}
         for r in rec["items"]
     )
     assert all(r["reason"] and [b["branch"] for b in r["because"]] == r["branches"] for r in rec["items"])
