@@ -1,6 +1,6 @@
 """Pooling and cross-modal fusion: pure vector math, no I/O.
 
-The rule (documented in the README):
+The rule (documented in docs/ingest-and-media.md):
 
 * Each modality is pooled to one unit vector: the mean of its unit vectors, renormalised
   (frames -> ``visual``, audio windows -> ``audio``; ``text`` is one vector already).

@@ -24,7 +24,7 @@ from embedder.store import PointRecord, Sparse, SparseNearest, VectorStore
 
 INDEX_KEY = "i2i_index"
 # A user's newest positive items that make their query. Large enough that a query is the model's
-# exact score for all but the heaviest users (the README says so); Qdrant's sparse search costs
+# exact score for all but the heaviest users (docs/recommendation-models.md says so); Qdrant's sparse search costs
 # grow with the query's length.
 QUERY_ITEMS = 1000
 
