@@ -326,11 +326,15 @@ def markdown(results: dict) -> str:
         ]
         for seed in data["hybrid"]["per_seed"]:
             c = seed["chosen"]
-            lines.append(
-                f"- hybrid, seed {seed['seed']}: {c['base']} + {c['content']}, {c['fusion']}"
+            fused = (
+                f"{c['base']} alone (content weight 0)"
+                if not c["content_weight"]
+                else f"{c['base']} + {c['content']}, {c['fusion']}"
                 + (f" k={c['rrf_k']} weight {c['content_weight']}" if c["fusion"] == "rrf" else "")
-                + f"; adds on validation: {'yes' if seed['adds_on_validation'] else 'no'}; "
-                f"hybrid / {c['base']} on test: {seed['vs_base_on_test']}"
+            )
+            lines.append(
+                f"- hybrid, seed {seed['seed']}: {fused}; the content side adds on validation: "
+                f"{'yes' if seed['adds_on_validation'] else 'no'}; hybrid / {c['base']} on test: {seed['vs_base_on_test']}"
             )
         lines.append("")
     return "\n".join(lines)
