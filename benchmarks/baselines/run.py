@@ -332,9 +332,10 @@ def markdown(results: dict) -> str:
                 else f"{c['base']} + {c['content']}, {c['fusion']}"
                 + (f" k={c['rrf_k']} weight {c['content_weight']}" if c["fusion"] == "rrf" else "")
             )
+            adds = "yes" if seed["adds_on_validation"] else "no"
             lines.append(
-                f"- hybrid, seed {seed['seed']}: {fused}; the content side adds on validation: "
-                f"{'yes' if seed['adds_on_validation'] else 'no'}; hybrid / {c['base']} on test: {seed['vs_base_on_test']}"
+                f"- hybrid, seed {seed['seed']}: {fused}; the content side adds on validation: {adds}; "
+                f"hybrid / {c['base']} on test: {seed['vs_base_on_test']}"
             )
         lines.append("")
     return "\n".join(lines)
