@@ -14,6 +14,7 @@ import time
 
 from embedder.errors import EmbedderError
 from embedder.recommend.cf import CFParams
+from embedder.recommend.fitting import fit_and_store
 from embedder.recommend.interactions import Interaction
 from embedder.recommend.itemitem import KINDS, ItemItemParams
 from embedder.recommend.tune import tune_cf, tune_item_item
@@ -81,6 +82,14 @@ def why_served(record: dict | None) -> str:
     """One line: which strategy answers by default, and why."""
     if record is None:
         return f"{FALLBACK} (the default until 'embedder interactions train --auto' chooses by validation)"
+    fused = record.get("hybrid") or {}
+    if record["strategy"] == "hybrid" and fused:
+        return (
+            f"hybrid of {fused['base']} ({record['model']}) and {fused['content']} ({fused['fusion']}, content weight "
+            f"{fused['content_weight']}): validation {METRIC} {fused[f'validation_{METRIC}']:.4f} against "
+            f"{fused[f'base_alone_validation_{METRIC}']:.4f} for {fused['base']} alone on the same users, "
+            f"the best of {len(record['candidates'])} tuned models; chosen {record['chosen_at']}"
+        )
     line = (
         f"{record['strategy']} ({record['model']}): best validation {METRIC} "
         f"{record[f'validation_{METRIC}']:.4f} of {len(record['candidates'])} tuned models"
@@ -98,25 +107,18 @@ def resolve_strategy(strategy: str, record: dict | None) -> str:
     return record["strategy"] if record else FALLBACK
 
 
-def fit_and_store(name: str, params, events: list[Interaction], media, users, seed: int = 0) -> dict:
-    """Fit ``name`` (``cf`` or an item-to-item kind) on ``events`` with ``params`` and store it."""
-    if name == "cf":
-        from embedder.recommend.cf import fit_cf, write_cf
-
-        summary = write_cf(fit_cf(events, params, seed=seed), media, users)
-        return {**summary, "settings": params.to_dict()}
-    from embedder.recommend.itemitem import fit_item_item
-    from embedder.recommend.sparse import write_item_item
-
-    return write_item_item(fit_item_item(events, params), media)
-
-
-def train_auto(events: list[Interaction], media, users, *, seed: int = 0, **choose) -> dict:
+def train_auto(events: list[Interaction], media, users, *, seed: int = 0, hybrid: bool = True, **choose) -> dict:
     """Choose (:func:`choose_model`), fit the winner on the whole log, store it, and return the
     record to keep (:func:`served_record`) with the stored models' summaries.
 
     ALS is stored too when another model wins, tuned as well: the hybrid strategy, the fold-in of
     new users and the trained head's start all read its ``cf`` vectors.
+
+    With ``hybrid`` and items that have content (media, or catalogue rows), the hybrid of the
+    winner and content is tuned on the same kind of validation split
+    (:func:`~embedder.recommend.hybrid_tuning.tune_hybrid_on_validation`); its settings are
+    recorded (``hybrid``, what the hybrid strategy then serves), and where the fusion beats the
+    winner alone on the same validation users, hybrid becomes what ``auto`` serves.
     """
     choice = choose_model(events, seed=seed, **choose)
     stored = {choice["chosen"]: fit_and_store(choice["chosen"], choice["params"], events, media, users, seed)}
@@ -124,4 +126,28 @@ def train_auto(events: list[Interaction], media, users, *, seed: int = 0, **choo
     if choice["chosen"] != "cf" and als is not None:
         stored["cf"] = fit_and_store("cf", CFParams(**als["settings"]), events, media, users, seed)
     record = served_record(choice, stored[choice["chosen"]]["model"])
+    record["hybrid"] = (
+        _tuned_hybrid(choice, events, media, seed, choose.get("split", "random-holdout")) if hybrid else None
+    )
+    if record["hybrid"] and record["hybrid"]["adds"]:
+        record["strategy"] = "hybrid"
     return {"record": record, "stored": stored}
+
+
+def _tuned_hybrid(choice: dict, events: list[Interaction], media, seed: int, split: str) -> dict | None:
+    """The hybrid of the chosen model and the items' content, tuned on validation; ``None`` when
+    no item has content."""
+    from embedder.recommend.hybrid_tuning import tune_hybrid_on_validation
+    from embedder.recommend.scratch import item_vectors
+
+    vectors = item_vectors(media, sorted({e.item for e in events}))
+    if not vectors:
+        return None
+    tuned = tune_hybrid_on_validation(events, vectors, choice["chosen"], choice["params"], split=split, seed=seed)
+    return {
+        **tuned["chosen"].to_dict(),
+        f"validation_{METRIC}": tuned["trials"][0][f"val_{METRIC}"],
+        f"base_alone_validation_{METRIC}": tuned["base_alone"],
+        "adds": tuned["adds"],
+        "validation_users": tuned["validation_users"],
+    }

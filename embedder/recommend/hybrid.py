@@ -74,18 +74,23 @@ class HybridParams:
 
     @classmethod
     def from_settings(cls, settings, served: dict | None = None) -> HybridParams:
-        """The ``hybrid_*`` settings; base ``auto`` is the collaborative model ``interactions train
-        --auto`` chose (``served``, its record), or ALS before it has chosen one.
+        """The ``hybrid_*`` settings given, else what ``interactions train --auto`` tuned and
+        recorded (``served``, its record; ``hybrid``), else the defaults. Base ``auto`` is the
+        collaborative model it chose, or ALS before it has chosen one.
 
         Raises:
             EmbedderError: settings that do not go together (dbsf with a weight other than 0 or 1).
         """
-        base = settings.hybrid_base
-        if base == "auto":
-            base = served["strategy"] if served and served.get("strategy") in COLLABORATIVE else "cf"
-        return cls(
-            base, settings.hybrid_content, settings.hybrid_fusion, settings.hybrid_content_weight, settings.hybrid_rrf_k
-        )
+        tuned = (served or {}).get("hybrid") or {}
+        chosen = {}
+        for field in ("base", "content", "fusion", "content_weight", "rrf_k"):
+            # A setting given (environment, config file, keyword) wins over what tuning recorded.
+            given = f"hybrid_{field}" in settings.model_fields_set
+            chosen[field] = getattr(settings, f"hybrid_{field}") if given or field not in tuned else tuned[field]
+        if chosen["base"] == "auto":
+            strategy = (served or {}).get("strategy")
+            chosen["base"] = tuned.get("base") or (strategy if strategy in COLLABORATIVE else "cf")
+        return cls(**chosen)
 
 
 def words_query(media, positives: list[str]) -> SparseNearest | None:

@@ -8,6 +8,7 @@ from collections import defaultdict
 
 import numpy as np
 
+from embedder.recommend.fitting import fit_and_store
 from embedder.recommend.hybrid import HybridParams, sides_available, tune_hybrid
 from embedder.recommend.interactions import Interaction
 from embedder.recommend.queries import recommend_for_user
@@ -50,7 +51,7 @@ def tune_hybrid_on_validation(
         tempfile.TemporaryDirectory(prefix="embedder-hybrid-") as tmp,
         scratch_stores(tmp, factors, 8, vectors) as (store, user_store),
     ):
-        _fit_into(base, base_params, carved.train, store, user_store, seed)
+        fit_and_store(base, base_params, carved.train, store, user_store, seed)
 
         def score(params: HybridParams) -> float:
             lists = [
@@ -67,19 +68,6 @@ def tune_hybrid_on_validation(
 
         result = tune_hybrid(score, HybridParams(base=base), sides_available(vectors))
     return {**result, "validation_users": len(users)}
-
-
-def _fit_into(base: str, params, events: list[Interaction], store, users, seed: int) -> None:
-    """Fit the collaborative model ``base`` on ``events`` and store it as ``recommend`` reads it."""
-    if base == "cf":
-        from embedder.recommend.cf import fit_cf, write_cf
-
-        write_cf(fit_cf(events, params, seed=seed), store, users)
-    else:
-        from embedder.recommend.itemitem import fit_item_item
-        from embedder.recommend.sparse import write_item_item
-
-        write_item_item(fit_item_item(events, params), store)
 
 
 __all__ = ["VALIDATION_USERS", "tune_hybrid_on_validation"]

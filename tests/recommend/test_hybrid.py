@@ -13,8 +13,8 @@ from embedder.catalogue import import_catalogue
 from embedder.errors import EmbedderError
 from embedder.evaluate import evaluate
 from embedder.ids import item_point_id
-from embedder.recommend.auto import fit_and_store
 from embedder.recommend.cf import CFParams
+from embedder.recommend.fitting import fit_and_store
 from embedder.recommend.hybrid import RRF_WEIGHTS, SMALL_RRF_K, HybridParams, tune_hybrid
 from embedder.recommend.interactions import Interaction
 from embedder.recommend.queries import recommend_for_user
@@ -148,3 +148,28 @@ def test_eval_tunes_the_hybrid_on_validation_and_says_whether_it_adds(shop):
     # The words carry the genre the users' taste follows: they rank well above popularity here.
     assert result["methods"]["words"]["ndcg@10"] > 1.5 * result["methods"]["popular"]["ndcg@10"]
     assert item_point_id("i00") in {r.id for r in lib.media.retrieve([item_point_id("i00")])}
+
+
+def test_train_auto_tunes_the_hybrid_records_it_and_serves_it_where_it_adds(shop, tmp_path):
+    from embedder.recommend.auto import train_auto, why_served
+
+    lib, events = shop
+    result = train_auto(
+        events,
+        lib.media,
+        lib.users,
+        cf=CFParams(factors=64, iterations=10),
+        item_item={},
+        candidates=("cf",),
+        seed=0,
+    )
+    record, fused = result["record"], result["record"]["hybrid"]
+    assert fused["base"] == "cf" and fused["validation_users"] > 0
+    assert fused["validation_ndcg@10"] >= fused["base_alone_validation_ndcg@10"]
+    assert record["strategy"] == ("hybrid" if fused["adds"] else "cf")
+    served = HybridParams.from_settings(load_settings(), record)
+    assert served.to_dict() == {k: fused[k] for k in ("base", "content", "fusion", "content_weight", "rrf_k")}
+    given = HybridParams.from_settings(load_settings(hybrid_content_weight=0.0), record)
+    assert given.content_weight == 0.0 and given.base == "cf"  # a setting given wins over the record
+    if fused["adds"]:
+        assert why_served(record).startswith("hybrid of cf") and "alone on the same users" in why_served(record)
