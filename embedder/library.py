@@ -489,6 +489,16 @@ class Library:
 
     # -- lifetime --------------------------------------------------------------------------
 
+    def step_aside(self) -> None:
+        """Release the embedded store's locks until the next use, so that another process can
+        write (a scheduled step beside ``embedder serve``); the next read re-reads what it wrote.
+        Nothing to do for a Qdrant server store."""
+        with self._lock:
+            for store in (self._media, self._users):
+                pause = getattr(store, "pause", None)
+                if pause is not None:
+                    pause()
+
     def close(self) -> None:
         """Close what was opened; the next :meth:`open` builds a new library."""
         with self._lock:

@@ -229,6 +229,18 @@ class RemoteLibrary:
         """As :meth:`Library.status`."""
         return self._call("GET", "/status")
 
+    def run_job(self, name: str, steps: list[list[str]]) -> tuple[bool, str]:
+        """Run a scheduled job in the server (``POST /jobs/run``) and wait for it; ``(ok, one line)``.
+
+        Arguments that name a file or folder here are made absolute first: the server runs the
+        steps from its own working directory (on the same disk, when found through the store).
+        """
+        resolved = [
+            [os.path.abspath(a) if not a.startswith("-") and os.path.exists(a) else a for a in s] for s in steps
+        ]
+        body = self._call("POST", "/jobs/run", json={"name": name, "steps": resolved}, timeout=None)
+        return bool(body["ok"]), str(body["message"])
+
     def ingest(
         self,
         paths: list[str | Path],

@@ -75,14 +75,25 @@ def jobs_run(
 ) -> None:
     """Run one job now (its steps in order, stopping at the first failure).
 
+    While 'embedder serve' holds the store, the job is handed to it and runs there (the server
+    steps aside for the steps it cannot run itself), so it does not fail on the store's lock.
+
     Exit codes: 0 every step succeeded; 4 a step failed (the line names it and its reason).
     """
+    from embedder.remote import RemoteLibrary, served_by
     from embedder.scheduler import run_steps
 
     jobs = _jobs(ctx, jobs_file)
     if name not in jobs:
         raise EmbedderError(f"no job named '{name}'; jobs: {', '.join(jobs) or 'none'}")
-    ok, message = run_steps(jobs[name], _forwarded_flags(ctx))
+    settings = ctx.obj.settings()
+    url = served_by(settings)
+    if url is not None:
+        err.print(f"(through embedder serve at {url})", style="dim", highlight=False)
+        with RemoteLibrary(url, settings) as server:
+            ok, message = server.run_job(name, [list(step) for step in jobs[name].steps])
+    else:
+        ok, message = run_steps(jobs[name], _forwarded_flags(ctx))
     out.print(f"job {name}: {'ok' if ok else 'failed'}: {message}", highlight=False)
     if not ok:  # the step and its reason are on the line above; 1 stays "internal error"
         raise typer.Exit(JOB_FAILED)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from embedder.cli.common import app, err, guarded
+from embedder.errors import EmbedderError
 
 
 @app.command()
@@ -31,6 +34,13 @@ def serve(
         help="Encode query texts with int8 copies of the text towers (CPU; about half the cost, ~0.001 "
         "cosine from fp32); default: the query_int8 setting.",
     ),
+    schedule: bool = typer.Option(
+        False,
+        "--schedule",
+        help="Also run the scheduled jobs (--jobs, default: the jobs_file setting) inside the server, so they "
+        "do not fail on the store it holds; GET /schedule shows them.",
+    ),
+    jobs_file: Path | None = typer.Option(None, "--jobs", help="Jobs file for --schedule."),
 ) -> None:
     """Serve search, recommendations, events and ingest jobs over HTTP with the models loaded once.
 
@@ -38,14 +48,20 @@ def serve(
     JSON API is described at /openapi.json (/docs renders it, offline: the assets ship in a package); /health,
     /ready and /metrics (Prometheus) are for orchestration. Every answer is the --json of the CLI
     command it mirrors; every error is {"error": message}. While it runs, 'embedder search',
-    'recommend', 'similar', 'status' and 'ingest' on the same store go through it.
+    'recommend', 'similar', 'status', 'ingest' and 'jobs run' on the same store go through it;
+    with --schedule it runs the scheduled jobs itself.
 
     Binding beyond loopback needs EMBEDDER_SERVE_API_KEY; every request then carries it
     (Authorization: Bearer KEY). Stop with Ctrl-C.
     """
+    from embedder.cli.jobs import _forwarded_flags
+    from embedder.scheduler import load_jobs
     from embedder.service import serve as run
 
+    if jobs_file is not None and not schedule:
+        raise EmbedderError("--jobs names the jobs for --schedule; give --schedule too")
     library = ctx.obj.library(**({} if int8_queries is None else {"query_int8": int8_queries}))
+    jobs = load_jobs(jobs_file or library.settings.jobs_file) if schedule else None
     err.print(
         f"embedder serve: {library.settings.store} (collection {library.settings.collection}) on http://{host}:{port}",
         highlight=False,
@@ -59,6 +75,8 @@ def serve(
             preload=preload,
             cors_origins=cors_origin,
             max_body_kb=max_body_kb,
+            job_flags=_forwarded_flags(ctx),
+            schedule=jobs,
         )
     finally:
         library.close()

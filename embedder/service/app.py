@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from embedder.errors import EmbedderError
 from embedder.service.logs import AccessLogUsers
 from embedder.service.routes import ROUTERS
+from embedder.service.scheduled import RETRY_AFTER_S
 from embedder.service.state import UPLOAD_CHUNK, Service
 
 if TYPE_CHECKING:
@@ -30,6 +31,10 @@ if TYPE_CHECKING:
 
 # Open without a key: probes for orchestration, and the page itself (its API calls carry the key).
 PUBLIC_PATHS = {"/health", "/ready", "/", "/ui/app.js", "/ui/style.css"}
+# Answered while a scheduled step holds the store (they do not read it): liveness, metrics, the
+# page's files, the API docs, and the jobs endpoints themselves.
+STORE_FREE_PATHS = {"/health", "/metrics", "/", "/ui/app.js", "/ui/style.css", "/openapi.json", "/schedule"}
+STORE_FREE_PREFIXES = ("/docs", "/redoc", "/jobs")
 
 
 def is_loopback(host: str) -> bool:
@@ -54,6 +59,9 @@ def create_app(
     api_key: str | None = None,
     cors_origins: list[str] | None = None,
     max_body_kb: float = 1024.0,
+    job_flags: list[str] | None = None,
+    schedule: dict | None = None,
+    schedule_poll_s: float = 20.0,
 ):
     """The FastAPI application serving ``library``.
 
@@ -66,6 +74,10 @@ def create_app(
             time, never logged.
         cors_origins: origins allowed to call the API from a browser (none by default).
         max_body_kb: the largest request body other than an upload.
+        job_flags: the global options a scheduled step's own process gets (the store, collection,
+            models and config the server runs with; :mod:`embedder.service.scheduled`).
+        schedule: jobs (name -> :class:`~embedder.scheduler.Job`) to run on their schedule inside
+            the server (``serve --schedule``), checked every ``schedule_poll_s`` seconds.
     """
     # The docs page's Swagger UI and ReDoc assets come from a package, not a CDN: /docs works offline.
     app = FastAPIOffline(
@@ -74,9 +86,12 @@ def create_app(
         description="Search, recommend and ingest an embedder library over HTTP.",
     )
     svc = Service(library, max_upload_mb=max_upload_mb, ready=not preload)
+    svc.scheduled.flags = list(job_flags or [])
     app.state.service = svc
     if preload:
         threading.Thread(target=svc.warm, name="embedder-warm", daemon=True).start()
+    if schedule:
+        _run_schedule(app, svc, schedule, schedule_poll_s)
     _guard(app, svc, api_key, max_upload_mb, max_body_kb)
     if cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
@@ -91,6 +106,23 @@ def create_app(
     for router in ROUTERS:
         app.include_router(router)
     return app
+
+
+def _run_schedule(app, svc: Service, jobs: dict, poll_s: float) -> None:
+    """Run ``jobs`` on their schedule in a thread of this server, until ``svc.schedule_stop`` is set
+    (when the server stops)."""
+    from embedder.scheduler import Scheduler
+
+    svc.scheduler = Scheduler(jobs, runner=svc.scheduled.run)
+    for name, when in svc.scheduler.next_run.items():
+        logging.getLogger("embedder.serve").info("job %s: next run %s", name, when.isoformat(timespec="minutes"))
+    threading.Thread(
+        target=svc.scheduler.serve, args=(svc.schedule_stop, poll_s), name="embedder-schedule", daemon=True
+    ).start()
+
+
+def _needs_store(path: str) -> bool:
+    return path not in STORE_FREE_PATHS and not path.startswith(STORE_FREE_PREFIXES)
 
 
 def _guard(app, svc: Service, api_key: str | None, max_upload_mb: float, max_body_kb: float) -> None:
@@ -112,7 +144,17 @@ def _guard(app, svc: Service, api_key: str | None, max_upload_mb: float, max_bod
         limit = max_upload_mb * 1e6 + UPLOAD_CHUNK if path == "/search/file" else max_body_kb * 1e3
         if length is not None and (not length.isdigit() or int(length) > limit):
             return _error(413, f"the request body is over {limit / 1e6:g} MB")
-        response = await call_next(request)
+        gated = _needs_store(path)
+        holder = svc.store_gate.enter() if gated else None
+        if holder is not None:  # a scheduled step runs beside the server and has the store for now
+            response = _error(503, f"the store is busy with a scheduled {holder}; retry in a few seconds")
+            response.headers["Retry-After"] = str(RETRY_AFTER_S)
+            return response
+        try:
+            response = await call_next(request)
+        finally:
+            if gated:
+                svc.store_gate.leave()
         route = request.scope.get("route")
         name = getattr(route, "path", "unmatched")
         svc.metrics.requests.labels(name, request.method, str(response.status_code)).inc()
@@ -178,13 +220,17 @@ def serve(library: Library, host: str = "127.0.0.1", port: int = 8080, **kwargs)
         marker.write_text(
             json.dumps({"url": f"http://{shown}:{port}", "pid": os.getpid(), "collection": library.settings.collection})
         )
+    app = None
     try:
-        config = uvicorn.Config(create_app(library, api_key=api_key, **kwargs), host=host, port=port, log_level="info")
+        app = create_app(library, api_key=api_key, **kwargs)
+        config = uvicorn.Config(app, host=host, port=port, log_level="info")
         logging.getLogger("uvicorn.access").addFilter(AccessLogUsers(library.settings))  # after Config set logging up
         try:
             uvicorn.Server(config).run()
         except KeyboardInterrupt:  # Ctrl-C is how a server is stopped (uvicorn re-raises it after shutting down)
             pass
     finally:
+        if app is not None:  # scheduled jobs stop with the server (one still running is waited for)
+            app.state.service.schedule_stop.set()
         if marker is not None:
             marker.unlink(missing_ok=True)

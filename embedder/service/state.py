@@ -19,9 +19,11 @@ from embedder.limits import EventGate, EventLimits, LimitExceeded
 from embedder.media.access import NotServable, open_inside
 from embedder.progress import Progress
 from embedder.service.files import OpenedFileResponse
+from embedder.service.scheduled import ServerJobs, StoreGate
 
 if TYPE_CHECKING:
     from embedder.library import Library
+    from embedder.scheduler import Scheduler
 
 log = logging.getLogger("embedder.serve")
 UPLOAD_CHUNK = 1 << 20
@@ -104,11 +106,22 @@ class Service:
     metrics: Metrics = field(default_factory=Metrics)
     jobs: dict[str, IngestJob] = field(default_factory=dict)
     gate: EventGate | None = None
+    # Scheduled jobs (embedder.service.scheduled): what holds the store while a step runs beside
+    # the server, the runner, and the schedule when 'serve --schedule' runs one.
+    store_gate: StoreGate = field(default_factory=StoreGate)
+    scheduled: ServerJobs | None = None
+    scheduler: Scheduler | None = None
+    schedule_stop: threading.Event = field(default_factory=threading.Event)
     _batching: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self):
         self.gate = self.gate or EventGate(EventLimits.from_settings(self.library.settings))
+        self.scheduled = self.scheduled or ServerJobs(self.library, self.store_gate, [], busy=self.ingesting)
+
+    def ingesting(self) -> bool:
+        """Whether an ingest started through ``POST /ingest`` is running."""
+        return any(j.state in ("queued", "running") for j in self.jobs.values())
 
     def batched(self) -> None:
         """Concurrent text queries share encoder batches (after the encoders are loaded)."""

@@ -1,10 +1,13 @@
-"""Ingest jobs: ``POST /ingest`` starts one in the background, ``GET /jobs/{id}`` follows it."""
+"""Jobs: ``POST /ingest`` starts an ingest in the background and ``GET /jobs/{id}`` follows it;
+``POST /jobs/run`` runs a scheduled job in the server (:mod:`embedder.service.scheduled`) and
+``GET /schedule`` shows what ``serve --schedule`` runs."""
 
 from __future__ import annotations
 
 import threading
 
 from fastapi import APIRouter, Body, Depends, HTTPException
+from pydantic import BaseModel, Field
 
 from embedder.errors import EmbedderError
 from embedder.service.state import IngestJob, Service, service
@@ -46,3 +49,36 @@ def job(job_id: str, svc: Service = Depends(service)) -> dict:
     if job_id not in svc.jobs:
         raise HTTPException(status_code=404, detail=f"no job {job_id}")
     return svc.jobs[job_id].to_dict()
+
+
+class JobRequest(BaseModel):
+    """A scheduled job handed to the server by ``embedder jobs run NAME``: its name and its steps,
+    each the arguments of one ``embedder`` command."""
+
+    name: str = Field(..., min_length=1, max_length=200)
+    steps: list[list[str]] = Field(..., min_length=1, max_length=50)
+
+
+@router.post("/jobs/run", summary="Run a scheduled job in the server ('embedder jobs run NAME' hands it here)")
+def run_job(request: JobRequest, svc: Service = Depends(service)) -> dict:
+    import re
+
+    from embedder.scheduler import Job
+
+    for step in request.steps:  # an unknown command fails as its step, with the CLI's own 'usage:' line
+        if not step or not re.fullmatch(r"[a-z][a-z-]*", step[0]):
+            raise HTTPException(status_code=422, detail=f"a step must start with an embedder command, not {step[:1]}")
+    ok, message = svc.scheduled.run(Job(request.name, "", tuple(tuple(s) for s in request.steps)))
+    return {"job": request.name, "ok": ok, "message": message}
+
+
+@router.get("/schedule", summary="The jobs 'serve --schedule' runs: next runs and recent outcomes")
+def schedule(svc: Service = Depends(service)) -> dict:
+    scheduler = svc.scheduler
+    if scheduler is None:
+        return {"scheduled": False, "jobs": [], "outcomes": []}
+    jobs = [
+        {"name": name, "cron": job.cron, "next_run": scheduler.next_run[name].isoformat(timespec="minutes")}
+        for name, job in scheduler.jobs.items()
+    ]
+    return {"scheduled": True, "jobs": jobs, "outcomes": scheduler.outcomes[-50:]}
