@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Idempotent set-up: system FFmpeg (apt), a virtual environment at .venv, the pinned packages.
-# Re-running is cheap: packages are reinstalled only when requirements.lock or pyproject.toml change.
+# Re-running is cheap: packages are reinstalled only when the lock files or pyproject.toml change.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -75,11 +75,15 @@ quiet_pip() { "$@" 2>&1 | { grep -v "^WARNING: Location '.*' is ignored" || true
 
 stamp=.venv/.embedder-installed
 deps_stamp=.venv/.embedder-deps
-want=$(cat requirements.lock pyproject.toml | sha256sum | cut -d' ' -f1)
+# requirements.lock is the runtime; requirements-dev.lock adds the test and Ray extras (the suite
+# needs them). EMBEDDER_SETUP_RUNTIME_ONLY=1 installs the runtime alone (the image does).
+lock=requirements-dev.lock
+[ "${EMBEDDER_SETUP_RUNTIME_ONLY:-0}" = 1 ] && lock=requirements.lock
+want=$(cat requirements.lock requirements-dev.lock pyproject.toml <(echo "$lock") | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     if [ ! -f "$deps_stamp" ] || [ "$(cat "$deps_stamp")" != "$want" ]; then
         echo "setup: installing Python packages into .venv (first run downloads about 5 GB)" >&2
-        quiet_pip .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.lock
+        quiet_pip .venv/bin/python -m pip install -q --disable-pip-version-check -r "$lock"
         echo "$want" > "$deps_stamp"
     fi
     # EMBEDDER_SETUP_DEPS_ONLY=1: the pinned packages alone (the image installs them in a layer of

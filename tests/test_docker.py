@@ -19,8 +19,9 @@ def test_image_installs_exactly_like_the_readme():
     assert "USER embedder" in dockerfile and '"/app/runs"' in dockerfile
     assert "bash scripts/demo.sh" in (ROOT / "README.md").read_text()
     assert 'ENTRYPOINT ["embedder"]' in dockerfile
-    for copied in ("pyproject.toml", "requirements.lock", "scripts", "embedder", "pipelines"):
+    for copied in ("pyproject.toml", "requirements.lock", "requirements-dev.lock", "scripts", "embedder", "pipelines"):
         assert copied in dockerfile
+    assert "EMBEDDER_SETUP_RUNTIME_ONLY=1" in dockerfile  # the runtime lock only: no pytest or Ray in the image
 
 
 def test_compose_has_qdrant_worker_and_scheduler_with_secrets_from_the_environment():

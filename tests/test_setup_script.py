@@ -1,10 +1,12 @@
-"""scripts/setup.sh waits for another apt run's lock instead of failing with apt's raw error."""
+"""scripts/setup.sh waits for another apt run's lock instead of failing with apt's raw error; the
+lock files it installs hold the runtime and, apart, the development extras."""
 
 import re
 import subprocess
 from pathlib import Path
 
-SETUP = Path(__file__).resolve().parents[1] / "scripts" / "setup.sh"
+ROOT = Path(__file__).resolve().parents[1]
+SETUP = ROOT / "scripts" / "setup.sh"
 
 
 def apt_get_function() -> str:
@@ -53,3 +55,43 @@ def test_other_apt_errors_are_shown_at_once(tmp_path):
     fake = 'fake_apt() { echo "E: Unable to locate package ffmpeg"; return 100; }'
     proc = run(fake, 600, tmp_path)
     assert proc.returncode == 100 and proc.stderr.strip() == "E: Unable to locate package ffmpeg"
+
+
+def test_the_runtime_lock_is_exactly_what_the_package_needs_and_the_dev_lock_adds_the_rest():
+    """requirements.lock is the closure of pyproject's dependencies (from the installed packages'
+    own metadata), so the image's install is what the README says; requirements-dev.lock holds
+    the test and Ray extras on top, at the versions pyproject pins."""
+    import tomllib
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    def pins(path):
+        lines = (ROOT / path).read_text().splitlines()
+        return {canonicalize_name(x.split("==")[0]): x.split("==")[1] for x in lines if "==" in x}
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    needed, todo = set(), list(project["dependencies"])
+    while todo:
+        requirement = Requirement(todo.pop())
+        name = canonicalize_name(requirement.name)
+        if name in needed:
+            continue
+        needed.add(name)
+        for sub in metadata.distribution(name).requires or []:
+            sub_requirement = Requirement(sub)
+            marker = sub_requirement.marker
+            # what the package always needs, and what the extras it was asked with add (torch's CUDA libraries)
+            if marker is None or any(marker.evaluate({"extra": e}) for e in ("", *requirement.extras)):
+                extras = f"[{','.join(sub_requirement.extras)}]" if sub_requirement.extras else ""
+                todo.append(f"{sub_requirement.name}{extras}{sub_requirement.specifier}")
+    runtime, dev = pins("requirements.lock"), pins("requirements-dev.lock")
+    assert set(runtime) == needed - {"setuptools"}  # setuptools comes with every virtual environment
+    assert not set(runtime) & set(dev) and "-r requirements.lock" in (ROOT / "requirements-dev.lock").read_text()
+    for extra in project["optional-dependencies"].values():
+        for pinned in extra:
+            requirement = Requirement(pinned)
+            assert (runtime | dev)[canonicalize_name(requirement.name)] == str(requirement.specifier).removeprefix("==")
+    for name, version in runtime.items():  # the lock is what is installed here
+        assert metadata.version(name) == version, name
