@@ -41,10 +41,17 @@ def served_by(settings: Settings) -> str | None:
     ``settings.server`` wins. Otherwise, for an embedded store, the server's marker file in the
     store directory counts when its process is alive and serves the same collection.
     """
-    from embedder.store.edge import SERVE_FILE
-
     if settings.server:
         return settings.server.rstrip("/")
+    found = serve_marker(settings)
+    return str(found.get("url", "")).rstrip("/") or None if found else None
+
+
+def serve_marker(settings: Settings) -> dict | None:
+    """The marker of the live ``embedder serve`` holding this embedded store and collection (its
+    ``url``, ``pid``, and ``warm`` for a warm query process, :mod:`embedder.warm`), or ``None``."""
+    from embedder.store.edge import SERVE_FILE
+
     if settings.is_server:
         return None
     marker = Path(settings.store).expanduser() / SERVE_FILE
@@ -56,7 +63,9 @@ def served_by(settings: Settings) -> str | None:
         return None
     if found.get("collection", settings.collection) != settings.collection:
         return None
-    return str(found.get("url", "")).rstrip("/") or None
+    if found.get("warm") and found.get("fingerprint") != settings.fingerprint():
+        return None  # a warm query process started with other settings would answer otherwise
+    return found
 
 
 class RemoteIngestSummary:

@@ -148,6 +148,11 @@ class Settings(BaseSettings):
     i2i_rp3_alpha: float = Field(1.0, gt=0)
     i2i_rp3_beta: float = Field(0.5, ge=0)
     i2i_knn_shrink: float = Field(0.0, ge=0)
+    # A warm query process (embedder.warm): the first query command in a terminal starts 'serve' in
+    # the background for the store, so the next ones answer at once; it exits after warm_idle_s
+    # unused or when a writer needs the store. auto: only in a terminal; on; off.
+    warm_queries: Literal["auto", "on", "off"] = "auto"
+    warm_idle_s: float = Field(600.0, ge=0)
     # The hybrid strategy (embedder.recommend.hybrid): the collaborative model it fuses (auto: the
     # one 'interactions train --auto' chose, else ALS), the content side (content: dense vectors;
     # words: BM25 over the items' words), the fusion (rrf: weighted reciprocal rank fusion; dbsf:
@@ -298,6 +303,16 @@ class Settings(BaseSettings):
 
         digest = hmac.new(self.user_key.get_secret_value().encode(), user.encode(), hashlib.sha256).hexdigest()
         return "p:" + digest
+
+    def fingerprint(self) -> str:
+        """A digest of every setting (secrets included, never shown): two processes with the same
+        fingerprint answer alike (a warm query process is reused only by commands that match it)."""
+        import json
+
+        values = {k: v.get_secret_value() if isinstance(v, SecretStr) else v for k, v in self}
+        values.pop("warm_idle_s", None)
+        values.pop("warm_queries", None)
+        return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     @property
     def is_server(self) -> bool:

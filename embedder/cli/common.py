@@ -63,6 +63,25 @@ class _Context:
             require_store(settings)
         return settings
 
+    def forwarded_flags(self) -> list[str]:
+        """These global flags as a command line, for another ``embedder`` process."""
+        args = ["--config", str(self.config)] if self.config else []
+        for key, value in self.overrides.items():
+            if value is not None:
+                args += [f"--{key}", str(value)]
+        return args
+
+    def _warm(self, settings) -> str | None:
+        """The URL of a warm query process started now for this store (:mod:`embedder.warm`), or
+        ``None`` where none is wanted or it did not come up."""
+        from embedder import warm
+        from embedder.store.factory import require_store
+
+        if not warm.wanted(settings):
+            return None
+        require_store(settings)  # a read-only command never starts anything on a store that is not there
+        return warm.start(settings, self.forwarded_flags(), say=lambda line: err.print(line, style="dim"))
+
     def library(self, remote: bool = False, reading: bool = False, **more: Any) -> LibraryAPI:
         """The :class:`embedder.library.Library` these options name (close it, or use ``with``).
 
@@ -73,9 +92,13 @@ class _Context:
 
         settings = self.settings(**more)
         if remote:
-            from embedder.remote import RemoteLibrary, served_by
+            from embedder.remote import RemoteLibrary, serve_marker, served_by
 
             url = served_by(settings)
+            if url is None and reading:
+                url = self._warm(settings)
+            elif url is not None and not reading and (serve_marker(settings) or {}).get("warm"):
+                url = None  # a writer does not hand its work to a warm query process: it asks it to exit
             if url is not None:
                 err.print(f"(through embedder serve at {url})", style="dim", highlight=False)
                 return RemoteLibrary(url, settings)

@@ -28,13 +28,7 @@ def _jobs(ctx, jobs_file):
 
 def _forwarded_flags(ctx) -> list[str]:
     """Global flags given to 'jobs', passed on to each job step."""
-    args = []
-    if ctx.obj.config:
-        args += ["--config", str(ctx.obj.config)]
-    for key, value in ctx.obj.overrides.items():
-        if value is not None:
-            args += [f"--{key}", str(value)]
-    return args
+    return ctx.obj.forwarded_flags()
 
 
 @jobs_app.command("list")

@@ -41,6 +41,9 @@ def serve(
         "do not fail on the store it holds; GET /schedule shows them.",
     ),
     jobs_file: Path | None = typer.Option(None, "--jobs", help="Jobs file for --schedule."),
+    warm_idle: float = typer.Option(
+        0.0, "--warm-idle", min=0, hidden=True, help="Run as a warm query process (embedder.warm): exit this idle."
+    ),
 ) -> None:
     """Serve search, recommendations, events and ingest jobs over HTTP with the models loaded once.
 
@@ -77,6 +80,7 @@ def serve(
             max_body_kb=max_body_kb,
             job_flags=_forwarded_flags(ctx),
             schedule=jobs,
+            warm_idle_s=warm_idle,
         )
     finally:
         library.close()

@@ -33,7 +33,16 @@ if TYPE_CHECKING:
 PUBLIC_PATHS = {"/health", "/ready", "/", "/ui/app.js", "/ui/style.css"}
 # Answered while a scheduled step holds the store (they do not read it): liveness, metrics, the
 # page's files, the API docs, and the jobs endpoints themselves.
-STORE_FREE_PATHS = {"/health", "/metrics", "/", "/ui/app.js", "/ui/style.css", "/openapi.json", "/schedule"}
+STORE_FREE_PATHS = {
+    "/health",
+    "/metrics",
+    "/",
+    "/ui/app.js",
+    "/ui/style.css",
+    "/openapi.json",
+    "/schedule",
+    "/warm/exit",
+}
 STORE_FREE_PREFIXES = ("/docs", "/redoc", "/jobs")
 
 
@@ -121,6 +130,36 @@ def _run_schedule(app, svc: Service, jobs: dict, poll_s: float) -> None:
     ).start()
 
 
+def _remove_own_marker(marker: Path) -> None:
+    """Remove the store's serve marker if it is still this process's (a server that took over the
+    store, such as a new warm query process, has written its own)."""
+    import json
+
+    try:
+        mine = json.loads(marker.read_text()).get("pid") == os.getpid()
+    except (OSError, ValueError, AttributeError):
+        mine = False
+    if mine:
+        marker.unlink(missing_ok=True)
+
+
+def _exit_when_idle(svc: Service, server, idle_s: float) -> None:
+    """A warm query process stops after ``idle_s`` without a request (an ingest or a scheduled job
+    still running keeps it), or at once when asked (``POST /warm/exit``)."""
+    svc.warm_process = True
+    svc.request_exit = lambda: setattr(server, "should_exit", True)
+
+    def watch() -> None:
+        while not server.should_exit:
+            time.sleep(min(1.0, idle_s))
+            idle = time.monotonic() - svc.last_request
+            if idle >= idle_s and not svc.ingesting() and svc.store_gate.held_by is None:
+                logging.getLogger("embedder.serve").info("warm query process: %.0f s unused, exiting", idle)
+                server.should_exit = True
+
+    threading.Thread(target=watch, name="embedder-warm-idle", daemon=True).start()
+
+
 def _needs_store(path: str) -> bool:
     return path not in STORE_FREE_PATHS and not path.startswith(STORE_FREE_PREFIXES)
 
@@ -144,6 +183,7 @@ def _guard(app, svc: Service, api_key: str | None, max_upload_mb: float, max_bod
         limit = max_upload_mb * 1e6 + UPLOAD_CHUNK if path == "/search/file" else max_body_kb * 1e3
         if length is not None and (not length.isdigit() or int(length) > limit):
             return _error(413, f"the request body is over {limit / 1e6:g} MB")
+        svc.last_request = time.monotonic()
         gated = _needs_store(path)
         holder = svc.store_gate.enter() if gated else None
         if holder is not None:  # a scheduled step runs beside the server and has the store for now
@@ -193,8 +233,11 @@ def _json_errors(app) -> None:
         return _error(500, f"internal error: {type(exc).__name__}: {str(exc)[:300]}")
 
 
-def serve(library: Library, host: str = "127.0.0.1", port: int = 8080, **kwargs) -> None:
+def serve(library: Library, host: str = "127.0.0.1", port: int = 8080, warm_idle_s: float = 0.0, **kwargs) -> None:
     """Run the service until interrupted (uvicorn, one process: the models are loaded once).
+
+    ``warm_idle_s`` > 0: a warm query process (:mod:`embedder.warm`) that exits after that long
+    without a request, or when a writer asks (``POST /warm/exit``).
 
     Raises:
         EmbedderError: ``host`` is not loopback and no API key is set.
@@ -217,20 +260,23 @@ def serve(library: Library, host: str = "127.0.0.1", port: int = 8080, **kwargs)
     if marker is not None:
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(
-            json.dumps({"url": f"http://{shown}:{port}", "pid": os.getpid(), "collection": library.settings.collection})
-        )
+        found = {"url": f"http://{shown}:{port}", "pid": os.getpid(), "collection": library.settings.collection}
+        warm = {"warm": True, "fingerprint": library.settings.fingerprint()} if warm_idle_s > 0 else {"warm": False}
+        marker.write_text(json.dumps({**found, **warm}))
     app = None
     try:
         app = create_app(library, api_key=api_key, **kwargs)
         config = uvicorn.Config(app, host=host, port=port, log_level="info")
         logging.getLogger("uvicorn.access").addFilter(AccessLogUsers(library.settings))  # after Config set logging up
+        server = uvicorn.Server(config)
+        if warm_idle_s > 0:
+            _exit_when_idle(app.state.service, server, warm_idle_s)
         try:
-            uvicorn.Server(config).run()
+            server.run()
         except KeyboardInterrupt:  # Ctrl-C is how a server is stopped (uvicorn re-raises it after shutting down)
             pass
     finally:
         if app is not None:  # scheduled jobs stop with the server (one still running is waited for)
             app.state.service.schedule_stop.set()
         if marker is not None:
-            marker.unlink(missing_ok=True)
+            _remove_own_marker(marker)

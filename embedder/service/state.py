@@ -112,6 +112,10 @@ class Service:
     scheduled: ServerJobs | None = None
     scheduler: Scheduler | None = None
     schedule_stop: threading.Event = field(default_factory=threading.Event)
+    # A warm query process (embedder.warm): when the last request came, and how to stop the server.
+    warm_process: bool = False
+    last_request: float = field(default_factory=time.monotonic)
+    request_exit: object = None  # set by serve(): a callable that makes the server shut down
     _batching: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

@@ -91,6 +91,7 @@ def holes_mb(path: Path) -> tuple[float, float]:
 
 LOCK_WAIT_S = 5.0  # how long opening waits for another process's short hold before giving up
 RESUME_WAIT_S = 120.0  # how long a paused writer waits for readers to let go
+WARM_EXIT_WAIT_S = 30.0  # how long a writer waits for a warm query process (embedder.warm) it asked to exit
 SERVE_FILE = ".serve.json"  # written by 'embedder serve' beside an embedded store it holds: its URL and pid
 
 
@@ -241,6 +242,20 @@ class _Pages:
         return self.store.root
 
 
+def _ask_to_exit(url: str) -> None:
+    """Ask the warm query process at ``url`` to exit (``POST /warm/exit``); best effort."""
+    import urllib.request
+
+    request = urllib.request.Request(f"{url}/warm/exit", method="POST", data=b"")
+    key = os.environ.get("EMBEDDER_SERVE_API_KEY")
+    if key:
+        request.add_header("Authorization", f"Bearer {key}")
+    try:
+        urllib.request.urlopen(request, timeout=5.0).close()
+    except OSError:
+        pass
+
+
 class EdgeStore(VectorStore):
     """A collection in an embedded Qdrant Edge shard. Safe to share between threads: engine calls
     (and pause, close) take one lock, so a service can read while its ingest job writes."""
@@ -337,6 +352,7 @@ class EdgeStore(VectorStore):
         lock_path = self.root / f".{self.collection}.lock"
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         deadline = time.monotonic() + wait_s
+        asked_warm = False
         while True:  # a job that holds the collection for a moment (a batch read) is waited for
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -347,6 +363,13 @@ class EdgeStore(VectorStore):
                     time.sleep(0.05)
                     continue
                 holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+                warm = self._warm_server(holder)
+                if busy and warm and not asked_warm:
+                    # A warm query process (embedder.warm) is a cache, not a service: it steps aside.
+                    _ask_to_exit(warm)
+                    asked_warm = True
+                    deadline = time.monotonic() + WARM_EXIT_WAIT_S
+                    continue
                 os.close(fd)
                 if not busy:
                     raise
@@ -365,13 +388,22 @@ class EdgeStore(VectorStore):
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         return fd
 
-    def _served_by(self, pid: str) -> str | None:
-        """The URL of the ``embedder serve`` process ``pid`` that holds this store, if it is one."""
+    def _marker(self, pid: str) -> dict:
+        """The marker of the ``embedder serve`` process ``pid`` that holds this store, if it is one."""
         try:
             served = json.loads((self.root / SERVE_FILE).read_text())
         except (OSError, ValueError):
-            return None
-        return served.get("url") if str(served.get("pid")) == pid else None
+            return {}
+        return served if isinstance(served, dict) and str(served.get("pid")) == pid else {}
+
+    def _served_by(self, pid: str) -> str | None:
+        """The URL of the ``embedder serve`` process ``pid`` that holds this store, if it is one."""
+        return self._marker(pid).get("url")
+
+    def _warm_server(self, pid: str) -> str | None:
+        """The URL of the warm query process ``pid`` (embedder.warm) that holds this store, if it is one."""
+        marker = self._marker(pid)
+        return marker.get("url") if marker.get("warm") else None
 
     def _load(self):
         from qdrant_edge import EdgeShard

@@ -82,3 +82,13 @@ def schedule(svc: Service = Depends(service)) -> dict:
         for name, job in scheduler.jobs.items()
     ]
     return {"scheduled": True, "jobs": jobs, "outcomes": scheduler.outcomes[-50:]}
+
+
+@router.post(
+    "/warm/exit", summary="A warm query process steps aside for a command that writes", include_in_schema=False
+)
+def warm_exit(svc: Service = Depends(service)) -> dict:
+    if not svc.warm_process or svc.request_exit is None:
+        raise HTTPException(status_code=404, detail="not a warm query process: stop 'embedder serve' yourself")
+    svc.request_exit()
+    return {"exiting": True}
