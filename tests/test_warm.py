@@ -6,7 +6,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
+
+import pytest
 
 from embedder import Library
 from embedder.settings import load_settings
@@ -63,3 +69,44 @@ def test_queries_go_through_a_warm_process_that_steps_aside_for_writers_and_exit
     assert _gone(pid, 30) and not (store / SERVE_FILE).exists()
     plain = run_cli("status", "--json", env={**env, "EMBEDDER_WARM_QUERIES": "off"})
     assert "warm" not in plain.stderr and not (store / SERVE_FILE).exists()
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
+def test_in_a_terminal_the_second_query_answers_through_the_warm_process(tmp_path, media):
+    """What a person sees in a terminal (tmux): the first 'status' says it starts the warm process,
+    the second one is answered through it."""
+    folder = tmp_path / "media"
+    folder.mkdir()
+    shutil.copy(media["tone.mp3"], folder / "tone.mp3")
+    store = tmp_path / "store"
+    with Library.open(load_settings(store=str(store), models="tiny", device="cpu", workers=1)) as lib:
+        assert not lib.ingest([str(folder)]).failed
+    session = f"embedder-warm-{os.getpid()}"
+    bin_dir = Path(sys.executable).parent
+    shell_env = f"PATH={bin_dir}:$PATH EMBEDDER_STORE={store} EMBEDDER_MODELS=tiny EMBEDDER_WARM_IDLE_S=60"
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "200", "-y", "50", "bash --norc"], check=True)
+
+    def screen() -> str:
+        return subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True).stdout
+
+    def typed(line: str, until: str, timeout_s: float = 120) -> str:
+        subprocess.run(["tmux", "send-keys", "-t", session, line, "Enter"], check=True)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if until in screen():
+                return screen()
+            time.sleep(0.3)
+        raise AssertionError(f"never saw {until!r}:\n{screen()}")
+
+    try:
+        # Each line ends by echoing a word the typed line does not contain ($((1+1)) prints 2).
+        typed(f"export {shell_env}; echo READY-$((1+1))", "READY-2")
+        first = typed("embedder status; echo FIRST-$((1+1))", "FIRST-2")
+        assert "starting a warm query process" in first and "items" in first
+        second = typed("embedder status; echo SECOND-$((1+1))", "SECOND-2")
+        assert "through embedder serve at http://127.0.0.1:" in second.split("FIRST-2")[-1]
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        marker = store / SERVE_FILE
+        if marker.exists():  # the warm process would live on for its idle time: stop it here
+            os.kill(json.loads(marker.read_text())["pid"], signal.SIGTERM)
