@@ -69,7 +69,8 @@ def test_ingest_search_events_recommend_from_python(tmp_path, folder):
         assert lib.recommend("alice", strategy="popularity").strategy == "popular"  # an alias
         with pytest.raises(
             EmbedderError,
-            match="unknown strategy 'magic'; choose from hybrid, cf, content, words, ease, rp3beta, itemknn, trained, popular",
+            match="unknown strategy 'magic'; choose from hybrid, cf, content, words, ease, rp3beta, itemknn, "
+            "trained, popular",
         ):
             lib.recommend("alice", strategy="magic")
         similar = lib.similar(str(folder / "h264.mp4"), limit=2)
