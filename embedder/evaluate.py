@@ -8,10 +8,8 @@ queries users run, not a re-implementation of them.
 
 from __future__ import annotations
 
-import random
 import tempfile
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +21,16 @@ from embedder.recommend.interactions import Interaction
 from embedder.recommend.itemitem import ItemItemParams, fit_item_item
 from embedder.recommend.scratch import item_vectors, scratch_stores
 from embedder.recommend.sparse import write_item_item
-from embedder.recommend.splits import SPLITS, Split, coverage, hr_recall_at_k, ndcg_at_k, recall_at_k, split_events
+from embedder.recommend.splits import (
+    SPLITS,
+    Split,
+    coverage,
+    hr_recall_at_k,
+    ndcg_at_k,
+    recall_at_k,
+    split_events,
+    users_to_score,
+)
 from embedder.recommend.strategies import SPARSE_BRANCHES, get_strategy
 from embedder.recommend.tune import tune_cf, tune_item_item
 
@@ -99,16 +106,7 @@ def evaluate(
         cf = tuning["chosen"]
         tuning = {**tuning, "chosen": cf.to_dict(), "trials": tuning["trials"][:10]}
     factors = cf.factors
-    history: dict[str, list[Interaction]] = defaultdict(list)
-    for e in data.train:
-        history[e.user].append(e)
-    relevant: dict[str, set[str]] = defaultdict(set)
-    for e in data.test:
-        if e.weight > 0:
-            relevant[e.user].add(e.item)
-    test_users = sorted(u for u in relevant if history.get(u))
-    if max_users and len(test_users) > max_users:
-        test_users = sorted(random.Random(seed).sample(test_users, max_users))
+    history, relevant, test_users = users_to_score(data.train, data.test, max_users, seed)
     if not test_users:
         raise EmbedderError("the split left no user with both training and test events")
     catalogue = data.candidates or {e.item for e in events}

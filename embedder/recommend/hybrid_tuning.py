@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import random
 import tempfile
-from collections import defaultdict
 
 import numpy as np
 
@@ -13,7 +11,7 @@ from embedder.recommend.hybrid import HybridParams, sides_available, tune_hybrid
 from embedder.recommend.interactions import Interaction
 from embedder.recommend.queries import recommend_for_user
 from embedder.recommend.scratch import scratch_stores
-from embedder.recommend.splits import ndcg_at_k
+from embedder.recommend.splits import ndcg_at_k, users_to_score
 from embedder.recommend.tune import carve_validation
 
 VALIDATION_USERS = 300  # users whose validation lists score each candidate (enough to rank a dozen)
@@ -36,16 +34,7 @@ def tune_hybrid_on_validation(
     their lists from the hybrid Qdrant query itself, on a scratch store holding ``vectors`` (the
     items' content and words, :func:`embedder.recommend.scratch.item_vectors`)."""
     _, carved = carve_validation(train, split, seed)
-    history: dict[str, list[Interaction]] = defaultdict(list)
-    for e in carved.train:
-        history[e.user].append(e)
-    relevant: dict[str, set[str]] = defaultdict(set)
-    for e in carved.test:
-        if e.weight > 0:
-            relevant[e.user].add(e.item)
-    users = sorted(u for u in relevant if history.get(u))
-    if len(users) > max_users:
-        users = sorted(random.Random(seed).sample(users, max_users))
+    history, relevant, users = users_to_score(carved.train, carved.test, max_users, seed)
     factors = getattr(base_params, "factors", 8)
     with (
         tempfile.TemporaryDirectory(prefix="embedder-hybrid-") as tmp,

@@ -54,6 +54,25 @@ class Split:
     name: str = ""
 
 
+def users_to_score(
+    train: list[Interaction], test: list[Interaction], max_users: int | None = None, seed: int = 0
+) -> tuple[dict[str, list[Interaction]], dict[str, set[str]], list[str]]:
+    """``(history, relevant, users)`` for scoring a split: each user's training events in order,
+    their positive held-out items, and the users who have both (a seeded sample of
+    ``max_users`` of them when there are more)."""
+    history: dict[str, list[Interaction]] = defaultdict(list)
+    for e in train:
+        history[e.user].append(e)
+    relevant: dict[str, set[str]] = defaultdict(set)
+    for e in test:
+        if e.weight > 0:
+            relevant[e.user].add(e.item)
+    users = sorted(u for u in relevant if history.get(u))
+    if max_users and len(users) > max_users:
+        users = sorted(random.Random(seed).sample(users, max_users))
+    return history, relevant, users
+
+
 def split_events(
     events: list[Interaction],
     how: str,
