@@ -1,7 +1,9 @@
 """The deployment files: what can be checked without a Docker engine."""
 
+import re
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,3 +88,67 @@ def test_the_dockerfile_passes_hadolint():
         [str(hadolint), "--no-color", "-"], input="FROM python\nUSER someone\n", capture_output=True, text=True
     )
     assert bad.returncode != 0 and "DL3006" in bad.stdout  # it does find problems: an untagged image
+
+
+# ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?error}, ${NAME?error}: Compose's interpolation
+INTERPOLATION = re.compile(r"\$\{(\w+)(?:(:?)([-?])([^}]*))?\}")
+
+
+def interpolate(text: str, environment: dict[str, str]) -> str:
+    """The file as Compose reads it after interpolation; a missing ':?' variable raises, as Compose stops."""
+
+    def value(match: re.Match) -> str:
+        name, colon, operator, argument = match.groups()
+        given = environment.get(name)
+        missing = given is None or (colon == ":" and given == "")
+        if not missing:
+            return given
+        if operator == "?":
+            raise KeyError(f"{name}: {argument}")
+        return argument if operator == "-" else ""
+
+    return INTERPOLATION.sub(value, text)
+
+
+def parsed_compose(text: str):
+    """docker/compose.yaml through compose-spec, a strict parser of the Compose specification: unknown
+    keys, wrong types, bad durations and ports, undefined volumes or networks all raise ValueError."""
+    from compose_spec import PyOptions
+
+    compose = PyOptions(apply_merge=True).from_yaml(text)
+    compose.validate()
+    return compose
+
+
+def test_compose_is_valid_against_the_compose_specification_offline():
+    text = interpolate((ROOT / "docker" / "compose.yaml").read_text(), {"QDRANT_API_KEY": "k" * 24})
+    compose = parsed_compose(text)
+    assert compose.service_names() == ["qdrant", "ingest", "scheduler", "serve"]
+    # the anchor's merge reached every embedder service: image, volumes and the GPU reservation
+    for name in ("ingest", "scheduler", "serve"):
+        service = compose.get_service(name)
+        assert service.image == "embedder:latest"
+        assert service.deploy.resources.reservations.devices[0].capabilities == {"gpu"}
+    assert compose.get_service("serve").healthcheck.interval == "10s"
+    assert compose.get_service("ingest").profiles == {"ingest"}
+    assert compose.get_service("scheduler").profiles in (None, set())  # 'up' starts it with qdrant alone
+    # the validator does find what Compose would refuse
+    for good, bad in (
+        ("restart: unless-stopped", "restart: sometimes"),
+        ("healthcheck:", "healthchek:"),
+        ("interval: 10s", "interval: often"),
+        ("- state:/data", "- undeclared:/data"),
+    ):
+        assert good in text
+        with pytest.raises(ValueError):
+            parsed_compose(text.replace(good, bad, 1))
+
+
+def test_compose_needs_only_the_qdrant_key_and_the_serve_key_is_optional():
+    """'docker compose up -d qdrant scheduler' with QDRANT_API_KEY alone interpolates (Compose reads the
+    whole file, so a ':?' on serve's key would stop every service); without it Compose stops at once."""
+    text = (ROOT / "docker" / "compose.yaml").read_text()
+    with pytest.raises(KeyError, match="QDRANT_API_KEY"):
+        interpolate(text, {})
+    serve = parsed_compose(interpolate(text, {"QDRANT_API_KEY": "k" * 24})).get_service("serve")
+    assert serve.environment["EMBEDDER_SERVE_API_KEY"] in ("", None)
