@@ -42,6 +42,12 @@ class _Console(Console):
 # left whole, never split mid-message or mid-path.
 out = _Console(soft_wrap=True)
 err = _Console(stderr=True, soft_wrap=True)
+# Redirected, rich would fit a table to 80 columns by wrapping its cells, splitting a path or a
+# matched phrase over lines of a log; there, tables take the width they need (COLUMNS still wins).
+REDIRECTED_WIDTH = 1000
+for _console in (out, err):
+    if not _console.is_terminal and "COLUMNS" not in os.environ:
+        _console.width = REDIRECTED_WIDTH
 
 
 class _Context:
