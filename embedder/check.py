@@ -226,7 +226,7 @@ def repair(report: CheckReport, store: VectorStore, reingest) -> None:
 
     ``reingest(files)`` ingests the files into ``store`` and returns the run's summary (its
     ``failed`` records are read): the caller supplies the ingest job
-    (:func:`pipelines.ingest.reingest`), so this module stays below the jobs layer.
+    (:func:`embedder.engine.ingest.reingest`), so this module stays below the jobs layer.
     """
     import os
 

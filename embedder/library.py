@@ -144,12 +144,12 @@ class Library:
         retry_failed: bool = False,
         progress=None,
     ):
-        """Decode, encode and store files and folders (see :func:`pipelines.ingest.run_ingest`).
+        """Decode, encode and store files and folders (see :func:`embedder.engine.ingest.run_ingest`).
 
         Returns:
-            :class:`pipelines.ingest.IngestSummary`.
+            :class:`embedder.engine.ingest.IngestSummary`.
         """
-        from pipelines.ingest import run_ingest
+        from embedder.engine.ingest import run_ingest
 
         # The encoders load only if a file needs encoding, and stay loaded for the next call.
         return run_ingest(
@@ -164,12 +164,12 @@ class Library:
         )
 
     def reembed(self, *, dry_run: bool = False, allow_failures: bool = False, progress=None) -> dict:
-        """Find stale vectors and rebuild them (see :func:`pipelines.reembed.run_reembed`).
+        """Find stale vectors and rebuild them (see :func:`embedder.engine.reembed.run_reembed`).
 
         The library's open collections are closed first: the rebuild opens collection versions
         itself and may move the alias, and the next use here opens the version it points at.
         """
-        from pipelines.reembed import run_reembed
+        from embedder.engine.reembed import run_reembed
 
         self._release_stores()
         return run_reembed(

@@ -217,7 +217,7 @@ def test_a_qdrant_server_collection_searches_words_and_an_old_one_stays_dense(tm
 
 
 def test_a_speech_model_change_is_stale_and_rebuilt_blue_green(tmp_path):
-    from pipelines.reembed import find_stale, run_reembed
+    from embedder.engine.reembed import find_stale, run_reembed
 
     folder = tmp_path / "media"
     folder.mkdir()

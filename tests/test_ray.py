@@ -113,12 +113,12 @@ def test_ray_and_local_executors_store_the_same_points(cluster, folder, tmp_path
 
 def test_a_decoder_crash_on_ray_is_one_failure_record(cluster, folder, tmp_path):
     from embedder.encoders.bundle import configured_image_size, schema_for
+    from embedder.engine.ray_executor import RayExecutor
+    from embedder.engine.stages import IngestStages
     from embedder.media.decode import DecodeOptions
     from embedder.media.discover import discover
     from embedder.progress import Progress
-    from embedder.ray_executor import RayExecutor
     from embedder.settings import Settings
-    from embedder.stages import IngestStages
     from embedder.store import open_store
     from tests.media.workers_helpers import decode_but_abort_on_vp9
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from embedder.errors import SettingsError
-from embedder.scheduler import Job, Scheduler, load_jobs, run_steps
+from pipelines.scheduler import Job, Scheduler, load_jobs, run_steps
 
 
 class FakeClock:

@@ -11,11 +11,11 @@ from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
 
-from embedder.scheduler import Job
 from embedder.service import create_app
 from embedder.service.scheduled import in_server
 from embedder.snapshots import list_snapshots
 from embedder.store.edge import SERVE_FILE
+from pipelines.scheduler import Job
 from tests.cli_runner import run_cli
 
 

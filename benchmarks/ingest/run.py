@@ -58,8 +58,8 @@ def make_clips(folder: Path) -> None:
 
 def main(out: Path) -> dict:
     from embedder.encoders.bundle import load_encoders
+    from embedder.engine.ingest import run_ingest
     from embedder.settings import load_settings
-    from pipelines.ingest import run_ingest
 
     results = {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -225,9 +225,9 @@ def main() -> None:
 
     from embedder.encoders.bundle import load_encoders
     from embedder.encoders.runtime import resolve_device
+    from embedder.engine.ingest import run_ingest
     from embedder.media.isolation import run_isolated
     from embedder.settings import load_settings
-    from pipelines.ingest import run_ingest
 
     device = resolve_device(args.device)
     with tempfile.TemporaryDirectory(prefix="embedder-throughput-") as tmp:

@@ -71,12 +71,12 @@ def make_world(root: Path):
 
 
 def main(out: Path) -> None:
+    from embedder.engine.ingest import run_ingest
     from embedder.evaluate import evaluate_seeds, plot
     from embedder.recommend.cf import CFParams
     from embedder.settings import load_settings
     from embedder.store import open_store
     from embedder.train.config import load_train_config
-    from pipelines.ingest import run_ingest
 
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:

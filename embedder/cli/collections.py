@@ -144,12 +144,12 @@ def check(
     cannot be opened at all.
     """
     from embedder.check import check_store, repair
+    from embedder.engine.ingest import reingest
     from embedder.jobs_lock import job_lock
     from embedder.recommend.interactions import default_log_path
     from embedder.store import open_store
     from embedder.store.catalog import open_catalog
     from embedder.store.factory import open_physical
-    from pipelines.ingest import reingest
 
     settings = ctx.obj.settings(reading=True)
     with job_lock(settings, "check"), open_store(settings) as store:

@@ -20,7 +20,7 @@ app.add_typer(jobs_app, name="jobs")
 
 
 def _jobs(ctx, jobs_file):
-    from embedder.scheduler import load_jobs
+    from pipelines.scheduler import load_jobs
 
     settings = ctx.obj.settings()
     return load_jobs(jobs_file or settings.jobs_file)
@@ -75,7 +75,7 @@ def jobs_run(
     Exit codes: 0 every step succeeded; 4 a step failed (the line names it and its reason).
     """
     from embedder.remote import RemoteLibrary, served_by
-    from embedder.scheduler import run_steps
+    from pipelines.scheduler import run_steps
 
     jobs = _jobs(ctx, jobs_file)
     if name not in jobs:
@@ -105,7 +105,7 @@ def jobs_serve(
     import signal
     import threading
 
-    from embedder.scheduler import Scheduler, run_steps
+    from pipelines.scheduler import Scheduler, run_steps
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     jobs = _jobs(ctx, jobs_file)

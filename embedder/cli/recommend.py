@@ -621,7 +621,7 @@ def train_cmd(
     each user's gradient clipped and noised, and the epsilon and delta spent are reported.
     """
     from embedder.train.config import load_train_config
-    from pipelines.train import run_training
+    from embedder.train.run import run_training
 
     settings = ctx.obj.settings()
     cfg = load_train_config(

@@ -58,8 +58,8 @@ def serve(
     (Authorization: Bearer KEY). Stop with Ctrl-C.
     """
     from embedder.cli.jobs import _forwarded_flags
-    from embedder.scheduler import load_jobs
     from embedder.service import serve as run
+    from pipelines.scheduler import load_jobs
 
     if jobs_file is not None and not schedule:
         raise EmbedderError("--jobs names the jobs for --schedule; give --schedule too")

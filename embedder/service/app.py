@@ -85,7 +85,7 @@ def create_app(
         max_body_kb: the largest request body other than an upload.
         job_flags: the global options a scheduled step's own process gets (the store, collection,
             models and config the server runs with; :mod:`embedder.service.scheduled`).
-        schedule: jobs (name -> :class:`~embedder.scheduler.Job`) to run on their schedule inside
+        schedule: jobs (name -> :class:`~pipelines.scheduler.Job`) to run on their schedule inside
             the server (``serve --schedule``), checked every ``schedule_poll_s`` seconds.
     """
     # The docs page's Swagger UI and ReDoc assets come from a package, not a CDN: /docs works offline.
@@ -120,7 +120,7 @@ def create_app(
 def _run_schedule(app, svc: Service, jobs: dict, poll_s: float) -> None:
     """Run ``jobs`` on their schedule in a thread of this server, until ``svc.schedule_stop`` is set
     (when the server stops)."""
-    from embedder.scheduler import Scheduler
+    from pipelines.scheduler import Scheduler
 
     svc.scheduler = Scheduler(jobs, runner=svc.scheduled.run)
     for name, when in svc.scheduler.next_run.items():

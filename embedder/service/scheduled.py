@@ -33,7 +33,7 @@ from embedder.errors import EmbedderError, one_line
 
 if TYPE_CHECKING:
     from embedder.library import Library
-    from embedder.scheduler import Job
+    from pipelines.scheduler import Job
 
 log = logging.getLogger("embedder.serve")
 DRAIN_S = 60.0  # how long a step waits for the requests in flight before it gives up

@@ -23,7 +23,7 @@ from embedder.service.scheduled import ServerJobs, StoreGate
 
 if TYPE_CHECKING:
     from embedder.library import Library
-    from embedder.scheduler import Scheduler
+    from pipelines.scheduler import Scheduler
 
 log = logging.getLogger("embedder.serve")
 UPLOAD_CHUNK = 1 << 20

@@ -1,5 +1,5 @@
 """Train the two-tower head on events and write a versioned run directory: the library side of
-``embedder train`` (the job in ``pipelines/train.py``) and of ``embedder eval --methods trained``."""
+``embedder train`` (the job in ``embedder/train/run.py``) and of ``embedder eval --methods trained``."""
 
 from __future__ import annotations
 

@@ -43,7 +43,7 @@ class TrainedHead:
 
     def item_vectors(self, records) -> np.ndarray:
         """``rec`` vectors for stored points (their ``visual``/``audio``/``text`` vectors and item key)."""
-        from embedder.train.data import standardise
+        from embedder.train.features import standardise
 
         torch = self._torch
         n = len(self.feature_names)

@@ -89,8 +89,8 @@ def test_ingest_stores_whispers_transcript_and_a_change_of_recogniser_is_stale(t
     import shutil
 
     from embedder import Library
+    from embedder.engine.reembed import find_stale
     from embedder.settings import load_settings
-    from pipelines.reembed import find_stale
 
     folder = tmp_path / "media"
     folder.mkdir()

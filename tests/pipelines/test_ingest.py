@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from embedder.encoders.bundle import load_encoders
+from embedder.engine.ingest import run_ingest
 from embedder.search import search_like, search_text
 from embedder.settings import load_settings
 from embedder.store import open_store, point_id
 from embedder.store.status import collection_status
-from pipelines.ingest import run_ingest
 
 
 @pytest.fixture(scope="module")

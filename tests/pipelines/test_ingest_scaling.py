@@ -5,10 +5,10 @@ import shutil
 import pytest
 
 from embedder.encoders.bundle import load_encoders
+from embedder.engine.ingest import StoreIndex, has_folder_keys, run_ingest
 from embedder.settings import load_settings
 from embedder.store import PointRecord, open_store
 from embedder.store.status import collection_status
-from pipelines.ingest import StoreIndex, has_folder_keys, run_ingest
 
 
 @pytest.fixture(scope="module")

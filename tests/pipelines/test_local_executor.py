@@ -6,11 +6,11 @@ import threading
 import pytest
 
 from embedder.encoders.bundle import load_encoders, schema_for
+from embedder.engine.stages import IngestStages, LocalExecutor
 from embedder.errors import StoreError
 from embedder.media.discover import discover
 from embedder.progress import Progress
 from embedder.settings import load_settings
-from embedder.stages import IngestStages, LocalExecutor
 from embedder.store import open_store, point_id
 from tests.conftest import copy_media
 

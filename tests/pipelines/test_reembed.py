@@ -8,14 +8,14 @@ import threading
 import numpy as np
 import pytest
 
+from embedder.engine.ingest import run_ingest
+from embedder.engine.reembed import find_stale, run_reembed
 from embedder.errors import EmbedderError
 from embedder.jobs_lock import job_lock
 from embedder.progress import Progress
 from embedder.settings import load_settings
 from embedder.store import open_store
 from embedder.store.catalog import EdgeCatalog
-from pipelines.ingest import run_ingest
-from pipelines.reembed import find_stale, run_reembed
 
 
 @pytest.fixture

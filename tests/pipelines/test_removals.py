@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from embedder.encoders.bundle import load_encoders
+from embedder.engine.ingest import run_ingest
 from embedder.settings import load_settings
 from embedder.store import open_store
 from embedder.trash import Trash
-from pipelines.ingest import run_ingest
 from tests.cli_runner import run_cli
 from tests.conftest import copy_media
 

@@ -100,9 +100,9 @@ def test_forget_an_item_in_every_version_and_the_log(tmp_path, media):
     import shutil
 
     from embedder.encoders.bundle import load_encoders
+    from embedder.engine.ingest import run_ingest
+    from embedder.engine.reembed import run_reembed
     from embedder.store import open_store
-    from pipelines.ingest import run_ingest
-    from pipelines.reembed import run_reembed
 
     lib = tmp_path / "lib"
     lib.mkdir()

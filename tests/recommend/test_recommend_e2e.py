@@ -14,6 +14,7 @@ import sys
 
 import pytest
 
+from embedder.engine.ingest import run_ingest
 from embedder.evaluate import evaluate
 from embedder.recommend.cf import CFParams, fit_cf, write_cf
 from embedder.recommend.collections import open_collections
@@ -21,7 +22,6 @@ from embedder.recommend.interactions import Interaction
 from embedder.recommend.queries import recommend_for_user, similar_items, similar_users
 from embedder.settings import load_settings
 from embedder.store import open_store, users_collection
-from pipelines.ingest import run_ingest
 from tests.conftest import ffmpeg
 
 TOPICS = [("red", 220), ("green", 660), ("blue", 1760)]

@@ -133,9 +133,9 @@ def test_adversarial_option_changes_the_loss(data):
 def test_frozen_encoders_are_unchanged_and_the_head_is_small(tmp_path, media):
     """Training reads stored modality vectors; the encoders that made them never change."""
     from embedder.encoders.bundle import load_encoders
+    from embedder.engine.ingest import run_ingest
     from embedder.settings import load_settings
     from embedder.store import open_store
-    from pipelines.ingest import run_ingest
 
     settings = load_settings(models="tiny", device="cpu", store=str(tmp_path / "s"), workers=2, max_frames=2, rec_dim=8)
     encoders = load_encoders(settings)

@@ -8,13 +8,13 @@ import pytest
 
 from embedder.check import check_collection, repair
 from embedder.encoders.bundle import load_encoders
+from embedder.engine.ingest import reingest, run_ingest
 from embedder.errors import EmbedderError, StoreError
 from embedder.search import search_like
 from embedder.settings import load_settings
 from embedder.snapshots import create_snapshot, list_snapshots, restore_snapshot
 from embedder.store import open_store
 from embedder.store.catalog import EdgeCatalog
-from pipelines.ingest import reingest, run_ingest
 from tests.cli_runner import run_cli
 
 

@@ -63,7 +63,7 @@ class JobRequest(BaseModel):
 def run_job(request: JobRequest, svc: Service = Depends(service)) -> dict:
     import re
 
-    from embedder.scheduler import Job
+    from pipelines.scheduler import Job
 
     for step in request.steps:  # an unknown command fails as its step, with the CLI's own 'usage:' line
         if not step or not re.fullmatch(r"[a-z][a-z-]*", step[0]):

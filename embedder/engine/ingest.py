@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING
 
 from embedder.encoders.bundle import configured_model_ids, schema_for
 from embedder.encoders.registry import check_speech_model, get_spec
+from embedder.engine.stages import IngestStages, LocalExecutor
 from embedder.errors import EmbedderError, Failure
 from embedder.failures import FailureMemory, failures_path
 from embedder.jobs_lock import job_lock
 from embedder.media.discover import MISSING, DiscoveredFile, discover, root_path
 from embedder.payload import folders_above, location_fields, stored_identities
 from embedder.progress import Progress
-from embedder.stages import IngestStages, LocalExecutor
 from embedder.store import PointRecord, VectorStore, open_store, point_id
 from embedder.store.status import check_models, collection_status
 from embedder.trash import Trash
@@ -435,7 +435,7 @@ def _read_for_next_run(store: VectorStore, roots: list[Path]) -> None:
 def _executor(settings: Settings, store: VectorStore):
     """The executor the settings name: local decoder processes, or a Ray cluster."""
     if settings.executor == "ray":
-        from embedder.ray_executor import RayExecutor
+        from embedder.engine.ray_executor import RayExecutor
 
         return RayExecutor(
             settings.ray_address,

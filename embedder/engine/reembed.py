@@ -202,7 +202,7 @@ def run_reembed(
             report["elapsed_s"] = round(time.monotonic() - started, 3)
             return report
         if plan.folders:  # content changed or files gone: ingest does exactly that, idempotently
-            from pipelines.ingest import run_ingest
+            from embedder.engine.ingest import run_ingest
 
             ingested = run_ingest(plan.folders, settings, progress=progress, encoders=encoders, locked=True).to_dict()
             report["ingest"] = {
@@ -437,8 +437,8 @@ def _rebuild_point(record, settings: Settings, models, encoders, stamp: dict | N
 def _rewrite_words(payload: dict, vectors: dict, settings: Settings) -> None:
     """Decode the item's file again for its words (file name, sidecar text, subtitles and the
     configured speech model's transcript) and set its lexical vector from them; no model loads."""
+    from embedder.engine.stages import said_and_written
     from embedder.lexical import DEFAULT_AVG_LEN, LEXICAL, lexical_fields
-    from embedder.stages import said_and_written
 
     quick = settings.model_copy(update={"segments": False, "thumbnails": False, "max_frames": 1})
     path, item = _decode_stored(payload, quick, None)

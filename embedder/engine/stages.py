@@ -2,7 +2,7 @@
 
 Like clip-retrieval's reader -> mapper -> writer, a run is:
 
-1. discover and plan (``pipelines.ingest.plan_ingest``): which files need work;
+1. discover and plan (``embedder.engine.ingest.plan_ingest``): which files need work;
 2. decode (:attr:`IngestStages.decode` applied to :meth:`IngestStages.decode_args`): a top-level
    function and picklable arguments, so any executor can run it in another process or machine;
 3. encode and fuse (:meth:`IngestStages.encode`): decoded items -> points with vectors and payload;

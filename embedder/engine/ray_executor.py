@@ -1,4 +1,4 @@
-"""Distributed ingest: the same stages as :class:`embedder.stages.LocalExecutor`, as a Ray Data pipeline.
+"""Distributed ingest: the same stages as :class:`embedder.engine.stages.LocalExecutor`, as a Ray Data pipeline.
 
     files (the driver's plan) -> decode, one Ray task per file on CPU workers
                               -> encode + fuse, a pool of actors (GPU actors with ``num_gpus``)
@@ -9,7 +9,7 @@ isolated child process (:class:`embedder.media.isolation.IsolatedRunner`, so a d
 crashes or hangs costs one failure record, not a Ray task retry loop or a lost job; Ray reuses
 its worker processes from task to task, and each keeps its child for the next file, as the local
 executor's decoder processes do); encode is
-:func:`embedder.stages.encode_or_split` on an :class:`IngestStages` each actor builds once with
+:func:`embedder.engine.stages.encode_or_split` on an :class:`IngestStages` each actor builds once with
 its own encoders; write is :meth:`IngestStages.write`. The plan (content-hash skip, idempotent
 point ids) is made before, in the driver, so a killed run is resumed by the next one like a local
 one: what was written stays, the rest is still to do.
@@ -26,9 +26,16 @@ import logging
 import pickle
 import time
 
+from embedder.engine.stages import (
+    GROUP_MAX_ITEMS,
+    IngestStages,
+    StageReport,
+    counted_units,
+    encode_or_split,
+    throughput,
+)
 from embedder.errors import EmbedderError, Failure, MediaError, one_line
 from embedder.progress import Progress
-from embedder.stages import GROUP_MAX_ITEMS, IngestStages, StageReport, counted_units, encode_or_split, throughput
 
 _decode_runner = None  # per Ray worker process: its isolated decoder child, kept between tasks
 
