@@ -415,7 +415,7 @@ class Library:
 
         ``events`` are :class:`~embedder.recommend.interactions.Interaction` objects or
         ``(user, item, weight)`` tuples. At once: the content branch uses the newest positives,
-        seen items are excluded, an item's ``popularity`` counts a user's first positive event,
+        seen items are excluded, an item's ``popularity`` counts a known user's first positive event,
         and each user's ``cf`` vector is recomputed against the stored item factors (the ALS
         fold-in; a new user gets one from their first events). What waits for the next
         ``interactions train``: the item factors themselves, and the fold-in under bm25 weighting.
@@ -424,7 +424,10 @@ class Library:
             ``received``, ``added``, ``popularity_updated`` (items), ``cf_users_updated`` and
             ``cf`` (what happened to the collaborative vectors, in words); ``quarantined_users``
             when some writers are users the last training quarantined (their events are logged
-            but change nothing at once).
+            but change nothing at once); ``popularity_deferred_users`` when some are accounts
+            the last training has not seen (``realtime_popularity = "known_users"``: their
+            events count in popularity from the next training, and fold into their own vector
+            at once).
         """
         from embedder.recommend.interactions import Interaction
 
@@ -440,9 +443,13 @@ class Library:
             before = {u: {e.item for e in self.log.for_user(u) if e.weight > 0} for u in users}
             added = self.log.add(rows)
             after = {u: self.log.for_user(u) for u in users}
+            # Accounts the last training has not judged move popularity from the next one on.
+            deferred = self.log.newcomers(users) if self.settings.realtime_popularity == "known_users" else set()
         report = {"received": len(rows), "added": added, "popularity_updated": 0, "cf_users_updated": 0, "cf": None}
         if quarantined:
             report["quarantined_users"] = len(quarantined)
+        if deferred:
+            report["popularity_deferred_users"] = len(deferred)
         if not added:
             report["cf"] = "unchanged: no new event"
             return report
@@ -450,7 +457,8 @@ class Library:
         from embedder.recommend.realtime import count_new_positives, fold_in_users
 
         with self._lock:  # one realtime update at a time: popularity is read, then written
-            report["popularity_updated"] = count_new_positives(self.media, before, after)
+            counted = {u: history for u, history in after.items() if u not in deferred}
+            report["popularity_updated"] = count_new_positives(self.media, before, counted)
             report.update(
                 fold_in_users(self.media, self.users, after, self.item_factors(), CFParams.from_settings(self.settings))
             )

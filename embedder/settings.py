@@ -170,6 +170,11 @@ class Settings(BaseSettings):
     # flagged users out of every model it fits (their own requests are still answered).
     suspicious_threshold: float = Field(20.0, gt=0)
     quarantine_suspicious: bool = False
+    # Whose new events move an item's popularity at once (POST /events, Library.record_events):
+    # "known_users", those the last 'interactions train' saw (an account created since counts
+    # from the next training, which judges it first: a burst of fake accounts moves nothing in
+    # between), or "everyone". Before any training everyone counts.
+    realtime_popularity: Literal["known_users", "everyone"] = "known_users"
     rec_dim: int = Field(64, ge=2, le=1024)  # size of the trained head's "rec" vectors
     # 'search --user': how many spreads of relevance one spread of the user's taste is worth among
     # the candidates (embedder.personal); 0 keeps the relevance order (only --seen still applies).

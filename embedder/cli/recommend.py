@@ -332,6 +332,7 @@ def interactions_train(
     settings = ctx.obj.settings(cf_factors=factors)
     with _open_log(settings) as log:
         events = log.all()
+    read_through = max((e.seq for e in events), default=0)
     quarantined = None
     flagged = []
     if settings.quarantine_suspicious:
@@ -344,9 +345,11 @@ def interactions_train(
                 f"quarantine: {quarantined} suspicious users left out ('embedder interactions suspicious' lists them)",
                 highlight=False,
             )
-    # Real-time updates skip the users this training left out (none with quarantine off).
+    # Real-time updates skip the users this training left out (none with quarantine off), and
+    # count in popularity only accounts it has seen (realtime_popularity).
     with _open_log(settings) as log:
         log.set_quarantined({s.user for s in flagged})
+        log.set_trained_through(read_through)
     if auto:
         _train_auto(settings, events, candidates, split, seed, as_json, quarantined)
         return

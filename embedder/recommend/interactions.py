@@ -53,6 +53,10 @@ CREATE TABLE IF NOT EXISTS served_model (
     choice TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS quarantined_users (user TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS training_mark (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    seq INTEGER NOT NULL
+);
 """
 
 
@@ -466,6 +470,35 @@ class InteractionLog:
         with self.db:
             self.db.execute("DELETE FROM quarantined_users")
             self.db.executemany("INSERT INTO quarantined_users (user) VALUES (?)", [(u,) for u in sorted(users)])
+
+    def trained_through(self) -> int | None:
+        """The newest event (``seq``) the last ``interactions train`` read, or ``None`` before one."""
+        row = self.db.execute("SELECT seq FROM training_mark WHERE id = 1").fetchone()
+        return row[0] if row else None
+
+    def set_trained_through(self, seq: int) -> None:
+        """Record that a training read every event up to ``seq`` (see :meth:`newcomers`)."""
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO training_mark (id, seq) VALUES (1, ?)", (int(seq),))
+
+    def newcomers(self, users: list[str]) -> set[str]:
+        """The ``users`` the last training did not see: their first event came after it. Empty
+        before any training (nothing has been judged yet, so no one is new)."""
+        through = self.trained_through()
+        if through is None or not users:
+            return set()
+        found = set()
+        for start in range(0, len(users), 500):  # SQLite's bound on parameters
+            chunk = users[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            found |= {
+                user
+                for user, first in self.db.execute(
+                    f"SELECT user, MIN(seq) FROM interactions WHERE user IN ({marks}) GROUP BY user", tuple(chunk)
+                )
+                if first > through
+            }
+        return found
 
     def stats(self) -> dict:
         rows, users, items = self.db.execute(

@@ -89,3 +89,44 @@ def test_quarantine_keeps_fake_users_out_of_training(tmp_path):
     with Library.open(load_settings(store=str(tmp_path / "store"))) as library:
         assert library.log.quarantined() == set()
         assert library.record_events([("fake-band-2", item, 5.0)])["popularity_updated"] == 1
+
+
+def test_accounts_the_last_training_did_not_see_move_popularity_only_from_the_next_one(tmp_path):
+    """A burst of new accounts (a live shilling attack through POST /events) moves no popularity
+    until 'interactions train' has judged them; known users' events count at once."""
+    from embedder.library import Library
+
+    events, _ = attacked_log()
+    log = tmp_path / "log.tsv"
+    log.write_text("".join(f"{e.user}\t{e.item}\t{e.weight:.3f}\n" for e in events))
+    store = ["--store", str(tmp_path / "store")]
+    run_cli(*store, "interactions", "import", log, "--format", "tsv", "--columns", "user,item,weight")
+
+    def fans(library, item):
+        return library.media.retrieve([item_point_id(item)])[0].payload["popularity"]
+
+    item = sorted({e.item for e in events})[3]
+    known = next(u for u in sorted({e.user for e in events}) if not any(e.user == u and e.item == item for e in events))
+    settings = load_settings(store=str(tmp_path / "store"))
+    with Library.open(settings) as library:
+        assert library.log.trained_through() is None and library.log.newcomers(["new-0"]) == set()
+    run_cli(*store, "interactions", "train", "--model", "ease")
+    with Library.open(settings) as library:
+        assert library.log.trained_through() == len(events)  # the newest event the training read
+        before = fans(library, item)
+        burst = library.record_events([(f"new-{n}", item, 10.0) for n in range(5)])
+        assert burst["added"] == 5 and burst["popularity_updated"] == 0 and burst["popularity_deferred_users"] == 5
+        assert fans(library, item) == before
+        assert library.record_events([(known, item, 5.0)])["popularity_updated"] == 1  # a known user: at once
+        assert fans(library, item) == before + 1
+    # Everyone counts at once when asked.
+    with Library.open(load_settings(store=str(tmp_path / "store"), realtime_popularity="everyone")) as library:
+        report = library.record_events([("new-5", item, 10.0)])
+        assert report["popularity_updated"] == 1 and "popularity_deferred_users" not in report
+        assert fans(library, item) == before + 2
+    # The next training counts the newcomers it has now seen, and their next events count at once.
+    run_cli(*store, "interactions", "train", "--model", "ease")
+    with Library.open(settings) as library:
+        assert fans(library, item) == before + 7  # 5 + the known user + new-5
+        other = sorted({e.item for e in events})[4]
+        assert library.record_events([("new-0", other, 10.0)])["popularity_updated"] == 1
