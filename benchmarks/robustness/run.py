@@ -51,6 +51,10 @@ from embedder.recommend.splits import ndcg_at_k, split_events  # noqa: E402
 from embedder.recommend.suspicious import without_suspicious  # noqa: E402
 
 ATTACKS = ("random", "average", "bandwagon", "segment", "pair")
+# The head without and with adversarial training (APR), from the ALS start or from scratch (slow:
+# not in the default run). From the ALS start, with no content, no epoch may beat the start on
+# validation, and the start (epoch 0) is what is served: then APR never ran on the served model.
+TRAINED = ("trained", "trained-apr", "trained-scratch", "trained-scratch-apr")
 STRATEGIES = ("popular", "cf", *KINDS)
 FILES = {"lastfm": "user_artists.dat", "ml100k": "u.data"}
 FILLER = 30  # filler items per fake profile (the pair attack uses one)
@@ -135,6 +139,8 @@ def scores_by_strategy(strategy: str, train: list[Interaction], genuine: list[st
         rows = [n for n, u in enumerate(genuine) if u in index]
         scores[rows] = model.user_factors[[index[genuine[n]] for n in rows]] @ model.item_factors.T
         return model.items, scores
+    if strategy in TRAINED:
+        return trained_scores(train, genuine, params["cf"], strategy.endswith("-apr"), "scratch" in strategy)
     model = fit_item_item(train, params[strategy])
     x, users, items = weighted_matrix(history or train, model.params.weighting, model.items)
     index = {u: n for n, u in enumerate(users)}
@@ -142,6 +148,27 @@ def scores_by_strategy(strategy: str, train: list[Interaction], genuine: list[st
     scores = np.zeros((len(genuine), len(items)))
     scores[rows] = (x[[index[genuine[n]] for n in rows]] @ model.weights).toarray()
     return items, scores
+
+
+def trained_scores(train: list[Interaction], genuine: list[str], cf: CFParams, adversarial: bool, scratch: bool):
+    """The two-tower head as ``embedder train`` fits it with no content (so it starts from ALS with
+    ``cf``'s settings, at the config's 64 factors, or with ``scratch`` from random towers):
+    ``pipelines/configs/train.toml``, with APR (``train-apr.toml``'s epsilon and weight) or
+    without; scores are user vector . item vector, as the served ``rec`` query ranks them."""
+    import tempfile
+
+    from embedder.train.config import load_train_config
+    from embedder.train.fit import train_head
+
+    name = "train-apr.toml" if adversarial else "train.toml"
+    cfg = load_train_config(ROOT / "pipelines" / "configs" / name, **{"model.init": "random" if scratch else None})
+    with tempfile.TemporaryDirectory(prefix="embedder-attack-head-") as tmp:
+        _, data, users_vecs, items_vecs, _, _ = train_head(train, cfg, media=None, run_dir=Path(tmp), cf=cf)
+    index = {u: n for n, u in enumerate(data.users)}
+    scores = np.zeros((len(genuine), len(data.items)))
+    rows = [n for n, u in enumerate(genuine) if u in index]
+    scores[rows] = np.asarray(users_vecs)[[index[genuine[n]] for n in rows]] @ np.asarray(items_vecs).T
+    return list(data.items), scores
 
 
 def top10(items, scores, genuine, seen):
