@@ -345,13 +345,8 @@ def interactions_train(
                 f"quarantine: {quarantined} suspicious users left out ('embedder interactions suspicious' lists them)",
                 highlight=False,
             )
-    # Real-time updates skip the users this training left out (none with quarantine off), and
-    # count in popularity only accounts it has seen (realtime_popularity).
-    with _open_log(settings) as log:
-        log.set_quarantined({s.user for s in flagged})
-        log.set_trained_through(read_through)
     if auto:
-        _train_auto(settings, events, candidates, split, seed, as_json, quarantined)
+        _train_auto(settings, events, candidates, split, seed, as_json, quarantined, flagged, read_through)
         return
     if model in KINDS:
         from embedder.recommend.itemitem import ItemItemParams, fit_item_item
@@ -368,6 +363,7 @@ def interactions_train(
         media, users = open_collections(settings)
         with media, users:
             summary = write_item_item(fitted, media)
+        _record_training(settings, flagged, read_through)
         _print_trained({**summary, "quarantined_users": quarantined}, as_json)
         return
     from embedder.recommend.cf import CFParams, fit_cf, write_cf
@@ -379,12 +375,30 @@ def interactions_train(
     media, users = open_collections(settings)
     with media, users:
         summary = write_cf(fitted, media, users)
+    _record_training(settings, flagged, read_through)
     summary["settings"] = params.to_dict()
     _print_trained({**summary, "quarantined_users": quarantined}, as_json)
 
 
+def _record_training(settings: Settings, flagged: list, read_through: int) -> None:
+    """Once a training has written its model: real-time updates skip the users it left out (none
+    with quarantine off), and count in popularity only the accounts it read (realtime_popularity).
+    After the write, so that a failed training leaves both as the last good one set them."""
+    with _open_log(settings) as log:
+        log.set_quarantined({s.user for s in flagged})
+        log.set_trained_through(read_through)
+
+
 def _train_auto(
-    settings: Settings, events: list, candidates: str, split: str, seed: int, as_json: bool, quarantined: int | None
+    settings: Settings,
+    events: list,
+    candidates: str,
+    split: str,
+    seed: int,
+    as_json: bool,
+    quarantined: int | None,
+    flagged: list,
+    read_through: int,
 ) -> None:
     from embedder.recommend.auto import train_auto, why_served
     from embedder.recommend.cf import CFParams
@@ -410,6 +424,7 @@ def _train_auto(
         )
     with _open_log(settings) as log:
         log.set_served_model(result["record"])
+    _record_training(settings, flagged, read_through)
     if as_json:
         print_json({**result, "quarantined_users": quarantined})
         return
