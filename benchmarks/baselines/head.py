@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -35,7 +34,9 @@ import tomllib
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from run import DATA, ROOT, catalogue_file, cli  # noqa: E402  (the table's own import and catalogue)
+sys.path.insert(0, str(Path(__file__).parents[1]))
+from reporting import cli, command, machine, save  # noqa: E402
+from run import DATA, ROOT, catalogue_file  # noqa: E402  (the table's own import and catalogue)
 
 WARM = ("cf", "ease", "trained")
 COLD = ("popular", "words", "content", "trained")
@@ -171,16 +172,13 @@ def main() -> None:
     if args.lastfm:
         datasets.append(run_dataset("lastfm", args.lastfm, args.seeds, tuned["lastfm"], args.lastfm_ease_items))
     results = {
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
-        "command": " ".join(sys.argv),
+        "machine": machine(),
+        "command": command(),
         "seeds": args.seeds,
         "minutes": round((time.perf_counter() - started) / 60, 1),
         "datasets": datasets,
     }
-    if args.out:
-        args.out.write_text(json.dumps(results, indent=2) + "\n")
-        args.out.with_suffix(".md").write_text(markdown(results) + "\n")
-    print(markdown(results))
+    save(results, args.out, markdown)
 
 
 if __name__ == "__main__":

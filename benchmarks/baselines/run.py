@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import subprocess
 import sys
@@ -39,9 +38,10 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks" / "serve"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 from load import pct, start_server, stop_server  # noqa: E402  (the serve benchmark's helpers)
+from reporting import EMBEDDER, cli, command, machine, save  # noqa: E402
 
-EMBEDDER = str(ROOT / ".venv" / "bin" / "embedder")
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
 DEFAULT_METHODS = ("popular", "cf", "itemknn", "rp3beta", "ease")
 TUNED_METHODS = ("cf", "itemknn", "rp3beta", "ease", "words", "hybrid")
@@ -72,13 +72,6 @@ DATA = {
         ],
     },
 }
-
-
-def cli(env: dict, *args: str) -> str:
-    proc = subprocess.run([EMBEDDER, *args], env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"embedder {' '.join(args)} failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    return proc.stdout
 
 
 def catalogue_file(name: str, folder: Path, work: Path) -> Path:
@@ -362,17 +355,13 @@ def main() -> None:
     if args.lastfm:
         datasets.append(run_dataset("lastfm", args.lastfm, args.seeds, args.requests, args.lastfm_ease_items))
     results = {
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
-        "command": " ".join(sys.argv),
+        "machine": machine(),
+        "command": command(),
         "seeds": args.seeds,
         "minutes": round((time.perf_counter() - started) / 60, 1),
         "datasets": datasets,
     }
-    text = json.dumps(results, indent=2) + "\n"
-    if args.out:
-        args.out.write_text(text)
-        args.out.with_suffix(".md").write_text(markdown(results) + "\n")
-    print(markdown(results))
+    save(results, args.out, markdown)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import shutil
 import sys
@@ -46,20 +45,12 @@ from run import draw_targets, fake_profiles, load  # noqa: E402  (this folder's 
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks" / "serve"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 from load import start_server, stop_server  # noqa: E402
+from reporting import EMBEDDER, cli, command, machine, save  # noqa: E402
 
-EMBEDDER = str(ROOT / ".venv" / "bin" / "embedder")
 STRATEGIES = ("popular", "cf")
 IMPORT = ["--format", "tsv", "--columns", "user,item,rating,ts", "--rating-col", "rating", "--rating-threshold", "3"]
-
-
-def cli(env: dict, *args: str) -> str:
-    import subprocess
-
-    done = subprocess.run([EMBEDDER, *args], env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"embedder {' '.join(args)} failed ({done.returncode}): {done.stderr[-2000:]}")
-    return done.stdout
 
 
 def hit_ratio(base: str, users: list[str], target: str, strategy: str) -> float:
@@ -188,16 +179,8 @@ def main() -> None:
         for attack in args.attacks.split(",")
         for size in args.sizes.split(",")
     ]
-    results = {
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
-        "command": " ".join(sys.argv),
-        "minutes": round((time.perf_counter() - started) / 60, 1),
-        "rows": rows,
-    }
-    if args.out:
-        args.out.write_text(json.dumps(results, indent=2) + "\n")
-        args.out.with_suffix(".md").write_text(markdown(results) + "\n")
-    print(markdown(results))
+    results = {"machine": machine(), "command": command(), "minutes": round((time.perf_counter() - started) / 60, 1)}
+    save({**results, "rows": rows}, args.out, markdown)
 
 
 if __name__ == "__main__":

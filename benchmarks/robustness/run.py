@@ -29,9 +29,6 @@ Usage (about 15 minutes per data set and seed on the 2-core machine):
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import random
 import sys
 import time
@@ -42,7 +39,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks" / "independent"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 from implicit_als import read  # noqa: E402  (the file readers every benchmark shares)
+from reporting import command, machine, save  # noqa: E402
 
 from embedder.recommend.cf import CFParams, fit_cf  # noqa: E402
 from embedder.recommend.interactions import Interaction  # noqa: E402
@@ -359,15 +358,12 @@ def main() -> None:
             result["summary"] = summary(result["rows"])
             datasets.append(result)
     results = {
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-        "command": " ".join(sys.argv),
+        "machine": machine(),
+        "command": command(),
         "minutes": round((time.perf_counter() - started) / 60, 1),
         "datasets": datasets,
     }
-    if args.out:
-        args.out.write_text(json.dumps(results, indent=1) + "\n")
-        args.out.with_suffix(".md").write_text(markdown(results) + "\n")
-    print(markdown(results))
+    save(results, args.out, markdown, indent=1)
 
 
 if __name__ == "__main__":
