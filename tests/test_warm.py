@@ -37,13 +37,20 @@ def _gone(pid: int, within_s: float) -> bool:
     return False
 
 
-def test_queries_go_through_a_warm_process_that_steps_aside_for_writers_and_exits_when_idle(tmp_path, media):
+@pytest.fixture
+def one_file_store(tmp_path, media):
+    """(media folder, store) with one ingested sound, the tiny preset."""
     folder = tmp_path / "media"
     folder.mkdir()
     shutil.copy(media["tone.mp3"], folder / "tone.mp3")
     store = tmp_path / "store"
     with Library.open(load_settings(store=str(store), models="tiny", device="cpu", workers=1)) as lib:
         assert not lib.ingest([str(folder)]).failed
+    return folder, store
+
+
+def test_queries_go_through_a_warm_process_that_steps_aside_for_writers_and_exits_when_idle(one_file_store, media):
+    folder, store = one_file_store
     env = {"EMBEDDER_STORE": str(store), "EMBEDDER_MODELS": "tiny", "EMBEDDER_WARM_QUERIES": "on"}
     env["EMBEDDER_WARM_IDLE_S"] = "60"
     first = run_cli("search", "tone", "--mode", "dense", "--json", env=env)
@@ -72,15 +79,10 @@ def test_queries_go_through_a_warm_process_that_steps_aside_for_writers_and_exit
 
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
-def test_in_a_terminal_the_second_query_answers_through_the_warm_process(tmp_path, media):
+def test_in_a_terminal_the_second_query_answers_through_the_warm_process(one_file_store):
     """What a person sees in a terminal (tmux): the first 'status' says it starts the warm process,
     the second one is answered through it."""
-    folder = tmp_path / "media"
-    folder.mkdir()
-    shutil.copy(media["tone.mp3"], folder / "tone.mp3")
-    store = tmp_path / "store"
-    with Library.open(load_settings(store=str(store), models="tiny", device="cpu", workers=1)) as lib:
-        assert not lib.ingest([str(folder)]).failed
+    folder, store = one_file_store
     session = f"embedder-warm-{os.getpid()}"
     bin_dir = Path(sys.executable).parent
     shell_env = f"PATH={bin_dir}:$PATH EMBEDDER_STORE={store} EMBEDDER_MODELS=tiny EMBEDDER_WARM_IDLE_S=60"
