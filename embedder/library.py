@@ -19,16 +19,20 @@ one process returns the same object::
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from embedder.errors import EmbedderError
 from embedder.ids import resolve_items
+from embedder.progress import Progress
 from embedder.recommend.strategies import STRATEGIES, Strategy, get_strategy
 
 if TYPE_CHECKING:
     from embedder.settings import Settings
     from embedder.store import VectorStore
+    from embedder.train.config import TrainConfig
 
 
 # With collapse_duplicates, ask for this many times the results, so that enough are left once the
@@ -482,6 +486,219 @@ class Library:
         if self._cf_cache is None or not self._cf_cache.current(self.media):
             self._cf_cache = ItemFactors.load(self.media)
         return self._cf_cache
+
+    # -- training ---------------------------------------------------------------------------
+
+    def train_recommender(
+        self,
+        model: str = "als",
+        *,
+        auto: bool = False,
+        candidates: Sequence[str] = ("cf", "ease", "rp3beta", "itemknn"),
+        split: str = "random-holdout",
+        seed: int = 0,
+        weighting: str | None = None,
+        alpha: float | None = None,
+        regularization: float | None = None,
+        iterations: int | None = None,
+        neighbours: int | None = None,
+        l2: float | None = None,
+        max_items: int | None = None,
+        progress: Progress | None = None,
+    ) -> dict:
+        """Fit a recommendation model on the interaction log and store it (``interactions train``).
+
+        ``model``: ``als`` or ``bpr`` (the items' and users' ``cf`` vectors) or an item-to-item
+        kind (``ease``, ``rp3beta``, ``itemknn``: each item's top weights as a sparse vector). With
+        ``auto``, every one of ``candidates`` is tuned on a ``split`` of the log, the best is
+        stored (and ALS beside it) and becomes what ``recommend`` serves by default. The other
+        keywords override the settings' ``cf_*`` / ``i2i_*`` values for this fit.
+
+        With ``quarantine_suspicious``, users :func:`~embedder.recommend.suspicious.find_suspicious`
+        flags are left out, and real-time updates skip them until a training no longer does.
+        Once the model is stored, accounts in the log count toward popularity from now on
+        (``realtime_popularity = "known_users"``); a training that fails changes neither.
+
+        Returns:
+            The stored model's summary (with ``auto``: ``record``, what is served and why, and
+            ``stored``), plus ``quarantined_users`` (``None`` with quarantine off).
+        """
+        from embedder.recommend.cf import CFParams
+        from embedder.recommend.fitting import CF_MODELS, fit_and_store
+        from embedder.recommend.itemitem import KINDS, ItemItemParams
+
+        progress = progress or Progress()
+        if model not in (*CF_MODELS, *KINDS):
+            raise EmbedderError(f"--model must be one of {', '.join((*CF_MODELS, *KINDS))}, not '{model}'")
+        if model in KINDS and weighting not in (None, "binary", "log1p"):
+            raise EmbedderError(f"--weighting for {model} must be binary or log1p, not '{weighting}'")
+        events, flagged, read_through = self._training_events(progress)
+        if auto and not events:
+            raise EmbedderError("the interaction log is empty; run 'embedder interactions import FILE' first")
+        cf = CFParams.from_settings(
+            self.settings, weighting=weighting, alpha=alpha, regularization=regularization, iterations=iterations
+        )
+        media, users = self._training_collections()
+        if auto:
+            from embedder.recommend.auto import train_auto
+
+            summary = train_auto(
+                events,
+                media,
+                users,
+                seed=seed,
+                cf=CFParams.from_settings(self.settings),
+                item_item={kind: ItemItemParams.from_settings(self.settings, kind) for kind in KINDS},
+                candidates=tuple(candidates),
+                split=split,
+                progress=progress,
+            )
+            with self._log_lock:
+                self.log.set_served_model(summary["record"])
+        elif model in KINDS:
+            overrides = {"neighbours": neighbours, "l2": l2, "max_items": max_items, "weighting": weighting}
+            params = ItemItemParams.from_settings(self.settings, model, **overrides, alpha=alpha)
+            # EASE on a large catalogue takes minutes: say what is running.
+            progress.note(f"fitting {model} on {len(events)} events ...")
+            summary = fit_and_store(model, params, events, media, users, seed)
+        else:
+            summary = fit_and_store(model, cf, events, media, users, seed)
+        self._record_training(flagged, read_through)
+        quarantined = len(flagged) if self.settings.quarantine_suspicious else None
+        return {**summary, "quarantined_users": quarantined}
+
+    def train_head(
+        self, config: TrainConfig | None = None, *, resume: Path | None = None, write: bool = True, progress=None
+    ) -> dict:
+        """Fine-tune the two-tower head on the interaction log (``embedder train``): BCE, frozen
+        encoders, early stopping (or DP-SGD with ``privacy.epsilon``), a versioned run directory,
+        and, with ``write``, ``rec`` vectors that ``recommend --strategy trained`` serves.
+
+        ``config``: a :class:`~embedder.train.config.TrainConfig` (the defaults when ``None``);
+        ``resume``: a run directory to continue from its last checkpoint.
+
+        Returns:
+            ``run_dir``, ``version``, ``device``, ``metrics`` and ``written`` (what was stored).
+        """
+        from embedder.encoders.bundle import configured_model_ids
+        from embedder.recommend.cf import CFParams
+        from embedder.train.config import load_train_config
+        from embedder.train.run import run_training
+
+        with self._log_lock:
+            events = self.log.all()
+        media, users = self._training_collections()
+        return run_training(
+            events,
+            config if config is not None else load_train_config(None),
+            media,
+            users,
+            rec_dim=self.settings.rec_dim,
+            device=self.settings.device,
+            feature_models=configured_model_ids(self.settings),
+            cf=CFParams.from_settings(self.settings),
+            resume=resume,
+            write=write,
+            progress=progress,
+        )
+
+    def evaluate(
+        self,
+        *,
+        split: str = "leave-last-out",
+        methods: Sequence[str] = ("popular", "cf", "content", "hybrid"),
+        seeds: Sequence[int] = (0,),
+        tune: bool = False,
+        max_users: int | None = None,
+        train_config: TrainConfig | None = None,
+        weighting: str | None = None,
+        alpha: float | None = None,
+        regularization: float | None = None,
+        iterations: int | None = None,
+    ) -> dict:
+        """Offline evaluation of the interaction log (``embedder eval``): Recall@K, HR-recall@K,
+        NDCG@K and coverage per method of ``methods`` (strategy names), on a ``split`` for each
+        of ``seeds`` (mean and spread over several). With ``tune``, each method's settings are
+        first tuned on a validation split carved from the training part. The content side reads
+        the store's vectors when it has any. The ``cf`` keywords override the settings' ``cf_*``.
+
+        Returns:
+            What :func:`~embedder.evaluate.evaluate_seeds` reports (metrics, settings, tuning).
+        """
+        from embedder.evaluate import evaluate_seeds
+        from embedder.recommend.cf import CFParams
+        from embedder.recommend.hybrid import HybridParams
+        from embedder.recommend.itemitem import KINDS, ItemItemParams
+        from embedder.train.config import load_train_config
+
+        with self._log_lock:
+            events = self.log.all()
+        if not events:
+            raise EmbedderError("the interaction log is empty; run 'embedder interactions import FILE' first")
+        dims = self.media.collection_dims() or {}
+        return evaluate_seeds(
+            events,
+            list(seeds),
+            split=split,
+            methods=tuple(methods),
+            cf=CFParams.from_settings(
+                self.settings, weighting=weighting, alpha=alpha, regularization=regularization, iterations=iterations
+            ),
+            tune=tune,
+            media=self.media if "content" in dims else None,
+            max_users=max_users,
+            train_config=train_config if train_config is not None else load_train_config(None),
+            item_item={kind: ItemItemParams.from_settings(self.settings, kind) for kind in KINDS},
+            hybrid=HybridParams.from_settings(self.settings),
+        )
+
+    def prune_events(self, older_than_days: float | None = None) -> dict:
+        """Delete interaction events older than ``older_than_days`` (default: the
+        ``retention_days`` setting) for good (``interactions prune``). Events without a time are
+        kept and counted; the stored models keep what they learned until the next training.
+
+        Returns:
+            ``dropped``, ``cutoff``, ``undated_kept`` and ``older_than_days``.
+        """
+        days = older_than_days if older_than_days is not None else self.settings.retention_days
+        if days is None:
+            raise EmbedderError("give --older-than DAYS, or set retention_days (EMBEDDER_RETENTION_DAYS)")
+        with self._log_lock:
+            dropped = self.log.drop_older_than(time.time() - days * 86400)
+        return {**dropped, "older_than_days": days}
+
+    def _training_events(self, progress: Progress) -> tuple[list, list, int]:
+        """The log's events a training reads, the users quarantine leaves out of them, and the
+        last event's sequence number (what the training has seen)."""
+        with self._log_lock:
+            events = self.log.all()
+        read_through = max((e.seq for e in events), default=0)
+        if not self.settings.quarantine_suspicious:
+            return events, [], read_through
+        from embedder.recommend.suspicious import without_suspicious
+
+        events, flagged = without_suspicious(events, self.settings.suspicious_threshold)
+        progress.note(
+            f"quarantine: {len(flagged)} suspicious users left out ('embedder interactions suspicious' lists them)"
+        )
+        return events, flagged, read_through
+
+    def _record_training(self, flagged: list, read_through: int) -> None:
+        """Once a training has written its model: real-time updates skip the users it left out,
+        and count in popularity only the accounts it read. After the write, so that a failed
+        training leaves both as the last good one set them."""
+        with self._log_lock:
+            self.log.set_quarantined({s.user for s in flagged})
+            self.log.set_trained_through(read_through)
+
+    def _training_collections(self) -> tuple[VectorStore, VectorStore]:
+        """The media and users collections, created with every named vector the settings imply
+        when missing (and checked against them when not)."""
+        from embedder.encoders.bundle import schema_for, users_schema
+
+        self.media.ensure_collection(schema_for(self.settings))
+        self.users.ensure_collection(users_schema(self.settings))
+        return self.media, self.users
 
     def status(self) -> dict:
         """Back-end, collection, item count, modalities, models and size (``embedder status``)."""

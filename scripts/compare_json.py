@@ -1,7 +1,8 @@
 """Compare the CLI's --json output of two commits on the same media: a behaviour check for refactors.
 
-Runs the same commands (ingest, status, search by text/audio/example, interactions import and
-train, recommend with every strategy, similar, similar-users, items list, eval) with the tiny
+Runs the same commands (ingest, status, search by text/audio/example, interactions import, train
+(ALS, EASE, --auto) and prune, the head's train, recommend with every strategy, similar,
+similar-users, items list, eval) with the tiny
 preset against a fresh store, once with the code of REF (a git worktree) and once with the
 working tree, and prints the differences, ignoring what changes from run to run (timings,
 timestamps, model versions stamped with the time).
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -21,7 +23,11 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-VOLATILE = {"elapsed_s", "files_per_s", "wait_for_decode_s", "encode_s", "write_s", "ingested_at", "model", "version"}
+VOLATILE = {
+    *("elapsed_s", "files_per_s", "wait_for_decode_s", "encode_s", "write_s", "ingested_at", "model", "version"),
+    *("fit_seconds", "cutoff", "run_dir", "seconds", "epoch_seconds", "timings", "chosen_at"),
+}
+STAMP = re.compile(r"\d{8}T\d{6}Z")  # a model version's time, inside a sentence
 # Run the CLI of another checkout: drop the venv's editable finder, which would import this one.
 RUNNER = """import os, sys
 sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f)]
@@ -42,6 +48,10 @@ def commands(media: Path, events: Path) -> dict[str, list[str]]:
         "search_like": ["search", "--like", video, "--json"],
         "import": ["interactions", "import", str(events), "--json"],
         "train": ["interactions", "train", "--json"],
+        "train_ease": ["interactions", "train", "--model", "ease", "--json"],
+        "train_auto": ["interactions", "train", "--auto", "--json"],
+        "train_head": ["train", "--max-epochs", "2", "--no-write", "--json"],
+        "prune": ["interactions", "prune", "--older-than", "365", "--json"],
     }
     for strategy in ("hybrid", "cf", "content"):
         out[f"recommend_{strategy}"] = ["recommend", "--user", "u1", "--strategy", strategy, "--json"]
@@ -77,7 +87,8 @@ def run_all(repo: Path, media_src: Path, work: Path) -> dict[str, object]:
     }
     out = {}
     for name, args in commands(media, events).items():
-        proc = subprocess.run([sys.executable, "-c", RUNNER, *args], capture_output=True, text=True, env=env)
+        # In the work folder: 'train' writes its run directory under the current one.
+        proc = subprocess.run([sys.executable, "-c", RUNNER, *args], capture_output=True, text=True, env=env, cwd=work)
         try:
             out[name] = json.loads(proc.stdout)
         except json.JSONDecodeError:
@@ -98,6 +109,8 @@ def differences(a, b, where: str = "") -> list[str]:
         return found
     if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
         return [d for i, (x, y) in enumerate(zip(a, b)) for d in differences(x, y, f"{where}[{i}]")]
+    if isinstance(a, str) and isinstance(b, str):
+        a, b = STAMP.sub("T", a), STAMP.sub("T", b)
     return [] if a == b else [f"{where}: {json.dumps(a)[:120]} -> {json.dumps(b)[:120]}"]
 
 

@@ -1,6 +1,7 @@
 """Scheduled jobs beside 'embedder serve' on the embedded store it holds: 'jobs run' hands the job
-to the server, which runs 'ingest' and 'reembed' steps itself and steps aside (503 for requests
-that need the store, meanwhile) for the others; 'serve --schedule' runs them on their schedule."""
+to the server, which runs the steps it has a library call for itself (ingest, reembed, the
+trainings, prune) and steps aside (503 for requests that need the store, meanwhile) for the
+others; 'serve --schedule' runs them on their schedule."""
 
 from __future__ import annotations
 
@@ -109,6 +110,58 @@ def test_serve_schedule_runs_due_jobs_inside_the_server(tmp_path):
 
 
 def test_which_steps_the_server_runs_itself():
-    assert in_server(["ingest", "/media"]) == "ingest" and in_server(["reembed"]) == "reembed"
-    assert in_server(["ingest", "/media", "--retry-failed"]) is None  # flags: as written, in its own process
-    assert in_server(["reembed", "--dry-run"]) is None and in_server(["snapshot", "create"]) is None
+    assert in_server(["ingest", "/media", "/more"]) == ("ingest", {}, ["/media", "/more"])
+    assert in_server(["reembed"]) == ("reembed", {}, [])
+    assert in_server(["interactions", "train", "--auto"]) == ("interactions train", {"--auto": True}, [])
+    assert in_server(["interactions", "train", "--model", "ease", "--seed", "3"]) == (
+        "interactions train",
+        {"--model": "ease", "--seed": "3"},
+        [],
+    )
+    assert in_server(["interactions", "prune", "--older-than", "365"]) == (
+        "interactions prune",
+        {"--older-than": "365"},
+        [],
+    )
+    assert in_server(["train", "--config", "t.toml"]) == ("train", {"--config": "t.toml"}, [])
+    # Anything else runs as written, in its own process: other options, a missing value, other commands.
+    assert in_server(["ingest", "/media", "--retry-failed"]) is None
+    assert in_server(["ingest"]) is None and in_server(["reembed", "--dry-run"]) is None
+    assert in_server(["interactions", "train", "--factors", "8"]) is None
+    assert in_server(["train", "--config"]) is None and in_server(["train", "extra"]) is None
+    assert in_server(["snapshot", "create"]) is None and in_server(["interactions", "import", "f.csv"]) is None
+
+
+def test_training_steps_run_in_the_server_which_goes_on_answering(served, tmp_path, caplog):
+    """A retraining job through the server's own Library: the models land in the store it serves,
+    and it never steps aside (no 503 while the job runs)."""
+    from embedder.service.scheduled import ServerJobs, StoreGate
+
+    client, library, folder, ids = served
+    names = sorted(ids)
+    # u0 had the first two files; u2 had the third with the first, so item-to-item offers u0 the third.
+    events = [(f"u{i}", ids[names[i % 3]], 1.0) for i in range(6)]
+    library.add_events(events + [("u0", ids[names[1]], 1.0), ("u2", ids[names[0]], 1.0)])
+    gate = StoreGate()
+    jobs = ServerJobs(library, gate, flags=[])
+    job = Job(
+        "weekly",
+        "0 4 * * 0",
+        (
+            ("interactions", "train", "--model", "ease"),
+            ("interactions", "train"),
+            ("interactions", "prune", "--older-than", "1"),
+        ),
+    )
+    with caplog.at_level("INFO", logger="embedder.serve"):
+        assert jobs.run(job) == (True, "3 step(s) done")
+    assert gate.held_by is None
+    steps = [r.getMessage() for r in caplog.records if r.getMessage().startswith("job weekly")]
+    assert len(steps) == 3 and all(m.endswith("in the server") for m in steps), steps
+    stored = library.media.retrieve([ids[names[0]]], with_vectors=True)[0]
+    assert stored.payload["cf_model"] and len(stored.vectors["cf"]) == library.settings.cf_factors
+    assert library.log.trained_through() == max(e.seq for e in library.log.all())
+    answer = client.get("/users/u0/recommendations", params={"strategy": "ease"})
+    assert answer.status_code == 200 and [r["id"] for r in answer.json()["items"]] == [ids[names[2]]]
+    failed = jobs.run(Job("bad", "0 4 * * 0", (("interactions", "train", "--seed", "x"),)))
+    assert failed == (False, "step 'interactions train --seed x' failed: --seed must be a number, not 'x'")

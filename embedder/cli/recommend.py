@@ -166,12 +166,9 @@ def interactions_prune(
     Events without a timestamp are kept and counted. The collaborative model keeps what it learned
     until the next 'interactions train'.
     """
-    settings = ctx.obj.settings()
-    days = older_than if older_than is not None else settings.retention_days
-    if days is None:
-        raise EmbedderError("give --older-than DAYS, or set retention_days (EMBEDDER_RETENTION_DAYS)")
-    with _open_log(settings) as log:
-        result = {**log.drop_older_than(time.time() - days * 86400), "older_than_days": days}
+    with ctx.obj.library() as library:
+        result = library.prune_events(older_than)
+    days = result["older_than_days"]
     if as_json:
         print_json(result)
         return
@@ -276,7 +273,6 @@ def _i2i_options():
 
 
 _I2I = _i2i_options()
-CF_MODELS = ("als", "bpr")
 
 
 @interactions_app.command("train")
@@ -324,115 +320,38 @@ def interactions_train(
     request time, so new events count at once. Settings come from cf_* / i2i_* in the config file
     (which 'embedder eval --tune --save-config FILE' writes) unless a flag overrides them.
     """
-    from embedder.recommend.collections import open_collections
-    from embedder.recommend.itemitem import KINDS
-
-    if model not in (*CF_MODELS, *KINDS):
-        raise EmbedderError(f"--model must be one of {', '.join((*CF_MODELS, *KINDS))}, not '{model}'")
-    settings = ctx.obj.settings(cf_factors=factors)
-    with _open_log(settings) as log:
-        events = log.all()
-    read_through = max((e.seq for e in events), default=0)
-    quarantined = None
-    flagged = []
-    if settings.quarantine_suspicious:
-        from embedder.recommend.suspicious import without_suspicious
-
-        events, flagged = without_suspicious(events, settings.suspicious_threshold)
-        quarantined = len(flagged)
-        if not as_json:
-            err.print(
-                f"quarantine: {quarantined} suspicious users left out ('embedder interactions suspicious' lists them)",
-                highlight=False,
-            )
-    if auto:
-        _train_auto(settings, events, candidates, split, seed, as_json, quarantined, flagged, read_through)
-        return
-    if model in KINDS:
-        from embedder.recommend.itemitem import ItemItemParams, fit_item_item
-        from embedder.recommend.sparse import write_item_item
-
-        if weighting is not None and weighting not in ("binary", "log1p"):
-            raise EmbedderError(f"--weighting for {model} must be binary or log1p, not '{weighting}'")
-        params = ItemItemParams.from_settings(
-            settings, model, neighbours=neighbours, l2=l2, max_items=max_items, weighting=weighting, alpha=alpha
-        )
-        # EASE on a large catalogue takes minutes: say what is running (stderr keeps --json clean).
-        err.print(f"fitting {model} on {len(events)} events ...", style="dim", highlight=False)
-        fitted = fit_item_item(events, params)
-        media, users = open_collections(settings)
-        with media, users:
-            summary = write_item_item(fitted, media)
-        _record_training(settings, flagged, read_through)
-        _print_trained({**summary, "quarantined_users": quarantined}, as_json)
-        return
-    from embedder.recommend.cf import CFParams, fit_cf, write_cf
-
-    params = CFParams.from_settings(
-        settings, weighting=weighting, alpha=alpha, regularization=regularization, iterations=iterations
-    )
-    fitted = fit_cf(events, params, model=model, seed=seed)
-    media, users = open_collections(settings)
-    with media, users:
-        summary = write_cf(fitted, media, users)
-    _record_training(settings, flagged, read_through)
-    summary["settings"] = params.to_dict()
-    _print_trained({**summary, "quarantined_users": quarantined}, as_json)
-
-
-def _record_training(settings: Settings, flagged: list, read_through: int) -> None:
-    """Once a training has written its model: real-time updates skip the users it left out (none
-    with quarantine off), and count in popularity only the accounts it read (realtime_popularity).
-    After the write, so that a failed training leaves both as the last good one set them."""
-    with _open_log(settings) as log:
-        log.set_quarantined({s.user for s in flagged})
-        log.set_trained_through(read_through)
-
-
-def _train_auto(
-    settings: Settings,
-    events: list,
-    candidates: str,
-    split: str,
-    seed: int,
-    as_json: bool,
-    quarantined: int | None,
-    flagged: list,
-    read_through: int,
-) -> None:
-    from embedder.recommend.auto import train_auto, why_served
-    from embedder.recommend.cf import CFParams
-    from embedder.recommend.collections import open_collections
-    from embedder.recommend.itemitem import KINDS, ItemItemParams
-
-    if not events:
-        raise EmbedderError("the interaction log is empty; run 'embedder interactions import FILE' first")
-    names = tuple(c.strip() for c in candidates.split(",") if c.strip())
-    media, users = open_collections(settings)
-    progress = TerminalProgress(quiet=as_json)
-    with media, users:
-        result = train_auto(
-            events,
-            media,
-            users,
-            seed=seed,
-            cf=CFParams.from_settings(settings),
-            item_item={kind: ItemItemParams.from_settings(settings, kind) for kind in KINDS},
-            candidates=names,
+    with ctx.obj.library(cf_factors=factors) as library:
+        summary = library.train_recommender(
+            model,
+            auto=auto,
+            candidates=[c.strip() for c in candidates.split(",") if c.strip()],
             split=split,
-            progress=progress,
+            seed=seed,
+            weighting=weighting,
+            alpha=alpha,
+            regularization=regularization,
+            iterations=iterations,
+            neighbours=neighbours,
+            l2=l2,
+            max_items=max_items,
+            progress=TerminalProgress(quiet=as_json),
         )
-    with _open_log(settings) as log:
-        log.set_served_model(result["record"])
-    _record_training(settings, flagged, read_through)
     if as_json:
-        print_json({**result, "quarantined_users": quarantined})
-        return
+        print_json(summary)
+    elif auto:
+        _print_chosen(summary["record"])
+    else:
+        _print_trained(summary)
+
+
+def _print_chosen(record: dict) -> None:
+    from embedder.recommend.auto import why_served
+
     table = Table(show_header=True, header_style="bold", title="validation NDCG@10, every model tuned")
     for col in ("strategy", "ndcg@10", "settings"):
         table.add_column(col, justify="right" if col == "ndcg@10" else "left")
-    for row in result["record"]["candidates"]:
-        chosen = row["strategy"] == result["record"]["strategy"]
+    for row in record["candidates"]:
+        chosen = row["strategy"] == record["strategy"]
         settings_text = ", ".join(f"{k}={v}" for k, v in row["settings"].items() if k != "kind")
         if row["at_edge"]:
             settings_text += f" (still at the grid's edge: {', '.join(row['at_edge'])})"
@@ -442,13 +361,10 @@ def _train_auto(
             plain(settings_text),
         )
     out.print(table)
-    out.print(f"recommend serves: {why_served(result['record'])}", highlight=False, markup=False)
+    out.print(f"recommend serves: {why_served(record)}", highlight=False, markup=False)
 
 
-def _print_trained(summary: dict, as_json: bool) -> None:
-    if as_json:
-        print_json(summary)
-        return
+def _print_trained(summary: dict) -> None:
     who = f"{summary['users']} users, " if "users" in summary else ""
     out.print(
         f"trained {summary['model']}: {who}{summary['items']} items "
@@ -639,9 +555,7 @@ def train_cmd(
     each user's gradient clipped and noised, and the epsilon and delta spent are reported.
     """
     from embedder.train.config import load_train_config
-    from embedder.train.run import run_training
 
-    settings = ctx.obj.settings()
     cfg = load_train_config(
         config,
         **{
@@ -652,9 +566,10 @@ def train_cmd(
             "privacy.delta": dp_delta,
         },
     )
-    summary = run_training(
-        settings, cfg, resume=resume, write=write, progress=TerminalProgress(as_json, per_item=False)
-    )
+    with ctx.obj.library() as library:
+        summary = library.train_head(
+            cfg, resume=resume, write=write, progress=TerminalProgress(as_json, per_item=False)
+        )
     if as_json:
         print_json(summary)
         return
@@ -731,11 +646,6 @@ def eval_cmd(
     recall@K = hits / relevant items; hr_recall@K = hits / min(K, relevant items). The report
     names the exact settings each method ran with.
     """
-    from embedder.evaluate import evaluate_seeds, plot
-    from embedder.recommend.cf import CFParams
-    from embedder.recommend.hybrid import HybridParams
-    from embedder.recommend.itemitem import KINDS, ItemItemParams
-    from embedder.store import open_store
     from embedder.train.config import load_train_config
 
     if save_config is not None and not tune:
@@ -744,31 +654,21 @@ def eval_cmd(
         seed_list = [int(x) for x in seeds.split(",") if x.strip()] if seeds else [seed]
     except ValueError:
         raise EmbedderError(f"--seeds must be comma-separated integers, not '{seeds}'") from None
-    settings = ctx.obj.settings(cf_factors=factors)
-    cf = CFParams.from_settings(
-        settings, weighting=weighting, alpha=alpha, regularization=regularization, iterations=iterations
-    )
-    with _open_log(settings) as log:
-        events = log.all()
-    if not events:
-        raise EmbedderError("the interaction log is empty; run 'embedder interactions import FILE' first")
-    media = open_store(settings)
-    with media:
-        has_media = media.collection_dims() is not None and "content" in (media.collection_dims() or {})
-        result = evaluate_seeds(
-            events,
-            seed_list,
+    with ctx.obj.library(cf_factors=factors) as library:
+        result = library.evaluate(
             split=split,
-            methods=tuple(m.strip() for m in methods.split(",") if m.strip()),
-            cf=cf,
+            methods=[m.strip() for m in methods.split(",") if m.strip()],
+            seeds=seed_list,
             tune=tune,
-            media=media if has_media else None,
             max_users=max_users,
             train_config=load_train_config(train_config),
-            item_item={kind: ItemItemParams.from_settings(settings, kind) for kind in KINDS},
-            hybrid=HybridParams.from_settings(settings),
+            weighting=weighting,
+            alpha=alpha,
+            regularization=regularization,
+            iterations=iterations,
         )
     if save_config is not None:
+        from embedder.recommend.cf import CFParams
         from embedder.recommend.tune import save_cf_settings
 
         result["saved_config"] = {
@@ -777,6 +677,8 @@ def eval_cmd(
         }
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
+        from embedder.evaluate import plot
+
         (out_dir / "results.json").write_text(json.dumps(result, indent=2) + "\n")
         plot(result, out_dir / "results.png")
     if as_json:

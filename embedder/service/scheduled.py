@@ -8,10 +8,11 @@ running server (``POST /jobs/run``), as ``embedder ingest`` hands over an ingest
 Each step runs one of two ways:
 
 - **in the server**, through its open :class:`~embedder.library.Library`, for the steps it has a
-  method for as written (``ingest PATH...`` and ``reembed``, the long ones): requests go on being
-  answered meanwhile;
+  method for as written (:data:`IN_SERVER`: ``ingest PATH...``, ``reembed``, ``interactions
+  train``, ``train --config FILE`` and ``interactions prune``, with the options listed there):
+  requests go on being answered meanwhile;
 - **as its own ``embedder`` process**, the same command cron would run, for every other step
-  (``interactions train``, ``train``, ``snapshot create``, ``interactions prune``, ...): the server
+  (``snapshot create``, or a step with other options): the server
   **steps aside** for it. It stops taking requests that need the store (they get 503 with
   ``Retry-After``; ``/health`` stays up, ``/ready`` says why it is not), waits for those in flight,
   releases the store's lock, runs the step, and takes the store back (re-reading what the step
@@ -27,6 +28,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from embedder.errors import EmbedderError, one_line
@@ -89,14 +91,74 @@ class StoreGate:
                 self._cond.notify_all()
 
 
-def in_server(step: list[str]) -> str | None:
-    """Which :class:`~embedder.library.Library` method runs ``step`` in the server, if one does as
-    written: ``ingest PATH...`` (no flags) and ``reembed`` (no flags)."""
-    if step and step[0] == "ingest" and len(step) > 1 and not any(a.startswith("-") for a in step[1:]):
-        return "ingest"
-    if step == ["reembed"]:
-        return "reembed"
+# The steps the server runs through its own Library, with the options each may carry there (option:
+# whether it takes a value). Any other option, or any other step, runs as its own process.
+IN_SERVER: dict[tuple[str, ...], dict[str, bool]] = {
+    ("ingest",): {},
+    ("reembed",): {},
+    ("interactions", "train"): {"--auto": False, "--model": True, "--seed": True},
+    ("interactions", "prune"): {"--older-than": True},
+    ("train",): {"--config": True},
+}
+
+
+def in_server(step: list[str]) -> tuple[str, dict[str, str | bool], list[str]] | None:
+    """How the server runs ``step`` through its :class:`~embedder.library.Library`, if it does as
+    written: ``(command, options, arguments)``, or ``None`` for a step that runs as its own
+    process (another command, or an option :data:`IN_SERVER` does not list)."""
+    for command, allowed in IN_SERVER.items():
+        if tuple(step[: len(command)]) != command:
+            continue
+        options: dict[str, str | bool] = {}
+        arguments: list[str] = []
+        rest = iter(step[len(command) :])
+        for word in rest:
+            if not word.startswith("-"):
+                arguments.append(word)
+            elif word not in allowed:
+                return None
+            elif allowed[word]:
+                value = next(rest, None)
+                if value is None:
+                    return None
+                options[word] = value
+            else:
+                options[word] = True
+        if (command == ("ingest",)) != bool(arguments):  # ingest takes paths, the others none
+            return None
+        return " ".join(command), options, arguments
     return None
+
+
+def run_in_server(library: Library, command: str, options: dict, arguments: list[str]) -> None:
+    """Run a step :func:`in_server` recognised, through ``library``.
+
+    Raises:
+        EmbedderError: the step failed (files that fail in an ingest are recorded, as the
+        ``ingest`` command records them: that is not a failed step).
+    """
+    if command == "ingest":
+        library.ingest(arguments)
+    elif command == "reembed":
+        library.reembed()
+    elif command == "interactions train":
+        seed = _number(options.get("--seed", "0"), "--seed", int)
+        library.train_recommender(options.get("--model", "als"), auto=bool(options.get("--auto")), seed=seed)
+    elif command == "interactions prune":
+        days = options.get("--older-than")
+        library.prune_events(None if days is None else _number(days, "--older-than", float))
+    elif command == "train":
+        from embedder.train.config import load_train_config
+
+        config = options.get("--config")
+        library.train_head(load_train_config(None if config is None else Path(config)))
+
+
+def _number(text, option: str, kind: type):
+    try:
+        return kind(text)
+    except ValueError:
+        raise EmbedderError(f"{option} must be a number, not '{text}'") from None
 
 
 class ServerJobs:
@@ -133,14 +195,12 @@ class ServerJobs:
 
     def _step(self, job: str, step: list[str]) -> str | None:
         """Run one step; ``None`` when it succeeded, else why not (one line)."""
-        method = in_server(step)
-        log.info("job %s: step '%s' %s", job, " ".join(step), "in the server" if method else "beside the server")
+        recognised = in_server(step)
+        where = "in the server" if recognised else "beside the server"
+        log.info("job %s: step '%s' %s", job, " ".join(step), where)
         try:
-            if method == "ingest":
-                self.library.ingest(step[1:])  # files that fail are recorded; as 'ingest', that is not a failed step
-                return None
-            if method == "reembed":
-                self.library.reembed()
+            if recognised is not None:
+                run_in_server(self.library, *recognised)
                 return None
             return self._beside(job, step)
         except EmbedderError as exc:
@@ -166,4 +226,4 @@ def _outcome(proc: subprocess.CompletedProcess) -> str | None:
     return (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
 
 
-__all__ = ["DRAIN_S", "RETRY_AFTER_S", "ServerJobs", "StoreGate", "in_server"]
+__all__ = ["DRAIN_S", "IN_SERVER", "RETRY_AFTER_S", "ServerJobs", "StoreGate", "in_server", "run_in_server"]
