@@ -7,6 +7,10 @@ preset against a fresh store, once with the code of REF (a git worktree) and onc
 working tree, and prints the differences, ignoring what changes from run to run (timings,
 timestamps, model versions stamped with the time).
 
+Stored vectors can differ in the last bits from run to run (the encoders batch whatever files
+have been decoded when they are free): on three files, an exact tie that noise breaks can flip a
+choice such as ``train_auto``'s hybrid side. Run it again before reading such a line as a change.
+
 Usage: .venv/bin/python scripts/compare_json.py REF [MEDIA_DIR]   (MEDIA_DIR: ../shared/media)
 Exit status: 0 when the outputs match, 1 when they differ.
 """

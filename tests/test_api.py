@@ -1,5 +1,6 @@
-"""Library and RemoteLibrary implement one declared interface (embedder.api.LibraryAPI): the same
-methods with the same parameters, names, kinds and defaults, so the CLI holds either."""
+"""Declared interfaces and their implementations, parameter by parameter (names, kinds, defaults):
+Library and RemoteLibrary implement embedder.api.LibraryAPI, so the CLI holds either; the local and
+Ray executors implement embedder.engine.stages.Executor, so an ingest runs on either."""
 
 import inspect
 
@@ -25,3 +26,21 @@ def test_both_libraries_match_the_interface_parameter_by_parameter(cls, name):
 def test_the_interface_covers_what_the_commands_call():
     assert set(METHODS) >= {"search", "recommend", "similar", "similar_users", "status", "ingest", "close"}
     assert issubclass(Library, LibraryAPI) and issubclass(RemoteLibrary, LibraryAPI)
+
+
+@pytest.mark.parametrize("cls", ["LocalExecutor", "RayExecutor"])
+def test_both_executors_match_the_executor_interface(cls, tmp_path):
+    from embedder.engine import ray_executor, stages
+    from embedder.engine.ingest import executor_for
+    from embedder.settings import Settings
+    from embedder.store import open_store
+
+    executor = getattr(stages, cls, None) or getattr(ray_executor, cls)
+    wanted = inspect.signature(stages.Executor.run).parameters
+    have = inspect.signature(executor.run).parameters
+    assert [(k, p.kind, p.default) for k, p in have.items()] == [(k, p.kind, p.default) for k, p in wanted.items()]
+    assert issubclass(executor, stages.Executor)
+    # The settings choose between them.
+    settings = Settings(store=str(tmp_path / "store"), executor="ray" if cls == "RayExecutor" else "local")
+    with open_store(settings) as store:
+        assert type(executor_for(settings, store)).__name__ == cls

@@ -112,10 +112,9 @@ def test_ray_and_local_executors_store_the_same_points(cluster, folder, tmp_path
 
 
 def test_a_decoder_crash_on_ray_is_one_failure_record(cluster, folder, tmp_path):
-    from embedder.encoders.bundle import configured_image_size, schema_for
+    from embedder.encoders.bundle import schema_for
     from embedder.engine.ray_executor import RayExecutor
     from embedder.engine.stages import IngestStages
-    from embedder.media.decode import DecodeOptions
     from embedder.media.discover import discover
     from embedder.progress import Progress
     from embedder.settings import Settings
@@ -129,9 +128,7 @@ def test_a_decoder_crash_on_ray_is_one_failure_record(cluster, folder, tmp_path)
     files = [f for f in discover([folder]).files if f.path.name != "truncated.mp4"]
     with open_store(settings) as store:
         store.ensure_collection(schema_for(settings))
-        stages = CrashingStages(
-            settings, None, store, DecodeOptions.from_settings(settings, configured_image_size(settings))
-        )
+        stages = CrashingStages(settings, None, store)  # a driver's stages: the configured image size
         report = RayExecutor(cluster, embedded_store=True).run(stages, files, Progress())
         assert [(f.path, f.stage) for f in report.failed] == [(str(folder / "vp9.webm"), "decode")]
         assert "crashed with signal SIGABRT" in report.failed[0].reason

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from embedder.encoders.bundle import configured_model_ids, schema_for
 from embedder.encoders.registry import check_speech_model, get_spec
-from embedder.engine.stages import IngestStages, LocalExecutor
+from embedder.engine.stages import Executor, IngestStages, LocalExecutor, StageReport
 from embedder.errors import EmbedderError, Failure
 from embedder.failures import FailureMemory, failures_path
 from embedder.jobs_lock import job_lock
@@ -432,7 +432,7 @@ def _read_for_next_run(store: VectorStore, roots: list[Path]) -> None:
     collection_status(store)
 
 
-def _executor(settings: Settings, store: VectorStore):
+def executor_for(settings: Settings, store: VectorStore) -> Executor:
     """The executor the settings name: local decoder processes, or a Ray cluster."""
     if settings.executor == "ray":
         from embedder.engine.ray_executor import RayExecutor
@@ -511,9 +511,8 @@ def run_ingest(
         store = store or open_store(settings)
         try:
             with Trash(settings, store) as trash:
-                return _run_ingest(
-                    paths, settings, dry_run, removals, retry_failed, progress, store, trash, encoders, started
-                )
+                run = IngestRun(paths, settings, store, trash, progress, encoders, dry_run, removals, retry_failed)
+                return _run_ingest(run, started)
         finally:
             if own_store:
                 store.close()
@@ -532,9 +531,39 @@ def check_speech_recogniser(settings: Settings) -> None:
         check_weights(get_spec(name), settings.weights_dir)
 
 
-def _run_ingest(
-    paths, settings: Settings, dry_run, removals, retry_failed, progress, store, trash, encoders, started
-) -> IngestSummary:
+@dataclass
+class IngestRun:
+    """One ingest: what it reads, the open pieces it works with, and how."""
+
+    paths: list[str | Path]
+    settings: Settings
+    store: VectorStore
+    trash: Trash
+    progress: Progress
+    encoders: object = None  # open encoders, a function that loads them, or None (load when needed)
+    dry_run: bool = False
+    removals: str = "guarded"
+    retry_failed: bool = False
+
+    def encode(self, files: list[DiscoveredFile]) -> StageReport:
+        """Decode, encode and write ``files`` with the executor the settings name. A Ray run's
+        driver loads no encoders (the cluster's encode actors do); a local run loads them now."""
+        self.store.pause()  # model loading and decoding take seconds to hours: let readers in meanwhile
+        encoders = None
+        if self.settings.executor != "ray":
+            encoders = self.encoders
+            if encoders is None or callable(encoders):
+                from embedder.encoders.bundle import load_encoders
+
+                self.progress.note("loading models")
+                encoders = encoders() if callable(encoders) else load_encoders(self.settings)
+        stages = IngestStages(self.settings, encoders, self.store)
+        return executor_for(self.settings, self.store).run(stages, files, self.progress)
+
+
+def _run_ingest(run: IngestRun, started: float) -> IngestSummary:
+    settings, store, trash, progress, dry_run = run.settings, run.store, run.trash, run.progress, run.dry_run
+    encoders = run.encoders
     dims = schema_for(settings)
     check_speech_recogniser(settings)  # a typo or missing weights fail before a file is read, not per file
     failed: list[Failure] = []
@@ -554,10 +583,10 @@ def _run_ingest(
     check_models(store, encoders.model_ids if loaded else configured_model_ids(settings), writing=True)
     if not dry_run and store.collection_dims() is not None and not has_folder_keys(store):
         progress.note(f"adding folder keys to {add_folder_keys(store)} items stored by an older version (once)")
-    roots = [root for root in map(root_path, paths) if os.path.lexists(root)]
+    roots = [root for root in map(root_path, run.paths) if os.path.lexists(root)]
     index = StoreIndex.read(store, roots)
     found = discover(
-        paths,
+        run.paths,
         include_hidden=settings.include_hidden,
         hash_cache=index.hash_cache,
         max_files=settings.discover_max_files,
@@ -566,13 +595,13 @@ def _run_ingest(
     )
     index.add_content(store, found.files)
     plan = plan_ingest(found, index)
-    guard_removals(plan, found, index, removals, settings.max_remove_fraction)
+    guard_removals(plan, found, index, run.removals, settings.max_remove_fraction)
     if plan.to_encode and store.collection_dims() is not None:
         in_trash = {r.id for r in trash.take([point_id(f.sha256) for f in plan.to_encode], with_vectors=False)}
         plan.restore = [f for f in plan.to_encode if point_id(f.sha256) in in_trash]
         plan.to_encode = [f for f in plan.to_encode if point_id(f.sha256) not in in_trash]
     memory = FailureMemory(failures_path(settings))
-    recalled_files = [] if retry_failed else [f for f in plan.to_encode if f.sha256 in memory.entries]
+    recalled_files = [] if run.retry_failed else [f for f in plan.to_encode if f.sha256 in memory.entries]
     recalled = [memory.recalled(f.sha256, str(f.path)) for f in recalled_files]
     plan.to_encode = [f for f in plan.to_encode if f not in recalled_files]
     progress.note(
@@ -585,22 +614,7 @@ def _run_ingest(
     else:
         restored = _restore_from_trash(store, trash, plan.restore)
         if plan.to_encode:
-            store.pause()  # model loading and decoding take seconds to hours: let readers in meanwhile
-            if settings.executor == "ray":  # the cluster's encode actors load the models, not this driver
-                from embedder.encoders.bundle import configured_image_size
-                from embedder.media.decode import DecodeOptions
-
-                stages = IngestStages(
-                    settings, None, store, DecodeOptions.from_settings(settings, configured_image_size(settings))
-                )
-            else:
-                if encoders is None or callable(encoders):
-                    from embedder.encoders.bundle import load_encoders
-
-                    progress.note("loading models")
-                    encoders = encoders() if callable(encoders) else load_encoders(settings)
-                stages = IngestStages(settings, encoders, store)
-            report = _executor(settings, store).run(stages, plan.to_encode, progress)
+            report = run.encode(plan.to_encode)
             failed, warnings, timings = report.failed, report.warnings, report.timings
         _remember(memory, plan.to_encode, failed, found)
         failed += recalled

@@ -306,6 +306,7 @@ def _blue_green(settings: Settings, catalog, source: str, progress: Progress, en
             # store admits one process at a time) only ever wait for a page read.
             with open_physical(settings, source) as old:
                 page, offset = old.page(offset, limit=64, with_vectors=wanted)
+            points, outcomes = [], []  # a page is written in one upsert; a killed run resumes after the last
             for record in page:
                 if record.id in done:
                     continue
@@ -320,7 +321,11 @@ def _blue_green(settings: Settings, catalog, source: str, progress: Progress, en
                     failed.append(Failure(name, getattr(exc, "stage", "encode"), getattr(exc, "reason", str(exc))))
                     progress.advance(name, "failed")
                     continue
-                new.upsert([point])
+                points.append(point)
+                outcomes.append((name, how))
+            if points:
+                new.upsert(points)
+            for name, how in outcomes:
                 rebuilt += how == "rebuilt"
                 copied += how == "copied"
                 progress.advance(name, how)

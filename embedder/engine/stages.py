@@ -8,10 +8,10 @@ Like clip-retrieval's reader -> mapper -> writer, a run is:
 3. encode and fuse (:meth:`IngestStages.encode`): decoded items -> points with vectors and payload;
 4. write (:meth:`IngestStages.write`): points into the store.
 
-An executor decides where and how concurrently each stage runs. :class:`LocalExecutor` decodes in
-isolated worker processes on this machine while this process encodes one group and a writer
-thread stores the previous one; a distributed executor can call the same stage methods without
-copying them.
+An :class:`Executor` decides where and how concurrently each stage runs. :class:`LocalExecutor`
+decodes in isolated worker processes on this machine while this process encodes one group and a
+writer thread stores the previous one; :class:`~embedder.engine.ray_executor.RayExecutor` calls the
+same stage methods on a Ray cluster without copying them.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 from embedder.encoders.runtime import batch_size_for
 from embedder.errors import Failure, one_line
@@ -266,6 +267,18 @@ class BackgroundWriter:
         self._thread.join()
         if raise_error:
             self._raise()
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """Runs a run's stages over its files: what :func:`embedder.engine.ingest.run_ingest` hands the
+    work to. Both executors implement it; a new one (another cluster framework) only needs this."""
+
+    def run(self, stages: IngestStages, files: list[DiscoveredFile], progress: Progress) -> StageReport:
+        """Decode, encode and write ``files`` through ``stages``, reporting each file to
+        ``progress``. A file that fails is reported in :attr:`StageReport.failed`, never raised;
+        what was written before an error stays written."""
+        ...
 
 
 class LocalExecutor:
