@@ -71,6 +71,7 @@ def evaluate(
     train_config=None,
     item_item: dict | None = None,
     hybrid: HybridParams | None = None,
+    popularity_min_items: int = 1,
 ) -> dict:
     """Compare recommendation methods on one split of an interaction log.
 
@@ -92,8 +93,10 @@ def evaluate(
             ``tune``, its collaborative model is the evaluated one with the best validation score
             and its content side, fusion and weight are tuned on validation through the hybrid
             query (:func:`~embedder.recommend.hybrid_tuning.tune_hybrid_on_validation`).
+        popularity_min_items: ``popular`` counts only users with this many liked items, as served.
     """
     from embedder.recommend.cf import write_cf
+    from embedder.recommend.fitting import with_popularity
 
     cf = cf or CFParams()
     hybrid = hybrid or HybridParams()
@@ -148,13 +151,14 @@ def evaluate(
         started = time.perf_counter()
         model = fit_cf(data.train, cf, seed=seed)
         extra["cf"] = {"fit_seconds": round(time.perf_counter() - started, 3)}
-        write_cf(model, scratch, users_store)
+        write_cf(with_popularity(model, data.train, popularity_min_items), scratch, users_store)
         if "trained" in runnable:
             extra["trained"] = _train_head(
                 data, media if content else None, train_config, scratch, users_store, Path(tmp), cf
             )
         for kind in sparse_methods:
-            written = write_item_item(fit_item_item(data.train, i2i_params[kind]), scratch)
+            fitted = with_popularity(fit_item_item(data.train, i2i_params[kind]), data.train, popularity_min_items)
+            written = write_item_item(fitted, scratch)
             extra[kind] = {k: written[k] for k in ("fit_seconds", "weights", "items", "left_out_items")}
         _mark_candidates(scratch, data.candidates)
         results = {}

@@ -462,7 +462,9 @@ class Library:
 
         with self._lock:  # one realtime update at a time: popularity is read, then written
             counted = {u: history for u, history in after.items() if u not in deferred}
-            report["popularity_updated"] = count_new_positives(self.media, before, counted)
+            report["popularity_updated"] = count_new_positives(
+                self.media, before, counted, self.settings.popularity_min_items
+            )
             report.update(
                 fold_in_users(self.media, self.users, after, self.item_factors(), CFParams.from_settings(self.settings))
             )
@@ -552,6 +554,7 @@ class Library:
                 candidates=tuple(candidates),
                 split=split,
                 progress=progress,
+                popularity_min_items=self.settings.popularity_min_items,
             )
             with self._log_lock:
                 self.log.set_served_model(summary["record"])
@@ -560,9 +563,9 @@ class Library:
             params = ItemItemParams.from_settings(self.settings, model, **overrides, alpha=alpha)
             # EASE on a large catalogue takes minutes: say what is running.
             progress.note(f"fitting {model} on {len(events)} events ...")
-            summary = fit_and_store(model, params, events, media, users, seed)
+            summary = fit_and_store(model, params, events, media, users, seed, self.settings.popularity_min_items)
         else:
-            summary = fit_and_store(model, cf, events, media, users, seed)
+            summary = fit_and_store(model, cf, events, media, users, seed, self.settings.popularity_min_items)
         self._record_training(flagged, read_through)
         quarantined = len(flagged) if self.settings.quarantine_suspicious else None
         return {**summary, "quarantined_users": quarantined}
@@ -650,6 +653,7 @@ class Library:
             train_config=train_config if train_config is not None else load_train_config(None),
             item_item={kind: ItemItemParams.from_settings(self.settings, kind) for kind in KINDS},
             hybrid=HybridParams.from_settings(self.settings),
+            popularity_min_items=self.settings.popularity_min_items,
         )
 
     def prune_events(self, older_than_days: float | None = None) -> dict:

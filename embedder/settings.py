@@ -175,6 +175,11 @@ class Settings(BaseSettings):
     # from the next training, which judges it first: a burst of fake accounts moves nothing in
     # between), or "everyone". Before any training everyone counts.
     realtime_popularity: Literal["known_users", "everyone"] = "known_users"
+    # A user counts toward items' popularity (the popular strategy, cold start) only once they
+    # have positive events for at least this many distinct items: throwaway accounts of one or
+    # two events each, the cheapest fake feedback, then move nothing (1: every user counts).
+    popularity_min_items: int = Field(1, ge=1, le=1000)
+
     rec_dim: int = Field(64, ge=2, le=1024)  # size of the trained head's "rec" vectors
     # 'search --user': how many spreads of relevance one spread of the user's taste is worth among
     # the candidates (embedder.personal); 0 keeps the relevance order (only --seen still applies).

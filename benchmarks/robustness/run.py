@@ -20,6 +20,8 @@ Attacks (each fake profile: the target at the highest weight, plus filler items)
 - pair (ours): the target with one very popular item, nothing else. It aims at how item-to-item
   models score: a short profile puts all its weight on one co-occurrence, so B[popular, target]
   grows for every genuine user who has the popular item.
+- trio (ours, adapted): the pair attack with a second very popular item, so that each account
+  has the three liked items ``popularity_min_items = 3`` asks before it counts in popularity.
 
 Usage (about 15 minutes per data set and seed on the 2-core machine):
     .venv/bin/python benchmarks/robustness/run.py --ml100k ../shared/data/ml-100k \\
@@ -49,14 +51,14 @@ from embedder.recommend.itemitem import KINDS, ItemItemParams, fit_item_item, we
 from embedder.recommend.splits import ndcg_at_k, split_events  # noqa: E402
 from embedder.recommend.suspicious import without_suspicious  # noqa: E402
 
-ATTACKS = ("random", "average", "bandwagon", "segment", "pair")
+ATTACKS = ("random", "average", "bandwagon", "segment", "pair", "trio")
 # The head without and with adversarial training (APR), from the ALS start or from scratch (slow:
 # not in the default run). From the ALS start, with no content, no epoch may beat the start on
 # validation, and the start (epoch 0) is what is served: then APR never ran on the served model.
 TRAINED = ("trained", "trained-apr", "trained-scratch", "trained-scratch-apr")
 STRATEGIES = ("popular", "cf", *KINDS)
 FILES = {"lastfm": "user_artists.dat", "ml100k": "u.data"}
-FILLER = 30  # filler items per fake profile (the pair attack uses one)
+FILLER = 30  # filler items per fake profile (the pair attack uses one, the trio two)
 
 
 def load(name: str, folder: Path) -> list[Interaction]:
@@ -102,6 +104,8 @@ def fake_profiles(attack: str, target: str, count: int, train: list[Interaction]
         user = f"fake-{attack}-{n}"
         if attack == "pair":
             filler = [(popular[n % 10], high)]
+        elif attack == "trio":
+            filler = [(popular[n % 10], high), (popular[(n + 1) % 10], high)]
         elif attack == "bandwagon":
             filler = [(i, high) for i in popular[:FILLER]]
         elif attack == "segment":

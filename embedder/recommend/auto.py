@@ -107,12 +107,22 @@ def resolve_strategy(strategy: str, record: dict | None) -> str:
     return record["strategy"] if record else FALLBACK
 
 
-def train_auto(events: list[Interaction], media, users, *, seed: int = 0, hybrid: bool = True, **choose) -> dict:
+def train_auto(
+    events: list[Interaction],
+    media,
+    users,
+    *,
+    seed: int = 0,
+    hybrid: bool = True,
+    popularity_min_items: int = 1,
+    **choose,
+) -> dict:
     """Choose (:func:`choose_model`), fit the winner on the whole log, store it, and return the
     record to keep (:func:`served_record`) with the stored models' summaries.
 
     ALS is stored too when another model wins, tuned as well: the hybrid strategy, the fold-in of
-    new users and the trained head's start all read its ``cf`` vectors.
+    new users and the trained head's start all read its ``cf`` vectors. Stored popularity counts
+    the users with at least ``popularity_min_items`` liked items.
 
     With ``hybrid`` and items that have content (media, or catalogue rows), the hybrid of the
     winner and content is tuned on the same kind of validation split
@@ -121,10 +131,11 @@ def train_auto(events: list[Interaction], media, users, *, seed: int = 0, hybrid
     winner alone on the same validation users, hybrid becomes what ``auto`` serves.
     """
     choice = choose_model(events, seed=seed, **choose)
-    stored = {choice["chosen"]: fit_and_store(choice["chosen"], choice["params"], events, media, users, seed)}
+    counted = {"seed": seed, "popularity_min_items": popularity_min_items}
+    stored = {choice["chosen"]: fit_and_store(choice["chosen"], choice["params"], events, media, users, **counted)}
     als = next((c for c in choice["candidates"] if c["strategy"] == "cf"), None)
     if choice["chosen"] != "cf" and als is not None:
-        stored["cf"] = fit_and_store("cf", CFParams(**als["settings"]), events, media, users, seed)
+        stored["cf"] = fit_and_store("cf", CFParams(**als["settings"]), events, media, users, **counted)
     record = served_record(choice, stored[choice["chosen"]]["model"])
     record["hybrid"] = (
         _tuned_hybrid(choice, events, media, seed, choose.get("split", "random-holdout")) if hybrid else None

@@ -1,6 +1,7 @@
 """Real-time updates: what new events change at once, without retraining.
 
-* popularity: an item's ``popularity`` counts a user's first positive event for it;
+* popularity: an item's ``popularity`` counts a user's first positive event for it (once the
+  user has ``popularity_min_items`` liked items);
 * the user's ``cf`` vector: recomputed against the stored item factors (the ALS fold-in,
   :func:`embedder.recommend.cf.fold_in_user`); a new user gets one from their first events.
 
@@ -53,17 +54,27 @@ class ItemFactors:
         return bool(probe) and probe[0].payload.get("cf_model") == self.version
 
 
-def count_new_positives(media: VectorStore, before: dict[str, set[str]], after: dict[str, list]) -> int:
+def count_new_positives(
+    media: VectorStore, before: dict[str, set[str]], after: dict[str, list], min_items: int = 1
+) -> int:
     """Add to each item's popularity the users whose first positive event for it is new.
 
     Args:
         before: user -> items they had positive events for, before the new events.
         after: user -> their events now.
+        min_items: a user counts only with positive events for this many distinct items; the
+            event that reaches it counts every item they liked (``popularity_min_items``).
 
     Returns:
         How many items were updated.
     """
-    new = {(u, e.item) for u, history in after.items() for e in history if e.weight > 0 and e.item not in before[u]}
+    new = set()
+    for user, history in after.items():
+        liked = {e.item for e in history if e.weight > 0}
+        if len(liked) < min_items:
+            continue
+        counted_before = before[user] if len(before[user]) >= min_items else set()
+        new |= {(user, item) for item in liked - counted_before}
     if not new or media.collection_dims() is None:
         return 0
     ids = resolve_items(sorted({item for _, item in new}), media)

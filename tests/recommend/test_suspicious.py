@@ -130,3 +130,38 @@ def test_accounts_the_last_training_did_not_see_move_popularity_only_from_the_ne
         assert fans(library, item) == before + 7  # 5 + the known user + new-5
         other = sorted({e.item for e in events})[4]
         assert library.record_events([("new-0", other, 10.0)])["popularity_updated"] == 1
+
+
+def test_popularity_counts_only_users_with_enough_liked_items(tmp_path):
+    """popularity_min_items: throwaway accounts of one or two liked items move no popularity, at
+    training or in real time; the event that gives an account its third item counts all three."""
+    from embedder.library import Library
+    from embedder.recommend.fitting import item_popularity
+    from embedder.recommend.interactions import Interaction
+
+    genuine = [Interaction(f"g{u}", f"i{(u + k) % 6}", 1.0) for u in range(6) for k in range(4)]
+    fakes = [Interaction(f"f{n}", item, 1.0) for n in range(8) for item in ("target", "i0")]
+    counted = item_popularity(genuine + fakes, min_items=3)
+    assert "target" not in counted and counted["i0"] == 4  # each genuine user liked 4 of the 6 items
+    assert item_popularity(genuine + fakes)["target"] == 8 and item_popularity(genuine + fakes)["i0"] == 12
+    assert item_popularity([Interaction("u", "a", -1.0), Interaction("u", "b", 1.0)], 2) == {}  # dislikes count no item
+
+    def fans(library, item):
+        return library.media.retrieve([item_point_id(item)])[0].payload["popularity"]
+
+    settings = load_settings(store=str(tmp_path / "store"), popularity_min_items=3, realtime_popularity="everyone")
+    with Library.open(settings) as library:
+        library.record_events(genuine + fakes)
+        library.train_recommender("ease")
+        assert fans(library, "target") == 0 and fans(library, "i0") == 4
+        popular = [r.item for r in library.recommend("newcomer", limit=7).items]
+        assert popular[-1] == "target" and sorted(popular[:6]) == [f"i{n}" for n in range(6)]
+        assert library.record_events([("f0", "i1", 1.0)])["popularity_updated"] == 3  # its third item: all three
+        assert (fans(library, "target"), fans(library, "i0"), fans(library, "i1")) == (1, 5, 5)
+        assert library.record_events([("f1", "i2", 1.0), ("f1", "i3", 1.0)])["popularity_updated"] == 4
+        assert library.record_events([("g0", "target", 1.0)])["popularity_updated"] == 1  # counted already: one more
+        assert fans(library, "target") == 3
+    # Every user counts at 1 (the default).
+    with Library.open(load_settings(store=str(tmp_path / "store"))) as library:
+        library.train_recommender("ease")
+        assert fans(library, "target") == 9 and fans(library, "i0") == 12
