@@ -489,6 +489,90 @@ class Library:
             self._cf_cache = ItemFactors.load(self.media)
         return self._cf_cache
 
+    # -- items and the log ----------------------------------------------------------------
+
+    def items(self, *, offset: int = 0, limit: int = 50, filters=None):
+        """Items ``offset`` to ``offset + limit`` in a stable order (``items list``), with the total
+        matching ``filters`` (as in :meth:`search`).
+
+        Returns:
+            :class:`~embedder.items.ItemPage`: ``items``, ``total``, ``offset``, ``next_offset``.
+        """
+        from embedder.items import list_items
+
+        return list_items(self.media, offset=offset, limit=limit, filter=_as_filter(filters))
+
+    def delete_items(self, refs: list[str]) -> list[dict]:
+        """Delete items by id or path, into the trash (``items delete``; ``embedder trash
+        restore`` undoes it). Nothing is deleted when a reference matches no item.
+
+        Returns:
+            Each deleted item's ``id`` and ``path``.
+        """
+        from embedder.items import delete_items
+        from embedder.jobs_lock import job_lock
+
+        with job_lock(self.settings, "items delete"):
+            return delete_items(self.settings, self.media, refs)
+
+    def import_catalogue(self, path: str | Path, *, dry_run: bool = False, progress: Progress | None = None) -> dict:
+        """Add or update items known by their metadata alone (``items import``): a .csv/.tsv with a
+        header, or .jsonl; their text is encoded and indexed for search. With ``dry_run``, every
+        row is checked and nothing is stored (no model loads).
+
+        Returns:
+            Counts (``rows``, ``created``, ``updated``, ``unchanged``, ``media_matched``,
+            ``problems``) and up to 20 problems with their lines.
+        """
+        from embedder.catalogue import import_catalogue
+        from embedder.jobs_lock import job_lock
+
+        if not Path(path).expanduser().is_file():
+            raise EmbedderError(f"{path}: no such catalogue file")
+        if dry_run:
+            return import_catalogue(path, self.settings, None, dry_run=True)
+        with job_lock(self.settings, "items import"):
+            # The encoders load only when some row's text is new or changed.
+            return import_catalogue(path, self.settings, self.media, lambda: self.encoders, progress=progress)
+
+    def transcript(self, ref: str) -> dict:
+        """What is said in an item (id or path), as speech recognition heard it at ingest
+        (``items transcript``): ``model``, ``language`` and timed ``lines``."""
+        from embedder.items import item_transcript
+
+        return item_transcript(self.media, ref)
+
+    def make_thumbnails(self, *, redo: bool = False, progress: Progress | None = None) -> dict:
+        """Make the thumbnails items lack, or every item's with ``redo`` (``items thumbnails``):
+        files are decoded again, nothing is encoded, vectors are not touched.
+
+        Returns:
+            ``made``, ``already``, ``no_file`` and ``failed``.
+        """
+        from embedder.backfill import make_missing_thumbnails
+
+        return make_missing_thumbnails(self.settings, self.media, progress, redo=redo)
+
+    def interaction_stats(self) -> dict:
+        """Events, negative events, users and items in the interaction log (``interactions stats``)."""
+        with self._log_lock:
+            return self.log.stats()
+
+    def suspicious_users(self, threshold: float | None = None) -> dict:
+        """Users whose profiles look fake (``interactions suspicious``), most suspicious first,
+        each with its score and reasons; ``threshold`` defaults to ``suspicious_threshold``.
+
+        Returns:
+            ``users`` (with positive events) and ``flagged``
+            (:class:`~embedder.recommend.suspicious.Suspicion` list).
+        """
+        from embedder.recommend.suspicious import find_suspicious
+
+        with self._log_lock:
+            events = self.log.all()
+        limit = threshold if threshold is not None else self.settings.suspicious_threshold
+        return {"users": len({e.user for e in events if e.weight > 0}), "flagged": find_suspicious(events, limit)}
+
     # -- training ---------------------------------------------------------------------------
 
     def train_recommender(
@@ -763,6 +847,15 @@ class Library:
         """The users collection when it exists (recommendation without one falls back to content)."""
         users = self.users
         return users if users.collection_dims() is not None else None
+
+
+def _as_filter(filters):
+    """``filters`` as the store takes them: ``None``, a parsed filter, or ``key=value`` strings."""
+    if filters is None or isinstance(filters, dict):
+        return filters or None
+    from embedder.payload import parse_filters
+
+    return parse_filters(list(filters)) or None
 
 
 def _relevance(hit) -> float:

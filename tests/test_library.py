@@ -164,3 +164,36 @@ def test_events_fold_into_the_cf_vector_and_popularity_without_retraining(tmp_pa
         assert lib.users.retrieve([user_point_id("newbie")])[0].payload["user"] == "newbie"
         # The same event again changes nothing.
         assert lib.record_events([("newbie", "b1", 3.0)])["cf"] == "unchanged: no new event"
+
+
+def test_items_catalogue_and_log_through_the_library(tmp_path, folder):
+    """The items and log commands as Library calls: a page with a filter, a catalogue import (a
+    dry run stores nothing), deletion into the trash, the log's counts and flagged users."""
+    from embedder import Library
+    from embedder.trash import Trash
+
+    catalogue = tmp_path / "films.csv"
+    catalogue.write_text("id,title,genres\nm1,A Rocket Launch,space|documentary\nm2,Quiet Rain,ambient\n")
+    with Library.open(settings_for(tmp_path)) as lib:
+        lib.ingest([folder])
+        page = lib.items(limit=2, filters=["kind=video"])
+        assert (page.total, len(page.items), page.next_offset) == (2, 2, None)
+        assert lib.items(offset=1, limit=1).next_offset == 2 and lib.items().total == 3
+        checked = lib.import_catalogue(catalogue, dry_run=True)
+        assert (checked["rows"], checked["problems"], lib.items().total) == (2, 0, 3)
+        assert lib.import_catalogue(catalogue)["created"] == 2 and lib.items().total == 5
+        with pytest.raises(EmbedderError, match="no such catalogue file"):
+            lib.import_catalogue(tmp_path / "missing.csv")
+        deleted = lib.delete_items([str(folder / "tone.mp3")])
+        assert [d["path"] for d in deleted] == [str(folder / "tone.mp3")] and lib.items().total == 4
+        with Trash(lib.settings, lib.media) as trash:
+            assert [entry.paths for entry in trash.entries()] == [[str(folder / "tone.mp3")]]
+        lib.add_events([("ann", "m1", 1.0), ("ann", "m2", -1.0), ("bob", "m1", 1.0)])
+        assert lib.interaction_stats() | {"path": None} == {
+            "events": 3,
+            "negative_events": 1,
+            "users": 2,
+            "items": 2,
+            "path": None,
+        }
+        assert lib.suspicious_users() == {"users": 2, "flagged": []}

@@ -27,13 +27,8 @@ def items_list(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Items in a stable order, a page at a time; the last line says how to get the next page."""
-    from embedder.items import list_items
-    from embedder.payload import parse_filters
-    from embedder.store import open_store
-
-    settings = ctx.obj.settings(reading=True)
-    with open_store(settings) as store:
-        page = list_items(store, offset=offset, limit=limit, filter=parse_filters(filters) or None)
+    with ctx.obj.library(reading=True) as library:
+        page = library.items(offset=offset, limit=limit, filters=filters)
     if as_json:
         print_json(page.to_dict())
         return
@@ -61,13 +56,8 @@ def items_delete(
     An item whose file is still in an ingested folder comes back with the next ingest of that
     folder; move or remove the file to keep it out.
     """
-    from embedder.items import delete_items
-    from embedder.jobs_lock import job_lock
-    from embedder.store import open_store
-
-    settings = ctx.obj.settings()
-    with job_lock(settings, "items delete"), open_store(settings) as store:
-        deleted = delete_items(settings, store, refs)
+    with ctx.obj.library() as library:
+        deleted = library.delete_items(refs)
     if as_json:
         print_json({"deleted": deleted})
         return
@@ -92,19 +82,10 @@ def items_import(
     are counted and listed with their line. Importing again updates what changed; an item's
     collaborative and trained vectors are kept.
     """
-    from embedder.catalogue import import_catalogue
     from embedder.cli.common import TerminalProgress
-    from embedder.jobs_lock import job_lock
-    from embedder.store import open_store
 
-    settings = ctx.obj.settings()
-    if not catalogue.expanduser().is_file():
-        raise EmbedderError(f"{catalogue}: no such catalogue file")
-    if dry_run:
-        report = import_catalogue(catalogue, settings, None, dry_run=True)
-    else:
-        with job_lock(settings, "items import"), open_store(settings) as store:
-            report = import_catalogue(catalogue, settings, store, progress=TerminalProgress(quiet or as_json))
+    with ctx.obj.library() as library:
+        report = library.import_catalogue(catalogue, dry_run=dry_run, progress=TerminalProgress(quiet or as_json))
     if as_json:
         print_json(report)
         return
@@ -133,15 +114,12 @@ def items_transcript(
     output: Path | None = typer.Option(None, "--output", "-o", help="Write to this file instead of printing."),
 ) -> None:
     """What is said in an item, as heard by speech recognition at ingest, with times."""
-    from embedder.items import item_transcript
     from embedder.media.speech import TRANSCRIPT_FORMATS, format_transcript
-    from embedder.store import open_store
 
     if fmt not in TRANSCRIPT_FORMATS:
         raise EmbedderError(f"--format must be one of {', '.join(TRANSCRIPT_FORMATS)}, not '{fmt}'")
-    settings = ctx.obj.settings(reading=True)
-    with open_store(settings) as store:
-        text = format_transcript(item_transcript(store, ref), fmt)
+    with ctx.obj.library(reading=True) as library:
+        text = format_transcript(library.transcript(ref), fmt)
     if output is None:
         print(text, end="" if text.endswith("\n") else "\n")
         return
@@ -161,13 +139,10 @@ def items_thumbnails(
 
     Files are decoded again, nothing is encoded, and vectors are not touched.
     """
-    from embedder.backfill import make_missing_thumbnails
     from embedder.cli.common import TerminalProgress
-    from embedder.store import open_store
 
-    settings = ctx.obj.settings(reading=True)
-    with open_store(settings) as store:
-        report = make_missing_thumbnails(settings, store, TerminalProgress(quiet or as_json), redo=redo)
+    with ctx.obj.library(reading=True) as library:
+        report = library.make_thumbnails(redo=redo, progress=TerminalProgress(quiet or as_json))
     if as_json:
         print_json(report)
         return

@@ -183,8 +183,8 @@ def interactions_prune(
 @guarded
 def interactions_stats(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Events, users and items in the interaction store."""
-    with _open_log(ctx.obj.settings(reading=True)) as log:
-        stats = log.stats()
+    with ctx.obj.library(reading=True) as library:
+        stats = library.interaction_stats()
     if as_json:
         print_json(stats)
     else:
@@ -212,13 +212,9 @@ def interactions_suspicious(
 
     Set quarantine_suspicious = true to leave them out of 'interactions train'.
     """
-    from embedder.recommend.suspicious import find_suspicious
-
-    settings = ctx.obj.settings(reading=True)
-    with _open_log(settings) as log:
-        events = log.all()
-    flagged = find_suspicious(events, threshold if threshold is not None else settings.suspicious_threshold)
-    users = len({e.user for e in events if e.weight > 0})
+    with ctx.obj.library(reading=True) as library:
+        found = library.suspicious_users(threshold)
+    users, flagged = found["users"], found["flagged"]
     if as_json:
         print_json({"users": users, "flagged": [s.to_dict() for s in flagged]})
         return

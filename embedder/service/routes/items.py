@@ -45,13 +45,12 @@ def item(item_id: str, svc: Service = Depends(service)) -> dict:
 def transcript(item_id: str, format: str = "json", svc: Service = Depends(service)):
     from fastapi.responses import PlainTextResponse
 
-    from embedder.items import item_transcript
     from embedder.media.speech import TRANSCRIPT_FORMATS, format_transcript
 
     if format not in TRANSCRIPT_FORMATS:
         raise HTTPException(status_code=422, detail=f"format must be one of {', '.join(TRANSCRIPT_FORMATS)}")
     record = svc.item_or_404(item_id)
-    stored = item_transcript(svc.library.media, record.id)
+    stored = svc.library.transcript(record.id)
     if format == "json":
         return stored
     media_type = {"vtt": "text/vtt", "srt": "application/x-subrip", "text": "text/plain"}[format]
