@@ -553,6 +553,65 @@ class Library:
 
         return make_missing_thumbnails(self.settings, self.media, progress, redo=redo)
 
+    def import_events(
+        self,
+        path: str | Path,
+        columns=None,
+        *,
+        fmt: str | None = None,
+        names: list[str] | None = None,
+        item_map: str | Path | None = None,
+        progress: Progress | None = None,
+    ) -> dict:
+        """Append an event log (CSV, TSV, JSONL or Parquet) to the interaction log
+        (``interactions import``): bad rows are reported with their lines, duplicates dropped,
+        events older than ``retention_days`` left out, user ids stored as the settings say.
+
+        ``columns``: a :class:`~embedder.recommend.interactions.ColumnMap` (which fields hold
+        what; the default reads ``user`` and ``item``); ``names``: the fields of a file without a
+        header line; ``item_map``: a CSV of catalogue id -> ingested path or id. Items join the
+        store by path however written, or by point id.
+
+        Returns:
+            The import report (``rows``, ``added``, ``duplicates``, ``bad``, ``bad_rows``,
+            ``warnings``, ...), how many distinct items matched the store, and the log's counts.
+        """
+        from embedder.recommend.interactions import ColumnMap
+        from embedder.recommend.itemjoin import ItemJoin, read_item_map
+        from embedder.store.factory import require_store
+
+        try:
+            mapping = read_item_map(item_map) if item_map else None
+        except (OSError, ValueError) as exc:
+            raise EmbedderError(f"--item-map: {exc}") from None
+        try:
+            require_store(self.settings)  # no store yet: every item is one without media
+            join = ItemJoin(self.media, mapping)
+        except EmbedderError:
+            join = ItemJoin(None, mapping)
+        days = self.settings.retention_days
+        with self._log_lock:
+            report = self.log.import_file(
+                path,
+                columns or ColumnMap(),
+                fmt=fmt,
+                columns=names,
+                progress=progress,
+                not_before=time.time() - days * 86400 if days else None,
+                user_id=self.settings.stored_user,
+                item_keys=join,
+            )
+            stats = self.log.stats()
+        joined = join.report()
+        distinct = joined["items_matched"] + joined["items_unmatched"]
+        if distinct and joined["items_unmatched"] > self.settings.unmatched_items_warn * distinct:
+            report.warnings.append(
+                f"{joined['items_unmatched']} of {distinct} distinct items match nothing in the store "
+                f"(e.g. {', '.join(joined['unmatched_examples'][:3])}): they become items without media; if they "
+                "are ingested files, check the paths, or map catalogue ids with --item-map"
+            )
+        return {**report.to_dict(), **joined, "log": stats}
+
     def interaction_stats(self) -> dict:
         """Events, negative events, users and items in the interaction log (``interactions stats``)."""
         with self._log_lock:
@@ -572,6 +631,161 @@ class Library:
             events = self.log.all()
         limit = threshold if threshold is not None else self.settings.suspicious_threshold
         return {"users": len({e.user for e in events if e.weight > 0}), "flagged": find_suspicious(events, limit)}
+
+    def duplicates(self, threshold: float = 0.95, *, mark: bool = False, progress: Progress | None = None) -> dict:
+        """Near-duplicate items in clusters, the copy to keep first (``embedder duplicates``);
+        with ``mark``, the clusters are recorded for ``collapse_duplicates``. Nothing is deleted.
+
+        Returns:
+            ``threshold``, ``clusters`` (:class:`~embedder.duplicates.Cluster` list) and
+            ``marked`` (how many items were marked, ``None`` without ``mark``).
+        """
+        import contextlib
+
+        from embedder.duplicates import find_duplicates, mark_duplicates
+        from embedder.jobs_lock import job_lock
+
+        with job_lock(self.settings, "duplicates") if mark else contextlib.nullcontext():
+            clusters = find_duplicates(self.media, threshold, progress)
+            marked = mark_duplicates(self.media, clusters) if mark else None
+        return {"threshold": threshold, "clusters": clusters, "marked": marked}
+
+    def inspect(self, paths: list[str | Path], *, progress: Progress | None = None) -> list[dict]:
+        """What ingest would do with each file or folder's files, without storing anything
+        (``embedder inspect``): probe facts, decoder, frames, audio windows, text."""
+        from embedder.inspection import inspect_paths
+
+        return inspect_paths(paths, self.settings, progress=progress)
+
+    # -- privacy --------------------------------------------------------------------------
+
+    def forget_user(self, user: str) -> dict:
+        """Remove every trace of ``user`` (``forget --user``): events, collaborative influence
+        (retrained), user vectors in every version, their row of trained heads; returns the
+        audit record, which names them only by a keyed hash."""
+        from embedder.privacy import forget_user
+
+        return self._released(lambda: forget_user(self.settings, self.settings.stored_user(user)))
+
+    def forget_item(self, ref: str) -> dict:
+        """Remove an item (id, path or interaction key) from every collection version, the trash
+        and the log (``forget --item``); returns the record of what was removed."""
+        from embedder.privacy import forget_item
+
+        return self._released(lambda: forget_item(self.settings, ref))
+
+    def _released(self, work):
+        """Run ``work``, which opens the store and log itself, with this library's copies closed
+        (reopened on next use) and no event logged meanwhile."""
+        with self._lock, self._log_lock:
+            self._release_stores()
+            if self._log is not None:
+                self._log.close()
+                self._log = None
+            return work()
+
+    # -- the trash ------------------------------------------------------------------------
+
+    def trash_entries(self) -> list:
+        """Items in the trash (removed by ingest or ``items delete``), newest first, with why and
+        when (``trash list``): :class:`~embedder.trash.TrashEntry` list."""
+        from embedder.trash import Trash
+
+        with Trash(self.settings, self.media) as trash:
+            return trash.entries()
+
+    def restore_from_trash(self, refs: list[str] | None = None) -> list:
+        """Put trashed items (ids or paths; every one with ``None``) back into the collection with
+        all their vectors (``trash restore``). Returns the restored entries."""
+        return self._in_trash("trash restore", lambda trash: trash.restore_selected(refs))
+
+    def empty_trash(self, older_than_days: float | None = None) -> int:
+        """Delete trashed items for good, or only those removed more than ``older_than_days`` ago
+        (``trash empty``). Returns how many."""
+        return self._in_trash("trash empty", lambda trash: trash.purge(older_than_days))
+
+    def _in_trash(self, job: str, work):
+        from embedder.jobs_lock import job_lock
+        from embedder.trash import Trash
+
+        with job_lock(self.settings, job), Trash(self.settings, self.media) as trash:
+            return work(trash)
+
+    # -- the store as a whole -------------------------------------------------------------
+
+    def check(self, *, repair: bool = False, progress: Progress | None = None):
+        """Verify every point of every collection (each version, trash, users) and the
+        interaction log (``embedder check``); with ``repair``, delete the damaged points of the
+        collection searches use and encode their files again.
+
+        Returns:
+            :class:`~embedder.check.StoreCheck`: ``healthy``, ``settled`` and a report per collection.
+        """
+        from embedder.check import check_store
+        from embedder.check import repair as repair_damage
+        from embedder.engine.ingest import reingest
+        from embedder.jobs_lock import job_lock
+        from embedder.recommend.interactions import default_log_path
+        from embedder.store.catalog import open_catalog
+        from embedder.store.factory import open_physical
+
+        settings, media = self.settings, self.media
+        with job_lock(settings, "check"):
+            result = check_store(
+                media,
+                open_catalog(settings),
+                lambda name: open_physical(settings, name),
+                settings.collection,
+                default_log_path(settings),
+            )
+            if repair and result.main.damaged_ids:
+                repair_damage(result.main, media, lambda files: reingest(files, settings, media, progress))
+        return result
+
+    def collections(self) -> dict:
+        """Every collection version and where the aliases point (``collections list``)."""
+        from embedder.store.catalog import open_catalog
+
+        return open_catalog(self.settings).listing()
+
+    def roll_back(self) -> dict:
+        """Point the collection's alias back at its previous version, which re-embedding keeps
+        (``collections rollback``). Returns ``alias``, ``from`` and ``to``."""
+        from embedder.store.catalog import open_catalog
+
+        with self._lock:
+            self._release_stores()  # the next use opens the version the alias now names
+            return open_catalog(self.settings).roll_back(self.settings.collection)
+
+    def drop_collection(self, name: str) -> list[str]:
+        """Delete a collection version no alias points at, with its trash (``collections drop``).
+        Returns the collections dropped."""
+        from embedder.store.catalog import open_catalog
+        from embedder.trash import TRASH_SUFFIX
+
+        return open_catalog(self.settings).drop_unused(name, TRASH_SUFFIX)
+
+    def snapshot(self, label: str = "") -> dict:
+        """A consistent copy of the whole store, log included (``snapshot create``): this
+        library's collections and log are closed for the copy and reopened on next use, and no
+        event is logged meanwhile. Returns ``name``, ``path``, ``collections`` and ``size_bytes``."""
+        from embedder.snapshots import create_snapshot
+
+        return self._released(lambda: create_snapshot(self.settings, label))
+
+    def snapshots(self) -> list[dict]:
+        """Snapshots, newest first (``snapshot list``)."""
+        from embedder.snapshots import list_snapshots
+
+        return list_snapshots(self.settings)
+
+    def restore_snapshot(self, name: str) -> dict:
+        """Put the store back as it was in snapshot ``name`` (``snapshot restore``); its current
+        state is kept as a snapshot first. Everything this library had open is reopened after.
+        Returns ``restored`` and ``previous_state``."""
+        from embedder.snapshots import restore_snapshot
+
+        return self._released(lambda: restore_snapshot(self.settings, name))
 
     # -- training ---------------------------------------------------------------------------
 

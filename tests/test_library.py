@@ -167,10 +167,11 @@ def test_events_fold_into_the_cf_vector_and_popularity_without_retraining(tmp_pa
 
 
 def test_items_catalogue_and_log_through_the_library(tmp_path, folder):
-    """The items and log commands as Library calls: a page with a filter, a catalogue import (a
-    dry run stores nothing), deletion into the trash, the log's counts and flagged users."""
+    """The items, trash and log commands as Library calls: a page with a filter, a catalogue import
+    (a dry run stores nothing), deletion into the trash and back, emptying it, an event log's
+    import with a bad row, the log's counts, flagged users, and forgetting a user."""
     from embedder import Library
-    from embedder.trash import Trash
+    from embedder.recommend.interactions import ColumnMap
 
     catalogue = tmp_path / "films.csv"
     catalogue.write_text("id,title,genres\nm1,A Rocket Launch,space|documentary\nm2,Quiet Rain,ambient\n")
@@ -186,9 +187,17 @@ def test_items_catalogue_and_log_through_the_library(tmp_path, folder):
             lib.import_catalogue(tmp_path / "missing.csv")
         deleted = lib.delete_items([str(folder / "tone.mp3")])
         assert [d["path"] for d in deleted] == [str(folder / "tone.mp3")] and lib.items().total == 4
-        with Trash(lib.settings, lib.media) as trash:
-            assert [entry.paths for entry in trash.entries()] == [[str(folder / "tone.mp3")]]
-        lib.add_events([("ann", "m1", 1.0), ("ann", "m2", -1.0), ("bob", "m1", 1.0)])
+        tone = str(folder / "tone.mp3")
+        assert [entry.paths for entry in lib.trash_entries()] == [[tone]]
+        assert [entry.paths for entry in lib.restore_from_trash([tone])] == [[tone]] and lib.items().total == 5
+        lib.delete_items([tone])
+        assert lib.empty_trash() == 1 and lib.trash_entries() == [] and lib.items().total == 4
+        events = tmp_path / "events.tsv"
+        events.write_text("ann\tm1\t5\nann\tm2\t1\nbob\tm1\t4\nbob\tnot-a-rating\tx\n")
+        imported = lib.import_events(
+            events, ColumnMap(rating="rating", rating_threshold=3), fmt="tsv", names=["user", "item", "rating"]
+        )
+        assert (imported["rows"], imported["added"], imported["bad"], imported["items_matched"]) == (4, 3, 1, 2)
         assert lib.interaction_stats() | {"path": None} == {
             "events": 3,
             "negative_events": 1,
@@ -197,3 +206,34 @@ def test_items_catalogue_and_log_through_the_library(tmp_path, folder):
             "path": None,
         }
         assert lib.suspicious_users() == {"users": 2, "flagged": []}
+        forgotten = lib.forget_user("ann")
+        assert forgotten["events_removed"] == 2 and lib.interaction_stats()["users"] == 1
+
+
+def test_snapshots_check_and_versions_through_one_open_library(tmp_path, folder):
+    """The whole-store commands on a Library that keeps its store open: a snapshot and its
+    restore (the library reads the restored store after), a check, the version listing, and the
+    refusals of a rollback with nothing older and of dropping the version in use."""
+    from embedder import Library
+
+    with Library.open(settings_for(tmp_path)) as lib:
+        lib.ingest([folder])
+        lib.add_events([("ann", str(folder / "h264.mp4"), 1.0)])
+        made = lib.snapshot("before")
+        assert made["name"].endswith("-before") and [s["name"] for s in lib.snapshots()] == [made["name"]]
+        lib.delete_items([str(folder / "tone.mp3")])
+        lib.add_events([("bob", str(folder / "vp9.webm"), 1.0)])
+        assert lib.items().total == 2 and lib.interaction_stats()["events"] == 2
+        done = lib.restore_snapshot(made["name"])
+        assert done["restored"] == made["name"] and done["previous_state"].endswith("-pre-restore")
+        assert lib.items().total == 3 and lib.interaction_stats()["events"] == 1  # reopened: what was copied
+        checked = lib.check()
+        assert checked.healthy and checked.main.to_dict()["points"] == 3
+        listing = lib.collections()
+        assert listing["aliases"] == {"media": "media_v1"}
+        assert {"name": "media_v1", "aliases": ["media"]} in listing["collections"]
+        with pytest.raises(EmbedderError, match="no earlier version of 'media'"):
+            lib.roll_back()
+        with pytest.raises(EmbedderError, match="in use by alias media"):
+            lib.drop_collection("media_v1")
+        assert lib.search("tone", limit=1, mode="lexical")[0].path == str(folder / "tone.mp3")

@@ -6,7 +6,6 @@ import typer
 from rich.markup import escape
 
 from embedder.cli.common import TerminalProgress, app, guarded, out, print_json
-from embedder.errors import EmbedderError
 
 
 @app.command()
@@ -66,15 +65,12 @@ app.add_typer(collections_app, name="collections")
 @guarded
 def collections_list(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Every collection version, its size, and where the aliases point."""
-    from embedder.store.catalog import open_catalog
-
-    catalog = open_catalog(ctx.obj.settings(reading=True))
-    aliases = catalog.aliases()
-    rows = [{"name": n, "aliases": sorted(a for a, t in aliases.items() if t == n)} for n in catalog.collections()]
+    with ctx.obj.library(reading=True) as library:
+        listing = library.collections()
     if as_json:
-        print_json({"aliases": aliases, "collections": rows})
+        print_json(listing)
         return
-    for r in rows:
+    for r in listing["collections"]:
         mark = f"  <- {', '.join(r['aliases'])}" if r["aliases"] else ""
         out.print(f"{r['name']}{mark}", highlight=False)
 
@@ -83,23 +79,12 @@ def collections_list(ctx: typer.Context, as_json: bool = typer.Option(False, "--
 @guarded
 def collections_rollback(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Point the alias back at the previous version (which re-embedding keeps)."""
-    from embedder.store.catalog import open_catalog, versions_of
-
-    settings = ctx.obj.settings()
-    catalog = open_catalog(settings)
-    current = catalog.aliases().get(settings.collection)
-    older = [
-        n
-        for v, n in versions_of(settings.collection, catalog.collections())
-        if n != current and (current is None or v < int(current.rsplit("_v", 1)[-1]))
-    ]
-    if not older:
-        raise EmbedderError(f"no earlier version of '{settings.collection}' to roll back to (current: {current})")
-    catalog.switch_alias(settings.collection, older[-1])
+    with ctx.obj.library() as library:
+        moved = library.roll_back()
     if as_json:
-        print_json({"alias": settings.collection, "from": current, "to": older[-1]})
+        print_json(moved)
     else:
-        out.print(f"'{settings.collection}' now points at {older[-1]} (was {current})", highlight=False)
+        out.print(f"'{moved['alias']}' now points at {moved['to']} (was {moved['from']})", highlight=False)
 
 
 @collections_app.command("drop")
@@ -110,23 +95,14 @@ def collections_drop(
     yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
 ) -> None:
     """Delete a collection version that no alias points at."""
-    from embedder.store.catalog import open_catalog
-
-    catalog = open_catalog(ctx.obj.settings())
-    if name not in catalog.collections():
-        raise EmbedderError(f"no collection named '{name}'")
-    users = [a for a, t in catalog.aliases().items() if t == name]
-    if users:
-        raise EmbedderError(f"'{name}' is in use by alias {', '.join(users)}; roll back or re-embed first")
-    if not yes and not typer.confirm(f"delete collection {name}?"):
-        raise typer.Exit(1)
-    catalog.drop(name)
-    out.print(f"dropped {name}", highlight=False)
-    from embedder.trash import TRASH_SUFFIX
-
-    if name + TRASH_SUFFIX in catalog.collections():  # its removed items go with it
-        catalog.drop(name + TRASH_SUFFIX)
-        out.print(f"dropped {name + TRASH_SUFFIX}", highlight=False)
+    with ctx.obj.library() as library:
+        known = library.collections()
+        if name in {c["name"] for c in known["collections"]} and name not in known["aliases"].values():
+            if not yes and not typer.confirm(f"delete collection {name}?"):
+                raise typer.Exit(1)
+        dropped = library.drop_collection(name)  # refuses a name that is unknown or in use
+    for dropped_name in dropped:  # its trash (its removed items) goes with it
+        out.print(f"dropped {dropped_name}", highlight=False)
 
 
 @app.command()
@@ -143,26 +119,9 @@ def check(
     repaired), 3 problems remain, 2 the store
     cannot be opened at all.
     """
-    from embedder.check import check_store, repair
-    from embedder.engine.ingest import reingest
-    from embedder.jobs_lock import job_lock
-    from embedder.recommend.interactions import default_log_path
-    from embedder.store import open_store
-    from embedder.store.catalog import open_catalog
-    from embedder.store.factory import open_physical
-
-    settings = ctx.obj.settings(reading=True)
-    with job_lock(settings, "check"), open_store(settings) as store:
-        result = check_store(
-            store,
-            open_catalog(settings),
-            lambda name: open_physical(settings, name),
-            settings.collection,
-            default_log_path(settings),
-        )
-        report = result.main
-        if repair_damage and report.damaged_ids:
-            repair(report, store, lambda files: reingest(files, settings, store, TerminalProgress(as_json)))
+    with ctx.obj.library(reading=True) as library:
+        result = library.check(repair=repair_damage, progress=TerminalProgress(as_json))
+    report = result.main
     data = result.to_dict()
     if as_json:
         print_json(data)
@@ -228,9 +187,8 @@ def snapshot_create(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Copy the whole store (all collection versions, trash, aliases, interaction log) while no job writes."""
-    from embedder.snapshots import create_snapshot
-
-    made = create_snapshot(ctx.obj.settings(), label)
+    with ctx.obj.library() as library:
+        made = library.snapshot(label)
     if as_json:
         print_json(made)
         return
@@ -246,9 +204,8 @@ def snapshot_create(
 @guarded
 def snapshot_list(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Snapshots, newest first."""
-    from embedder.snapshots import list_snapshots
-
-    found = list_snapshots(ctx.obj.settings())
+    with ctx.obj.library() as library:
+        found = library.snapshots()
     if as_json:
         print_json({"snapshots": found})
         return
@@ -269,9 +226,8 @@ def snapshot_restore(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Put the store back as it was in a snapshot; its current state is kept as a snapshot first."""
-    from embedder.snapshots import restore_snapshot
-
-    done = restore_snapshot(ctx.obj.settings(), name)
+    with ctx.obj.library() as library:
+        done = library.restore_snapshot(name)
     if as_json:
         print_json(done)
         return

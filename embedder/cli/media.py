@@ -24,12 +24,11 @@ def inspect(
     max_frames: int | None = typer.Option(None, "--max-frames", help="Cap on frames per item."),
 ) -> None:
     """Show what ingest would do with each file: probe facts, decoder, frames, audio windows, text."""
-    from embedder.inspection import inspect_paths
     from embedder.media.discover import MISSING
 
-    settings = ctx.obj.settings(sampling=sampling, video_fps=fps, max_frames=max_frames)
     # The report prints at the end; meanwhile a bar on a terminal, a line per file in a log.
-    reports = inspect_paths(paths, settings, progress=TerminalProgress(quiet=as_json))
+    with ctx.obj.library(sampling=sampling, video_fps=fps, max_frames=max_frames) as library:
+        reports = library.inspect(paths, progress=TerminalProgress(quiet=as_json))
     if as_json:
         print_json(reports)
         if any(r.get("reason") == MISSING for r in reports):
@@ -478,17 +477,9 @@ def duplicates(
     Each cluster lists the copy to keep first (the longest) and each other member's score against
     it. Nothing is deleted; --mark lets search and the page show each cluster once.
     """
-    import contextlib
-
-    from embedder.duplicates import find_duplicates, mark_duplicates
-    from embedder.jobs_lock import job_lock
-    from embedder.store import open_store
-
-    settings = ctx.obj.settings(reading=not mark)
-    lock = job_lock(settings, "duplicates") if mark else contextlib.nullcontext()
-    with lock, open_store(settings) as store:
-        clusters = find_duplicates(store, threshold, TerminalProgress(quiet or as_json))
-        marked = mark_duplicates(store, clusters) if mark else None
+    with ctx.obj.library(reading=not mark) as library:
+        found = library.duplicates(threshold, mark=mark, progress=TerminalProgress(quiet or as_json))
+    clusters, marked = found["clusters"], found["marked"]
     if as_json:
         print_json({"threshold": threshold, "clusters": [c.to_dict() for c in clusters], "marked": marked})
         return

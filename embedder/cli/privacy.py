@@ -22,12 +22,11 @@ def forget(
 
     Snapshots taken before still hold the user; the record lists them so they can be deleted.
     """
-    from embedder.privacy import forget_item, forget_user
-
     if (user is None) == (item is None):
         raise EmbedderError("give --user ID or --item ITEM")
     if item is not None:
-        record = forget_item(ctx.obj.settings(), item)
+        with ctx.obj.library() as library:
+            record = library.forget_item(item)
         if as_json:
             print_json(record)
             return
@@ -45,8 +44,8 @@ def forget(
                 soft_wrap=True,
             )
         return
-    settings = ctx.obj.settings()
-    record = forget_user(settings, settings.stored_user(user))
+    with ctx.obj.library() as library:
+        record = library.forget_user(user)
     if as_json:
         print_json(record)
         return

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
@@ -16,18 +13,8 @@ from embedder.cli.common import TerminalProgress, app, err, guarded, out, plain,
 from embedder.errors import EmbedderError
 from embedder.recommend.strategies import STRATEGIES, strategies_help
 
-if TYPE_CHECKING:
-    from embedder.settings import Settings
-
-
 interactions_app = typer.Typer(help="Interaction logs and the collaborative-filtering model.", no_args_is_help=True)
 app.add_typer(interactions_app, name="interactions")
-
-
-def _open_log(settings: Settings):
-    from embedder.recommend.interactions import InteractionLog, default_log_path
-
-    return InteractionLog(default_log_path(settings))
 
 
 @interactions_app.command("import")
@@ -93,63 +80,27 @@ def interactions_import(
         event_weights=weights,
     )
     names = [c.strip() for c in columns.split(",")] if columns else None
-    settings = ctx.obj.settings()
-    not_before = time.time() - settings.retention_days * 86400 if settings.retention_days else None
-    join = _item_join(settings, item_map)
-    with _open_log(settings) as log, join.media if join.media is not None else contextlib.nullcontext():
-        report = log.import_file(
-            file,
-            cols,
-            fmt=fmt,
-            columns=names,
-            progress=TerminalProgress(as_json),
-            not_before=not_before,
-            user_id=settings.stored_user,
-            item_keys=join,
+    with ctx.obj.library() as library:
+        data = library.import_events(
+            file, cols, fmt=fmt, names=names, item_map=item_map, progress=TerminalProgress(as_json)
         )
-        stats = log.stats()
-    joined = join.report()
-    distinct = joined["items_matched"] + joined["items_unmatched"]
-    if distinct and joined["items_unmatched"] > settings.unmatched_items_warn * distinct:
-        report.warnings.append(
-            f"{joined['items_unmatched']} of {distinct} distinct items match nothing in the store "
-            f"(e.g. {', '.join(joined['unmatched_examples'][:3])}): they become items without media; if they are "
-            "ingested files, check the paths, or map catalogue ids with --item-map"
-        )
-    data = {**report.to_dict(), **joined, "log": stats}
     if as_json:
         print_json(data)
         return
-    neutral = f" ({report.neutral} neutral: rating equal to the threshold)" if report.neutral else ""
-    neutral += f", {report.expired} older than retention_days not imported" if report.expired else ""
+    stats = data["log"]
+    neutral = f" ({data['neutral']} neutral: rating equal to the threshold)" if data["neutral"] else ""
+    neutral += f", {data['expired']} older than retention_days not imported" if data["expired"] else ""
     out.print(
-        f"{report.rows} rows: {report.added} added{neutral}, {report.duplicates} duplicates, {report.bad} bad "
+        f"{data['rows']} rows: {data['added']} added{neutral}, {data['duplicates']} duplicates, {data['bad']} bad "
         f"-> log has {stats['events']} events, {stats['users']} users, {stats['items']} items ({stats['path']})",
         highlight=False,
     )
-    for bad in report.bad_rows:
+    for bad in data["bad_rows"]:
         out.print(f"  line {bad['line']}: {bad['reason']}", highlight=False)
-    if report.bad > len(report.bad_rows):
-        out.print(f"  ... and {report.bad - len(report.bad_rows)} more bad rows", highlight=False)
-    for warning in report.warnings:
+    if data["bad"] > len(data["bad_rows"]):
+        out.print(f"  ... and {data['bad'] - len(data['bad_rows'])} more bad rows", highlight=False)
+    for warning in data["warnings"]:
         err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
-
-
-def _item_join(settings, item_map: Path | None):
-    """The join of log items to the store (none opened when there is no store yet)."""
-    from embedder.recommend.itemjoin import ItemJoin, read_item_map
-    from embedder.store import open_store
-    from embedder.store.factory import require_store
-
-    try:
-        mapping = read_item_map(item_map) if item_map else None
-    except (OSError, ValueError) as exc:
-        raise EmbedderError(f"--item-map: {exc}") from None
-    try:
-        require_store(settings)
-    except EmbedderError:
-        return ItemJoin(None, mapping)
-    return ItemJoin(open_store(settings), mapping)
 
 
 @interactions_app.command("prune")

@@ -13,30 +13,12 @@ trash_app = typer.Typer(
 app.add_typer(trash_app, name="trash")
 
 
-def _open(ctx: typer.Context, job: str | None = None):
-    """The settings, the open collection and its trash (under the job lock when ``job`` writes)."""
-    import contextlib
-
-    from embedder.jobs_lock import job_lock
-    from embedder.store import open_store
-    from embedder.trash import Trash
-
-    settings = ctx.obj.settings(reading=job is None)  # listing reads; restore and empty need a store too
-    stack = contextlib.ExitStack()
-    if job:
-        stack.enter_context(job_lock(settings, job))
-    store = stack.enter_context(open_store(settings))
-    trash = stack.enter_context(Trash(settings, store))
-    return stack, trash
-
-
 @trash_app.command("list")
 @guarded
 def trash_list(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Items in the trash, newest first, with why and when they were removed."""
-    stack, trash = _open(ctx)
-    with stack:
-        entries = [e.to_dict() for e in trash.entries()]
+    with ctx.obj.library(reading=True) as library:
+        entries = [e.to_dict() for e in library.trash_entries()]
     if as_json:
         print_json({"items": entries})
         return
@@ -66,9 +48,8 @@ def trash_restore(
     """
     if bool(items) == restore_all:
         raise EmbedderError("name the items to restore (ids or paths), or give --all")
-    stack, trash = _open(ctx, "trash restore")
-    with stack:
-        restored = trash.restore_selected(None if restore_all else items)
+    with ctx.obj.library() as library:
+        restored = library.restore_from_trash(None if restore_all else items)
     if as_json:
         print_json({"restored": [e.to_dict() for e in restored]})
         return
@@ -87,9 +68,8 @@ def trash_empty(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Delete items from the trash for good (ingest already purges those older than trash_days)."""
-    stack, trash = _open(ctx, "trash empty")
-    with stack:
-        purged = trash.purge(older_than)
+    with ctx.obj.library() as library:
+        purged = library.empty_trash(older_than)
     if as_json:
         print_json({"purged": purged})
         return

@@ -17,7 +17,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from embedder.errors import StoreError
+from embedder.errors import EmbedderError, StoreError
 
 if TYPE_CHECKING:
     from embedder.settings import Settings
@@ -67,6 +67,50 @@ class Catalog(ABC):
     def next_version(self, logical: str) -> str:
         found = versions_of(logical, self.collections())
         return version_name(logical, (found[-1][0] if found else 0) + 1)
+
+    def listing(self) -> dict:
+        """``aliases`` (alias -> collection) and ``collections``: each physical collection with
+        the aliases that point at it (``embedder collections list``)."""
+        aliases = self.aliases()
+        rows = [{"name": n, "aliases": sorted(a for a, t in aliases.items() if t == n)} for n in self.collections()]
+        return {"aliases": aliases, "collections": rows}
+
+    def roll_back(self, logical: str) -> dict:
+        """Point ``logical`` at the newest version older than the one it points at now (which
+        re-embedding keeps). Returns ``alias``, ``from`` and ``to``.
+
+        Raises:
+            EmbedderError: there is no earlier version.
+        """
+        current = self.aliases().get(logical)
+        older = [
+            name
+            for version, name in versions_of(logical, self.collections())
+            if name != current and (current is None or version < int(current.rsplit("_v", 1)[-1]))
+        ]
+        if not older:
+            raise EmbedderError(f"no earlier version of '{logical}' to roll back to (current: {current})")
+        self.switch_alias(logical, older[-1])
+        return {"alias": logical, "from": current, "to": older[-1]}
+
+    def drop_unused(self, name: str, trash_suffix: str) -> list[str]:
+        """Delete the collection version ``name``, which no alias may point at, with its trash
+        (``name + trash_suffix``, its removed items). Returns what was dropped.
+
+        Raises:
+            EmbedderError: no such collection, or an alias points at it.
+        """
+        if name not in self.collections():
+            raise EmbedderError(f"no collection named '{name}'")
+        users = [alias for alias, target in self.aliases().items() if target == name]
+        if users:
+            raise EmbedderError(f"'{name}' is in use by alias {', '.join(users)}; roll back or re-embed first")
+        self.drop(name)
+        dropped = [name]
+        if name + trash_suffix in self.collections():
+            self.drop(name + trash_suffix)
+            dropped.append(name + trash_suffix)
+        return dropped
 
 
 class EdgeCatalog(Catalog):
