@@ -215,14 +215,15 @@ def train(
     """Train the two-tower head; keep the best epoch by validation NDCG@K in ``run_dir/model.safetensors``.
 
     ``init_factors`` (user factors, item factors) start the towers at a collaborative model
-    (see :func:`embedder.train.model.init_from_factors`); without content features the
-    untrained start is then "epoch 0" and is kept if no epoch of training beats it on validation.
+    (see :func:`embedder.train.model.init_from_factors`; with content features, the content MLP
+    first learns to map content to the factors, :func:`~embedder.train.model.fit_content_to_factors`);
+    the untrained start is then "epoch 0" and is kept if no epoch of training beats it on validation.
     Without validation pairs (the refit on all data), every epoch is kept and the last one is the
     result.
     """
     import torch
 
-    from embedder.train.model import TwoTower, init_from_factors
+    from embedder.train.model import TwoTower, fit_content_to_factors, init_from_factors
 
     progress = progress or Progress()
     if len(data.train_pairs) == 0:
@@ -231,12 +232,18 @@ def train(
     model = TwoTower(len(data.users), len(data.items), data.feature_dim, cfg.model).to(device)
     ctx = training_context(data, device, padded=cfg.model.user_tower == "history")
     if init_factors is not None:
-        init_from_factors(
-            model,
-            *(torch.as_tensor(f, device=device) for f in init_factors),
-            ctx["history_flat"],
-            ctx["history_offsets"],
-        )
+        user_factors, item_factors = (torch.as_tensor(f, device=device) for f in init_factors)
+        init_from_factors(model, user_factors, item_factors, ctx["history_flat"], ctx["history_offsets"])
+        if model.items.content is not None:  # cold items start from content mapped into the cf space
+            fit_content_to_factors(
+                model,
+                ctx["features"],
+                ctx["known"],
+                user_factors,
+                item_factors,
+                ctx["history_flat"],
+                ctx["history_offsets"],
+            )
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
     state = {"epoch": 0, "best_ndcg": -1.0, "best_epoch": 0, "bad_epochs": 0, "history": [], "stopped_early": False}
     last = run_dir / "last"
@@ -244,9 +251,9 @@ def train(
         if not (last / "state.json").is_file():
             raise EmbedderError(f"nothing to resume in {run_dir}: no last/state.json")
         state = _load_state(last, model, optimizer)
-    elif (init_factors is not None and model.items.content is None) or cfg.optim.max_epochs == 0:
-        # The cf start is a candidate only without content: with content, cold items need the
-        # content MLP, which the start leaves at zero, and validation (warm pairs) cannot see that.
+    elif init_factors is not None or cfg.optim.max_epochs == 0:
+        # The cf start is epoch 0: kept when no epoch of training beats it on validation (with
+        # content, its cold items score through the content fitted to the cf factors).
         users, items = all_vectors(model, ctx, len(data.users), len(data.items))
         ndcg = ndcg_on(users, items, data, cfg.optim.eval_k)
         state["history"].append({"epoch": 0, "loss": None, f"val_ndcg@{cfg.optim.eval_k}": round(ndcg, 6)})

@@ -162,3 +162,39 @@ def test_a_refit_without_validation_reports_no_ndcg_rather_than_zero(tmp_path):
 
     learning_curve(result.history, tmp_path / "curve.png", 10)  # the plot leaves the unknown points out
     assert (tmp_path / "curve.png").stat().st_size > 1000
+
+
+def test_the_cf_start_with_content_is_als_on_warm_items_and_content_on_cold_ones(tmp_path):
+    """With content features, the cf start (epoch 0) scores warm users and items exactly as ALS,
+    and cold items through the content mapped into the ALS space: a cold item ranks first for its
+    own community among the cold items. Early stopping keeps that start when no epoch beats it."""
+    import dataclasses
+
+    from safetensors.torch import load_file
+
+    from embedder.recommend.cf import CFParams
+    from embedder.train.data import cf_factors
+    from embedder.train.loop import all_vectors, training_context
+    from embedder.train.model import TwoTower
+
+    cold = [f"g{g}-i1" for g in range(8)]  # item 1 of every community: liked by most, held out
+    events = [e for e in communities() if e.item not in cold]
+    data = build_training_data(events, val_fraction=0.25, seed=0, extra_items=cold)
+    group = np.array([int(item.split("-")[0][1:]) for item in data.items])
+    noise = np.random.default_rng(0).normal(0, 0.05, (len(data.items), 8)).astype(np.float32)
+    data = dataclasses.replace(data, features=np.eye(8, dtype=np.float32)[group] + noise)
+    users_cf, items_cf = cf_factors(data, CFParams(iterations=30), 8, seed=0)
+    cfg = config(**{"optim.max_epochs": 1, "optim.lr": 1e-9})  # an epoch that cannot beat the start
+    result = train(data, cfg, tmp_path / "run", init_factors=(users_cf, items_cf))
+    assert result.best_epoch == 0 and result.history[0]["epoch"] == 0
+    model = TwoTower(len(data.users), len(data.items), data.feature_dim, cfg.model)
+    model.load_state_dict(load_file(tmp_path / "run" / "model.safetensors"))
+    users, items = all_vectors(model, training_context(data, "cpu"), len(data.users), len(data.items))
+    warm = data.trainable_items
+    np.testing.assert_allclose(items[warm], items_cf[warm], atol=1e-5)
+    np.testing.assert_allclose(users, users_cf, atol=1e-5)
+    cold_index = [data.items.index(item) for item in cold]
+    assert np.abs(items[cold_index]).sum() > 0  # the start leaves cold items zero no more
+    scores = users @ items[cold_index].T
+    own = np.array([int(user.split("-")[0][1:]) for user in data.users])
+    assert (scores.argmax(axis=1) == own).mean() >= 0.9
