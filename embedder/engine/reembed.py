@@ -45,6 +45,10 @@ from embedder.store.factory import open_physical
 if TYPE_CHECKING:
     from embedder.settings import Settings
 
+# Points read, rebuilt and written together by a blue-green rebuild: one upsert per page, and a
+# killed run resumes after the last page written.
+REBUILD_PAGE = 64
+
 
 @dataclass
 class StaleItem:
@@ -305,8 +309,8 @@ def _blue_green(settings: Settings, catalog, source: str, progress: Progress, en
             # The source is opened one page at a time, so searches served from it (an embedded
             # store admits one process at a time) only ever wait for a page read.
             with open_physical(settings, source) as old:
-                page, offset = old.page(offset, limit=64, with_vectors=wanted)
-            points, outcomes = [], []  # a page is written in one upsert; a killed run resumes after the last
+                page, offset = old.page(offset, limit=REBUILD_PAGE, with_vectors=wanted)
+            points, outcomes = [], []
             for record in page:
                 if record.id in done:
                     continue

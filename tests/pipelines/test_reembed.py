@@ -170,7 +170,10 @@ class KilledAfter(Progress):
                 raise KeyboardInterrupt
 
 
-def test_killed_rebuild_resumes_without_duplicates_or_losses(ingested, tmp_path):
+def test_killed_rebuild_resumes_without_duplicates_or_losses(ingested, tmp_path, monkeypatch):
+    from embedder.engine import reembed
+
+    monkeypatch.setattr(reembed, "REBUILD_PAGE", 2)  # pages of two: the kill falls after the first
     new_settings = settings_for(tmp_path, clap_model="tiny-clap-b")
     with pytest.raises(KeyboardInterrupt):
         run_reembed(new_settings, progress=KilledAfter(2))
