@@ -11,13 +11,14 @@ catalogue rows as ``run.py``), in one run:
   The head's config is ``pipelines/configs/train.toml`` with ``init = "cf"`` (the towers start at
   the ALS factors, with the settings tuning chose) and ``dim`` = the factors tuning chose on seed 0
   in ``results.json``, so the start is the tuned ALS; its item tower reads the catalogue rows'
-  text vectors. The head is kept only where an epoch beats the start on validation (epoch 0).
+  text vectors. The head is kept only where an epoch beats the start on validation (epoch 0: warm
+  items as ALS, cold items through the content fitted to the ALS factors).
 - **cold items**: ``embedder eval --split cold-items --methods popular,words,content,trained``:
   20% of the items are held out with all their events, and every method ranks only those items
   for each user who has one of them in test (``cf`` and the item-to-item models cannot score an
   item with no events, so they are not in this table).
 
-Usage (about 40 minutes on the project's 2-core machine):
+Usage (about 75 minutes on the project's 2-core machine):
     .venv/bin/python benchmarks/baselines/head.py --ml100k ../shared/data/ml-100k \
         --lastfm ../shared/data/lastfm-2k --seeds 0,1,2 --out benchmarks/baselines/head.json
 """
