@@ -8,6 +8,7 @@ import os
 import platform
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,6 +30,13 @@ def machine() -> dict:
 
 def command() -> str:
     return " ".join(sys.argv)
+
+
+def run_record(started: float, **fields) -> dict:
+    """A run's results: the machine, the command, ``fields`` and the minutes since ``started``
+    (a ``time.perf_counter()`` reading)."""
+    minutes = round((time.perf_counter() - started) / 60, 1)
+    return {"machine": machine(), "command": command(), **fields, "minutes": minutes}
 
 
 def save(results: dict, out: Path | None, markdown: Callable[[dict], str], indent: int = 2) -> None:

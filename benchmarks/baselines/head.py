@@ -36,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1]))
-from reporting import cli, command, machine, save  # noqa: E402
+from reporting import cli, run_record, save  # noqa: E402
 from run import DATA, ROOT, catalogue_file  # noqa: E402  (the table's own import and catalogue)
 
 WARM = ("cf", "ease", "trained")
@@ -172,14 +172,7 @@ def main() -> None:
         datasets.append(run_dataset("ml100k", args.ml100k, args.seeds, tuned["ml100k"], None))
     if args.lastfm:
         datasets.append(run_dataset("lastfm", args.lastfm, args.seeds, tuned["lastfm"], args.lastfm_ease_items))
-    results = {
-        "machine": machine(),
-        "command": command(),
-        "seeds": args.seeds,
-        "minutes": round((time.perf_counter() - started) / 60, 1),
-        "datasets": datasets,
-    }
-    save(results, args.out, markdown)
+    save(run_record(started, seeds=args.seeds, datasets=datasets), args.out, markdown)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks" / "serve"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from load import pct, start_server, stop_server  # noqa: E402  (the serve benchmark's helpers)
-from reporting import EMBEDDER, cli, command, machine, save  # noqa: E402
+from reporting import EMBEDDER, cli, run_record, save  # noqa: E402
 
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
 DEFAULT_METHODS = ("popular", "cf", "itemknn", "rp3beta", "ease")
@@ -354,14 +354,7 @@ def main() -> None:
         datasets.append(run_dataset("ml100k", args.ml100k, args.seeds, args.requests, None))
     if args.lastfm:
         datasets.append(run_dataset("lastfm", args.lastfm, args.seeds, args.requests, args.lastfm_ease_items))
-    results = {
-        "machine": machine(),
-        "command": command(),
-        "seeds": args.seeds,
-        "minutes": round((time.perf_counter() - started) / 60, 1),
-        "datasets": datasets,
-    }
-    save(results, args.out, markdown)
+    save(run_record(started, seeds=args.seeds, datasets=datasets), args.out, markdown)
 
 
 if __name__ == "__main__":

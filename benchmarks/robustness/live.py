@@ -50,7 +50,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks" / "serve"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from load import start_server, stop_server  # noqa: E402
-from reporting import EMBEDDER, cli, command, machine, save  # noqa: E402
+from reporting import EMBEDDER, cli, run_record, save  # noqa: E402
 
 STRATEGIES = ("popular", "cf")
 MIN_ITEMS = 3  # popularity_min_items in the last column
@@ -188,8 +188,7 @@ def main() -> None:
         for attack in args.attacks.split(",")
         for size in args.sizes.split(",")
     ]
-    results = {"machine": machine(), "command": command(), "minutes": round((time.perf_counter() - started) / 60, 1)}
-    save({**results, "rows": rows}, args.out, markdown)
+    save(run_record(started, rows=rows), args.out, markdown)
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks" / "independent"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from implicit_als import read  # noqa: E402  (the file readers every benchmark shares)
-from reporting import command, machine, save  # noqa: E402
+from reporting import run_record, save  # noqa: E402
 
 from embedder.recommend.cf import CFParams, fit_cf  # noqa: E402
 from embedder.recommend.interactions import Interaction  # noqa: E402
@@ -361,13 +361,7 @@ def main() -> None:
             result = run(name, folder, seeds, sizes, strategies, attacks)
             result["summary"] = summary(result["rows"])
             datasets.append(result)
-    results = {
-        "machine": machine(),
-        "command": command(),
-        "minutes": round((time.perf_counter() - started) / 60, 1),
-        "datasets": datasets,
-    }
-    save(results, args.out, markdown, indent=1)
+    save(run_record(started, datasets=datasets), args.out, markdown, indent=1)
 
 
 if __name__ == "__main__":
