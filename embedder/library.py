@@ -757,13 +757,14 @@ class Library:
             self._release_stores()  # the next use opens the version the alias now names
             return open_catalog(self.settings).roll_back(self.settings.collection)
 
-    def drop_collection(self, name: str) -> list[str]:
-        """Delete a collection version no alias points at, with its trash (``collections drop``).
-        Returns the collections dropped."""
+    def drop_collection(self, name: str, confirm=None) -> list[str]:
+        """Delete a collection version no alias points at, with its trash (``collections drop``);
+        ``confirm`` (no arguments, a bool) is asked once the checks have passed. Returns the
+        collections dropped (none when ``confirm`` said no)."""
         from embedder.store.catalog import open_catalog
         from embedder.trash import TRASH_SUFFIX
 
-        return open_catalog(self.settings).drop_unused(name, TRASH_SUFFIX)
+        return open_catalog(self.settings).drop_unused(name, TRASH_SUFFIX, confirm)
 
     def snapshot(self, label: str = "") -> dict:
         """A consistent copy of the whole store, log included (``snapshot create``): this

@@ -95,12 +95,11 @@ def collections_drop(
     yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
 ) -> None:
     """Delete a collection version that no alias points at."""
+    ask = None if yes else (lambda: typer.confirm(f"delete collection {name}?"))
     with ctx.obj.library() as library:
-        known = library.collections()
-        if name in {c["name"] for c in known["collections"]} and name not in known["aliases"].values():
-            if not yes and not typer.confirm(f"delete collection {name}?"):
-                raise typer.Exit(1)
-        dropped = library.drop_collection(name)  # refuses a name that is unknown or in use
+        dropped = library.drop_collection(name, confirm=ask)  # refuses a name that is unknown or in use
+    if not dropped:
+        raise typer.Exit(1)
     for dropped_name in dropped:  # its trash (its removed items) goes with it
         out.print(f"dropped {dropped_name}", highlight=False)
 

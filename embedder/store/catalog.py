@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -93,9 +94,10 @@ class Catalog(ABC):
         self.switch_alias(logical, older[-1])
         return {"alias": logical, "from": current, "to": older[-1]}
 
-    def drop_unused(self, name: str, trash_suffix: str) -> list[str]:
+    def drop_unused(self, name: str, trash_suffix: str, confirm: Callable[[], bool] | None = None) -> list[str]:
         """Delete the collection version ``name``, which no alias may point at, with its trash
-        (``name + trash_suffix``, its removed items). Returns what was dropped.
+        (``name + trash_suffix``, its removed items). ``confirm``, when given, is asked once the
+        checks have passed; a no drops nothing. Returns what was dropped.
 
         Raises:
             EmbedderError: no such collection, or an alias points at it.
@@ -105,6 +107,8 @@ class Catalog(ABC):
         users = [alias for alias, target in self.aliases().items() if target == name]
         if users:
             raise EmbedderError(f"'{name}' is in use by alias {', '.join(users)}; roll back or re-embed first")
+        if confirm is not None and not confirm():
+            return []
         self.drop(name)
         dropped = [name]
         if name + trash_suffix in self.collections():
